@@ -1,0 +1,27 @@
+"""symdl: MATLAB-style deep-learning automatic differentiation for Python,
+on a symbolic engine (trace -> graph -> symbolic derivatives -> simplify ->
+native code)."""
+
+from . import ir as _ir  # noqa: F401  (registers primitives and rules)
+from .array import dlarray, dims, extractdata, finddim, stripdims
+from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
+from .elementwise_api import elementwise
+from .functions import (
+    abs, arccos, arcsin, arctan, arctan2, ceil, clip, concatenate, cos, cosh, dot, erf, exp,
+    expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
+    reshape, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
+)
+from .inspect import trace
+from .ir.graph import Graph
+from .simplify import simplify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
+    "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
+    "abs", "arccos", "arcsin", "arctan", "arctan2", "ceil", "clip", "concatenate", "cos", "cosh",
+    "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
+    "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where",
+]

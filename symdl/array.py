@@ -1,0 +1,367 @@
+"""``dlarray``: a numpy array with dimension labels that records the graph of
+what is computed from it inside ``dlfeval``."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import functions as F
+from .core import apply, is_traced
+from .formats import canonical_permutation, check_fmt
+
+__all__ = ["dlarray", "extractdata", "dims", "finddim", "stripdims"]
+
+
+class dlarray:
+    """A deep-learning array: data (float32 or float64), optional dimension
+    labels, and, inside ``dlfeval``, its place in the traced graph.
+
+    ``fmt`` labels each dimension with S (spatial), C (channel), B (batch),
+    T (time) or U (unspecified); the data is permuted to MATLAB's canonical
+    order S..., C, B, T, U...
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> x = symdl.dlarray(np.zeros((2, 28, 28)), "CSS")   # permuted to SSC
+        >>> x.fmt, x.shape
+        ('SSC', (28, 28, 2))
+    """
+
+    __slots__ = ("_value", "_node", "_trace", "_fmt")
+    __array_priority__ = 1000
+
+    def __init__(self, data, fmt: str | None = None, dtype=None):
+        if isinstance(data, dlarray):
+            value, src_fmt = data._value, data._fmt
+        else:
+            value, src_fmt = data, None
+        arr = np.asarray(value)
+        if arr.dtype.kind == "c":
+            raise TypeError(f"dlarray: complex data is not supported (got dtype {arr.dtype})")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"dlarray: data must be numeric, got {type(data).__name__} of dtype {arr.dtype}")
+        if dtype is not None:
+            target = np.dtype(dtype)
+            if target.name not in ("float32", "float64"):
+                raise TypeError(f"dlarray: dtype must be float32 or float64, got {target.name}")
+        elif arr.dtype.name in ("float32", "float64"):
+            target = arr.dtype
+        else:
+            target = np.dtype("float64")
+        arr = np.array(arr, dtype=target, copy=True)
+        self._node = None
+        self._trace = None
+        self._fmt = None
+        if isinstance(data, dlarray) and data._node is not None and is_traced(data) and fmt is None \
+                and dtype is None:
+            self._node, self._trace = data._node, data._trace
+        if fmt is None:
+            self._fmt = src_fmt
+        else:
+            fmt = check_fmt(fmt, arr.ndim)
+            perm, fmt = canonical_permutation(fmt)
+            arr = np.ascontiguousarray(np.transpose(arr, perm))
+            self._fmt = fmt
+        self._value = arr
+
+    @classmethod
+    def _wrap(cls, value: np.ndarray, node, trace, fmt: str | None) -> "dlarray":
+        out = object.__new__(cls)
+        out._value = value
+        out._node = node
+        out._trace = trace
+        out._fmt = fmt
+        return out
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    @property
+    def fmt(self) -> str:
+        """The dimension labels ('' when unformatted)."""
+        return self._fmt or ""
+
+    @property
+    def T(self) -> "dlarray":
+        return F.transpose(self)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d dlarray")
+        return self.shape[0]
+
+    def _scalar(self, kind: str):
+        if self.size != 1:
+            raise TypeError(f"only one-element dlarrays convert to Python {kind}s, got shape {self.shape}")
+        return self._value.reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iub":
+            raise TypeError("only integer dlarrays can be used as an index")
+        return int(self._scalar("int"))
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a dlarray of shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self._value.reshape(()).item())
+
+    def any(self) -> bool:
+        return bool(np.any(self._value))
+
+    def all(self) -> bool:
+        return bool(np.all(self._value))
+
+    def __repr__(self) -> str:
+        fmt = f", fmt={self._fmt!r}" if self._fmt else ""
+        traced = ", traced" if is_traced(self) else ""
+        return f"dlarray({np.array2string(self._value, separator=', ')}{fmt}{traced})"
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self._value, dtype=dtype, copy=True)
+
+    def __hash__(self):
+        return id(self)
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, o): return F.add(self, o)
+    def __radd__(self, o): return F.add(o, self)
+    def __sub__(self, o): return F.subtract(self, o)
+    def __rsub__(self, o): return F.subtract(o, self)
+    def __mul__(self, o): return F.multiply(self, o)
+    def __rmul__(self, o): return F.multiply(o, self)
+    def __truediv__(self, o): return F.divide(self, o)
+    def __rtruediv__(self, o): return F.divide(o, self)
+    def __pow__(self, o): return F.power(self, o)
+    def __rpow__(self, o): return F.power(o, self)
+    def __matmul__(self, o): return F.matmul(self, o)
+    def __rmatmul__(self, o): return F.matmul(o, self)
+    def __neg__(self): return F.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return F.abs(self)
+    def __gt__(self, o): return F.compare("gt", self, o)
+    def __ge__(self, o): return F.compare("ge", self, o)
+    def __lt__(self, o): return F.compare("lt", self, o)
+    def __le__(self, o): return F.compare("le", self, o)
+    def __eq__(self, o): return F.compare("eq", self, o)  # noqa: E704
+    def __ne__(self, o): return F.compare("ne", self, o)
+    def __and__(self, o): return F.logical_and(self, o)
+    def __rand__(self, o): return F.logical_and(o, self)
+    def __or__(self, o): return F.logical_or(self, o)
+    def __ror__(self, o): return F.logical_or(o, self)
+    def __invert__(self): return F.logical_not(self)
+
+    # ------------------------------------------------------------ methods
+    def reshape(self, *shape): return F.reshape(self, *shape)
+    def transpose(self, *axes): return F.transpose(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None))
+    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
+    def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
+    def squeeze(self, axis=None): return F.squeeze(self, axis)
+    def astype(self, dtype): return F.astype(self, dtype)
+    def flatten(self): return F.reshape(self, (-1,))
+    def ravel(self): return F.reshape(self, (-1,))
+
+    # ------------------------------------------------------------ indexing
+    def __getitem__(self, key):
+        return _getitem(self, key)
+
+    def __setitem__(self, key, value):
+        updated = _setitem(self, key, value)
+        self._value, self._node, self._trace = updated._value, updated._node, updated._trace
+
+    # ------------------------------------------------------------ numpy protocols
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if kwargs.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__}: dlarrays are immutable; out= is not supported")
+        fn = F.NUMPY_UFUNCS.get(ufunc)
+        if method == "__call__" and fn is not None and not kwargs:
+            return fn(*inputs)
+        if method == "reduce" and ufunc in (np.add, np.maximum, np.minimum, np.multiply):
+            reducer = {np.add: F.sum, np.maximum: F.max, np.minimum: F.min, np.multiply: F.prod}[ufunc]
+            return reducer(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+        name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+        raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it")
+
+    def __array_function__(self, func, types, args, kwargs):
+        fn = F.NUMPY_FUNCTIONS.get(func)
+        if fn is None:
+            raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: "
+                            "symdl has no derivative rule for it")
+        return fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- labels
+
+def extractdata(x) -> np.ndarray:
+    """The data of ``x`` as a numpy array that the caller owns (a copy).
+
+    Example:
+        >>> import symdl
+        >>> symdl.extractdata(symdl.dlarray([1.0, 2.0]))
+        array([1., 2.])
+    """
+    if isinstance(x, dlarray):
+        return np.array(x._value, copy=True)
+    return np.array(x, copy=True)
+
+
+def dims(x) -> str:
+    """The dimension labels of ``x`` ('' when it has none)."""
+    if not isinstance(x, dlarray):
+        raise TypeError(f"dims: expected a dlarray, got {type(x).__name__}")
+    return x.fmt
+
+
+def finddim(x, label: str) -> list[int]:
+    """The axes (0-based) of ``x`` labelled ``label``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.finddim(symdl.dlarray(np.zeros((4, 4, 3, 8)), "SSCB"), "S")
+        [0, 1]
+    """
+    if not isinstance(x, dlarray):
+        raise TypeError(f"finddim: expected a dlarray, got {type(x).__name__}")
+    if not isinstance(label, str) or len(label) != 1 or label.upper() not in "SCBTU":
+        raise ValueError(f"finddim: label must be one of 'S', 'C', 'B', 'T', 'U', got {label!r}")
+    return [i for i, c in enumerate(x.fmt) if c == label.upper()]
+
+
+def stripdims(x) -> dlarray:
+    """``x`` without dimension labels (data and tracing unchanged)."""
+    if not isinstance(x, dlarray):
+        raise TypeError(f"stripdims: expected a dlarray, got {type(x).__name__}")
+    return dlarray._wrap(x._value, x._node, x._trace, None)
+
+
+# ---------------------------------------------------------------- indexing
+
+def _normalize_key(x: dlarray, key) -> tuple:
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = tuple(np.asarray(k._value) if isinstance(k, dlarray) else k for k in key)
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis
+                 and not (isinstance(k, np.ndarray) and k.dtype == bool))
+    n_real += sum(k.ndim for k in key if isinstance(k, np.ndarray) and k.dtype == bool)
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if Ellipsis in [k for k in key if not isinstance(k, np.ndarray)]:
+        i = next(j for j, k in enumerate(key) if k is Ellipsis and not isinstance(k, np.ndarray))
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices for a dlarray of {x.ndim} dimensions")
+    return key
+
+
+def _getitem(x: dlarray, key):
+    key = _normalize_key(x, key)
+    slices, out_shape, advanced = [], [], []
+    axis = 0
+    for k in key:
+        if k is None:
+            out_shape.append(1)
+            continue
+        if isinstance(k, slice):
+            n = len(range(x.shape[axis])[k])
+            slices.append(k)
+            out_shape.append(n)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            size = x.shape[axis]
+            if not -size <= k < size:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {size}")
+            slices.append(slice(int(k) % size, int(k) % size + 1))
+        else:
+            arr = np.asarray(k)
+            if arr.dtype == bool:
+                if arr.shape != x.shape[axis:axis + arr.ndim]:
+                    raise IndexError(f"boolean index of shape {arr.shape} does not match shape {x.shape}")
+                if arr.ndim != 1:
+                    return _flat_gather(x, key)
+                arr = np.nonzero(arr)[0]
+            if arr.dtype.kind not in "iu":
+                raise IndexError(f"dlarray indices must be integers, slices, None, ... or bool arrays, got {arr.dtype}")
+            advanced.append((len(out_shape), axis, arr))
+            slices.append(slice(None))
+            out_shape.append(None)
+        axis += 1
+    if len(advanced) > 1:
+        return _flat_gather(x, key)
+    out = x
+    if any(s != slice(None) for s in slices):
+        out = apply("slice", [x], **_slice_attrs(x.shape, slices))
+    if advanced:
+        pos, ax, arr = advanced[0]
+        out = F.take(out, arr, axis=ax)
+        shape = []
+        for d in out_shape:
+            shape.extend(arr.shape if d is None else (d,))
+        return F.reshape(out, shape)
+    result = F.reshape(out, out_shape)
+    if x._fmt and len(out_shape) == x.ndim and all(isinstance(k, slice) for k in key):
+        result._fmt = x._fmt
+    return result
+
+
+def _slice_attrs(shape, slices):
+    from .ir.build import _norm_slice
+    slices = list(slices) + [slice(None)] * (len(shape) - len(slices))
+    norm = [_norm_slice(s, n) for s, n in zip(slices, shape)]
+    return dict(starts=tuple(s[0] for s in norm), stops=tuple(s[1] for s in norm),
+                steps=tuple(s[2] for s in norm))
+
+
+def _flat_positions(x: dlarray, key) -> np.ndarray:
+    try:
+        return np.arange(x.size, dtype=np.int64).reshape(x.shape)[key]
+    except IndexError as err:
+        raise IndexError(f"dlarray index {key!r} does not fit shape {x.shape}: {err}") from None
+
+
+def _flat_gather(x: dlarray, key):
+    pos = _flat_positions(x, key)
+    return F.reshape(F.take(F.reshape(x, (-1,)), pos.reshape(-1), axis=0), pos.shape)
+
+
+def _setitem(x: dlarray, key, value) -> dlarray:
+    key = _normalize_key(x, key)
+    pos = np.asarray(_flat_positions(x, key)).reshape(-1)
+    if pos.size == 0:
+        return x
+    # numpy assignment keeps the last write to a repeated position
+    uniq, first_in_reversed = np.unique(pos[::-1], return_index=True)
+    last = pos.size - 1 - first_in_reversed
+    target_shape = np.asarray(_flat_positions(x, key)).shape
+    v = value if isinstance(value, dlarray) else np.asarray(value)
+    v = F.broadcast_to(F.astype(v, x.dtype) if isinstance(v, dlarray) else dlarray(v, dtype=x.dtype), target_shape)
+    v_flat = F.take(F.reshape(v, (-1,)), last, axis=0)
+    scattered = apply("take_add", [v_flat, uniq.astype(np.int64)], axis=0, size=x.size)
+    mask = np.zeros(x.size, dtype=bool)
+    mask[uniq] = True
+    out = F.where(mask, scattered, F.reshape(x, (-1,)))
+    out = F.reshape(out, x.shape)
+    out._fmt = x._fmt
+    return out

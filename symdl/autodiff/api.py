@@ -1,0 +1,244 @@
+"""dlfeval, dlgradient and the derivative operators of physics-informed
+networks (dljacobian, dldivergence, dllaplacian)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..array import dlarray
+from ..core import is_traced
+from ..ir import build as B
+from ..ir.node import Node
+from ..tracing import TraceContext, active_root, run_traced
+from ..tree import tree_flatten, tree_map, tree_unflatten
+from .reverse import jvp, vjp
+
+__all__ = ["dlfeval", "dlgradient", "dljacobian", "dldivergence", "dllaplacian", "gradient_nodes"]
+
+
+def _wrap_input(a: dlarray, ctx: TraceContext) -> dlarray:
+    if is_traced(a):
+        return a  # nested dlfeval: stays connected to the outer trace
+    node = ctx.new_input(a._value)
+    return dlarray._wrap(a._value, node, ctx.root, a._fmt)
+
+
+def _strip(a):
+    return dlarray._wrap(a._value, None, None, a._fmt) if isinstance(a, dlarray) else a
+
+
+def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Evaluate ``fun(*args, **kwargs)`` with automatic differentiation on.
+
+    Every dlarray among the arguments, at any depth of tuples, lists, dicts
+    and dataclasses, is traced; ``dlgradient`` may be called inside ``fun``.
+    Returns what ``fun`` returns, with dlarrays untraced again (inside an outer
+    ``dlfeval`` they stay traced, so the outer call can differentiate through).
+
+    Example:
+        >>> import symdl
+        >>> def f(x):
+        ...     y = symdl.sum(x ** 2)
+        ...     return y, symdl.dlgradient(y, x)
+        >>> y, g = symdl.dlfeval(f, symdl.dlarray([1.0, 2.0]))
+        >>> symdl.extractdata(g)
+        array([2., 4.])
+    """
+    if not callable(fun):
+        raise TypeError(f"dlfeval: fun must be callable, got {type(fun).__name__}")
+    ctx, out = run_traced(fun, args, kwargs, _wrap_input)
+    if ctx.parent is not None:
+        return out
+    return tree_map(_strip, out)
+
+
+def _check_y(y, where: str) -> TraceContext:
+    root = active_root()
+    if root is None:
+        raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
+    if not isinstance(y, dlarray):
+        raise ValueError(f"{where}: y must be a traced dlarray, got {type(y).__name__}")
+    if not is_traced(y):
+        raise ValueError(f"{where}: y is not traced; it must be computed from dlarray inputs of dlfeval")
+    return root
+
+
+def gradient_nodes(y: Node, wrt: list[Node]) -> list[Node | None]:
+    """Symbolic gradients of scalar ``y`` with respect to ``wrt``.
+
+    A single scalar ``x`` uses forward mode: it builds the derivative bottom-up,
+    so repeated derivatives keep the Leibniz structure and stay small; anything
+    else uses reverse mode (one pass for all inputs).
+    """
+    if len(wrt) == 1 and wrt[0].size == 1:
+        (t,) = jvp([y], wrt, [B.fill(1.0, wrt[0])])
+        if t is None:
+            return [None]
+        return [B.reshape(t, wrt[0].shape) if t.shape != wrt[0].shape else t]
+    return vjp([y], [B.fill(1.0, y)], wrt)
+
+
+def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
+               enable_higher_derivatives: bool = False):
+    """Gradients of the traced real scalar ``y`` with respect to each ``x``.
+
+    Each ``x`` is a traced dlarray or a container of them; its gradient has
+    the same structure, shape, labels and dtype.  An ``x`` that ``y`` does not
+    depend on gets zeros.  With one ``x`` the gradient itself is returned,
+    with several a tuple.  ``enable_higher_derivatives=True`` returns traced
+    gradients that can be differentiated again, to any order.
+    ``retain_data`` is accepted for MATLAB compatibility: the trace is always
+    kept for the whole ``dlfeval`` call, so results never depend on it.
+
+    Example:
+        >>> import symdl
+        >>> def f(x):
+        ...     y = symdl.sin(x) * x
+        ...     return symdl.dlgradient(y, x)
+        >>> float(symdl.dlfeval(f, symdl.dlarray(0.0)))
+        0.0
+    """
+    root = _check_y(y, "dlgradient")
+    if not xs:
+        raise ValueError("dlgradient: give at least one x to differentiate with respect to")
+    if y.size != 1:
+        raise ValueError(f"dlgradient: y must be a scalar (one element), got shape {y.shape}")
+    if y.dtype.kind != "f":
+        raise ValueError(f"dlgradient: y must be real floating point, got dtype {y.dtype}")
+    leaves, treedef = tree_flatten(xs)
+    for k, leaf in enumerate(leaves):
+        if not isinstance(leaf, dlarray):
+            raise ValueError(f"dlgradient: every x must be a dlarray (or a container of dlarrays); "
+                             f"found {type(leaf).__name__}")
+        if not is_traced(leaf):
+            raise ValueError("dlgradient: x is not traced; differentiate with respect to dlfeval inputs "
+                             "or values computed from them")
+    wrt = list(dict.fromkeys(leaf._node for leaf in leaves))
+    ynode = B.reshape(y._node, ()) if y.shape != () else y._node
+    grads = dict(zip(wrt, gradient_nodes(ynode, wrt)))
+    nodes = []
+    for leaf in leaves:
+        g = grads[leaf._node]
+        g = B.fill(0.0, leaf._node) if g is None else B.convert(g, leaf._node.dtype)
+        nodes.append(g)
+    values = root.values(nodes)
+    keep = root if enable_higher_derivatives else None
+    outs = [dlarray._wrap(v, n if keep else None, keep, leaf._fmt)
+            for v, n, leaf in zip(values, nodes, leaves)]
+    result = tree_unflatten(treedef, outs)
+    return result[0] if len(xs) == 1 else result
+
+
+# ---------------------------------------------------------------- PINN operators
+
+def _coordinate_axis(x: dlarray, dim, where: str) -> int:
+    if isinstance(dim, str):
+        axes = [i for i, c in enumerate(x.fmt) if c == dim.upper()]
+        if len(axes) != 1:
+            raise ValueError(f"{where}: dim {dim!r} must name exactly one dimension of x (fmt {x.fmt!r})")
+        return axes[0]
+    if not isinstance(dim, (int, np.integer)) or not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{where}: dim must be an axis of x (0..{x.ndim - 1}) or a label, got {dim!r}")
+    return int(dim) % x.ndim
+
+
+def _component(u: dlarray, axis: int, i: int) -> Node:
+    sl = [slice(None)] * u.ndim
+    sl[axis] = slice(i, i + 1)
+    return B.reduce_sum(B.slice_(u._node, sl), range(u.ndim))
+
+
+def _check_pair(u, x, where):
+    root = _check_y(u, where)
+    if not isinstance(x, dlarray) or not is_traced(x):
+        raise ValueError(f"{where}: x must be a traced dlarray")
+    return root
+
+
+def _jacobian_nodes(u: dlarray, x: dlarray, ax_u: int, ax_x: int, where: str) -> Node:
+    """J[i, j, rest...] = d u[i, rest] / d x[j, rest] (each position independent)."""
+    rest_u = [d for k, d in enumerate(u.shape) if k != ax_u]
+    rest_x = [d for k, d in enumerate(x.shape) if k != ax_x]
+    if rest_u != rest_x:
+        raise ValueError(f"{where}: u of shape {u.shape} and x of shape {x.shape} must agree off the "
+                         f"coordinate axis ({ax_u} of u, {ax_x} of x)")
+    rows = []
+    for i in range(u.shape[ax_u]):
+        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), u.dtype.name)], [x._node])
+        g = B.fill(0.0, x._node) if g is None else g
+        perm = [ax_x] + [k for k in range(x.ndim) if k != ax_x]
+        rows.append(B.reshape(B.transpose(g, perm), (1, *g.shape[ax_x:ax_x + 1], *rest_x)))
+    return B.concatenate(rows, 0)
+
+
+def _result(root, node: Node, higher: bool, fmt: str | None) -> dlarray:
+    (value,) = root.values([node])
+    return dlarray._wrap(value, node if higher else None, root if higher else None, fmt)
+
+
+def dljacobian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:
+    """Jacobian of the vector field ``u`` with respect to ``x``; ``dim`` is the
+    axis (or label) holding the coordinates of both.  The result has the
+    components of ``u`` first, then those of ``x``, then the other axes.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> def f(x):
+        ...     return symdl.dljacobian(x ** 2, x, 0)
+        >>> symdl.extractdata(symdl.dlfeval(f, symdl.dlarray(np.array([[1.0], [2.0]]))))[:, :, 0]
+        array([[2., 0.],
+               [0., 4.]])
+    """
+    root = _check_pair(u, x, "dljacobian")
+    ax_x = _coordinate_axis(x, dim, "dljacobian")
+    ax_u = _coordinate_axis(u, dim, "dljacobian")
+    return _result(root, _jacobian_nodes(u, x, ax_u, ax_x, "dljacobian"), enable_higher_derivatives, None)
+
+
+def dldivergence(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:
+    """Divergence ``sum_i d u_i / d x_i`` per position; the coordinate axis is
+    kept with size 1 (as MATLAB)."""
+    root = _check_pair(u, x, "dldivergence")
+    ax_x = _coordinate_axis(x, dim, "dldivergence")
+    ax_u = _coordinate_axis(u, dim, "dldivergence")
+    if u.shape[ax_u] != x.shape[ax_x]:
+        raise ValueError(f"dldivergence: u has {u.shape[ax_u]} components but x has {x.shape[ax_x]} coordinates")
+    jac = _jacobian_nodes(u, x, ax_u, ax_x, "dldivergence")
+    n = u.shape[ax_u]
+    diag = [B.slice_(jac, [slice(i, i + 1), slice(i, i + 1)]) for i in range(n)]
+    total = diag[0] if n == 1 else B.add(*diag)
+    rest = [d for k, d in enumerate(x.shape) if k != ax_x]
+    out_shape = list(rest)
+    out_shape.insert(ax_x, 1)
+    return _result(root, B.reshape(total, out_shape), enable_higher_derivatives, x._fmt)
+
+
+def dllaplacian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:
+    """Laplacian ``sum_j d^2 u_i / d x_j^2`` of each component of ``u``, per
+    position; the result has the shape of ``u``."""
+    root = _check_pair(u, x, "dllaplacian")
+    ax_x = _coordinate_axis(x, dim, "dllaplacian")
+    ax_u = _coordinate_axis(u, dim, "dllaplacian")
+    rest = [d for k, d in enumerate(x.shape) if k != ax_x]
+    comps = []
+    for i in range(u.shape[ax_u]):
+        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), u.dtype.name)], [x._node])
+        terms = []
+        for j in range(x.shape[ax_x]) if g is not None else ():
+            sl = [slice(None)] * x.ndim
+            sl[ax_x] = slice(j, j + 1)
+            gj = B.slice_(g, sl)
+            (h,) = vjp([B.reduce_sum(gj, range(x.ndim))], [B.const(1.0, (), u.dtype.name)], [x._node])
+            if h is not None:
+                terms.append(B.slice_(h, sl))
+        if not terms:
+            shape = list(rest)
+            shape.insert(ax_x, 1)
+            comps.append(B.const(0.0, shape, u.dtype.name))
+        else:
+            comps.append(terms[0] if len(terms) == 1 else B.add(*terms))
+    lap = comps[0] if len(comps) == 1 else B.concatenate(comps, ax_x)
+    lap = B.reshape(lap, u.shape) if lap.shape != u.shape else lap
+    return _result(root, lap, enable_higher_derivatives, u._fmt)

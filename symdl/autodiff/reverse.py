@@ -1,0 +1,87 @@
+"""Reverse and forward mode over a graph: iterative loops in a deterministic order."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir import build as B
+from ..ir.node import Node
+from ..ir.ops import primitive
+from ..ir.rewrite import toposort
+from .rules import JVP, VJP
+
+
+class NoDerivativeRule(TypeError):
+    """An op in the path between inputs and outputs has no derivative rule."""
+
+
+def _depends(order: list[Node], wrt: Sequence[Node]) -> set[Node]:
+    """Nodes of ``order`` that depend on any of ``wrt``."""
+    dep = set(wrt)
+    for node in order:
+        if node not in dep and any(i in dep for i in node.inputs):
+            dep.add(node)
+    return dep
+
+
+def _sum(contributions: list[Node]) -> Node:
+    return contributions[0] if len(contributions) == 1 else B.add(*contributions)
+
+
+def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]) -> list[Node | None]:
+    """Cotangents of ``wrt`` given cotangents of ``outputs`` (``None``: independent).
+
+    One pass over the reverse topological order; contributions to a node are
+    collected in a list and summed once, as one canonical n-ary sum, when the
+    node is reached.  Each edge's contribution is summed down to its input's
+    shape (un-broadcasting).
+    """
+    order = toposort(outputs)
+    relevant = _depends(order, wrt)
+    wanted = set(wrt)
+    pending: dict[Node, list[Node]] = {}
+    for out, cot in zip(outputs, cotangents):
+        if out in relevant:
+            pending.setdefault(out, []).append(cot)
+    done: dict[Node, Node] = {}
+    for node in reversed(order):
+        contribs = pending.pop(node, None)
+        if not contribs:
+            continue
+        g = _sum(contribs)
+        if node in wanted:
+            done[node] = g
+        if not node.inputs or not any(i in relevant for i in node.inputs):
+            continue
+        prim = primitive(node.op)
+        if not prim.differentiable:
+            continue
+        rule = VJP.get(node.op)
+        if rule is None:
+            raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
+        for inp, cot in zip(node.inputs, rule(node, g)):
+            if cot is None or inp not in relevant:
+                continue
+            pending.setdefault(inp, []).append(B.unbroadcast(cot, inp.shape))
+    return [done.get(x) for x in wrt]
+
+
+def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) -> list[Node | None]:
+    """Tangents of ``outputs`` given tangents of ``wrt`` (forward mode)."""
+    order = toposort(outputs)
+    relevant = _depends(order, wrt)
+    tangent: dict[Node, Node | None] = dict(zip(wrt, tangents))
+    for node in order:
+        if node in tangent or node not in relevant:
+            continue
+        if not primitive(node.op).differentiable:
+            tangent[node] = None
+            continue
+        rule = JVP.get(node.op)
+        if rule is None:
+            raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
+        t = rule(node, [tangent.get(i) for i in node.inputs])
+        if t is not None and t.shape != node.shape:
+            t = B.broadcast_to(t, node.shape)
+        tangent[node] = t
+    return [tangent.get(o) for o in outputs]

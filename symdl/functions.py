@@ -1,0 +1,431 @@
+"""The array functions of symdl (numpy names), on dlarrays traced or not.
+
+Each is a primitive call or a decomposition into primitives, so derivatives of
+every order follow from the rule table.  ``NUMPY_FUNCTIONS`` maps the numpy
+functions that dlarray handles through ``__array_function__`` and
+``__array_ufunc__`` to these.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .core import apply, promote, to_operands
+from .ir.shapes import ShapeError, broadcast_shapes, normalize_axes
+
+__all__ = [
+    "add", "subtract", "multiply", "divide", "negative", "power", "square", "sqrt",
+    "exp", "log", "log1p", "expm1", "abs", "sign", "sin", "cos", "tan", "arcsin", "arccos",
+    "arctan", "arctan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil", "maximum", "minimum",
+    "where", "clip", "sum", "mean", "prod", "max", "min", "matmul", "dot", "concatenate",
+    "stack", "reshape", "transpose", "squeeze", "expand_dims", "compare", "logical_and",
+    "logical_or", "logical_not", "take", "broadcast_to", "astype", "NUMPY_FUNCTIONS", "NUMPY_UFUNCS",
+]
+
+
+def _arr(x):
+    from .array import dlarray
+    return x if isinstance(x, dlarray) else dlarray(x)
+
+
+def _shape(x) -> tuple[int, ...]:
+    return tuple(np.shape(x._value if hasattr(x, "_value") else x))
+
+
+def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
+    """Elementwise results keep the labels of an operand of the result's rank."""
+    for x in operands:
+        fmt = getattr(x, "_fmt", None)
+        if fmt is not None and len(fmt) == ndim:
+            return fmt
+    return None
+
+
+def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **attrs):
+    ops = to_operands(operands, dtype)
+    shape = broadcast_shapes(op, [_shape(x) for x in ops])
+    return apply(op, ops, fmt=_fmt_for(operands, len(shape)), **attrs)
+
+
+# ---------------------------------------------------------------- arithmetic
+
+def add(a, b):
+    """Elementwise ``a + b`` (broadcasting)."""
+    return _elementwise("add", [a, b], coeffs=(1.0, 1.0), const=0.0)
+
+
+def subtract(a, b):
+    return _elementwise("add", [a, b], coeffs=(1.0, -1.0), const=0.0)
+
+
+def negative(a):
+    return _elementwise("add", [a], coeffs=(-1.0,), const=0.0)
+
+
+def multiply(a, b):
+    return _elementwise("mul", [a, b], exps=(1, 1))
+
+
+def divide(a, b):
+    return _elementwise("mul", [a, b], exps=(1, -1))
+
+
+def _scalar_exponent(p) -> float | None:
+    from .array import dlarray
+    if isinstance(p, dlarray):
+        return None
+    arr = np.asarray(p)
+    if arr.ndim == 0 and arr.dtype.kind in "biuf":
+        return float(arr)
+    return None
+
+
+def power(a, p):
+    """``a ** p``: a constant exponent is exact (integers become products);
+    an array exponent is the differentiable ``pow`` primitive."""
+    e = _scalar_exponent(p)
+    if e is not None:
+        (x,) = to_operands([a], promote([a]))
+        if e.is_integer():
+            if e == 0:  # x ** 0 is 1 for every x, NaN included (IEEE pow)
+                return apply("powc", [x], fmt=getattr(a, "_fmt", None), p=0.0)
+            return apply("mul", [x], fmt=getattr(a, "_fmt", None), exps=(int(e),))
+        return apply("powc", [x], fmt=getattr(a, "_fmt", None), p=e)
+    return _elementwise("pow", [a, p])
+
+
+def square(a):
+    return power(a, 2)
+
+
+def sqrt(a):
+    return power(a, 0.5)
+
+
+def _unary(op: str):
+    def f(x):
+        return _elementwise(op, [x])
+    f.__name__ = op
+    f.__doc__ = f"Elementwise ``{op}`` (differentiable to any order).\n\n    Example:\n        >>> import symdl\n" \
+        f"        >>> y = symdl.{op}(symdl.dlarray([0.5]))\n"
+    return f
+
+
+exp, log, log1p, expm1 = (_unary(n) for n in ("exp", "log", "log1p", "expm1"))
+sin, cos, tan, sinh, cosh, tanh = (_unary(n) for n in ("sin", "cos", "tan", "sinh", "cosh", "tanh"))
+arcsin, arccos, arctan = _unary("asin"), _unary("acos"), _unary("atan")
+arcsinh, arccosh, arctanh = _unary("asinh"), _unary("acosh"), _unary("atanh")
+abs, sign, erf, floor, ceil = (_unary(n) for n in ("abs", "sign", "erf", "floor", "ceil"))
+
+
+def arctan2(y, x):
+    return _elementwise("atan2", [y, x])
+
+
+def maximum(a, b):
+    return _elementwise("maximum", [a, b])
+
+
+def minimum(a, b):
+    return _elementwise("minimum", [a, b])
+
+
+def compare(op: str, a, b):
+    """Elementwise comparison (``gt ge lt le eq ne``): a bool dlarray, not differentiable."""
+    return _elementwise(op, [a, b])
+
+
+def _as_bool(c):
+    from .array import dlarray
+    if isinstance(c, dlarray):
+        return c if c.dtype == np.bool_ else compare("ne", c, 0.0)
+    return np.asarray(c, dtype=bool)
+
+
+def logical_and(a, b):
+    return apply("logical_and", [_as_bool(a), _as_bool(b)])
+
+
+def logical_or(a, b):
+    return apply("logical_or", [_as_bool(a), _as_bool(b)])
+
+
+def logical_not(a):
+    return apply("logical_not", [_as_bool(a)])
+
+
+def where(cond, a, b):
+    """``a`` where ``cond`` holds, else ``b`` (derivatives flow to the chosen side)."""
+    cond = _as_bool(cond)
+    x, y = to_operands([a, b])
+    shape = broadcast_shapes("where", [_shape(cond), _shape(x), _shape(y)])
+    return apply("where", [cond, x, y], fmt=_fmt_for([a, b], len(shape)))
+
+
+def clip(x, lo, hi):
+    out = x
+    if lo is not None:
+        out = maximum(out, lo)
+    if hi is not None:
+        out = minimum(out, hi)
+    return out
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype).name
+    if dtype not in ("float32", "float64"):
+        raise TypeError(f"astype: dtype must be float32 or float64, got {dtype}")
+    return apply("convert", [_arr(x)], fmt=getattr(x, "_fmt", None), dtype=dtype)
+
+
+# ---------------------------------------------------------------- movement
+
+def reshape(x, shape, *more):
+    """Reshape (C order); one dimension may be -1."""
+    x = _arr(x)
+    if more:
+        shape = (shape, *more)
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = [int(d) for d in shape]
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one dimension may be -1, got {tuple(shape)}")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or x.size % known:
+            raise ValueError(f"reshape: cannot reshape shape {x.shape} into {tuple(shape)}")
+        shape[shape.index(-1)] = x.size // known
+    return apply("reshape", [x], shape=tuple(shape))
+
+
+def transpose(x, axes=None):
+    x = _arr(x)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes")
+    return apply("transpose", [x], perm=perm)
+
+
+def broadcast_to(x, shape):
+    x = _arr(x)
+    return apply("broadcast_to", [x], shape=tuple(int(d) for d in shape))
+
+
+def squeeze(x, axis=None):
+    x = _arr(x)
+    if axis is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    else:
+        axes = normalize_axes("squeeze", axis, x.ndim)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
+    return reshape(x, [d for i, d in enumerate(x.shape) if i not in axes])
+
+
+def expand_dims(x, axis):
+    x = _arr(x)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    ndim = x.ndim + len(axes)
+    axes = normalize_axes("expand_dims", axes, ndim)
+    it = iter(x.shape)
+    return reshape(x, [1 if i in axes else next(it) for i in range(ndim)])
+
+
+def concatenate(arrays, axis=0):
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("concatenate: needs at least one array")
+    ops = to_operands(arrays)
+    ndim = len(_shape(ops[0]))
+    if axis is None:
+        ops = [reshape(_arr(a), (-1,)) for a in ops]
+        axis, ndim = 0, 1
+    axis = normalize_axes("concatenate", axis, ndim)[0]
+    return apply("concatenate", [_arr(a) for a in ops], axis=axis)
+
+
+def stack(arrays, axis=0):
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("stack: needs at least one array")
+    shapes = {_shape(a) for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"stack: all arrays must have the same shape, got {sorted(shapes)}")
+    return concatenate([expand_dims(_arr(a), axis) for a in arrays], axis=axis)
+
+
+def take(x, indices, axis=None):
+    """``numpy.take`` with constant integer indices (differentiable in ``x``)."""
+    x = _arr(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    axis = normalize_axes("take", axis, x.ndim)[0]
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got {idx.dtype}")
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"take: index out of range for axis {axis} of size {n}")
+    return apply("take", [x, (idx % max(n, 1)).astype(np.int64)], axis=axis)
+
+
+# ---------------------------------------------------------------- reductions
+
+def _reduced(x, out, axes, keepdims):
+    if keepdims:
+        return reshape(out, [1 if i in axes else d for i, d in enumerate(x.shape)])
+    return out
+
+
+def _label_after(x, axes, keepdims):
+    fmt = getattr(x, "_fmt", None)
+    if fmt is None:
+        return None
+    return fmt if keepdims else "".join(c for i, c in enumerate(fmt) if i not in axes) or None
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (int, tuple or label letter; None: all)."""
+    x = _arr(x)
+    axes = _axes(x, axis, "sum")
+    out = apply("reduce_sum", [x], axes=axes)
+    out = _reduced(x, out, axes, keepdims)
+    out._fmt = _label_after(x, axes, keepdims)
+    return out
+
+
+def mean(x, axis=None, keepdims=False):
+    x = _arr(x)
+    axes = _axes(x, axis, "mean")
+    count = math.prod(x.shape[a] for a in axes)
+    total = sum(x, axes, keepdims)
+    out = multiply(total, 1.0 / count) if count else divide(total, 0.0)
+    out._fmt = total._fmt
+    return out
+
+
+def max(x, axis=None, keepdims=False):
+    x = _arr(x)
+    axes = _axes(x, axis, "max")
+    out = _reduced(x, apply("reduce_max", [x], axes=axes), axes, keepdims)
+    out._fmt = _label_after(x, axes, keepdims)
+    return out
+
+
+def min(x, axis=None, keepdims=False):
+    return negative(max(negative(x), axis, keepdims))
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product over ``axis`` as a balanced tree of elementwise products, so every
+    derivative order is exact even where elements are zero."""
+    x = _arr(x)
+    axes = _axes(x, axis, "prod")
+    out = x
+    for a in sorted(axes, reverse=True):
+        out = _prod_axis(out, a)
+    out = _reduced(x, out, axes, True)
+    return out if keepdims else reshape(out, [d for i, d in enumerate(x.shape) if i not in axes])
+
+
+def _prod_axis(x, axis):
+    """Product along one axis, keeping it with size 1."""
+    n = x.shape[axis]
+    if n == 0:
+        shape = list(x.shape)
+        shape[axis] = 1
+        return _elementwise("add", [broadcast_to(sum(x, axis, True), shape)], coeffs=(0.0,), const=1.0)
+    while n > 1:
+        if n % 2:
+            pad_shape = list(x.shape)
+            pad_shape[axis] = 1
+            x = concatenate([x, np.ones(pad_shape, dtype=x.dtype)], axis=axis)
+            n += 1
+        even = [slice(None)] * x.ndim
+        odd = [slice(None)] * x.ndim
+        even[axis], odd[axis] = slice(0, n, 2), slice(1, n, 2)
+        x = multiply(x[tuple(even)], x[tuple(odd)])
+        n //= 2
+    return x
+
+
+def _axes(x, axis, op) -> tuple[int, ...]:
+    if isinstance(axis, str):
+        from .array import finddim
+        found = finddim(x, axis)
+        if not found:
+            raise ValueError(f"{op}: the array has no dimension labelled {axis!r} (fmt {x.fmt!r})")
+        return tuple(found)
+    return normalize_axes(op, axis, x.ndim)
+
+
+# ---------------------------------------------------------------- products
+
+def matmul(a, b):
+    """numpy ``matmul`` semantics (batched, with 1-D promotion)."""
+    a, b = (_arr(v) for v in to_operands([a, b]))
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
+    va, vb = a.ndim == 1, b.ndim == 1
+    if va:
+        a = reshape(a, (1, a.shape[0]))
+    if vb:
+        b = reshape(b, (b.shape[0], 1))
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align ({a.shape[-1]} != {b.shape[-2]})")
+    batch = broadcast_shapes("matmul", [a.shape[:-2], b.shape[:-2]])
+    nb = len(batch)
+    if nb:
+        a = broadcast_to(a, batch + a.shape[-2:])
+        b = broadcast_to(b, batch + b.shape[-2:])
+    batch_axes = tuple(range(nb))
+    out = apply("dot_general", [a, b], contract=((nb + 1,), (nb,)), batch=(batch_axes, batch_axes))
+    if va:
+        out = squeeze(out, -2)
+    if vb:
+        out = squeeze(out, -1)
+    return out
+
+
+def dot(a, b):
+    """numpy ``dot``: inner product, matrix product, or sum over the last axis
+    of ``a`` and the second-to-last of ``b``."""
+    a, b = (_arr(v) for v in to_operands([a, b]))
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    cb = 0 if b.ndim == 1 else b.ndim - 2
+    if a.shape[-1] != b.shape[cb]:
+        raise ShapeError(f"dot: shapes {a.shape} and {b.shape} do not align")
+    return apply("dot_general", [a, b], contract=((a.ndim - 1,), (cb,)), batch=((), ()))
+
+
+# ---------------------------------------------------------------- numpy protocol tables
+
+NUMPY_UFUNCS = {
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: divide,
+    np.true_divide: divide, np.negative: negative, np.power: power, np.square: square,
+    np.sqrt: sqrt, np.exp: exp, np.log: log, np.log1p: log1p, np.expm1: expm1, np.abs: abs,
+    np.absolute: abs, np.sign: sign, np.sin: sin, np.cos: cos, np.tan: tan,
+    np.arcsin: arcsin, np.arccos: arccos, np.arctan: arctan, np.arctan2: arctan2,
+    np.sinh: sinh, np.cosh: cosh, np.tanh: tanh, np.arcsinh: arcsinh, np.arccosh: arccosh,
+    np.arctanh: arctanh, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
+    np.floor: floor, np.ceil: ceil,
+    np.greater: lambda a, b: compare("gt", a, b), np.greater_equal: lambda a, b: compare("ge", a, b),
+    np.less: lambda a, b: compare("lt", a, b), np.less_equal: lambda a, b: compare("le", a, b),
+    np.equal: lambda a, b: compare("eq", a, b), np.not_equal: lambda a, b: compare("ne", a, b),
+    np.logical_and: logical_and, np.logical_or: logical_or, np.logical_not: logical_not,
+    np.positive: lambda a: a,
+}
+
+NUMPY_FUNCTIONS = {
+    np.where: where, np.clip: clip, np.sum: sum, np.mean: mean, np.prod: prod, np.max: max,
+    np.amax: max, np.min: min, np.amin: min, np.matmul: matmul, np.dot: dot,
+    np.concatenate: concatenate, np.stack: stack, np.reshape: reshape, np.transpose: transpose,
+    np.squeeze: squeeze, np.expand_dims: expand_dims, np.take: take, np.broadcast_to: broadcast_to,
+    np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim, np.size: lambda x: x.size,
+}
+NUMPY_FUNCTIONS.update({uf: fn for uf, fn in NUMPY_UFUNCS.items() if not isinstance(uf, np.ufunc)})

@@ -1,0 +1,238 @@
+"""Canonicalising node builders: the only way the front end and the
+differentiation rules make nodes.
+
+Each builder infers shape and dtype (errors name the op and the shapes), makes
+the interned raw node and runs the construction rule sets on it, so the graph
+is in canonical form at every moment: n-ary sums ``{term: coefficient}``,
+n-ary products ``{factor: exponent}``, constants folded, trivial movement
+removed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .node import ArrayValue, Node, make_node
+from .ops import primitive
+from .rewrite import CONSTRUCTION, rewrite_node
+from .shapes import ShapeError, broadcast_shapes
+
+__all__ = [
+    "emit", "rebuild", "const", "fill", "input_node", "linear", "add", "sub", "neg", "scale",
+    "mul", "div", "ipow", "powc", "fn", "where", "compare", "convert", "broadcast_to",
+    "reshape", "transpose", "slice_", "unslice", "concatenate", "reduce_sum", "reduce_max",
+    "dot_general", "take", "take_add", "unbroadcast", "expand_to", "is_zero", "as_attrs",
+]
+
+
+def as_attrs(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(attrs.items()))
+
+
+def emit(op: str, inputs: Sequence[Node], **attrs: Any) -> Node:
+    """Build ``op(inputs; attrs)`` in canonical form."""
+    inputs = tuple(inputs)
+    prim = primitive(op)
+    if prim.arity is not None and len(inputs) != prim.arity:
+        raise ShapeError(f"{op}: takes {prim.arity} operands, got {len(inputs)}")
+    shape, dtype = prim.infer(inputs, attrs)
+    node = make_node(op, inputs, as_attrs(attrs), tuple(int(d) for d in shape), dtype)
+    return rewrite_node(node, CONSTRUCTION)
+
+
+def rebuild(node: Node, inputs: tuple[Node, ...]) -> Node:
+    """``node`` with new inputs of the same shapes (raw: rules run afterwards)."""
+    prim = primitive(node.op)
+    if prim.kind == "leaf":
+        return node
+    shape, dtype = prim.infer(inputs, dict(node.attrs))
+    if shape != node.shape or dtype != node.dtype:
+        shape, dtype = node.shape, node.dtype
+    return make_node(node.op, inputs, node.attrs, shape, dtype)
+
+
+# ---------------------------------------------------------------- leaves
+
+def const(value: Any, shape: Sequence[int] | None = None, dtype: str = "float64") -> Node:
+    """A constant; all-equal values are stored as one scalar fill value."""
+    arr = np.asarray(value)
+    if shape is None:
+        shape = arr.shape
+    shape = tuple(int(d) for d in shape)
+    arr = np.broadcast_to(arr.astype(dtype), shape)
+    flat = arr.reshape(-1)
+    if arr.size == 0 or bool(np.all(flat == flat[0])) and not np.isnan(flat[0]) or arr.ndim == 0:
+        scalar = flat[0].item() if arr.size else 0.0
+        if dtype in ("float32", "float64"):
+            scalar = float(scalar)
+        return make_node("const", (), (("value", scalar),), shape, dtype)
+    if bool(np.all(np.isnan(flat))):
+        return make_node("const", (), (("value", float("nan")),), shape, dtype)
+    return make_node("const", (), (("value", ArrayValue(arr)),), shape, dtype)
+
+
+def fill(value: float, like: Node, shape: Sequence[int] | None = None) -> Node:
+    return const(value, like.shape if shape is None else shape, like.dtype)
+
+
+def input_node(name: str, shape: Sequence[int], dtype: str) -> Node:
+    return make_node("input", (), (("name", name),), tuple(int(d) for d in shape), dtype)
+
+
+def is_zero(node: Node) -> bool:
+    return node.const_scalar() == 0.0 and node.op == "const"
+
+
+# ---------------------------------------------------------------- arithmetic
+
+def linear(terms: Iterable[tuple[Node, float]], constant: float = 0.0) -> Node:
+    """``constant + sum(c * t)`` in canonical form."""
+    terms = [(t, float(c)) for t, c in terms]
+    if not terms:
+        raise ValueError("linear: needs at least one term")
+    return emit("add", [t for t, _ in terms], coeffs=tuple(c for _, c in terms), const=float(constant))
+
+
+def add(*xs: Node) -> Node:
+    return linear((x, 1.0) for x in xs)
+
+
+def sub(a: Node, b: Node) -> Node:
+    return linear([(a, 1.0), (b, -1.0)])
+
+
+def neg(a: Node) -> Node:
+    return linear([(a, -1.0)])
+
+
+def scale(a: Node, c: float) -> Node:
+    return a if c == 1.0 else linear([(a, c)])
+
+
+def mul(*xs: Node) -> Node:
+    return emit("mul", xs, exps=(1,) * len(xs))
+
+
+def div(a: Node, b: Node) -> Node:
+    return emit("mul", (a, b), exps=(1, -1))
+
+
+def ipow(a: Node, n: int) -> Node:
+    if n == 0:
+        return fill(1.0, a)
+    return emit("mul", (a,), exps=(int(n),))
+
+
+def powc(a: Node, p: float) -> Node:
+    """``a ** p`` for a constant exponent (integers become products)."""
+    p = float(p)
+    if p.is_integer() and abs(p) < 2**31:
+        return ipow(a, int(p))
+    return emit("powc", (a,), p=p)
+
+
+def fn(name: str, *args: Node) -> Node:
+    """An elementwise function (exp, sin, atan2, maximum, ...) of broadcast operands."""
+    return emit(name, args)
+
+
+def where(cond: Node, a: Node, b: Node) -> Node:
+    return emit("where", (cond, a, b))
+
+
+def compare(op: str, a: Node, b: Node) -> Node:
+    return emit(op, (a, b))
+
+
+def convert(a: Node, dtype: str) -> Node:
+    return a if a.dtype == dtype else emit("convert", (a,), dtype=dtype)
+
+
+# ---------------------------------------------------------------- movement
+
+def broadcast_to(a: Node, shape: Sequence[int]) -> Node:
+    return emit("broadcast_to", (a,), shape=tuple(int(d) for d in shape))
+
+
+def reshape(a: Node, shape: Sequence[int]) -> Node:
+    return emit("reshape", (a,), shape=tuple(int(d) for d in shape))
+
+
+def transpose(a: Node, perm: Sequence[int]) -> Node:
+    return emit("transpose", (a,), perm=tuple(int(p) for p in perm))
+
+
+def _norm_slice(s: slice, n: int) -> tuple[int, int | None, int]:
+    start, stop, step = s.indices(n)
+    if step < 0 and stop < 0:
+        stop = None  # "through index 0": keep it representable
+    return start, stop, step
+
+
+def slice_(a: Node, slices: Sequence[slice]) -> Node:
+    """Basic slicing, one ``slice`` per axis (missing trailing axes are full)."""
+    slices = list(slices) + [slice(None)] * (a.ndim - len(slices))
+    norm = [_norm_slice(s, n) for s, n in zip(slices, a.shape)]
+    return emit("slice", (a,), starts=tuple(s[0] for s in norm), stops=tuple(s[1] for s in norm),
+                steps=tuple(s[2] for s in norm))
+
+
+def unslice(a: Node, starts, stops, steps, shape) -> Node:
+    """Zeros of ``shape`` with ``a`` placed at the slice positions (slice's VJP)."""
+    return emit("unslice", (a,), starts=tuple(starts), stops=tuple(stops), steps=tuple(steps),
+                shape=tuple(shape))
+
+
+def concatenate(xs: Sequence[Node], axis: int) -> Node:
+    return emit("concatenate", tuple(xs), axis=int(axis))
+
+
+def reduce_sum(a: Node, axes: Sequence[int]) -> Node:
+    return emit("reduce_sum", (a,), axes=tuple(sorted(int(x) for x in axes)))
+
+
+def reduce_max(a: Node, axes: Sequence[int]) -> Node:
+    return emit("reduce_max", (a,), axes=tuple(sorted(int(x) for x in axes)))
+
+
+def dot_general(a: Node, b: Node, contract, batch=((), ())) -> Node:
+    contract = (tuple(contract[0]), tuple(contract[1]))
+    batch = (tuple(batch[0]), tuple(batch[1]))
+    return emit("dot_general", (a, b), contract=contract, batch=batch)
+
+
+def take(a: Node, idx: Node, axis: int) -> Node:
+    return emit("take", (a, idx), axis=int(axis))
+
+
+def take_add(g: Node, idx: Node, axis: int, size: int) -> Node:
+    return emit("take_add", (g, idx), axis=int(axis), size=int(size))
+
+
+# ---------------------------------------------------------------- broadcasting helpers
+
+def unbroadcast(g: Node, shape: tuple[int, ...]) -> Node:
+    """Sum ``g`` down to ``shape`` (the adjoint of numpy broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = list(range(lead)) + [lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1]
+    summed = reduce_sum(g, axes)
+    return reshape(summed, shape)
+
+
+def expand_to(g: Node, shape: tuple[int, ...], axes: Sequence[int]) -> Node:
+    """Broadcast a reduction result ``g`` back over the reduced ``axes`` of ``shape``."""
+    kept = [1 if i in axes else d for i, d in enumerate(shape)]
+    return broadcast_to(reshape(g, kept), shape)
+
+
+def elements(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def common_shape(op: str, nodes: Sequence[Node]) -> tuple[int, ...]:
+    return broadcast_shapes(op, [n.shape for n in nodes])

@@ -1,0 +1,165 @@
+"""The one IR node type: immutable, interned (hash-consed) expression nodes.
+
+Building a node equal to an existing live one returns that node, so common
+subexpressions are merged by construction and nodes can serve as dict keys
+(hashing and equality are by identity, which interning makes structural).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import weakref
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Node", "ArrayValue", "make_node", "fresh_input_name"]
+
+DTYPES = ("float32", "float64", "bool", "int64")
+
+
+class ArrayValue:
+    """A hashable, immutable wrapper of a constant numpy array (for attrs)."""
+
+    __slots__ = ("array", "_key", "_hash")
+
+    def __init__(self, array: np.ndarray):
+        arr = np.array(array, copy=True, order="C")
+        arr.setflags(write=False)
+        self.array = arr
+        self._key = (arr.dtype.str, arr.shape, arr.tobytes())
+        self._hash = hash(self._key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArrayValue) and self._key == other._key
+
+    def __repr__(self) -> str:
+        flat = self.array.ravel()
+        body = ", ".join(repr(v.item()) for v in flat[:4])
+        more = ", ..." if flat.size > 4 else ""
+        return f"array([{body}{more}], shape={self.array.shape})"
+
+    def digest_bytes(self) -> bytes:
+        return repr(self._key[:2]).encode() + self._key[2]
+
+
+def _attr_bytes(value: Any) -> bytes:
+    """Deterministic bytes of an attribute value (used for content digests)."""
+    if isinstance(value, ArrayValue):
+        return b"A" + value.digest_bytes()
+    if isinstance(value, tuple):
+        return b"(" + b",".join(_attr_bytes(v) for v in value) + b")"
+    if isinstance(value, float):
+        return b"f" + value.hex().encode()
+    return repr(value).encode()
+
+
+class Node:
+    """One operation of the graph: ``op(inputs; attrs) -> shape, dtype``.
+
+    Never construct directly; use :func:`make_node` (raw, interned) or the
+    canonicalising builders in :mod:`symdl.ir.build`.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "depth", "__weakref__")
+
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: tuple[tuple[str, Any], ...]
+    shape: tuple[int, ...]
+    dtype: str
+    digest: bytes
+    depth: int
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("symdl IR nodes are immutable")
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __lt__(self, other: Node) -> bool:
+        return sort_key(self) < sort_key(other)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return default
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def is_const(self) -> bool:
+        return self.op == "const"
+
+    def const_scalar(self) -> float | None:
+        """The fill value of a constant whose elements are all equal, else None."""
+        if self.op != "const":
+            return None
+        value = self.attr("value")
+        if isinstance(value, ArrayValue):
+            return None
+        return value
+
+    def __repr__(self) -> str:
+        attrs = "".join(f", {k}={v!r}" for k, v in self.attrs)
+        return f"<{self.op}{list(self.shape)}:{self.dtype} #{self.digest.hex()[:8]}{attrs}>"
+
+
+_INTERN: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+
+
+def sort_key(node: Node) -> tuple:
+    """Canonical, process-independent order of nodes (commutative operands).
+
+    Shallower nodes first, so that printed sums read ``x + sin(x)`` rather than
+    the other way round; the content digest breaks ties deterministically.
+    """
+    return (node.depth, node.digest)
+
+
+def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], ...],
+              shape: tuple[int, ...], dtype: str) -> Node:
+    """Return the unique live node with these fields (raw: no checks, no rewriting)."""
+    key = (op, inputs, attrs, shape, dtype)
+    node = _INTERN.get(key)
+    if node is not None:
+        return node
+    node = object.__new__(Node)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(op.encode())
+    h.update(_attr_bytes(attrs))
+    h.update(repr((shape, dtype)).encode())
+    for inp in inputs:
+        h.update(inp.digest)
+    sets = object.__setattr__
+    sets(node, "op", op)
+    sets(node, "inputs", inputs)
+    sets(node, "attrs", attrs)
+    sets(node, "shape", shape)
+    sets(node, "dtype", dtype)
+    sets(node, "digest", h.digest())
+    sets(node, "_hash", hash(key))
+    sets(node, "depth", 1 + max((i.depth for i in inputs), default=0))
+    _INTERN[key] = node
+    return node
+
+
+_COUNTER = itertools.count()
+
+
+def fresh_input_name(prefix: str = "x") -> str:
+    """A process-unique name for a new graph input."""
+    return f"{prefix}{next(_COUNTER)}"

@@ -1,0 +1,110 @@
+"""The one rewrite engine: tables of local rules applied to a fixed point.
+
+A rule is a function ``rule(node) -> Node | None`` registered under a rule-set
+name for the ops it matches (``'*'`` matches every op).  It returns an
+equivalent node (built with the builders, which are themselves canonicalising)
+or ``None`` when it does not apply.  The same tables serve two callers:
+
+* construction: every builder runs the cheap sets in :data:`CONSTRUCTION` on
+  the node it makes, so graphs are canonical as they are traced and
+  derivatives collect like terms as they are built;
+* passes: :func:`rewrite_graph` runs named sets over a whole graph to a fixed
+  point (see :mod:`symdl.simplify`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Callable, Iterable, Sequence
+
+from .node import Node
+
+__all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "rewrite_node", "rewrite_graph", "toposort"]
+
+Rule = Callable[[Node], "Node | None"]
+RULE_SETS: dict[str, dict[str, list[Rule]]] = defaultdict(lambda: defaultdict(list))
+
+#: Rule sets applied to every node as it is built.
+CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "fold")
+
+_MAX_STEPS = 64
+DEBUG = os.environ.get("SYMDL_DEBUG", "") not in ("", "0")
+
+
+def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
+    """Register ``fn`` as a rule of ``set_name`` for ``ops``."""
+    def register(fn: Rule) -> Rule:
+        for op in ops:
+            RULE_SETS[set_name][op].append(fn)
+        return fn
+    return register
+
+
+def rewrite_node(node: Node, sets: Sequence[str]) -> Node:
+    """Apply the rules of ``sets`` to ``node`` until none fires."""
+    for _ in range(_MAX_STEPS):
+        for name in sets:
+            table = RULE_SETS[name]
+            new = None
+            for fn in (*table.get(node.op, ()), *table.get("*", ())):
+                new = fn(node)
+                if new is not None and new is not node:
+                    break
+                new = None
+            if new is not None:
+                if new.shape != node.shape or new.dtype != node.dtype:
+                    raise AssertionError(f"rule {fn.__name__} changed {node!r} into {new!r}")
+                node = new
+                break
+        else:
+            return node
+    return node
+
+
+def toposort(outputs: Iterable[Node]) -> list[Node]:
+    """Nodes reachable from ``outputs``, inputs before users, deterministic.
+
+    Iterative (no recursion limit on deep graphs); the order depends only on
+    the graph, never on set or dict iteration of unrelated objects.
+    """
+    order: list[Node] = []
+    seen: set[Node] = set()
+    for out in outputs:
+        if out in seen:
+            continue
+        stack = [(out, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0 and node in seen:
+                continue
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                child = node.inputs[i]
+                if child not in seen:
+                    stack.append((child, 0))
+            else:
+                if node not in seen:
+                    seen.add(node)
+                    order.append(node)
+    return order
+
+
+def rewrite_graph(outputs: Sequence[Node], sets: Sequence[str], max_rounds: int = 16) -> list[Node]:
+    """Rewrite every node reachable from ``outputs`` with ``sets`` (plus the
+    construction sets) until a whole round changes nothing."""
+    from .build import rebuild  # the builders depend on this module
+
+    all_sets = tuple(dict.fromkeys((*sets, *CONSTRUCTION)))
+    outputs = list(outputs)
+    for _ in range(max_rounds):
+        mapping: dict[Node, Node] = {}
+        for node in toposort(outputs):
+            inputs = tuple(mapping[i] for i in node.inputs)
+            new = rebuild(node, inputs) if inputs != node.inputs else node
+            mapping[node] = rewrite_node(new, all_sets)
+        new_outputs = [mapping[o] for o in outputs]
+        if new_outputs == outputs:
+            break
+        outputs = new_outputs
+    return outputs

@@ -1,0 +1,87 @@
+"""Trace contexts: ``dlfeval`` runs a function on real values while recording
+the graph of every operation on traced dlarrays."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+from .ir import build as B
+from .ir.interpret import evaluate
+from .ir.node import Node, fresh_input_name
+
+__all__ = ["TraceContext", "current", "active_root"]
+
+_STATE = threading.local()
+
+
+def _stack() -> list["TraceContext"]:
+    if not hasattr(_STATE, "stack"):
+        _STATE.stack = []
+    return _STATE.stack
+
+
+class TraceContext:
+    """One ``dlfeval`` call.  Nested calls share the outermost call's values,
+    so what an inner call traced stays differentiable in the outer one."""
+
+    def __init__(self):
+        stack = _stack()
+        self.parent = stack[-1] if stack else None
+        self.root: TraceContext = self.parent.root if self.parent else self
+        self.memo: dict[Node, np.ndarray] = self.root.memo if self.parent else {}
+        self.active = False
+
+    def __enter__(self) -> "TraceContext":
+        self.active = True
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.active = False
+        popped = _stack().pop()
+        assert popped is self
+
+    # ------------------------------------------------------------ values
+    def new_input(self, value: np.ndarray, prefix: str = "x") -> Node:
+        node = B.input_node(fresh_input_name(prefix), value.shape, value.dtype.name)
+        self.memo[node] = value
+        return node
+
+    def value(self, node: Node) -> np.ndarray:
+        v = self.memo.get(node)
+        if v is None:
+            v = evaluate([node], self.memo)[0]
+        return v
+
+    def values(self, nodes: list[Node]) -> list[np.ndarray]:
+        return evaluate(nodes, self.memo)
+
+    def const(self, value: np.ndarray) -> Node:
+        node = B.const(value, value.shape, value.dtype.name)
+        self.memo.setdefault(node, np.asarray(value))
+        return node
+
+
+def current() -> TraceContext | None:
+    """The innermost active ``dlfeval`` context, or None."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def active_root() -> TraceContext | None:
+    stack = _stack()
+    return stack[0] if stack else None
+
+
+def run_traced(fun: Callable, args: tuple, kwargs: dict, wrap_input: Callable[[Any, TraceContext], Any]):
+    """Run ``fun`` in a new context with dlarray leaves of the arguments traced."""
+    from .tree import tree_map
+    from .array import dlarray
+    with TraceContext() as ctx:
+        targs, tkwargs = tree_map(lambda a: wrap_input(a, ctx) if isinstance(a, dlarray) else a,
+                                  (args, kwargs))
+        out = fun(*targs, **tkwargs)
+    return ctx, out

@@ -1,0 +1,121 @@
+"""Flattening nested containers ("pytrees"): tuples, lists, dicts, namedtuples,
+dataclasses, and any type registered with :func:`register_container`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+__all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef"]
+
+_REGISTRY: dict[type, tuple[Callable, Callable]] = {}
+
+
+def register_container(cls: type, flatten: Callable[[Any], tuple[list, Any]],
+                       unflatten: Callable[[Any, list], Any]) -> None:
+    """Teach symdl to look inside ``cls``: ``flatten(obj) -> (children, aux)``,
+    ``unflatten(aux, children) -> obj``."""
+    _REGISTRY[cls] = (flatten, unflatten)
+
+
+class Treedef:
+    """The structure of a flattened container (leaves replaced by slots)."""
+
+    __slots__ = ("kind", "aux", "children")
+
+    def __init__(self, kind, aux, children):
+        self.kind, self.aux, self.children = kind, aux, children
+
+    def __eq__(self, other):
+        return isinstance(other, Treedef) and (self.kind, self.aux, self.children) == \
+            (other.kind, other.aux, other.children)
+
+    def __hash__(self):
+        return hash((self.kind, _hashable(self.aux), self.children))
+
+    def __repr__(self):
+        return f"Treedef({self.kind}, {self.aux!r}, {self.children!r})"
+
+
+def _hashable(aux):
+    try:
+        hash(aux)
+        return aux
+    except TypeError:
+        return repr(aux)
+
+
+LEAF = Treedef("leaf", None, ())
+
+
+def _children(obj):
+    t = type(obj)
+    if t in _REGISTRY:
+        children, aux = _REGISTRY[t][0](obj)
+        return ("registered", (t, aux)), list(children)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("namedtuple", t), list(obj)
+    if t is tuple:
+        return ("tuple", None), list(obj)
+    if t is list:
+        return ("list", None), list(obj)
+    if t is dict:
+        keys = tuple(obj.keys())
+        return ("dict", keys), [obj[k] for k in keys]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = tuple(f.name for f in dataclasses.fields(obj))
+        return ("dataclass", (t, names)), [getattr(obj, n) for n in names]
+    for base, (flatten, _) in _REGISTRY.items():
+        if isinstance(obj, base):
+            children, aux = flatten(obj)
+            return ("registered", (base, aux)), list(children)
+    return None, None
+
+
+def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, Treedef]:
+    """Leaves in a deterministic order and the structure to rebuild the tree."""
+    leaves: list = []
+
+    def walk(obj):
+        if is_leaf is not None and is_leaf(obj):
+            leaves.append(obj)
+            return LEAF
+        (kind, children) = _children(obj)
+        if kind is None:
+            leaves.append(obj)
+            return LEAF
+        return Treedef(kind[0], kind[1], tuple(walk(c) for c in children))
+
+    return leaves, walk(tree)
+
+
+def tree_unflatten(treedef: Treedef, leaves: list) -> Any:
+    it = iter(leaves)
+
+    def build(td: Treedef):
+        if td.kind == "leaf":
+            return next(it)
+        children = [build(c) for c in td.children]
+        if td.kind == "tuple":
+            return tuple(children)
+        if td.kind == "list":
+            return children
+        if td.kind == "dict":
+            return dict(zip(td.aux, children))
+        if td.kind == "namedtuple":
+            return td.aux(*children)
+        if td.kind == "dataclass":
+            cls, names = td.aux
+            obj = object.__new__(cls)
+            for n, c in zip(names, children):
+                object.__setattr__(obj, n, c)
+            return obj
+        cls, aux = td.aux
+        return _REGISTRY[cls][1](aux, children)
+
+    return build(treedef)
+
+
+def tree_map(fn: Callable[[Any], Any], tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    return tree_unflatten(treedef, [fn(x) for x in leaves])
