@@ -67,7 +67,7 @@ class dlarray:
         self._value = arr
 
     @classmethod
-    def _wrap(cls, value: np.ndarray, node, trace, fmt: str | None) -> "dlarray":
+    def _wrap(cls, value: np.ndarray, node, trace, fmt: str | None) -> dlarray:
         out = object.__new__(cls)
         out._value = value
         out._node = node
@@ -98,7 +98,7 @@ class dlarray:
         return self._fmt or ""
 
     @property
-    def T(self) -> "dlarray":
+    def T(self) -> dlarray:
         return F.transpose(self)
 
     def __len__(self) -> int:
@@ -174,7 +174,11 @@ class dlarray:
 
     # ------------------------------------------------------------ methods
     def reshape(self, *shape): return F.reshape(self, *shape)
-    def transpose(self, *axes): return F.transpose(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None))
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = axes[0]
+        return F.transpose(self, axes or None)
+
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
     def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)

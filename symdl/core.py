@@ -4,7 +4,8 @@ semantics directly.  Shape errors are identical either way."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 

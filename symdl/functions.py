@@ -8,8 +8,10 @@ functions that dlarray handles through ``__array_function__`` and
 
 from __future__ import annotations
 
+import builtins
 import math
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -203,7 +205,7 @@ def reshape(x, shape, *more):
 
 def transpose(x, axes=None):
     x = _arr(x)
-    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes")
     return apply("transpose", [x], perm=perm)
@@ -270,7 +272,7 @@ def take(x, indices, axis=None):
     n = x.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise IndexError(f"take: index out of range for axis {axis} of size {n}")
-    return apply("take", [x, (idx % max(n, 1)).astype(np.int64)], axis=axis)
+    return apply("take", [x, (idx % builtins.max(n, 1)).astype(np.int64)], axis=axis)
 
 
 # ---------------------------------------------------------------- reductions

@@ -4,7 +4,8 @@ the graph of every operation on traced dlarrays."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,7 +18,7 @@ __all__ = ["TraceContext", "current", "active_root"]
 _STATE = threading.local()
 
 
-def _stack() -> list["TraceContext"]:
+def _stack() -> list[TraceContext]:
     if not hasattr(_STATE, "stack"):
         _STATE.stack = []
     return _STATE.stack
@@ -34,7 +35,7 @@ class TraceContext:
         self.memo: dict[Node, np.ndarray] = self.root.memo if self.parent else {}
         self.active = False
 
-    def __enter__(self) -> "TraceContext":
+    def __enter__(self) -> TraceContext:
         self.active = True
         _stack().append(self)
         return self

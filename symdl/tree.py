@@ -4,7 +4,8 @@ dataclasses, and any type registered with :func:`register_container`."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 __all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef"]
 

@@ -3,7 +3,8 @@ networks (dljacobian, dldivergence, dllaplacian)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
     if y.dtype.kind != "f":
         raise ValueError(f"dlgradient: y must be real floating point, got dtype {y.dtype}")
     leaves, treedef = tree_flatten(xs)
-    for k, leaf in enumerate(leaves):
+    for leaf in leaves:
         if not isinstance(leaf, dlarray):
             raise ValueError(f"dlgradient: every x must be a dlarray (or a container of dlarrays); "
                              f"found {type(leaf).__name__}")

@@ -14,8 +14,8 @@ the tangent of ``node.inputs[i]`` (``None``: zero).
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable
+from functools import cache
+from collections.abc import Callable
 
 import sympy
 
@@ -27,7 +27,7 @@ from ..ir.sympy_bridge import from_sympy
 
 Cot = "Node | None"
 VJP: dict[str, Callable[[Node, Node], list]] = {}
-JVP: dict[str, Callable[[Node, list], "Node | None"]] = {}
+JVP: dict[str, Callable[[Node, list], Node | None]] = {}
 
 
 def vjp_rule(*ops: str):
@@ -85,7 +85,7 @@ def _mul_partial(node: Node, i: int) -> Node:
 _SELF = sympy.Symbol("__self__", real=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _partial_sympy(name: str, i: int) -> sympy.Expr:
     """The partial derivative, with the function itself written as ``_SELF``
     (d exp = exp, d tanh = 1 - tanh^2) so the derivative reuses the node."""

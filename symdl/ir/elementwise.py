@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable
+from functools import cache
+from collections.abc import Callable
 
 import numpy as np
 import sympy
@@ -59,7 +59,7 @@ def by_sympy_head(head: type) -> str | None:
     return _BY_HEAD.get(head)
 
 
-@lru_cache(maxsize=None)
+@cache
 def partial_expr(name: str, index: int) -> sympy.Expr:
     """d fn / d param[index] as a SymPy expression in the function's params."""
     fn = FUNCTIONS[name]

@@ -3,7 +3,7 @@ interpreter and views as SymPy, LaTeX and Graphviz."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

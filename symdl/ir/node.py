@@ -118,7 +118,7 @@ class Node:
         return f"<{self.op}{list(self.shape)}:{self.dtype} #{self.digest.hex()[:8]}{attrs}>"
 
 
-_INTERN: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+_INTERN: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
 
 
 def sort_key(node: Node) -> tuple:

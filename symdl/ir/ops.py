@@ -10,7 +10,8 @@ live in :mod:`symdl.ir.elementwise` and register themselves here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 

@@ -8,7 +8,7 @@ mathematics for ``Graph.to_sympy()`` / ``Graph.latex()``.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 

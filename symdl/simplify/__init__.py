@@ -12,7 +12,7 @@ set, off by default.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..ir.node import Node
 from ..ir.rewrite import RULE_SETS, rewrite_graph, toposort
