@@ -312,6 +312,9 @@ def _getitem(x: dlarray, key):
             slices.append(slice(None))
             out_shape.append(None)
         axis += 1
+    for rest in range(axis, x.ndim):  # axes the key does not mention are kept whole
+        slices.append(slice(None))
+        out_shape.append(x.shape[rest])
     if len(advanced) > 1:
         return _flat_gather(x, key)
     out = x

@@ -124,10 +124,12 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         g = grads[leaf._node]
         g = B.fill(0.0, leaf._node) if g is None else B.convert(g, leaf._node.dtype)
         nodes.append(g)
+    if not enable_higher_derivatives:
+        # Still traced (compiled functions need the derivative graph), but
+        # constant to any later differentiation, as MATLAB's untraced gradients.
+        nodes = [B.emit("stop_gradient", (n,)) for n in nodes]
     values = root.values(nodes)
-    keep = root if enable_higher_derivatives else None
-    outs = [dlarray._wrap(v, n if keep else None, keep, leaf._fmt)
-            for v, n, leaf in zip(values, nodes, leaves)]
+    outs = [dlarray._wrap(v, n, root, leaf._fmt) for v, n, leaf in zip(values, nodes, leaves)]
     result = tree_unflatten(treedef, outs)
     return result[0] if len(xs) == 1 else result
 
@@ -175,8 +177,10 @@ def _jacobian_nodes(u: dlarray, x: dlarray, ax_u: int, ax_x: int, where: str) ->
 
 
 def _result(root, node: Node, higher: bool, fmt: str | None) -> dlarray:
+    if not higher:
+        node = B.emit("stop_gradient", (node,))
     (value,) = root.values([node])
-    return dlarray._wrap(value, node if higher else None, root if higher else None, fmt)
+    return dlarray._wrap(value, node, root, fmt)
 
 
 def dljacobian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:

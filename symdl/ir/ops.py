@@ -200,6 +200,9 @@ for _name, _fn in {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le"
 elementwise("logical_and", np.logical_and, arity=2, out_dtype="bool", differentiable=False)
 elementwise("logical_or", np.logical_or, arity=2, out_dtype="bool", differentiable=False)
 elementwise("logical_not", np.logical_not, arity=1, out_dtype="bool", differentiable=False)
+# Identity whose derivative is zero: what dlgradient returns without
+# enable_higher_derivatives, so the trace keeps it but nothing differentiates it.
+elementwise("stop_gradient", lambda v: v, arity=1, differentiable=False)
 elementwise("maximum", np.maximum, arity=2)
 elementwise("minimum", np.minimum, arity=2)
 elementwise("pow", np.power, arity=2)

@@ -1,0 +1,66 @@
+"""Graph -> native code: plan, emit, optimise, compile, load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from symdl.ir.node import Node
+
+from . import llvm
+from .abi import NativeEntry
+from .emit import emit_module
+from .plan import check_plan, lower_user_functions, make_plan
+
+__all__ = ["Artifact", "compile_graph", "load_artifact"]
+
+
+@dataclass
+class Artifact:
+    """Everything needed to run compiled code again without LLVM: object code,
+    the entry name and the argument layout."""
+
+    name: str
+    object_code: bytes
+    in_specs: list
+    out_specs: list
+    workspace_bytes: int
+    target_key: str
+    llvm_ir: str = ""
+    _entry: NativeEntry | None = field(default=None, repr=False, compare=False)
+
+    def entry(self) -> NativeEntry:
+        if self._entry is None:
+            target = llvm.host_target()
+            if target.key != self.target_key:
+                raise ValueError("compiled code was built for another target: "
+                                 f"{self.target_key.split('|')[:2]} vs {target.key.split('|')[:2]}")
+            lib = llvm.NativeLibrary(self.object_code, target)
+            self._entry = NativeEntry(lib.address(self.name), self.in_specs, self.out_specs,
+                                      self.workspace_bytes, keepalive=lib)
+        return self._entry
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_entry"] = None
+        return state
+
+
+def compile_graph(inputs: list[Node], outputs: list[Node], name: str = "symdl_entry",
+                  keep_ir: bool = False) -> Artifact:
+    """Compile ``outputs`` as functions of ``inputs`` to native object code."""
+    outputs = lower_user_functions(list(outputs))
+    plan = make_plan(list(inputs), outputs)
+    check_plan(plan)
+    if os.environ.get("SYMDL_DEBUG", "") not in ("", "0"):
+        print(f"[symdl] kernel plan of {name}:\n{plan.describe()}")
+    ir_text = emit_module(plan, name)
+    target = llvm.host_target()
+    optimised = llvm.optimize(ir_text, target)
+    obj = llvm.compile_object(optimised, target)
+    return Artifact(name, obj, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
+                    plan.workspace_bytes, target.key, optimised if keep_ir else "")
+
+
+def load_artifact(artifact: Artifact) -> NativeEntry:
+    return artifact.entry()

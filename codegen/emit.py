@@ -1,0 +1,294 @@
+"""The lowering walk: a kernel plan -> one LLVM module with one native entry
+function that runs the whole graph.
+
+Entry signature: ``i32 NAME(ptr args)`` where ``args`` is an array of
+pointers: the input buffers in order, then the output buffers, then the
+workspace.  Returns 0 on success, 3 when a runtime index is out of range.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from symdl.ir.node import Node
+
+from .emit_ops import I8, I32, I64, ScalarContext, emit_elementwise, llvm_type
+from .plan import LoopKernel, OpKernel, Plan, View
+
+__all__ = ["emit_module", "ERR_INDEX"]
+
+ERR_INDEX = 3
+PTR = ir.PointerType()
+
+
+def emit_module(plan: Plan, name: str) -> str:
+    """LLVM IR text of the plan's entry function ``name``."""
+    return _Emitter(plan, name).run()
+
+
+class _Emitter:
+    def __init__(self, plan: Plan, name: str):
+        self.plan = plan
+        self.module = ir.Module(name=name)
+        self.fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), name)
+        self.fn.args[0].name = "args"
+        entry = self.fn.append_basic_block("entry")
+        self.alloca_block = entry
+        self.b = ir.IRBuilder(entry)
+        self.ctx = ScalarContext(self.b, self.module)
+        self.bases: dict[int, ir.Value] = {}
+        self.fail_block = None
+
+    # ------------------------------------------------------------ top level
+    def run(self) -> str:
+        plan = self.plan
+        n_in = sum(1 for b in plan.buffers if b.kind == "input")
+        n_out = sum(1 for b in plan.buffers if b.kind == "output")
+        args = self.fn.args[0]
+        workspace = None
+        if any(b.kind == "work" for b in plan.buffers):
+            workspace = self._load_ptr(args, n_in + n_out, "workspace")
+        for buf in plan.buffers:
+            if buf.kind == "input":
+                self.bases[buf.id] = self._load_ptr(args, buf.index, f"in{buf.index}")
+            elif buf.kind == "output":
+                self.bases[buf.id] = self._load_ptr(args, n_in + buf.index, f"out{buf.index}")
+            elif buf.kind == "work":
+                self.bases[buf.id] = self.b.gep(workspace, [I64(buf.offset)], source_etype=I8,
+                                                name=f"w{buf.id}")
+            else:
+                data = bytearray(buf.data.astype(buf.data.dtype.newbyteorder("=")).tobytes())
+                ty = ir.ArrayType(I8, len(data))
+                g = ir.GlobalVariable(self.module, ty, f"const{buf.id}")
+                g.global_constant = True
+                g.linkage = "internal"
+                g.align = 64
+                g.initializer = ir.Constant(ty, data)
+                self.bases[buf.id] = g
+        for k, kernel in enumerate(plan.kernels):
+            if isinstance(kernel, LoopKernel):
+                self._loop_kernel(kernel, k)
+            else:
+                getattr(self, "_" + kernel.node.op)(kernel)
+        self.b.ret(I32(0))
+        return str(self.module)
+
+    def _load_ptr(self, args, index: int, name: str) -> ir.Value:
+        slot = self.b.gep(args, [I64(index)], source_etype=PTR)
+        return self.b.load(slot, typ=PTR, name=name)
+
+    # ------------------------------------------------------------ memory
+    def _address(self, view: View, idx: list, dtype: str) -> ir.Value:
+        b = self.b
+        off = I64(view.offset) if view.offset else None
+        for i, s in zip(idx, view.strides):
+            if s != 0:
+                term = i if s == 1 else b.mul(i, I64(s), flags=["nsw"])
+                off = term if off is None else b.add(off, term, flags=["nsw"])
+        if off is None:
+            off = I64(0)
+        return b.gep(self.bases[view.buffer], [off], source_etype=llvm_type(dtype, True))
+
+    def _load(self, view: View, idx: list, dtype: str) -> ir.Value:
+        val = self.b.load(self._address(view, idx, dtype), typ=llvm_type(dtype, True))
+        if dtype == "bool":
+            val = self.b.icmp_unsigned("!=", val, I8(0))
+        return val
+
+    def _store(self, value: ir.Value, view: View, idx: list, dtype: str) -> None:
+        if dtype == "bool":
+            value = self.b.zext(value, I8)
+        self.b.store(value, self._address(view, idx, dtype))
+
+    def _alloca(self, ty: ir.Type) -> ir.Value:
+        with self.b.goto_block(self.alloca_block):
+            self.b.position_at_start(self.alloca_block)
+            return self.b.alloca(ty)
+
+    # ------------------------------------------------------------ loops
+    def _loop_nest(self, shape, body) -> None:
+        """``body(indices)`` inside nested loops over ``shape`` (row-major)."""
+        idx: list = []
+
+        def level(d: int):
+            if d == len(shape):
+                body(list(idx))
+                return
+            self._loop(shape[d], lambda i: (idx.append(i), level(d + 1), idx.pop()))
+        level(0)
+
+    def _loop(self, count: int, body) -> None:
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block("loop")
+        inner = self.fn.append_basic_block("body")
+        after = self.fn.append_basic_block("next")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name="i")
+        i.add_incoming(I64(0), pre)
+        b.cbranch(b.icmp_signed("<", i, I64(count)), inner, after)
+        b.position_at_end(inner)
+        body(i)
+        nxt = b.add(i, I64(1), flags=["nuw", "nsw"])
+        i.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(after)
+
+    # ------------------------------------------------------------ fused elementwise loops
+    def _loop_kernel(self, kernel: LoopKernel, k: int) -> None:
+        plan = self.plan
+        shape = kernel.shape
+        loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
+        loaded = [n for n in loaded if n not in kernel.members and n not in plan.scalars]
+        views = [plan.location[n].broadcast(shape) for n in loaded] + [v for _, v in kernel.stores]
+        flat = all(v.shape == shape and v.contiguous() for v in views) and len(shape) > 1
+        members = set(kernel.members)
+
+        def body(idx):
+            values: dict[Node, ir.Value] = {}
+
+            def value_of(n: Node):
+                if n in values:
+                    return values[n]
+                if n in plan.scalars:
+                    v = plan.scalars[n]
+                    ty = llvm_type(n.dtype)
+                    return ir.Constant(ty, int(bool(v)) if n.dtype == "bool" else
+                                       (int(v) if n.dtype == "int64" else float(v)))
+                if n in members:
+                    raise AssertionError("member used before it is computed")
+                view = plan.location[n].broadcast(shape)
+                if flat:
+                    view = View(view.buffer, view.offset, (1,), (1,))
+                val = self._load(view, idx, n.dtype)
+                values[n] = val
+                return val
+
+            for n in kernel.members:
+                values[n] = emit_elementwise(self.ctx, n, [value_of(i) for i in n.inputs])
+            for n, view in kernel.stores:
+                target = View(view.buffer, view.offset, (1,), (1,)) if flat else view
+                self._store(value_of(n), target, idx, n.dtype)
+
+        if flat:
+            size = 1
+            for d in shape:
+                size *= d
+            self._loop(size, lambda i: body([i]))
+        else:
+            self._loop_nest(shape, body)
+
+    # ------------------------------------------------------------ reductions
+    def _reduce(self, kernel: OpKernel, init: float, combine) -> None:
+        node = kernel.node
+        (x,) = node.inputs
+        xv = self.plan.location[x]
+        axes = node.attr("axes")
+        kept = [a for a in range(x.ndim) if a not in axes]
+        ty = llvm_type(node.dtype)
+        acc = self._alloca(ty)
+
+        def outer(out_idx):
+            self.b.store(ir.Constant(ty, init), acc)
+
+            def inner(red_idx):
+                full = [None] * x.ndim
+                for a, i in zip(kept, out_idx):
+                    full[a] = i
+                for a, i in zip(axes, red_idx):
+                    full[a] = i
+                v = self._load(xv, full, x.dtype)
+                self.b.store(combine(self.b.load(acc, typ=ty), v), acc)
+            self._loop_nest([x.shape[a] for a in axes], inner)
+            self._store(self.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
+        self._loop_nest(node.shape, outer)
+
+    def _reduce_sum(self, kernel: OpKernel) -> None:
+        self._reduce(kernel, 0.0, lambda a, v: self.b.fadd(a, v))
+
+    def _reduce_max(self, kernel: OpKernel) -> None:
+        def combine(a, v):
+            keep = self.b.or_(self.b.fcmp_ordered(">=", a, v), self.b.fcmp_unordered("uno", a, a))
+            return self.b.select(keep, a, v)
+        self._reduce(kernel, float("-inf"), combine)
+
+    # ------------------------------------------------------------ contraction
+    def _dot_general(self, kernel: OpKernel) -> None:
+        node = kernel.node
+        a, bnode = node.inputs
+        av, bv = self.plan.location[a], self.plan.location[bnode]
+        (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+        free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+        free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
+        ty = llvm_type(node.dtype)
+        acc = self._alloca(ty)
+        nb = len(ba)
+
+        def outer(out_idx):
+            self.b.store(ir.Constant(ty, 0.0), acc)
+            ia, ib = [None] * a.ndim, [None] * bnode.ndim
+            for k, (x, y) in enumerate(zip(ba, bb)):
+                ia[x] = ib[y] = out_idx[k]
+            for k, x in enumerate(free_a):
+                ia[x] = out_idx[nb + k]
+            for k, y in enumerate(free_b):
+                ib[y] = out_idx[nb + len(free_a) + k]
+
+            def inner(c_idx):
+                ja, jb = list(ia), list(ib)
+                for k, (x, y) in enumerate(zip(ca, cb)):
+                    ja[x] = jb[y] = c_idx[k]
+                prod = self.b.fmul(self._load(av, ja, a.dtype), self._load(bv, jb, bnode.dtype))
+                self.b.store(self.b.fadd(self.b.load(acc, typ=ty), prod), acc)
+            self._loop_nest([a.shape[x] for x in ca], inner)
+            self._store(self.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
+        self._loop_nest(node.shape, outer)
+
+    # ------------------------------------------------------------ gather / scatter
+    def _checked_index(self, idx_view: View, mid: list, n: int) -> ir.Value:
+        b = self.b
+        i = self._load(idx_view, mid, "int64")
+        i = b.select(b.icmp_signed("<", i, I64(0)), b.add(i, I64(n)), i)
+        ok = b.and_(b.icmp_signed(">=", i, I64(0)), b.icmp_signed("<", i, I64(n)))
+        good = self.fn.append_basic_block("index_ok")
+        b.cbranch(ok, good, self._fail())
+        b.position_at_end(good)
+        return i
+
+    def _fail(self):
+        if self.fail_block is None:
+            self.fail_block = self.fn.append_basic_block("index_error")
+            with self.b.goto_block(self.fail_block):
+                self.b.ret(I32(ERR_INDEX))
+        return self.fail_block
+
+    def _take(self, kernel: OpKernel) -> None:
+        node = kernel.node
+        x, idx = node.inputs
+        axis = node.attr("axis")
+        xv, iv = self.plan.location[x], self.plan.location[idx]
+
+        def body(out_idx):
+            mid = out_idx[axis:axis + idx.ndim]
+            i = self._checked_index(iv, mid, x.shape[axis])
+            full = out_idx[:axis] + [i] + out_idx[axis + idx.ndim:]
+            self._store(self._load(xv, full, x.dtype), kernel.out, out_idx, node.dtype)
+        self._loop_nest(node.shape, body)
+
+    def _take_add(self, kernel: OpKernel) -> None:
+        node = kernel.node
+        g, idx = node.inputs
+        axis = node.attr("axis")
+        gv, iv = self.plan.location[g], self.plan.location[idx]
+        ty = llvm_type(node.dtype)
+        self._loop_nest(node.shape, lambda o: self._store(ir.Constant(ty, 0.0), kernel.out, o, node.dtype))
+
+        def body(g_idx):
+            mid = g_idx[axis:axis + idx.ndim]
+            i = self._checked_index(iv, mid, node.shape[axis])
+            target = g_idx[:axis] + [i] + g_idx[axis + idx.ndim:]
+            old = self._load(kernel.out, target, node.dtype)
+            self._store(self.b.fadd(old, self._load(gv, g_idx, g.dtype)), kernel.out, target, node.dtype)
+        self._loop_nest(g.shape, body)
+

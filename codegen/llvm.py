@@ -1,0 +1,119 @@
+"""The one module that talks to ``llvmlite.binding``: target machine, the
+optimisation pipeline, object code, and loading object code into the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+
+__all__ = ["host_target", "optimize", "compile_object", "assembly", "NativeLibrary", "versions"]
+
+_LOCK = threading.RLock()
+
+
+@functools.cache
+def _initialised() -> bool:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()
+    return True
+
+
+class HostTarget:
+    """Triple, CPU name and features of this machine, and a target machine
+    that generates code for exactly them (so LLVM can vectorise)."""
+
+    def __init__(self, opt: int = 3):
+        _initialised()
+        self.triple = llvm.get_process_triple()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        self.opt = opt
+        self.machine = self.new_machine()
+        self.data_layout = str(self.machine.target_data)
+
+    def new_machine(self):
+        """A fresh target machine (an execution engine takes ownership of its own)."""
+        target = llvm.Target.from_triple(self.triple)
+        return target.create_target_machine(cpu=self.cpu, features=self.features, opt=self.opt,
+                                            reloc="pic", codemodel="default")
+
+    @property
+    def key(self) -> str:
+        """Everything about the target that changes the generated code."""
+        return f"{self.triple}|{self.cpu}|{self.features}|O{self.opt}"
+
+
+@functools.cache
+def host_target(opt: int = 3) -> HostTarget:
+    return HostTarget(opt)
+
+
+def versions() -> str:
+    return f"llvmlite {llvmlite.__version__}, LLVM {'.'.join(map(str, llvm.llvm_version_info))}"
+
+
+def _parse(ir_text: str):
+    mod = llvm.parse_assembly(ir_text)
+    mod.verify()
+    return mod
+
+
+def optimize(ir_text: str, target: HostTarget) -> str:
+    """Run LLVM's standard O-level pipeline (vectoriser included); returns IR text."""
+    with _LOCK:
+        mod = _parse(ir_text)
+        mod.triple = target.triple
+        mod.data_layout = target.data_layout
+        pto = llvm.create_pipeline_tuning_options(speed_level=target.opt)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(target.machine, pto)
+        mpm = pb.getModulePassManager()
+        mpm.run(mod, pb)
+        return str(mod)
+
+
+def compile_object(ir_text: str, target: HostTarget) -> bytes:
+    """Optimised IR text -> relocatable object code for the host."""
+    with _LOCK:
+        mod = _parse(ir_text)
+        mod.triple = target.triple
+        mod.data_layout = target.data_layout
+        return target.machine.emit_object(mod)
+
+
+def assembly(ir_text: str, target: HostTarget) -> str:
+    with _LOCK:
+        mod = _parse(ir_text)
+        mod.triple = target.triple
+        mod.data_layout = target.data_layout
+        return target.machine.emit_assembly(mod)
+
+
+class NativeLibrary:
+    """Object code loaded into this process; function addresses by name.
+
+    Each library has its own execution engine, so its code lives exactly as
+    long as the Python object that holds it.
+    """
+
+    def __init__(self, object_code: bytes, target: HostTarget):
+        with _LOCK:
+            empty = llvm.parse_assembly("")
+            empty.triple = target.triple
+            self._engine = llvm.create_mcjit_compiler(empty, target.new_machine())
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+            self._engine.finalize_object()
+
+    def address(self, name: str) -> int:
+        with _LOCK:
+            addr = self._engine.get_function_address(name)
+        if not addr:
+            raise RuntimeError(f"symbol {name!r} not found in compiled object code")
+        return addr

@@ -1,0 +1,375 @@
+"""Graph -> kernel plan: which nodes run in which loop, and where every value lives.
+
+Movement ops (reshape of contiguous data, broadcast_to, transpose, slice) are
+*views*: a (buffer, offset, shape, strides) over existing memory, no code.
+Elementwise nodes of one shape are fused into loop kernels; a node is stored
+to memory only when something outside its loop reads it.  Reductions,
+contractions and gathers get kernels of their own; concatenate and unslice
+become copy loops into sub-views of their result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symdl.ir import build as B
+from symdl.ir.node import ArrayValue, Node
+from symdl.ir.ops import primitive
+from symdl.ir.rewrite import toposort
+
+__all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "ITEMSIZE"]
+
+ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "bool": 1}
+ALIGN = 64
+VIEW_OPS = ("reshape", "broadcast_to", "transpose", "slice")
+
+
+def c_strides(shape) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+@dataclass(frozen=True)
+class View:
+    """Elements ``buffer[offset + sum(i_k * strides[k])]`` for indices in ``shape``."""
+
+    buffer: int
+    offset: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    def contiguous(self) -> bool:
+        return all(s == c for s, c, d in zip(self.strides, c_strides(self.shape), self.shape) if d != 1)
+
+    def broadcast(self, shape: tuple[int, ...]) -> View:
+        """This view read as ``shape`` under numpy broadcasting (stride 0)."""
+        lead = len(shape) - len(self.shape)
+        strides = [0] * lead + [0 if d == 1 and t != 1 else s
+                                for d, s, t in zip(self.shape, self.strides, shape[lead:])]
+        return View(self.buffer, self.offset, tuple(shape), tuple(strides))
+
+
+@dataclass
+class Buffer:
+    id: int
+    kind: str          # 'input' | 'output' | 'work' | 'const'
+    dtype: str
+    size: int          # elements
+    index: int = -1    # argument position (inputs, outputs)
+    offset: int = 0    # bytes into the workspace ('work')
+    data: np.ndarray | None = None  # ('const')
+
+
+@dataclass
+class LoopKernel:
+    """One loop nest over ``shape`` computing ``members`` per element and
+    storing the listed values to views."""
+
+    shape: tuple[int, ...]
+    members: list[Node] = field(default_factory=list)
+    stores: list[tuple[Node, View]] = field(default_factory=list)
+    dtype_hint: str = "float64"
+
+
+@dataclass
+class OpKernel:
+    """A reduction, contraction or gather/scatter node writing ``out``."""
+
+    node: Node
+    out: View
+
+
+@dataclass
+class Plan:
+    inputs: list[Node]
+    outputs: list[Node]
+    buffers: list[Buffer]
+    kernels: list
+    location: dict[Node, View]       # materialised values
+    scalars: dict[Node, float]       # constants folded into code
+    workspace_bytes: int
+
+    def describe(self) -> str:
+        lines = []
+        for k in self.kernels:
+            if isinstance(k, LoopKernel):
+                ops = ",".join(n.op for n in k.members) or "copy"
+                lines.append(f"loop{list(k.shape)} [{ops}] -> {len(k.stores)} stores")
+            else:
+                lines.append(f"{k.node.op}{list(k.node.shape)}")
+        return "\n".join(lines)
+
+
+def lower_user_functions(outputs: list[Node]) -> list[Node]:
+    """Replace elementwise ops defined only by SymPy (no native emitter) by
+    their expansion into builtin nodes."""
+    from symdl.ir import elementwise as E
+    from symdl.ir.rewrite import rewrite_graph, rule, RULE_SETS
+    from symdl.ir.sympy_bridge import from_sympy
+    from .emit_ops import has_emitter
+
+    if "lower" not in RULE_SETS:
+        @rule("lower", "*")
+        def expand_sympy_function(node: Node):
+            if node.op in E.FUNCTIONS and not has_emitter(node.op):
+                fn = E.FUNCTIONS[node.op]
+                out = from_sympy(fn.expr, dict(zip(fn.params, node.inputs)), node.dtype)
+                return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
+            return None
+    return rewrite_graph(outputs, ("lower",))
+
+
+def make_plan(inputs: list[Node], outputs: list[Node]) -> Plan:
+    order = toposort(outputs)
+    users: dict[Node, list[Node]] = {n: [] for n in order}
+    for n in order:
+        for i in n.inputs:
+            users[i].append(n)
+    planner = _Planner(inputs, outputs, order, users)
+    return planner.run()
+
+
+class _Planner:
+    def __init__(self, inputs, outputs, order, users):
+        self.inputs, self.outputs, self.order, self.users = list(inputs), list(outputs), order, users
+        self.buffers: list[Buffer] = []
+        self.kernels: list = []
+        self.kernel_of: dict[Node, int] = {}      # node -> kernel index computing it
+        self.ready: dict[Node, int] = {}          # node -> kernel index after which it is in memory
+        self.location: dict[Node, View] = {}
+        self.scalars: dict[Node, float] = {}
+        self.work = 0
+        self.last_loop: dict[tuple, int] = {}
+        self.output_index: dict[Node, int] = {}
+
+    # ------------------------------------------------------------ buffers
+    def _buffer(self, kind, dtype, size, index=-1, data=None) -> Buffer:
+        buf = Buffer(len(self.buffers), kind, dtype, size, index, data=data)
+        if kind == "work":
+            buf.offset = self.work
+            self.work += -(-max(size * ITEMSIZE[dtype], 1) // ALIGN) * ALIGN
+        self.buffers.append(buf)
+        return buf
+
+    def _fresh_view(self, node: Node) -> View:
+        """Memory for a computed node: its output buffer if it is an output
+        (first occurrence), otherwise workspace."""
+        k = self.output_index.pop(node, None)
+        if k is not None:
+            buf = self._buffer("output", node.dtype, node.size, index=k)
+        else:
+            buf = self._buffer("work", node.dtype, node.size)
+        return View(buf.id, 0, node.shape, c_strides(node.shape))
+
+    # ------------------------------------------------------------ main walk
+    def run(self) -> Plan:
+        for k, out in enumerate(self.outputs):
+            self.output_index.setdefault(out, k)
+        for k, node in enumerate(self.inputs):
+            buf = self._buffer("input", node.dtype, node.size, index=k)
+            self.location[node] = View(buf.id, 0, node.shape, c_strides(node.shape))
+            self.ready[node] = -1
+        for node in self.order:
+            if node in self.ready:
+                continue
+            self._place(node)
+        self._materialise_loop_values()
+        self._write_outputs()
+        return Plan(self.inputs, self.outputs, self.buffers, self.kernels, self.location,
+                    self.scalars, self.work)
+
+    def _place(self, node: Node) -> None:
+        op = node.op
+        if op == "input":
+            raise ValueError(f"graph input {node.attr('name')!r} is not among the compiled inputs")
+        if op == "const":
+            value = node.attr("value")
+            if isinstance(value, ArrayValue):
+                buf = self._buffer("const", node.dtype, node.size, data=value.array)
+                self.location[node] = View(buf.id, 0, node.shape, c_strides(node.shape))
+            else:
+                self.scalars[node] = value
+            self.ready[node] = -1
+            return
+        if op in VIEW_OPS:
+            self._place_view(node)
+            return
+        kind = primitive(op).kind
+        if kind == "elementwise":
+            self._place_elementwise(node)
+        elif op in ("concatenate", "unslice"):
+            self._place_copy_op(node)
+        else:
+            self._need(node.inputs)
+            view = self._fresh_view(node)
+            self.location[node] = view
+            self.kernels.append(OpKernel(node, view))
+            self.ready[node] = self.kernel_of[node] = len(self.kernels) - 1
+
+    def _need(self, nodes) -> None:
+        """Make sure these values will be in memory (scalars get a fill buffer)."""
+        for n in nodes:
+            if n in self.location:
+                continue
+            if n in self.scalars:
+                view = self._scalar_buffer(n)
+                self.location[n] = view
+            # loop members are materialised after grouping (see _materialise_loop_values);
+            # mark them now so that the store is emitted
+            elif n in self.kernel_of:
+                self._mark_store(n)
+
+    def _scalar_buffer(self, n: Node) -> View:
+        buf = self._buffer("work", n.dtype, n.size)
+        view = View(buf.id, 0, n.shape, c_strides(n.shape))
+        self.kernels.append(LoopKernel(n.shape, [], [(n, view)]))
+        return view
+
+    def _mark_store(self, n: Node) -> None:
+        view = self._fresh_view(n)
+        self.location[n] = view
+        self.kernels[self.kernel_of[n]].stores.append((n, view))
+
+    def _place_view(self, node: Node) -> None:
+        (src,) = node.inputs
+        if src in self.scalars:
+            self.scalars[node] = self.scalars[src]
+            self.ready[node] = -1
+            return
+        self._need([src])
+        base = self.location[src]
+        view = _derive_view(node, base)
+        if view is None:  # e.g. reshape of a non-contiguous view: copy first
+            buf = self._buffer("work", src.dtype, src.size)
+            copy = View(buf.id, 0, src.shape, c_strides(src.shape))
+            self.kernels.append(LoopKernel(src.shape, [], [(src, copy)]))
+            view = _derive_view(node, copy)
+            self.ready[node] = len(self.kernels) - 1
+        else:
+            self.ready[node] = self.ready[src]
+        self.location[node] = view
+
+    def _place_elementwise(self, node: Node) -> None:
+        key = node.shape
+        k = self.last_loop.get(key)
+        if k is not None and all(self._available_in(i, k) for i in node.inputs):
+            kernel = self.kernels[k]
+        else:
+            for i in node.inputs:
+                if i not in self.scalars:
+                    self._need([i])
+            kernel = LoopKernel(node.shape)
+            self.kernels.append(kernel)
+            k = len(self.kernels) - 1
+            self.last_loop[key] = k
+        kernel.members.append(node)
+        self.kernel_of[node] = k
+        self.ready[node] = k
+        for i in node.inputs:
+            if i not in self.scalars and self.kernel_of.get(i) != k:
+                self._need([i])
+
+    def _available_in(self, i: Node, k: int) -> bool:
+        if i in self.scalars:
+            return True
+        if self.kernel_of.get(i) == k and i.shape == self.kernels[k].shape:
+            return True
+        return self.ready.get(i, 1 << 30) < k
+
+    def _place_copy_op(self, node: Node) -> None:
+        self._need(node.inputs)
+        out = self._fresh_view(node)
+        self.location[node] = out
+        if node.op == "concatenate":
+            axis, start = node.attr("axis"), 0
+            for x in node.inputs:
+                sub = View(out.buffer, out.offset + start * out.strides[axis], x.shape, out.strides)
+                self.kernels.append(LoopKernel(x.shape, [], [(x, sub)]))
+                start += x.shape[axis]
+        else:  # unslice: zeros, then the operand into the strided sub-view
+            (x,) = node.inputs
+            zero = B.fill(0.0, node, ())
+            self.scalars[zero] = 0.0
+            self.kernels.append(LoopKernel(node.shape, [], [(zero, out)]))
+            offset = out.offset + sum(s * st for s, st in zip(node.attr("starts"), out.strides))
+            strides = tuple(st * step for st, step in zip(out.strides, node.attr("steps")))
+            self.kernels.append(LoopKernel(x.shape, [], [(x, View(out.buffer, offset, x.shape, strides))]))
+        self.ready[node] = len(self.kernels) - 1
+
+    def _materialise_loop_values(self) -> None:
+        """Loop members read outside their loop (or returned) get a store."""
+        for node, k in list(self.kernel_of.items()):
+            if node in self.location or not isinstance(self.kernels[k], LoopKernel):
+                continue
+            outside = any(self.kernel_of.get(u) != k or u.op in VIEW_OPS for u in self.users.get(node, ()))
+            if outside or node in self.output_index:
+                self._mark_store(node)
+
+    def _write_outputs(self) -> None:
+        """Outputs not computed straight into their buffer are copied there."""
+        for k, out in enumerate(self.outputs):
+            done = any(b.kind == "output" and b.index == k for b in self.buffers)
+            if done:
+                continue
+            buf = self._buffer("output", out.dtype, out.size, index=k)
+            view = View(buf.id, 0, out.shape, c_strides(out.shape))
+            if out not in self.scalars and out not in self.location:
+                raise AssertionError(f"output {out!r} has no value")
+            self.kernels.append(LoopKernel(out.shape, [], [(out, view)]))
+
+
+def _derive_view(node: Node, base: View) -> View | None:
+    op = node.op
+    if op == "broadcast_to":
+        return base.broadcast(node.shape)
+    if op == "transpose":
+        perm = node.attr("perm")
+        return View(base.buffer, base.offset, node.shape, tuple(base.strides[p] for p in perm))
+    if op == "slice":
+        offset = base.offset + sum(s * st for s, st in zip(node.attr("starts"), base.strides))
+        strides = tuple(st * step for st, step in zip(base.strides, node.attr("steps")))
+        return View(base.buffer, offset, node.shape, strides)
+    if op == "reshape":
+        if base.contiguous():
+            return View(base.buffer, base.offset, node.shape, c_strides(node.shape))
+        return None
+    raise ValueError(op)
+
+
+def total_elements(shape) -> int:
+    return math.prod(shape)
+
+
+def view_extent(view: View) -> tuple[int, int]:
+    """Lowest and highest element offset a view touches (empty: (0, -1))."""
+    if any(d == 0 for d in view.shape):
+        return 0, -1
+    lo = hi = view.offset
+    for d, s in zip(view.shape, view.strides):
+        if s > 0:
+            hi += (d - 1) * s
+        else:
+            lo += (d - 1) * s
+    return lo, hi
+
+
+def check_plan(plan: Plan) -> None:
+    """Every view stays inside its buffer: the guarantee that native code never
+    reads or writes outside its buffers, checked before any code is emitted."""
+    sizes = {b.id: b.size for b in plan.buffers}
+    views = list(plan.location.values())
+    for k in plan.kernels:
+        if isinstance(k, LoopKernel):
+            views += [v for _, v in k.stores]
+        else:
+            views.append(k.out)
+    for v in views:
+        lo, hi = view_extent(v)
+        if hi >= lo and (lo < 0 or hi >= sizes[v.buffer]):
+            raise AssertionError(f"view {v} leaves its buffer of {sizes[v.buffer]} elements")
