@@ -11,7 +11,8 @@ from symdl.ir.node import Node
 
 __all__ = ["EMITTERS", "has_emitter", "llvm_type", "emit_elementwise"]
 
-F64, F32, I1, I8, I32, I64 = ir.DoubleType(), ir.FloatType(), ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F64, F32 = ir.DoubleType(), ir.FloatType()
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 
 
 def llvm_type(dtype: str, in_memory: bool = False) -> ir.Type:

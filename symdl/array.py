@@ -9,6 +9,7 @@ import numpy as np
 
 from . import functions as F
 from .core import apply, is_traced
+from .tracing import active_root
 from .formats import canonical_permutation, check_fmt
 
 __all__ = ["dlarray", "extractdata", "dims", "finddim", "stripdims"]
@@ -109,7 +110,13 @@ class dlarray:
     def _scalar(self, kind: str):
         if self.size != 1:
             raise TypeError(f"only one-element dlarrays convert to Python {kind}s, got shape {self.shape}")
+        self._guard()
         return self._value.reshape(()).item()
+
+    def _guard(self) -> None:
+        """Python code is about to use the value: a trace stays valid only for it."""
+        if is_traced(self):
+            active_root().record_guard(self._node, self._value)
 
     def __float__(self) -> float:
         return float(self._scalar("float"))
@@ -125,12 +132,15 @@ class dlarray:
     def __bool__(self) -> bool:
         if self.size != 1:
             raise ValueError(f"the truth value of a dlarray of shape {self.shape} is ambiguous; use .any() or .all()")
+        self._guard()
         return bool(self._value.reshape(()).item())
 
     def any(self) -> bool:
+        self._guard()
         return bool(np.any(self._value))
 
     def all(self) -> bool:
+        self._guard()
         return bool(np.all(self._value))
 
     def __repr__(self) -> str:
@@ -139,6 +149,7 @@ class dlarray:
         return f"dlarray({np.array2string(self._value, separator=', ')}{fmt}{traced})"
 
     def __array__(self, dtype=None, copy=None):
+        self._guard()
         return np.array(self._value, dtype=dtype, copy=True)
 
     def __hash__(self):
@@ -229,6 +240,7 @@ def extractdata(x) -> np.ndarray:
         array([1., 2.])
     """
     if isinstance(x, dlarray):
+        x._guard()
         return np.array(x._value, copy=True)
     return np.array(x, copy=True)
 

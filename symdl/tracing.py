@@ -34,6 +34,14 @@ class TraceContext:
         self.root: TraceContext = self.parent.root if self.parent else self
         self.memo: dict[Node, np.ndarray] = self.root.memo if self.parent else {}
         self.active = False
+        # Python control flow that read traced values: (node, value seen).
+        self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
+        self.gradients_allowed = True if self.parent is None else self.root.gradients_allowed
+
+    def record_guard(self, node: Node, value: np.ndarray) -> None:
+        """The trace is only valid while ``node`` evaluates to ``value``."""
+        if node.op != "const":
+            self.guards.append((node, np.array(value, copy=True)))
 
     def __enter__(self) -> TraceContext:
         self.active = True

@@ -49,6 +49,11 @@ def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     """
     if not callable(fun):
         raise TypeError(f"dlfeval: fun must be callable, got {type(fun).__name__}")
+    from ..accelerate import AcceleratedFunction
+    if isinstance(fun, AcceleratedFunction) and fun.enabled and active_root() is None:
+        # dlfeval(accfun, ...): the accelerated trace differentiates inside itself
+        leaves, treedef = tree_flatten((args, kwargs))
+        return fun._accelerated(args, kwargs, leaves, treedef, traced=True)
     ctx, out = run_traced(fun, args, kwargs, _wrap_input)
     if ctx.parent is not None:
         return out
@@ -57,7 +62,7 @@ def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def _check_y(y, where: str) -> TraceContext:
     root = active_root()
-    if root is None:
+    if root is None or not root.gradients_allowed:
         raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
     if not isinstance(y, dlarray):
         raise ValueError(f"{where}: y must be a traced dlarray, got {type(y).__name__}")

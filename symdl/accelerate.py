@@ -1,0 +1,260 @@
+"""dlaccelerate: cache traces of a function per input signature and run them
+as native code."""
+
+from __future__ import annotations
+
+import types
+import warnings
+from collections import OrderedDict
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+
+from .array import dlarray
+from .backend import build_artifact, debug
+from .core import is_traced
+from .program import Program, is_dlarray_leaf, leaf_array, signature_key, trace_program
+from .tracing import active_root
+from .tree import tree_flatten
+
+__all__ = ["dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "function_fingerprint"]
+
+
+class AccelerationWarning(UserWarning):
+    """A reused trace gave outputs that differ from the underlying function's."""
+
+
+class _Trace:
+    """One cached trace: the program and its native entry."""
+
+    def __init__(self, program: Program, artifact):
+        self.program = program
+        self.artifact = artifact
+        self.entry = artifact.entry()
+
+    def run(self, arrays: list[np.ndarray]):
+        """Outputs, or None when a guard fails (the trace took another branch)."""
+        outs = self.entry(*arrays)
+        n = len(self.program.array_outputs)
+        if not self.program.guards_hold(outs[n:]):
+            return None
+        return self.program.assemble(outs[:n])
+
+
+def _value_fingerprint(value: Any, depth: int) -> Any:
+    if isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
+        return value
+    if isinstance(value, tuple) and len(value) < 32:
+        return tuple(_value_fingerprint(v, depth) for v in value)
+    if isinstance(value, types.FunctionType) and depth < 3:
+        return function_fingerprint(value, depth + 1)
+    return ("id", id(value))
+
+
+def function_fingerprint(fn: Callable, depth: int = 0) -> tuple:
+    """What a trace of ``fn`` depends on besides its arguments: its code object,
+    closure contents, defaults and the simple globals it names.  A change means
+    the cached traces are stale."""
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ("callable", id(fn))
+    cells = tuple(_value_fingerprint(c.cell_contents, depth) if c.cell_contents is not None else None
+                  for c in (fn.__closure__ or ()))
+    glb = fn.__globals__
+    names = tuple((n, _value_fingerprint(glb[n], depth)) for n in code.co_names if n in glb
+                  and not isinstance(glb[n], types.ModuleType))
+    return (id(code), cells, _value_fingerprint(fn.__defaults__, depth), names)
+
+
+class AcceleratedFunction:
+    """A function with a cache of native traces, called exactly like it.
+
+    Attributes (as MATLAB's): ``function``, ``enabled``, ``cache_size``,
+    ``hit_rate`` and ``occupancy`` (percentages), ``check_mode``
+    ('none' | 'tolerance'), ``check_tolerance``; ``clear_cache()``.
+
+    Example:
+        >>> import symdl
+        >>> def f(x):
+        ...     y = symdl.sum(x ** 2)
+        ...     return y, symdl.dlgradient(y, x)
+        >>> acc = symdl.dlaccelerate(f)
+        >>> y, g = symdl.dlfeval(acc, symdl.dlarray([1.0, 2.0]))
+        >>> acc.occupancy
+        2.0
+    """
+
+    def __init__(self, function: Callable, cache_size: int = 50):
+        if not callable(function):
+            raise TypeError(f"dlaccelerate: fun must be callable, got {type(function).__name__}")
+        self.function = function
+        self.enabled = True
+        self.cache_size = cache_size
+        self.check_mode = "none"
+        self.check_tolerance = 1e-4
+        self._cache: OrderedDict[tuple, list[_Trace]] = OrderedDict()
+        self._calls = 0
+        self._hits = 0
+        self._fingerprint = function_fingerprint(function)
+
+    # ------------------------------------------------------------ attributes
+    @property
+    def cache_size(self) -> int:
+        return self._cache_size
+
+    @cache_size.setter
+    def cache_size(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"dlaccelerate: cache_size must be a positive integer, got {value!r}")
+        self._cache_size = int(value)
+        if hasattr(self, "_cache"):
+            self._evict()
+
+    @property
+    def check_mode(self) -> str:
+        return self._check_mode
+
+    @check_mode.setter
+    def check_mode(self, value: str) -> None:
+        if value not in ("none", "tolerance"):
+            raise ValueError(f"check_mode must be 'none' or 'tolerance', got {value!r}")
+        self._check_mode = value
+
+    @property
+    def check_tolerance(self) -> float:
+        return self._check_tolerance
+
+    @check_tolerance.setter
+    def check_tolerance(self, value: float) -> None:
+        if not isinstance(value, (int, float, np.floating)) or not value >= 0:
+            raise ValueError(f"check_tolerance must be a non-negative number, got {value!r}")
+        self._check_tolerance = float(value)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"enabled must be True or False, got {value!r}")
+        self._enabled = bool(value)
+
+    @property
+    def n_traces(self) -> int:
+        return sum(len(v) for v in self._cache.values())
+
+    @property
+    def hit_rate(self) -> float:
+        """Percent of calls that reused a cached trace."""
+        return 100.0 * self._hits / self._calls if self._calls else 0.0
+
+    @property
+    def occupancy(self) -> float:
+        """Percent of ``cache_size`` in use (one trace of 50 is 2)."""
+        return 100.0 * self.n_traces / self.cache_size
+
+    def clear_cache(self) -> None:
+        """Forget every trace (statistics restart too)."""
+        self._cache.clear()
+        self._calls = self._hits = 0
+
+    def __repr__(self) -> str:
+        name = getattr(self.function, "__name__", repr(self.function))
+        return (f"AcceleratedFunction(function={name}, enabled={self.enabled}, cache_size={self.cache_size}, "
+                f"hit_rate={self.hit_rate:g}, occupancy={self.occupancy:g}, check_mode={self.check_mode!r}, "
+                f"check_tolerance={self.check_tolerance:g})")
+
+    # ------------------------------------------------------------ calling
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.enabled:
+            return self.function(*args, **kwargs)
+        root = active_root()
+        leaves, treedef = tree_flatten((args, kwargs))
+        if root is not None and any(is_traced(x) for x in leaves):
+            # Inside user code under dlfeval: run the Python body so that the
+            # outer trace can differentiate through it (never a silent zero).
+            debug("dlaccelerate: traced call inside dlfeval runs the function body")
+            return self.function(*args, **kwargs)
+        return self._accelerated(args, kwargs, leaves, treedef, traced=False)
+
+    def _accelerated(self, args, kwargs, leaves, treedef, traced: bool) -> Any:
+        fp = function_fingerprint(self.function)
+        if fp != self._fingerprint:
+            debug("dlaccelerate: the function's code or closure changed; cache cleared")
+            self._cache.clear()
+            self._fingerprint = fp
+        self._calls += 1
+        key = signature_key(leaves, treedef, is_dlarray_leaf, traced)
+        arrays = [leaf_array(x) for x in leaves if isinstance(x, dlarray)]
+        traces = self._cache.get(key)
+        if traces is not None:
+            self._cache.move_to_end(key)
+            for trace in traces:
+                result = trace.run(arrays)
+                if result is not None:
+                    self._hits += 1
+                    if self.check_mode == "tolerance":
+                        self._check(result, args, kwargs, traced)
+                    return result
+            debug("dlaccelerate: cache miss: a guard failed (Python control flow took another branch)")
+        else:
+            debug(f"dlaccelerate: cache miss: new input signature {key[1]!r}")
+        program, _ = trace_program(self.function, args, kwargs, is_dlarray_leaf, gradients_allowed=traced)
+        artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
+        n = len(program.array_outputs)
+        program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
+        trace = _Trace(program, artifact)
+        self._cache.setdefault(key, []).append(trace)
+        self._cache.move_to_end(key)
+        self._evict()
+        result = trace.run(arrays)
+        if result is None:  # cannot happen for a deterministic function: guards came from this run
+            raise RuntimeError("dlaccelerate: a fresh trace failed its own guards; is the function deterministic?")
+        return result
+
+    def _evict(self) -> None:
+        while self.n_traces > self.cache_size:
+            key, traces = next(iter(self._cache.items()))
+            traces.pop(0)
+            if not traces:
+                del self._cache[key]
+
+    def _check(self, result, args, kwargs, traced: bool) -> None:
+        if traced:
+            from .autodiff.api import dlfeval
+            reference = dlfeval(self.function, *args, **kwargs)
+        else:
+            reference = self.function(*args, **kwargs)
+        got, _ = tree_flatten(result)
+        want, _ = tree_flatten(reference)
+        for a, b in zip(got, want):
+            a = np.asarray(a._value if isinstance(a, dlarray) else a, dtype=float)
+            b = np.asarray(b._value if isinstance(b, dlarray) else b, dtype=float)
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=self.check_tolerance, equal_nan=True):
+                warnings.warn(AccelerationWarning("Accelerated outputs differ from underlying function outputs."),
+                              stacklevel=3)
+                return
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fingerprint"] = None
+        state["_cache"] = OrderedDict((k, [(t.program, t.artifact) for t in v]) for k, v in self._cache.items())
+        return state
+
+    def __setstate__(self, state):
+        cache = state.pop("_cache")
+        self.__dict__.update(state)
+        self._fingerprint = function_fingerprint(self.function)
+        self._cache = OrderedDict((k, [_Trace(p, a) for p, a in v]) for k, v in cache.items())
+
+
+def dlaccelerate(fun: Callable, cache_size: int = 50) -> AcceleratedFunction:
+    """Accelerate ``fun``: traces are cached per input signature and run as
+    native code.  See :class:`AcceleratedFunction`."""
+    if isinstance(fun, AcceleratedFunction):
+        fun = fun.function
+    return AcceleratedFunction(fun, cache_size)

@@ -1,0 +1,162 @@
+"""Tracing a Python function into a compilable program for one input signature.
+
+A program knows which argument leaves are array inputs, how to rebuild the
+output structure from the graph's outputs, and the guards: values that
+Python control flow read during the trace, re-checked on every reuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+
+from .array import dlarray
+from .ir import build as B
+from .ir.node import Node
+from .tracing import TraceContext
+from .tree import Treedef, tree_flatten, tree_unflatten
+
+__all__ = ["Program", "trace_program", "signature_key", "static_key"]
+
+
+def static_key(value: Any) -> Any:
+    """A hashable stand-in for a non-array argument (compared by value)."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (np.generic,)):
+        return ("npscalar", value.dtype.str, value.item())
+    try:
+        hash(value)
+        return (type(value).__name__, value)
+    except TypeError:
+        return ("id", id(value))
+
+
+@dataclass
+class Program:
+    inputs: list[Node]
+    array_outputs: list[Node]
+    guard_nodes: list[Node]
+    guard_values: list[np.ndarray]
+    out_treedef: Treedef
+    out_slots: list            # per output leaf: ("array", k, fmt, wrap) or ("static", value)
+    input_names: list[str]
+
+    def __getstate__(self):
+        from .ir.serialize import graph_to_data
+        state = dict(self.__dict__)
+        n, g = len(self.array_outputs), len(self.guard_nodes)
+        state["graph"] = graph_to_data(self.inputs, self.array_outputs + self.guard_nodes)
+        state["counts"] = (n, g)
+        for key in ("inputs", "array_outputs", "guard_nodes"):
+            del state[key]
+        return state
+
+    def __setstate__(self, state):
+        from .ir.serialize import graph_from_data
+        inputs, outputs = graph_from_data(state.pop("graph"))
+        n, _ = state.pop("counts")
+        self.__dict__.update(state)
+        self.inputs, self.array_outputs, self.guard_nodes = inputs, outputs[:n], outputs[n:]
+
+    @property
+    def graph_outputs(self) -> list[Node]:
+        return self.array_outputs + self.guard_nodes
+
+    def guards_hold(self, guard_results: list[np.ndarray]) -> bool:
+        return all(np.array_equal(got, want, equal_nan=True)
+                   for got, want in zip(guard_results, self.guard_values))
+
+    def assemble(self, arrays: list[np.ndarray]) -> Any:
+        leaves = []
+        for slot in self.out_slots:
+            if slot[0] == "static":
+                leaves.append(slot[1])
+            else:
+                _, k, fmt, wrap = slot
+                value = arrays[k]
+                leaves.append(dlarray._wrap(value, None, None, fmt) if wrap == "dlarray" else
+                              (value if wrap == "ndarray" else value.item()))
+        return tree_unflatten(self.out_treedef, leaves)
+
+
+def is_dlarray_leaf(x) -> bool:
+    return isinstance(x, dlarray)
+
+
+def is_numeric_leaf(x) -> bool:
+    """compile/export/transforms: dlarrays, float numpy arrays and Python floats are inputs."""
+    if isinstance(x, dlarray):
+        return True
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, (float, np.floating)):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype.kind in "fiu"
+
+
+def leaf_array(x) -> np.ndarray:
+    if isinstance(x, dlarray):
+        return x._value
+    arr = np.asarray(x)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
+
+def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bool) -> tuple:
+    parts = []
+    for x in leaves:
+        if is_input(x):
+            arr = leaf_array(x)
+            parts.append(("A", arr.shape, arr.dtype.str, getattr(x, "_fmt", None)))
+        else:
+            parts.append(("S", static_key(x)))
+    return (treedef, tuple(parts), traced)
+
+
+def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
+                  gradients_allowed: bool = True, out_wrap: str = "auto") -> tuple[Program, Any]:
+    """Run ``fun`` once under a fresh trace and return its program and result.
+
+    ``out_wrap``: 'auto' returns dlarrays where ``fun`` returned dlarrays;
+    'ndarray' returns numpy arrays (function transforms on numpy inputs).
+    """
+    leaves, treedef = tree_flatten((args, kwargs))
+    ctx = TraceContext()
+    ctx.gradients_allowed = gradients_allowed
+    inputs: list[Node] = []
+    traced_leaves = []
+    with ctx:
+        for x in leaves:
+            if is_input(x):
+                arr = leaf_array(x)
+                node = ctx.new_input(arr, "a")
+                inputs.append(node)
+                traced_leaves.append(dlarray._wrap(arr, node, ctx, getattr(x, "_fmt", None)))
+            else:
+                traced_leaves.append(x)
+        targs, tkwargs = tree_unflatten(treedef, traced_leaves)
+        result = fun(*targs, **tkwargs)
+        out_leaves, out_treedef = tree_flatten(result)
+        array_outputs: list[Node] = []
+        slots = []
+        for o in out_leaves:
+            if isinstance(o, dlarray):
+                node = o._node if (o._node is not None and o._trace is ctx) else \
+                    B.const(o._value, o.shape, o.dtype.name)
+                wrap = "dlarray" if out_wrap == "auto" else out_wrap
+                slots.append(("array", len(array_outputs), o._fmt, wrap))
+                array_outputs.append(node)
+            else:
+                slots.append(("static", o))
+    guard_nodes, guard_values, seen = [], [], set()
+    for node, value in ctx.guards:
+        if node not in seen:
+            seen.add(node)
+            guard_nodes.append(node)
+            guard_values.append(value)
+    names = [f"in{k}" for k in range(len(inputs))]
+    program = Program(inputs, array_outputs, guard_nodes, guard_values, out_treedef, slots, names)
+    return program, result
