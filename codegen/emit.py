@@ -142,7 +142,8 @@ class _Emitter:
         loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
         loaded = [n for n in loaded if n not in kernel.members and n not in plan.scalars]
         views = [plan.location[n].broadcast(shape) for n in loaded] + [v for _, v in kernel.stores]
-        flat = all(v.shape == shape and v.contiguous() for v in views) and len(shape) > 1
+        flat = all(v.shape == shape and v.contiguous() for v in views) and len(shape) > 1 \
+            and not any(n.op == "iota" for n in kernel.members)
         members = set(kernel.members)
 
         def body(idx):
@@ -166,6 +167,9 @@ class _Emitter:
                 return val
 
             for n in kernel.members:
+                if n.op == "iota":  # the loop index itself
+                    values[n] = self._index_value(idx[n.attr("axis")], n.dtype)
+                    continue
                 values[n] = emit_elementwise(self.ctx, n, [value_of(i) for i in n.inputs])
             for n, view in kernel.stores:
                 target = View(view.buffer, view.offset, (1,), (1,)) if flat else view
@@ -178,6 +182,11 @@ class _Emitter:
             self._loop(size, lambda i: body([i]))
         else:
             self._loop_nest(shape, body)
+
+    def _index_value(self, i: ir.Value, dtype: str) -> ir.Value:
+        if dtype == "int64":
+            return i
+        return self.b.sitofp(i, llvm_type(dtype))
 
     # ------------------------------------------------------------ reductions
     def _reduce(self, kernel: OpKernel, init: float, combine) -> None:

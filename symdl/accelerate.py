@@ -86,7 +86,8 @@ class AcceleratedFunction:
         2.0
     """
 
-    def __init__(self, function: Callable, cache_size: int = 50):
+    def __init__(self, function: Callable, cache_size: int = 50, *, _inputs: Callable = is_dlarray_leaf,
+                 _out_wrap: str = "auto", _gradients: bool | None = None):
         if not callable(function):
             raise TypeError(f"dlaccelerate: fun must be callable, got {type(function).__name__}")
         self.function = function
@@ -98,6 +99,9 @@ class AcceleratedFunction:
         self._calls = 0
         self._hits = 0
         self._fingerprint = function_fingerprint(function)
+        self._is_input = _inputs
+        self._out_wrap = _out_wrap
+        self._gradients = _gradients
 
     # ------------------------------------------------------------ attributes
     @property
@@ -187,8 +191,8 @@ class AcceleratedFunction:
             self._cache.clear()
             self._fingerprint = fp
         self._calls += 1
-        key = signature_key(leaves, treedef, is_dlarray_leaf, traced)
-        arrays = [leaf_array(x) for x in leaves if isinstance(x, dlarray)]
+        key = signature_key(leaves, treedef, self._is_input, traced)
+        arrays = [leaf_array(x) for x in leaves if self._is_input(x)]
         traces = self._cache.get(key)
         if traces is not None:
             self._cache.move_to_end(key)
@@ -202,7 +206,9 @@ class AcceleratedFunction:
             debug("dlaccelerate: cache miss: a guard failed (Python control flow took another branch)")
         else:
             debug(f"dlaccelerate: cache miss: new input signature {key[1]!r}")
-        program, _ = trace_program(self.function, args, kwargs, is_dlarray_leaf, gradients_allowed=traced)
+        allowed = traced if self._gradients is None else self._gradients
+        program, _ = trace_program(self.function, args, kwargs, self._is_input, gradients_allowed=allowed,
+                                   out_wrap=self._out_wrap)
         artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]

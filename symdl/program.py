@@ -110,7 +110,8 @@ def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bo
     for x in leaves:
         if is_input(x):
             arr = leaf_array(x)
-            parts.append(("A", arr.shape, arr.dtype.str, getattr(x, "_fmt", None)))
+            kind = "D" if isinstance(x, dlarray) else "A"
+            parts.append((kind, arr.shape, arr.dtype.str, getattr(x, "_fmt", None)))
         else:
             parts.append(("S", static_key(x)))
     return (treedef, tuple(parts), traced)
@@ -121,9 +122,12 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
     """Run ``fun`` once under a fresh trace and return its program and result.
 
     ``out_wrap``: 'auto' returns dlarrays where ``fun`` returned dlarrays;
-    'ndarray' returns numpy arrays (function transforms on numpy inputs).
+    'ndarray' returns numpy arrays; 'match' returns dlarrays when any input
+    was a dlarray and numpy arrays otherwise (function transforms).
     """
     leaves, treedef = tree_flatten((args, kwargs))
+    if out_wrap == "match":
+        out_wrap = "auto" if any(isinstance(x, dlarray) for x in leaves) else "ndarray"
     ctx = TraceContext()
     ctx.gradients_allowed = gradients_allowed
     inputs: list[Node] = []

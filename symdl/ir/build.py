@@ -25,7 +25,7 @@ __all__ = [
     "emit", "rebuild", "const", "fill", "input_node", "linear", "add", "sub", "neg", "scale",
     "mul", "div", "ipow", "powc", "fn", "where", "compare", "convert", "broadcast_to",
     "reshape", "transpose", "slice_", "unslice", "concatenate", "reduce_sum", "reduce_max",
-    "dot_general", "take", "take_add", "unbroadcast", "expand_to", "is_zero", "as_attrs",
+    "dot_general", "take", "take_add", "unbroadcast", "expand_to", "is_zero", "as_attrs", "iota", "eye",
 ]
 
 
@@ -81,6 +81,15 @@ def fill(value: float, like: Node, shape: Sequence[int] | None = None) -> Node:
 
 def input_node(name: str, shape: Sequence[int], dtype: str) -> Node:
     return make_node("input", (), (("name", name),), tuple(int(d) for d in shape), dtype)
+
+
+def iota(shape: Sequence[int], axis: int, dtype: str = "float64") -> Node:
+    return emit("iota", (), shape=tuple(int(d) for d in shape), axis=int(axis), dtype=dtype)
+
+
+def eye(n: int, dtype: str = "float64") -> Node:
+    """The n x n identity matrix."""
+    return convert(compare("eq", iota((n, n), 0, dtype), iota((n, n), 1, dtype)), dtype)
 
 
 def is_zero(node: Node) -> bool:

@@ -208,6 +208,25 @@ elementwise("minimum", np.minimum, arity=2)
 elementwise("pow", np.power, arity=2)
 
 
+def _iota_infer(inputs, attrs):
+    shape, axis = attrs["shape"], attrs["axis"]
+    if inputs or not 0 <= axis < len(shape):
+        raise ShapeError(f"iota: needs no operands and an axis of {shape}, got axis {axis}")
+    return shape, attrs["dtype"]
+
+
+def _iota_impl(values, node):
+    axis = node.attr("axis")
+    n = node.shape[axis]
+    ar = np.arange(n, dtype=node.dtype).reshape([n if i == axis else 1 for i in range(len(node.shape))])
+    return np.broadcast_to(ar, node.shape)
+
+
+# The index along one axis, as a value: identity matrices and one-hot bases
+# without a constant of n^2 elements.
+register(Primitive("iota", "elementwise", _iota_infer, _iota_impl, differentiable=False, arity=0))
+
+
 # ---------------------------------------------------------------- movement
 
 def _one_input(op, inputs):

@@ -1,0 +1,215 @@
+"""Compiled function transforms in the style of JAX: grad, value_and_grad,
+jacobian, hessian, hvp, derivative.  Each traces once per input signature,
+differentiates symbolically, and runs native code from then on."""
+
+from __future__ import annotations
+
+
+from typing import Any
+from collections.abc import Callable, Sequence
+
+from .accelerate import AcceleratedFunction
+from .array import dlarray
+from .autodiff.api import dlgradient
+from .autodiff.batching import batch_graph
+from .autodiff.reverse import jvp, vjp
+from .ir import build as B
+from .ir.node import Node
+from .program import is_numeric_leaf
+from .tracing import active_root
+
+__all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
+
+
+def _argnums(argnums, nargs: int, where: str) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums or not all(isinstance(a, int) and not isinstance(a, bool) for a in nums):
+        raise TypeError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise ValueError(f"{where}: argnums {a} is out of range for {nargs} positional arguments")
+    return tuple(a % nargs for a in nums), single
+
+
+def _traced_array(x, where: str, k: int) -> dlarray:
+    if not isinstance(x, dlarray) or x._node is None:
+        raise TypeError(f"{where}: argument {k} must be an array or a float, got {type(x).__name__}")
+    return x
+
+
+def _scalar_output(y, where: str) -> dlarray:
+    if not isinstance(y, dlarray):
+        raise TypeError(f"{where}: fun must return an array, got {type(y).__name__}")
+    if y.size != 1:
+        raise ValueError(f"{where}: fun must return a scalar, got shape {y.shape}")
+    return y
+
+
+def _wrap(node: Node, fmt=None) -> dlarray:
+    root = active_root()
+    return dlarray._wrap(root.value(node), node, root, fmt)
+
+
+class _Transform:
+    """A compiled transform: call it like the transformed function."""
+
+    def __init__(self, traced: Callable, name: str, doc_fun: Callable):
+        self._acc = AcceleratedFunction(traced, _inputs=is_numeric_leaf, _out_wrap="match", _gradients=True)
+        self.__name__ = name
+        self.__wrapped__ = doc_fun
+
+    def __call__(self, *args: Any) -> Any:
+        from .tree import tree_flatten
+        leaves, treedef = tree_flatten((args, {}))
+        return self._acc._accelerated(args, {}, leaves, treedef, traced=True)
+
+    def __repr__(self) -> str:
+        return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+    """The gradient of scalar ``fun`` with respect to argument(s) ``argnums``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> g = symdl.grad(lambda x: np.sum(x ** 3))
+        >>> g(np.array([1.0, 2.0]))
+        array([ 3., 12.])
+    """
+    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun)
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+    """``(fun(*args), grad(fun)(*args))`` in one native call."""
+    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun)
+
+
+def _gradient_fn(fun, argnums, with_value):
+    def traced(*args):
+        nums, single = _argnums(argnums, len(args), "grad")
+        y = _scalar_output(fun(*args), "grad")
+        xs = [args[a] for a in nums]
+        g = dlgradient(y, *xs, enable_higher_derivatives=True)
+        g = g if single else tuple(g) if len(xs) > 1 else (g,)
+        return (y, g) if with_value else g
+    return traced
+
+
+def _jacobian_node(y: Node, x: Node) -> Node:
+    """d y / d x with y's axes first, then x's, from one batched VJP or JVP."""
+    m, n = y.size, x.size
+    if m <= n:
+        cot = B.input_node("__cotangent__", y.shape, y.dtype)
+        (g,) = vjp([y], [cot], [x])
+        if g is None:
+            return B.const(0.0, y.shape + x.shape, x.dtype)
+        basis = B.reshape(B.eye(m, y.dtype), (m,) + y.shape)
+        (jac,) = batch_graph([g], {cot: basis}, m)
+        return B.reshape(jac, y.shape + x.shape)
+    tan = B.input_node("__tangent__", x.shape, x.dtype)
+    (t,) = jvp([y], [x], [tan])
+    if t is None:
+        return B.const(0.0, y.shape + x.shape, y.dtype)
+    basis = B.reshape(B.eye(n, x.dtype), (n,) + x.shape)
+    (cols,) = batch_graph([t], {tan: basis}, n)          # (n, *y.shape)
+    cols = B.reshape(cols, (n, m))
+    return B.reshape(B.transpose(cols, (1, 0)), y.shape + x.shape)
+
+
+def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+    """The Jacobian of ``fun``: output dimensions first, then input dimensions
+    (as JAX).  Reverse or forward mode, whichever needs fewer basis vectors.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> J = symdl.jacobian(lambda x: x ** 2)(np.array([1.0, 3.0]))
+        >>> J
+        array([[2., 0.],
+               [0., 6.]])
+    """
+    def traced(*args):
+        nums, single = _argnums(argnums, len(args), "jacobian")
+        y = fun(*args)
+        if not isinstance(y, dlarray):
+            raise TypeError(f"jacobian: fun must return an array, got {type(y).__name__}")
+        out = tuple(_wrap(_jacobian_node(y._node, _traced_array(args[a], "jacobian", a)._node)) for a in nums)
+        return out[0] if single else out
+    return _Transform(traced, "jacobian", fun)
+
+
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+    """The Hessian of scalar ``fun``, shaped ``x.shape + x.shape`` (for a tuple
+    of argnums, a tuple of tuples of blocks)."""
+    def traced(*args):
+        nums, single = _argnums(argnums, len(args), "hessian")
+        y = _scalar_output(fun(*args), "hessian")
+        ynode = B.reshape(y._node, ())
+        xs = [_traced_array(args[a], "hessian", a)._node for a in nums]
+        grads = vjp([ynode], [B.fill(1.0, ynode)], xs)
+        blocks = []
+        for g, xi in zip(grads, xs):
+            g = B.fill(0.0, xi) if g is None else g
+            blocks.append(tuple(_wrap(_jacobian_node(g, xj)) for xj in xs))
+        return blocks[0][0] if single else tuple(blocks)
+    return _Transform(traced, "hessian", fun)
+
+
+def hvp(fun: Callable, argnums: int = 0) -> _Transform:
+    """Hessian-vector product without forming the Hessian (forward over
+    reverse): ``hvp(fun)(*args, v)``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> f = lambda x: np.sum(x ** 3)
+        >>> symdl.hvp(f)(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+        array([ 6., 12.])
+    """
+    if not isinstance(argnums, int):
+        raise TypeError(f"hvp: argnums must be an int, got {argnums!r}")
+
+    def traced(*args_and_v):
+        if len(args_and_v) < 2:
+            raise TypeError("hvp: call as hvp(fun)(*args, v)")
+        *args, v = args_and_v
+        (a,), _ = _argnums(argnums, len(args), "hvp")
+        x = _traced_array(args[a], "hvp", a)
+        v = _traced_array(v, "hvp", len(args))
+        if v.shape != x.shape:
+            raise ValueError(f"hvp: v must have the shape of argument {a}, {x.shape}, got {v.shape}")
+        y = _scalar_output(fun(*args), "hvp")
+        ynode = B.reshape(y._node, ())
+        (g,) = vjp([ynode], [B.fill(1.0, ynode)], [x._node])
+        if g is None:
+            return _wrap(B.fill(0.0, x._node))
+        (hv,) = jvp([g], [x._node], [B.convert(v._node, x.dtype.name)])
+        return _wrap(B.fill(0.0, x._node) if hv is None else hv)
+    return _Transform(traced, "hvp", fun)
+
+
+def derivative(fun: Callable, order: int = 1) -> _Transform:
+    """The ``order``-th derivative of an elementwise scalar function, evaluated
+    over whole arrays: ``derivative(f, 2)(x)[i] = f''(x[i])``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.derivative(np.sin, order=2)(np.array([0.0, np.pi / 2]))
+        array([ 0., -1.])
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise ValueError(f"derivative: order must be a non-negative int, got {order!r}")
+
+    def traced(x):
+        x = _traced_array(x, "derivative", 0)
+        y = fun(x)
+        if not isinstance(y, dlarray) or y.shape != x.shape:
+            raise ValueError("derivative: fun must be elementwise (its output must have the input's shape)")
+        node = y._node
+        for _ in range(order):
+            (t,) = jvp([node], [x._node], [B.fill(1.0, x._node)])
+            node = B.fill(0.0, x._node) if t is None else t
+        return _wrap(node)
+    return _Transform(traced, "derivative", fun)
+
+
+
