@@ -47,7 +47,6 @@ def _batch(node: Node, ins: list, n: int) -> Node:
         operands = [_lift(b, n, node.ndim) if b is not None else x for x, b in zip(node.inputs, ins)]
         out = B.emit(op, operands, **attrs)
         return out if out.shape == (n,) + node.shape else B.broadcast_to(out, (n,) + node.shape)
-    x = node.inputs[0]
     bx = ins[0]
     if op == "broadcast_to":
         return B.broadcast_to(_lift(bx, n, node.ndim), (n,) + node.shape)
