@@ -12,7 +12,7 @@ from .abi import NativeEntry
 from .emit import emit_module
 from .plan import check_plan, lower_user_functions, make_plan
 
-__all__ = ["Artifact", "compile_graph", "load_artifact"]
+__all__ = ["Artifact", "compile_graph", "load_artifact", "graph_ir", "export_object", "assembly"]
 
 
 @dataclass
@@ -64,3 +64,22 @@ def compile_graph(inputs: list[Node], outputs: list[Node], name: str = "symdl_en
 
 def load_artifact(artifact: Artifact) -> NativeEntry:
     return artifact.entry()
+
+
+def graph_ir(inputs: list[Node], outputs: list[Node], name: str, c_name: str | None = None,
+             optimised: bool = True) -> str:
+    """LLVM IR text of a graph's entry function (optimised unless told otherwise)."""
+    outputs = lower_user_functions(list(outputs))
+    plan = make_plan(list(inputs), outputs)
+    check_plan(plan)
+    text = emit_module(plan, name, c_name)
+    return llvm.optimize(text, llvm.host_target()) if optimised else text
+
+
+def export_object(inputs: list[Node], outputs: list[Node], c_name: str) -> bytes:
+    """Object code with the C-callable ``c_name`` (see codegen.export)."""
+    return llvm.compile_object(graph_ir(inputs, outputs, f"{c_name}__entry", c_name), llvm.host_target())
+
+
+def assembly(ir_text: str) -> str:
+    return llvm.assembly(ir_text, llvm.host_target())

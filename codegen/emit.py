@@ -21,9 +21,18 @@ ERR_INDEX = 3
 PTR = ir.PointerType()
 
 
-def emit_module(plan: Plan, name: str) -> str:
-    """LLVM IR text of the plan's entry function ``name``."""
-    return _Emitter(plan, name).run()
+def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
+    """LLVM IR text of the plan's entry function ``name`` (plus, with
+    ``c_name``, the C-callable wrapper of :mod:`codegen.export`)."""
+    em = _Emitter(plan, name)
+    em.run()
+    if c_name is not None:
+        from .export import add_c_wrapper
+        n_in = sum(1 for b in plan.buffers if b.kind == "input")
+        n_out = len(plan.outputs)
+        em.fn.linkage = "internal"
+        add_c_wrapper(em.module, em.fn, c_name, n_in, n_out, plan.workspace_bytes)
+    return str(em.module)
 
 
 class _Emitter:
@@ -40,7 +49,7 @@ class _Emitter:
         self.fail_block = None
 
     # ------------------------------------------------------------ top level
-    def run(self) -> str:
+    def run(self) -> None:
         plan = self.plan
         n_in = sum(1 for b in plan.buffers if b.kind == "input")
         n_out = sum(1 for b in plan.buffers if b.kind == "output")
@@ -71,7 +80,6 @@ class _Emitter:
             else:
                 getattr(self, "_" + kernel.node.op)(kernel)
         self.b.ret(I32(0))
-        return str(self.module)
 
     def _load_ptr(self, args, index: int, name: str) -> ir.Value:
         slot = self.b.gep(args, [I64(index)], source_etype=PTR)

@@ -3,6 +3,8 @@ on a symbolic engine (trace -> graph -> symbolic derivatives -> simplify ->
 native code)."""
 
 from . import ir as _ir  # noqa: F401  (registers primitives and rules)
+from .accelerate import AcceleratedFunction, AccelerationWarning, dlaccelerate
+from .aot import CompiledFunction, compile, export, load
 from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
@@ -14,12 +16,15 @@ from .functions import (
 from .inspect import trace
 from .ir.graph import Graph
 from .simplify import simplify
+from .transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
+    "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
+    "CompiledFunction", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "abs", "arccos", "arcsin", "arctan", "arctan2", "ceil", "clip", "concatenate", "cos", "cosh",
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",

@@ -1,0 +1,157 @@
+"""Ahead of time: compile a function for one signature, save/load it, export
+it as a C-callable shared library."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable
+
+from codegen import compiler as C
+from codegen.export import c_header, link_shared
+
+from .backend import build_artifact
+from .program import Program, is_numeric_leaf, leaf_array, signature_key, trace_program
+from .tree import tree_flatten
+
+__all__ = ["CompiledFunction", "compile", "load", "export"]
+
+_FILE_MAGIC = b"SYMDL-COMPILED-FUNCTION 1\n"
+
+
+class CompiledFunction:
+    """Native code of a function for one input signature.
+
+    Array arguments (dlarrays, numpy float arrays, Python floats) must keep
+    the example's shapes and dtypes; other arguments are static and must
+    equal the example's.  ``.llvm_ir``, ``.asm``, ``.save(path)``; pickles
+    with its object code.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> f = symdl.compile(lambda x: np.sum(np.sin(x)), np.zeros(3))
+        >>> float(f(np.zeros(3)))
+        0.0
+    """
+
+    def __init__(self, program: Program, artifact, key: tuple, fun: Callable | None):
+        self._program = program
+        self._artifact = artifact
+        self._key = key
+        self._fun = fun
+        self._entry = artifact.entry()
+        self._llvm_ir: str | None = None
+
+    @property
+    def llvm_ir(self) -> str:
+        """The optimised LLVM IR of the entry function."""
+        if self._llvm_ir is None:
+            p = self._program
+            self._llvm_ir = C.graph_ir(p.inputs, p.graph_outputs, self._artifact.name)
+        return self._llvm_ir
+
+    @property
+    def asm(self) -> str:
+        """The host assembly of the entry function."""
+        return C.assembly(self.llvm_ir)
+
+    @property
+    def graph(self):
+        from .ir.graph import Graph
+        return Graph(self._program.inputs, self._program.array_outputs)
+
+    def __call__(self, *args: Any) -> Any:
+        leaves, treedef = tree_flatten((args, {}))
+        key = signature_key(leaves, treedef, is_numeric_leaf, True)
+        if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
+            raise TypeError("compiled function: the arguments' structure differs from the example's")
+        for k, (got, want) in enumerate(zip(key[1], self._key[1])):
+            if got[0] == "S" and got != want:
+                raise ValueError(f"compiled function: static argument {k} is {got[1]!r}, compiled for {want[1]!r}")
+            if got[0] != "S" and (want[0] == "S" or got[1:3] != want[1:3]):
+                raise ValueError(f"compiled function: argument {k} has shape {got[1]} and dtype {got[2]}, "
+                                 f"compiled for shape {want[1]} and dtype {want[2]}")
+        arrays = [leaf_array(x) for x in leaves if is_numeric_leaf(x)]
+        outs = self._entry(*arrays)
+        n = len(self._program.array_outputs)
+        if not self._program.guards_hold(outs[n:]):
+            raise ValueError("compiled function: these inputs take a different branch of the function's "
+                             "Python control flow than the example did; compile for them, or use dlaccelerate")
+        return self._program.assemble(outs[:n])
+
+    def save(self, path: str | Path) -> None:
+        """Write the compiled function (graph and object code) to ``path``."""
+        Path(path).write_bytes(_FILE_MAGIC + pickle.dumps(self, protocol=4))
+
+    def __getstate__(self):
+        return {"program": self._program, "artifact": self._artifact, "key": self._key}
+
+    def __setstate__(self, state):
+        self.__init__(state["program"], state["artifact"], state["key"], None)
+
+    def __repr__(self) -> str:
+        p = self._program
+        return f"<CompiledFunction {self._artifact.name}: {len(p.inputs)} array inputs, " \
+               f"{len(p.array_outputs)} outputs>"
+
+
+def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A001 (SPEC name)
+    """Trace ``fun`` on ``example_args`` (it may call dlgradient) and compile it
+    to native code for that signature."""
+    if not callable(fun):
+        raise TypeError(f"compile: fun must be callable, got {type(fun).__name__}")
+    leaves, treedef = tree_flatten((example_args, {}))
+    program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
+    artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
+    n = len(program.array_outputs)
+    program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
+    key = signature_key(leaves, treedef, is_numeric_leaf, True)
+    return CompiledFunction(program, artifact, key, fun)
+
+
+def load(path: str | Path) -> CompiledFunction:
+    """Load a function written by ``CompiledFunction.save`` (no recompilation).
+
+    Only load files you trust: like ``pickle``, loading runs what the file says.
+    """
+    blob = Path(path).read_bytes()
+    if not blob.startswith(_FILE_MAGIC):
+        raise ValueError(f"load: {path} is not a saved symdl compiled function")
+    obj = pickle.loads(blob[len(_FILE_MAGIC):])
+    if not isinstance(obj, CompiledFunction):
+        raise ValueError(f"load: {path} does not hold a CompiledFunction")
+    return obj
+
+
+def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "symdl_fn") -> Path:
+    """Write ``fun`` compiled for ``example_args`` as a C-callable shared
+    library (``.so``; or an object file for a path ending in ``.o``) plus a C
+    header beside it (same stem, ``.h``).  See :mod:`codegen.export` for the
+    calling convention.  Returns the library path."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
+        raise ValueError(f"export: name must be a C identifier, got {name!r}")
+    program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
+    if program.guard_nodes:
+        raise ValueError("export: fun's Python control flow depends on input values; exported code "
+                         "cannot retrace, so write the branch with symdl.where instead")
+    if any(slot[0] == "static" for slot in program.out_slots):
+        raise ValueError("export: every output of fun must be an array")
+    from .simplify import simplify
+    outputs = simplify(program.array_outputs)
+    code = C.export_object(program.inputs, outputs, name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = c_header(name, [(n.shape, n.dtype) for n in program.inputs], [(n.shape, n.dtype) for n in outputs])
+    path.with_suffix(".h").write_text(header)
+    if path.suffix == ".o":
+        path.write_bytes(code)
+        return path
+    obj = path.with_suffix(".o")
+    obj.write_bytes(code)
+    try:
+        link_shared(obj, path)
+    finally:
+        obj.unlink(missing_ok=True)
+    return path
