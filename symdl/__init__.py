@@ -15,6 +15,7 @@ from .functions import (
 )
 from .inspect import trace
 from .ir.graph import Graph
+from .random import rand, randn, seed
 from .simplify import simplify
 from .transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
 
@@ -24,7 +25,7 @@ __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
     "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
-    "CompiledFunction", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
+    "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "abs", "arccos", "arcsin", "arctan", "arctan2", "ceil", "clip", "concatenate", "cos", "cosh",
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",

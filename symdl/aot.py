@@ -74,7 +74,7 @@ class CompiledFunction:
                 raise ValueError(f"compiled function: argument {k} has shape {got[1]} and dtype {got[2]}, "
                                  f"compiled for shape {want[1]} and dtype {want[2]}")
         arrays = [leaf_array(x) for x in leaves if is_numeric_leaf(x)]
-        outs = self._entry(*arrays)
+        outs = self._entry(*self._program.call_arrays(arrays))
         n = len(self._program.array_outputs)
         if not self._program.guards_hold(outs[n:]):
             raise ValueError("compiled function: these inputs take a different branch of the function's "

@@ -10,6 +10,7 @@ import numpy as np
 from .array import dlarray
 from .autodiff.api import dlfeval
 from .ir.graph import Graph
+from .tracing import active_root
 from .tree import tree_flatten
 
 __all__ = ["trace", "example_inputs"]
@@ -46,6 +47,7 @@ def trace(fun: Callable, *args: Any, simplify: bool = True) -> Graph:
     def body(*traced):
         leaves, _ = tree_flatten(traced)
         captured["inputs"] = [a._node for a in leaves if isinstance(a, dlarray) and a._node is not None]
+        captured["ctx"] = active_root()
         out = fun(*traced)
         outs, _ = tree_flatten(out)
         captured["outputs"] = [o._node if o._node is not None else _const_node(o)
@@ -54,6 +56,9 @@ def trace(fun: Callable, *args: Any, simplify: bool = True) -> Graph:
 
     dlfeval(body, *args)
     outputs = captured["outputs"]
+    rng = getattr(captured["ctx"], "_rng_key", None)
+    if rng is not None:  # symdl.rand/randn: the (seed, counter) key is the last input
+        captured["inputs"].append(rng)
     if simplify:
         outputs = run_passes(outputs)
     names = _input_names(captured["inputs"])
@@ -66,6 +71,6 @@ def _const_node(o: dlarray):
 
 
 def _input_names(inputs) -> list[str]:
-    if len(inputs) == 1:
-        return ["x"]
-    return [f"x{k + 1}" for k in range(len(inputs))]
+    names = [n for n in inputs if not n.attr("name").startswith("__rng__")]
+    plain = ["x"] if len(names) == 1 else [f"x{k + 1}" for k in range(len(names))]
+    return plain + ["rng_key"] * (len(inputs) - len(names))

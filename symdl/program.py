@@ -44,6 +44,14 @@ class Program:
     out_treedef: Treedef
     out_slots: list            # per output leaf: ("array", k, fmt, wrap) or ("static", value)
     input_names: list[str]
+    uses_rng: bool = False     # last input is the (seed, counter) key of symdl.rand/randn
+
+    def call_arrays(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Argument arrays plus, when the program draws random numbers, a fresh key."""
+        if self.uses_rng:
+            from .random import next_key
+            return [*arrays, next_key()]
+        return arrays
 
     def __getstate__(self):
         from .ir.serialize import graph_to_data
@@ -161,6 +169,10 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
             seen.add(node)
             guard_nodes.append(node)
             guard_values.append(value)
+    rng = getattr(ctx, "_rng_key", None)
+    if rng is not None:
+        inputs.append(rng)
     names = [f"in{k}" for k in range(len(inputs))]
-    program = Program(inputs, array_outputs, guard_nodes, guard_values, out_treedef, slots, names)
+    program = Program(inputs, array_outputs, guard_nodes, guard_values, out_treedef, slots, names,
+                      uses_rng=rng is not None)
     return program, result

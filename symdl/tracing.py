@@ -11,7 +11,7 @@ import numpy as np
 
 from .ir import build as B
 from .ir.interpret import evaluate
-from .ir.node import Node, fresh_input_name
+from .ir.node import Node
 
 __all__ = ["TraceContext", "current", "active_root"]
 
@@ -38,6 +38,21 @@ class TraceContext:
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
         self.gradients_allowed = True if self.parent is None else self.root.gradients_allowed
 
+    def rng_key(self) -> Node:
+        """The (seed, call counter) input of this trace's random numbers."""
+        root = self.root
+        if getattr(root, "_rng_key", None) is None:
+            from .random import next_key
+            root._rng_key = B.input_node(self.fresh_name("__rng__"), (2,), "int64")
+            root._rng_streams = 0
+            self.memo[root._rng_key] = next_key()
+        return root._rng_key
+
+    def next_stream(self) -> int:
+        root = self.root
+        root._rng_streams += 1
+        return root._rng_streams
+
     def record_guard(self, node: Node, value: np.ndarray) -> None:
         """The trace is only valid while ``node`` evaluates to ``value``."""
         if node.op != "const":
@@ -54,8 +69,16 @@ class TraceContext:
         assert popped is self
 
     # ------------------------------------------------------------ values
+    def fresh_name(self, prefix: str) -> str:
+        """Input names count per outermost trace, so a trace's canonical operand
+        order (which sorts by content digests, names included) is the same in
+        every process and after any number of earlier traces."""
+        root = self.root
+        root._inputs_made = getattr(root, "_inputs_made", 0) + 1
+        return f"{prefix}{root._inputs_made - 1}"
+
     def new_input(self, value: np.ndarray, prefix: str = "x") -> Node:
-        node = B.input_node(fresh_input_name(prefix), value.shape, value.dtype.name)
+        node = B.input_node(self.fresh_name(prefix), value.shape, value.dtype.name)
         self.memo[node] = value
         return node
 

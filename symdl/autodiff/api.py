@@ -66,9 +66,25 @@ def _check_y(y, where: str) -> TraceContext:
         raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
     if not isinstance(y, dlarray):
         raise ValueError(f"{where}: y must be a traced dlarray, got {type(y).__name__}")
-    if not is_traced(y):
-        raise ValueError(f"{where}: y is not traced; it must be computed from dlarray inputs of dlfeval")
+    if not is_traced(y) or not _depends_on_inputs(y._node):
+        raise ValueError(f"{where}: y is not traced; it must be computed from dlarray inputs of dlfeval "
+                         "(a gradient taken without enable_higher_derivatives=True is not traced)")
     return root
+
+
+def _depends_on_inputs(node: Node) -> bool:
+    """Whether ``node`` reaches a graph input other than through stop_gradient
+    (MATLAB's notion of a traced value)."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen or n.op == "stop_gradient":
+            continue
+        seen.add(n)
+        if n.op == "input" and not n.attr("name").startswith("__rng__"):
+            return True
+        stack.extend(n.inputs)
+    return False
 
 
 def gradient_nodes(y: Node, wrt: list[Node]) -> list[Node | None]:

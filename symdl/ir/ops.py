@@ -416,3 +416,26 @@ def _take_add_impl(values, node):
 
 register(Primitive("take", "index", _take_infer, _take_impl, arity=2))
 register(Primitive("take_add", "index", _take_add_infer, _take_add_impl, arity=2))
+
+
+# ---------------------------------------------------------------- random numbers
+
+def _random_infer(inputs, attrs):
+    (key,) = inputs
+    if key.dtype != "int64" or key.shape != (2,):
+        raise ShapeError(f"random: the key must be int64 of shape (2,), got {key.dtype}{key.shape}")
+    if attrs["dist"] not in ("uniform", "normal"):
+        raise ShapeError(f"random: dist must be 'uniform' or 'normal', got {attrs['dist']!r}")
+    return attrs["shape"], attrs["dtype"]
+
+
+def _random_impl(values, node):
+    from . import philox
+    seed, call = (int(v) for v in values[0].astype(np.uint64))
+    draw = philox.uniform if node.attr("dist") == "uniform" else philox.normal
+    return draw(node.shape, node.dtype, node.attr("stream"), seed, call)
+
+
+# Fresh numbers per call: the key input is (seed, call counter), supplied anew
+# on every call of compiled code.
+register(Primitive("random", "random", _random_infer, _random_impl, differentiable=False, arity=1))
