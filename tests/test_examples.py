@@ -1,0 +1,76 @@
+"""The examples run as a user runs them (a fresh process from the repository
+root) and print what they promise."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def run_example(name: str, *args: str) -> str:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["MPLBACKEND"] = "Agg"
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def rosenbrock(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rosenbrock") / "paths.png"
+    return run_example("rosenbrock.py", "--out", str(out)), out
+
+
+def end_point(stdout: str, label: str) -> tuple[float, float]:
+    """The end point printed in the results row of the run ``label``."""
+    pattern = re.compile(rf"^{re.escape(label)}\s+\((-?[\d.]+|nan|-?inf), (-?[\d.]+|nan|-?inf)\)", re.M)
+    match = pattern.search(stdout)
+    assert match, f"no results row for {label!r} in:\n{stdout}"
+    return float(match.group(1)), float(match.group(2))
+
+
+def test_rosenbrock_lr_01_converges_to_the_minimum(rosenbrock):
+    stdout, _ = rosenbrock
+    x1, x2 = end_point(stdout, "lr = 0.1")
+    assert abs(x1 - 1.0) < 0.1 and abs(x2 - 1.0) < 0.1, stdout
+
+
+def test_rosenbrock_verdicts_follow_the_blog(rosenbrock):
+    stdout, _ = rosenbrock
+    verdicts = dict(re.findall(r"^(lr = [^:\n]+): (converges|does not converge|diverges)", stdout, re.M))
+    assert verdicts == {"lr = 0.1": "converges", "lr = 0.2": "does not converge",
+                        "lr = 0.2 / (1 + 0.01 * iteration)": "converges"}, stdout
+    x1, x2 = end_point(stdout, "lr = 0.2 / (1 + 0.01 * iteration)")
+    assert abs(x1 - 1.0) < 0.1 and abs(x2 - 1.0) < 0.1, stdout
+
+
+def test_rosenbrock_writes_the_png(rosenbrock):
+    if not HAS_MATPLOTLIB:
+        pytest.skip("matplotlib is not installed (pip install '.[examples]'); the example skips its plot")
+    stdout, out = rosenbrock
+    assert out.is_file() and out.stat().st_size > 10_000, stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_higher_order_bound_holds():
+    stdout = run_example("higher_order.py")
+    bound = re.search(r"^bound \(never above 1\.5x SymPy's CSE ops\): (PASS|FAIL)$", stdout, re.M)
+    assert bound and bound.group(1) == "PASS", stdout
+    assert re.search(r"^accuracy .*: PASS$", stdout, re.M), stdout
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.e+-]+)$", stdout, re.M)
+    assert [int(r[0]) for r in rows] == [1, 2, 4, 6, 8], stdout
+    for _, nodes, ops, _, _ in rows:
+        assert int(nodes) <= 1.5 * int(ops), stdout
