@@ -19,43 +19,69 @@ class NativeError(RuntimeError):
 _ERRORS = {3: "an index is out of range for the axis it indexes"}
 
 
+def _object_entry_works() -> bool:
+    """Whether numpy's data pointer sits where emit.ARRAY_DATA_OFFSET says."""
+    from .emit import ARRAY_DATA_OFFSET
+    probe = np.arange(3.0)
+    try:
+        return ctypes.c_void_p.from_address(id(probe) + ARRAY_DATA_OFFSET).value == probe.ctypes.data
+    except (ValueError, OSError):
+        return False
+
+
+_OBJECT_ENTRY = _object_entry_works()
+
+
 class NativeEntry:
     """A native entry function with fixed input/output shapes and dtypes.
 
-    Shapes and dtypes are checked here, before the native call, so native code
-    never reads or writes outside its buffers.
+    Shapes, dtypes and contiguity are checked here, before the native call, so
+    native code never reads or writes outside its buffers.  The pointer array
+    is built once; a call fills it with the ids of the argument arrays (the
+    ``_objs`` entry reads their data pointers natively).
     """
 
-    def __init__(self, address: int, in_specs, out_specs, workspace_bytes: int, keepalive=None):
-        self._fn = _ENTRY_TYPE(address)
+    def __init__(self, lib, name: str, in_specs, out_specs, workspace_bytes: int):
+        self._lib = lib  # keeps the code alive
+        self._objects = _OBJECT_ENTRY
+        self._fn = _ENTRY_TYPE(lib.address(name + "_objs" if self._objects else name))
         self.in_specs = [(tuple(s), np.dtype(d)) for s, d in in_specs]
         self.out_specs = [(tuple(s), np.dtype(d)) for s, d in out_specs]
-        n = len(self.in_specs) + len(self.out_specs) + 1
+        self._n_in = len(self.in_specs)
+        n = self._n_in + len(self.out_specs) + 1
         self._ptrs = (ctypes.c_void_p * n)()
         self._ptrs_addr = ctypes.addressof(self._ptrs)
         # One workspace per entry, reused across calls (64-byte aligned).
         self._workspace = np.empty(workspace_bytes + 64, dtype=np.uint8)
         base = self._workspace.ctypes.data
         self._ptrs[n - 1] = base + (-base % 64)
-        self._keepalive = keepalive
 
-    def __call__(self, *arrays: np.ndarray, names=None) -> list[np.ndarray]:
-        if len(arrays) != len(self.in_specs):
-            raise TypeError(f"compiled function takes {len(self.in_specs)} array inputs, got {len(arrays)}")
+    def _prepare(self, k: int, arr, names) -> np.ndarray:
+        shape, dtype = self.in_specs[k]
+        if type(arr) is not np.ndarray or arr.dtype is not dtype or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+        if arr.shape != shape:
+            name = names[k] if names else f"input {k}"
+            raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+        return arr
+
+    def __call__(self, *arrays, names=None) -> list[np.ndarray]:
+        if len(arrays) != self._n_in:
+            raise TypeError(f"compiled function takes {self._n_in} array inputs, got {len(arrays)}")
         ptrs = self._ptrs
-        keep = []
-        for k, (arr, (shape, dtype)) in enumerate(zip(arrays, self.in_specs)):
-            if type(arr) is not np.ndarray or arr.dtype != dtype or not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr, dtype=dtype)
-                keep.append(arr)
-            if arr.shape != shape:
-                name = names[k] if names else f"input {k}"
-                raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-            ptrs[k] = arr.__array_interface__["data"][0]
+        kept = []  # converted inputs must outlive the call
+        for k, arr in enumerate(arrays):
+            shape, dtype = self.in_specs[k]
+            if type(arr) is not np.ndarray or arr.dtype is not dtype or arr.shape != shape \
+                    or not arr.flags.c_contiguous:
+                arr = self._prepare(k, arr, names)
+                kept.append(arr)
+            ptrs[k] = id(arr) if self._objects else arr.ctypes.data
         outs = [np.empty(shape, dtype=dtype) for shape, dtype in self.out_specs]
-        base = len(self.in_specs)
-        for k, out in enumerate(outs):
-            ptrs[base + k] = out.__array_interface__["data"][0]
+        k = self._n_in
+        for out in outs:
+            ptrs[k] = id(out) if self._objects else out.ctypes.data
+            k += 1
         rc = self._fn(self._ptrs_addr)
         if rc:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")

@@ -36,8 +36,7 @@ class Artifact:
                 raise ValueError("compiled code was built for another target: "
                                  f"{self.target_key.split('|')[:2]} vs {target.key.split('|')[:2]}")
             lib = llvm.NativeLibrary(self.object_code, target)
-            self._entry = NativeEntry(lib.address(self.name), self.in_specs, self.out_specs,
-                                      self.workspace_bytes, keepalive=lib)
+            self._entry = NativeEntry(lib, self.name, self.in_specs, self.out_specs, self.workspace_bytes)
         return self._entry
 
     def __getstate__(self):

@@ -26,6 +26,7 @@ def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
     ``c_name``, the C-callable wrapper of :mod:`codegen.export`)."""
     em = _Emitter(plan, name)
     em.run()
+    _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
     if c_name is not None:
         from .export import add_c_wrapper
         n_in = sum(1 for b in plan.buffers if b.kind == "input")
@@ -33,6 +34,27 @@ def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
         em.fn.linkage = "internal"
         add_c_wrapper(em.module, em.fn, c_name, n_in, n_out, plan.workspace_bytes)
     return str(em.module)
+
+
+# numpy's PyArrayObject starts with PyObject_HEAD (16 bytes on 64-bit) and then
+# the data pointer; abi.py checks this offset at start-up before relying on it.
+ARRAY_DATA_OFFSET = 16
+
+
+def _add_object_entry(module: ir.Module, entry: ir.Function, n_arrays: int) -> None:
+    """``i32 NAME_objs(ptr slots)``: like the entry, but the first ``n_arrays``
+    slots hold numpy array objects whose data pointers are read here, so the
+    Python side passes ``id(array)`` instead of extracting pointers itself."""
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), entry.name + "_objs")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    slots = b.alloca(PTR, size=I32(n_arrays + 1))
+    for k in range(n_arrays):
+        obj = b.load(b.gep(fn.args[0], [I64(k)], source_etype=PTR), typ=PTR)
+        data = b.load(b.gep(obj, [I64(ARRAY_DATA_OFFSET)], source_etype=I8), typ=PTR)
+        b.store(data, b.gep(slots, [I64(k)], source_etype=PTR))
+    work = b.load(b.gep(fn.args[0], [I64(n_arrays)], source_etype=PTR), typ=PTR)
+    b.store(work, b.gep(slots, [I64(n_arrays)], source_etype=PTR))
+    b.ret(b.call(entry, [slots]))
 
 
 class _Emitter:

@@ -53,8 +53,14 @@ def host_target(opt: int = 3) -> HostTarget:
     return HostTarget(opt)
 
 
+# Bump whenever the generated code or its calling convention changes: it is part
+# of every disk-cache key, so stale object code is never loaded.
+CODEGEN_VERSION = 2
+
+
 def versions() -> str:
-    return f"llvmlite {llvmlite.__version__}, LLVM {'.'.join(map(str, llvm.llvm_version_info))}"
+    return (f"codegen {CODEGEN_VERSION}, llvmlite {llvmlite.__version__}, "
+            f"LLVM {'.'.join(map(str, llvm.llvm_version_info))}")
 
 
 def _parse(ir_text: str):

@@ -16,9 +16,9 @@ from .backend import build_artifact, debug
 from .core import is_traced
 from .program import Program, is_dlarray_leaf, leaf_array, signature_key, trace_program
 from .tracing import active_root
-from .tree import tree_flatten
+from .tree import flatten_call, tree_flatten
 
-__all__ = ["dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "function_fingerprint"]
+__all__ = ["dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "FunctionWatch"]
 
 
 class AccelerationWarning(UserWarning):
@@ -44,30 +44,59 @@ class _Trace:
         return self.program.assemble(outs[:n])
 
 
-def _value_fingerprint(value: Any, depth: int) -> Any:
-    if isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
-        return value
-    if isinstance(value, tuple) and len(value) < 32:
-        return tuple(_value_fingerprint(v, depth) for v in value)
-    if isinstance(value, types.FunctionType) and depth < 3:
-        return function_fingerprint(value, depth + 1)
-    return ("id", id(value))
+_LIBRARY_MODULES = ("symdl", "codegen", "numpy", "scipy", "sympy", "builtins", "math")
+_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+_MISSING = object()
 
 
-def function_fingerprint(fn: Callable, depth: int = 0) -> tuple:
-    """What a trace of ``fn`` depends on besides its arguments: its code object,
-    closure contents, defaults and the simple globals it names.  A change means
-    the cached traces are stale."""
-    fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return ("callable", id(fn))
-    cells = tuple(_value_fingerprint(c.cell_contents, depth) if c.cell_contents is not None else None
-                  for c in (fn.__closure__ or ()))
-    glb = fn.__globals__
-    names = tuple((n, _value_fingerprint(glb[n], depth)) for n in code.co_names if n in glb
-                  and not isinstance(glb[n], types.ModuleType))
-    return (id(code), cells, _value_fingerprint(fn.__defaults__, depth), names)
+class FunctionWatch:
+    """What a trace of a function depends on besides its arguments: the code
+    objects, defaults, closure cells and global names of the function and of
+    the user functions it reaches (depth 3).  ``changed()`` is a flat list of
+    identity checks, cheap enough for every call.  Library functions (symdl,
+    numpy, ...) are not followed."""
+
+    def __init__(self, fn: Callable):
+        self.probes: list[tuple] = []
+        self._seen: set[int] = set()
+        self._watch(fn, 0)
+
+    def _watch(self, fn: Callable, depth: int) -> None:
+        fn = getattr(fn, "__func__", fn)
+        code = getattr(fn, "__code__", None)
+        if code is None or id(fn) in self._seen or depth > 3:
+            return
+        self._seen.add(id(fn))
+        self.probes.append(("attr", fn, "__code__", code))
+        self.probes.append(("attr", fn, "__defaults__", fn.__defaults__))
+        for cell in fn.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            self.probes.append(("attr", cell, "cell_contents", value))
+            self._follow(value, depth)
+        glb = fn.__globals__
+        for name in code.co_names:
+            value = glb.get(name, _MISSING)
+            if value is _MISSING or isinstance(value, types.ModuleType):
+                continue
+            self.probes.append(("item", glb, name, value))
+            self._follow(value, depth)
+
+    def _follow(self, value, depth: int) -> None:
+        if isinstance(value, types.FunctionType):
+            module = getattr(value, "__module__", "") or ""
+            if module.split(".")[0] not in _LIBRARY_MODULES:
+                self._watch(value, depth + 1)
+
+    def changed(self) -> bool:
+        for kind, obj, key, expected in self.probes:
+            now = getattr(obj, key, _MISSING) if kind == "attr" else obj.get(key, _MISSING)
+            if now is not expected and not (type(now) in _SCALARS and type(now) is type(expected)
+                                            and now == expected):
+                return True
+        return False
 
 
 class AcceleratedFunction:
@@ -100,7 +129,7 @@ class AcceleratedFunction:
         self._cache: OrderedDict[tuple, list[_Trace]] = OrderedDict()
         self._calls = 0
         self._hits = 0
-        self._fingerprint = function_fingerprint(function)
+        self._fingerprint = FunctionWatch(function)
         self._is_input = _inputs
         self._out_wrap = _out_wrap
         self._gradients = _gradients
@@ -178,7 +207,7 @@ class AcceleratedFunction:
         if not self.enabled:
             return self.function(*args, **kwargs)
         root = active_root()
-        leaves, treedef = tree_flatten((args, kwargs))
+        leaves, treedef = flatten_call(args, kwargs)
         if root is not None and any(is_traced(x) for x in leaves):
             # Inside user code under dlfeval: run the Python body so that the
             # outer trace can differentiate through it (never a silent zero).
@@ -187,11 +216,10 @@ class AcceleratedFunction:
         return self._accelerated(args, kwargs, leaves, treedef, traced=False)
 
     def _accelerated(self, args, kwargs, leaves, treedef, traced: bool) -> Any:
-        fp = function_fingerprint(self.function)
-        if fp != self._fingerprint:
-            debug("dlaccelerate: the function's code or closure changed; cache cleared")
+        if self._fingerprint.changed():
+            debug("dlaccelerate: the function's code, closure or globals changed; cache cleared")
             self._cache.clear()
-            self._fingerprint = fp
+            self._fingerprint = FunctionWatch(self.function)
         self._calls += 1
         key = signature_key(leaves, treedef, self._is_input, traced)
         arrays = [leaf_array(x) for x in leaves if self._is_input(x)]
@@ -259,7 +287,7 @@ class AcceleratedFunction:
     def __setstate__(self, state):
         cache = state.pop("_cache")
         self.__dict__.update(state)
-        self._fingerprint = function_fingerprint(self.function)
+        self._fingerprint = FunctionWatch(self.function)
         self._cache = OrderedDict((k, [_Trace(p, a) for p, a in v]) for k, v in cache.items())
 
 

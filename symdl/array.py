@@ -384,3 +384,14 @@ def _setitem(x: dlarray, key, value) -> dlarray:
     out = F.reshape(out, x.shape)
     out._fmt = x._fmt
     return out
+
+
+def _register_leaves() -> None:
+    import numpy as _np
+    from .tree import register_flat_leaf
+    register_flat_leaf(dlarray)
+    register_flat_leaf(_np.ndarray)
+    register_flat_leaf(_np.float64)
+
+
+_register_leaves()

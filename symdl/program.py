@@ -75,19 +75,21 @@ class Program:
         return self.array_outputs + self.guard_nodes
 
     def guards_hold(self, guard_results: list[np.ndarray]) -> bool:
+        if not self.guard_values:
+            return True
         return all(np.array_equal(got, want, equal_nan=True)
                    for got, want in zip(guard_results, self.guard_values))
 
     def assemble(self, arrays: list[np.ndarray]) -> Any:
         leaves = []
+        append = leaves.append
         for slot in self.out_slots:
             if slot[0] == "static":
-                leaves.append(slot[1])
+                append(slot[1])
             else:
                 _, k, fmt, wrap = slot
                 value = arrays[k]
-                leaves.append(dlarray._wrap(value, None, None, fmt) if wrap == "dlarray" else
-                              (value if wrap == "ndarray" else value.item()))
+                append(value if wrap == "ndarray" else dlarray._wrap(value, None, None, fmt))
         return tree_unflatten(self.out_treedef, leaves)
 
 
@@ -113,10 +115,15 @@ def leaf_array(x) -> np.ndarray:
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
+_FLOAT_PART = ("A", (), np.dtype(np.float64).str, None)
+
+
 def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bool) -> tuple:
     parts = []
     for x in leaves:
-        if is_input(x):
+        if type(x) is float and is_input(x):
+            parts.append(_FLOAT_PART)
+        elif is_input(x):
             arr = leaf_array(x)
             kind = "D" if isinstance(x, dlarray) else "A"
             parts.append((kind, arr.shape, arr.dtype.str, getattr(x, "_fmt", None)))

@@ -17,6 +17,7 @@ from .ir import build as B
 from .ir.node import Node
 from .program import is_numeric_leaf
 from .tracing import active_root
+from .tree import flatten_call
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
 
@@ -60,8 +61,7 @@ class _Transform:
         self.__wrapped__ = doc_fun
 
     def __call__(self, *args: Any) -> Any:
-        from .tree import tree_flatten
-        leaves, treedef = tree_flatten((args, {}))
+        leaves, treedef = flatten_call(args, {})
         return self._acc._accelerated(args, {}, leaves, treedef, traced=True)
 
     def __repr__(self) -> str:

@@ -7,7 +7,8 @@ import dataclasses
 from typing import Any
 from collections.abc import Callable
 
-__all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef"]
+__all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef", "flatten_call",
+           "register_flat_leaf"]
 
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
 
@@ -22,17 +23,24 @@ def register_container(cls: type, flatten: Callable[[Any], tuple[list, Any]],
 class Treedef:
     """The structure of a flattened container (leaves replaced by slots)."""
 
-    __slots__ = ("kind", "aux", "children")
+    __slots__ = ("kind", "aux", "children", "_hash")
 
     def __init__(self, kind, aux, children):
         self.kind, self.aux, self.children = kind, aux, children
+        self._hash = hash((kind, _hashable(aux), children))
 
     def __eq__(self, other):
-        return isinstance(other, Treedef) and (self.kind, self.aux, self.children) == \
-            (other.kind, other.aux, other.children)
+        return self is other or isinstance(other, Treedef) and self._hash == other._hash and \
+            (self.kind, self.aux, self.children) == (other.kind, other.aux, other.children)
 
     def __hash__(self):
-        return hash((self.kind, _hashable(self.aux), self.children))
+        return self._hash
+
+    def __getstate__(self):
+        return (self.kind, self.aux, self.children)
+
+    def __setstate__(self, state):
+        self.__init__(*state)
 
     def __repr__(self):
         return f"Treedef({self.kind}, {self.aux!r}, {self.children!r})"
@@ -120,3 +128,23 @@ def tree_unflatten(treedef: Treedef, leaves: list) -> Any:
 def tree_map(fn: Callable[[Any], Any], tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
     leaves, treedef = tree_flatten(tree, is_leaf)
     return tree_unflatten(treedef, [fn(x) for x in leaves])
+
+
+_FLAT_TREEDEFS: dict[int, Treedef] = {}
+_FLAT_TYPES: set[type] = {float, int}
+
+
+def register_flat_leaf(cls: type) -> None:
+    """Types that are always leaves (so a call with only them skips the walk)."""
+    _FLAT_TYPES.add(cls)
+
+
+def flatten_call(args: tuple, kwargs: dict) -> tuple[list, Treedef]:
+    """``tree_flatten((args, kwargs))``, with a fast path for the common call
+    with only positional array/number arguments."""
+    if not kwargs and all(type(a) in _FLAT_TYPES for a in args):
+        td = _FLAT_TREEDEFS.get(len(args))
+        if td is None:
+            td = _FLAT_TREEDEFS[len(args)] = tree_flatten(((0,) * len(args), {}))[1]
+        return list(args), td
+    return tree_flatten((args, kwargs))
