@@ -33,9 +33,9 @@ class _Trace:
         self.artifact = artifact
         self.entry = artifact.entry()
 
-    def run(self, arrays: list[np.ndarray]):
+    def run(self, arrays: list[np.ndarray], first: bool = False):
         """Outputs, or None when a guard fails (the trace took another branch)."""
-        call = self.program.call_arrays(arrays)
+        call = self.program.call_arrays(arrays, first)
         self.last_key = call[-1] if self.program.uses_rng else None
         outs = self.entry(*call)
         n = len(self.program.array_outputs)
@@ -246,7 +246,7 @@ class AcceleratedFunction:
         self._cache.setdefault(key, []).append(trace)
         self._cache.move_to_end(key)
         self._evict()
-        result = trace.run(arrays)
+        result = trace.run(arrays, first=True)
         if result is None:  # cannot happen for a deterministic function: guards came from this run
             raise RuntimeError("dlaccelerate: a fresh trace failed its own guards; is the function deterministic?")
         return result

@@ -68,6 +68,10 @@ class CompiledFunction:
         if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
             raise TypeError("compiled function: the arguments' structure differs from the example's")
         for k, (got, want) in enumerate(zip(key[1], self._key[1])):
+            if want[0] == "S" and got != want:
+                shown = got[1] if got[0] == "S" else f"an array of shape {got[1]}"
+                raise ValueError(f"compiled function: argument {k} is static, compiled for the value "
+                                 f"{want[1][-1]!r}, got {shown!r}")
             if got[0] == "S" and got != want:
                 raise ValueError(f"compiled function: static argument {k} is {got[1]!r}, compiled for {want[1]!r}")
             if got[0] != "S" and (want[0] == "S" or got[1:3] != want[1:3]):
@@ -119,7 +123,10 @@ def load(path: str | Path) -> CompiledFunction:
     blob = Path(path).read_bytes()
     if not blob.startswith(_FILE_MAGIC):
         raise ValueError(f"load: {path} is not a saved symdl compiled function")
-    obj = pickle.loads(blob[len(_FILE_MAGIC):])
+    try:
+        obj = pickle.loads(blob[len(_FILE_MAGIC):])
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as err:
+        raise ValueError(f"load: {path} is damaged or truncated ({err})") from None
     if not isinstance(obj, CompiledFunction):
         raise ValueError(f"load: {path} does not hold a CompiledFunction")
     return obj
@@ -143,7 +150,13 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
     code = C.export_object(program.inputs, outputs, name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = c_header(name, [(n.shape, n.dtype) for n in program.inputs], [(n.shape, n.dtype) for n in outputs])
+    notes = ()
+    if program.uses_rng:
+        last = len(program.inputs) - 1
+        notes = (f"The last input, in{last}, is the key of symdl.rand/randn: int64 {{seed, counter}};",
+                 "pass a new counter on every call for fresh random numbers.")
+    header = c_header(name, [(n.shape, n.dtype) for n in program.inputs], [(n.shape, n.dtype) for n in outputs],
+                      notes)
     path.with_suffix(".h").write_text(header)
     if path.suffix == ".o":
         path.write_bytes(code)

@@ -30,7 +30,10 @@ class dlarray:
         ('SSC', (28, 28, 2))
     """
 
-    __slots__ = ("_value", "_node", "_trace", "_fmt")
+    # _origin: how a traced value was made, (op, attrs, operands) as the user's
+    # code called it, before canonical forms merged it into its users; it lets
+    # dlgradient differentiate with respect to intermediate values.
+    __slots__ = ("_value", "_node", "_trace", "_fmt", "_origin")
     __array_priority__ = 1000
 
     def __init__(self, data, fmt: str | None = None, dtype=None):
@@ -51,13 +54,14 @@ class dlarray:
             target = arr.dtype
         else:
             target = np.dtype("float64")
+        self._origin = None
+        if isinstance(data, dlarray) and is_traced(data):
+            self._init_traced(data, fmt, dtype)
+            return
         arr = np.array(arr, dtype=target, copy=True)
         self._node = None
         self._trace = None
         self._fmt = None
-        if isinstance(data, dlarray) and data._node is not None and is_traced(data) and fmt is None \
-                and dtype is None:
-            self._node, self._trace = data._node, data._trace
         if fmt is None:
             self._fmt = src_fmt
         else:
@@ -67,13 +71,27 @@ class dlarray:
             self._fmt = fmt
         self._value = arr
 
+    def _init_traced(self, data: dlarray, fmt, dtype) -> None:
+        """dlarray(x, fmt, dtype) of a traced x: relabelling stays differentiable."""
+        out = data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            out = F.astype(out, dtype)
+        if fmt is not None:
+            perm, fmt = canonical_permutation(check_fmt(fmt, data.ndim))
+            if perm != tuple(range(data.ndim)):
+                out = F.transpose(out, perm)
+        self._value, self._node, self._trace = out._value, out._node, out._trace
+        self._origin = out._origin if out is not data else ("alias", data)
+        self._fmt = fmt if fmt is not None else out._fmt
+
     @classmethod
-    def _wrap(cls, value: np.ndarray, node, trace, fmt: str | None) -> dlarray:
+    def _wrap(cls, value: np.ndarray, node, trace, fmt: str | None, origin=None) -> dlarray:
         out = object.__new__(cls)
         out._value = value
         out._node = node
         out._trace = trace
         out._fmt = fmt
+        out._origin = origin
         return out
 
     # ------------------------------------------------------------ properties
@@ -205,8 +223,12 @@ class dlarray:
         return _getitem(self, key)
 
     def __setitem__(self, key, value):
-        updated = _setitem(self, key, value)
+        # a snapshot of the old value: the update's recorded origin must not
+        # point back at this (mutated) object
+        old = dlarray._wrap(self._value, self._node, self._trace, self._fmt, self._origin)
+        updated = _setitem(old, key, value)
         self._value, self._node, self._trace = updated._value, updated._node, updated._trace
+        self._origin = updated._origin
 
     # ------------------------------------------------------------ numpy protocols
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -271,7 +293,7 @@ def stripdims(x) -> dlarray:
     """``x`` without dimension labels (data and tracing unchanged)."""
     if not isinstance(x, dlarray):
         raise TypeError(f"stripdims: expected a dlarray, got {type(x).__name__}")
-    return dlarray._wrap(x._value, x._node, x._trace, None)
+    return dlarray._wrap(x._value, x._node, x._trace, None, ("alias", x) if x._node is not None else None)
 
 
 # ---------------------------------------------------------------- indexing
@@ -279,6 +301,9 @@ def stripdims(x) -> dlarray:
 def _normalize_key(x: dlarray, key) -> tuple:
     if not isinstance(key, tuple):
         key = (key,)
+    for k in key:
+        if isinstance(k, dlarray):
+            k._guard()  # the index's value shapes the trace
     key = tuple(np.asarray(k._value) if isinstance(k, dlarray) else k for k in key)
     n_real = sum(1 for k in key if k is not None and k is not Ellipsis
                  and not (isinstance(k, np.ndarray) and k.dtype == bool))
@@ -327,7 +352,9 @@ def _getitem(x: dlarray, key):
     for rest in range(axis, x.ndim):  # axes the key does not mention are kept whole
         slices.append(slice(None))
         out_shape.append(x.shape[rest])
-    if len(advanced) > 1:
+    if len(advanced) > 1 or advanced and any(isinstance(k, numbers.Integral) for k in key):
+        # numpy's rules for several advanced indices (integers count as such
+        # next to arrays) decide the result's axis order: let numpy place them
         return _flat_gather(x, key)
     out = x
     if any(s != slice(None) for s in slices):

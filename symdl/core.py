@@ -64,7 +64,7 @@ def apply(op: str, inputs: Sequence[Any], fmt: str | None = None, **attrs: Any):
     root = active_root()
     if root is not None and any(is_traced(x) for x in inputs):
         node = B.emit(op, [node_of(x, root) for x in inputs], **attrs)
-        return dlarray._wrap(root.value(node), node, root, fmt)
+        return dlarray._wrap(root.value(node), node, root, fmt, (op, attrs, tuple(inputs)))
     values = [_value(x) for x in inputs]
     prim = primitive(op)
     specs = [Spec(v.shape, v.dtype.name) for v in values]

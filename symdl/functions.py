@@ -247,7 +247,9 @@ def concatenate(arrays, axis=0):
         ops = [reshape(_arr(a), (-1,)) for a in ops]
         axis, ndim = 0, 1
     axis = normalize_axes("concatenate", axis, ndim)[0]
-    return apply("concatenate", [_arr(a) for a in ops], axis=axis)
+    fmts = {getattr(a, "_fmt", None) for a in arrays}
+    fmt = fmts.pop() if len(fmts) == 1 else None  # shared labels survive, as MATLAB's cat
+    return apply("concatenate", [_arr(a) for a in ops], axis=axis, fmt=fmt if fmt and len(fmt) == ndim else None)
 
 
 def stack(arrays, axis=0):
@@ -331,7 +333,9 @@ def prod(x, axis=None, keepdims=False):
     for a in sorted(axes, reverse=True):
         out = _prod_axis(out, a)
     out = _reduced(x, out, axes, True)
-    return out if keepdims else reshape(out, [d for i, d in enumerate(x.shape) if i not in axes])
+    out = out if keepdims else reshape(out, [d for i, d in enumerate(x.shape) if i not in axes])
+    out._fmt = _label_after(x, axes, keepdims)
+    return out
 
 
 def _prod_axis(x, axis):

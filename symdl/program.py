@@ -45,12 +45,15 @@ class Program:
     out_slots: list            # per output leaf: ("array", k, fmt, wrap) or ("static", value)
     input_names: list[str]
     uses_rng: bool = False     # last input is the (seed, counter) key of symdl.rand/randn
+    trace_key: np.ndarray | None = None  # the key the tracing run drew with
 
-    def call_arrays(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """Argument arrays plus, when the program draws random numbers, a fresh key."""
+    def call_arrays(self, arrays: list[np.ndarray], first: bool = False) -> list[np.ndarray]:
+        """Argument arrays plus, when the program draws random numbers, a key:
+        fresh, except on the run right after tracing, which repeats the
+        tracing run's draw (so a seed gives the same numbers traced or cached)."""
         if self.uses_rng:
             from .random import next_key
-            return [*arrays, next_key()]
+            return [*arrays, self.trace_key if first and self.trace_key is not None else next_key()]
         return arrays
 
     def __getstate__(self):
@@ -181,5 +184,5 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
         inputs.append(rng)
     names = [f"in{k}" for k in range(len(inputs))]
     program = Program(inputs, array_outputs, guard_nodes, guard_values, out_treedef, slots, names,
-                      uses_rng=rng is not None)
+                      uses_rng=rng is not None, trace_key=ctx.memo.get(rng) if rng is not None else None)
     return program, result

@@ -66,25 +66,30 @@ def _check_y(y, where: str) -> TraceContext:
         raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
     if not isinstance(y, dlarray):
         raise ValueError(f"{where}: y must be a traced dlarray, got {type(y).__name__}")
-    if not is_traced(y) or not _depends_on_inputs(y._node):
+    if not is_traced(y) or _cut_by_stop_gradient(y._node):
         raise ValueError(f"{where}: y is not traced; it must be computed from dlarray inputs of dlfeval "
                          "(a gradient taken without enable_higher_derivatives=True is not traced)")
     return root
 
 
-def _depends_on_inputs(node: Node) -> bool:
-    """Whether ``node`` reaches a graph input other than through stop_gradient
-    (MATLAB's notion of a traced value)."""
-    stack, seen = [node], set()
+def _cut_by_stop_gradient(node: Node) -> bool:
+    """Whether ``node`` was computed only from gradients taken without
+    enable_higher_derivatives (MATLAB's untraced values): it reaches such a
+    gradient but no graph input.  A traced value that folded to a constant is
+    still traced (its derivatives are zero)."""
+    stack, seen, cut = [node], set(), False
     while stack:
         n = stack.pop()
-        if n in seen or n.op == "stop_gradient":
+        if n in seen:
             continue
         seen.add(n)
+        if n.op == "stop_gradient":
+            cut = True
+            continue
         if n.op == "input" and not n.attr("name").startswith("__rng__"):
-            return True
+            return False
         stack.extend(n.inputs)
-    return False
+    return cut
 
 
 def gradient_nodes(y: Node, wrt: list[Node]) -> list[Node | None]:
@@ -137,12 +142,14 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         if not is_traced(leaf):
             raise ValueError("dlgradient: x is not traced; differentiate with respect to dlfeval inputs "
                              "or values computed from them")
-    wrt = list(dict.fromkeys(leaf._node for leaf in leaves))
+    direct = [leaf for leaf in leaves if leaf._node.op == "input"]
+    wrt = list(dict.fromkeys(leaf._node for leaf in direct))
     ynode = B.reshape(y._node, ()) if y.shape != () else y._node
-    grads = dict(zip(wrt, gradient_nodes(ynode, wrt)))
+    by_node = dict(zip(wrt, gradient_nodes(ynode, wrt))) if wrt else {}
+    grads = [by_node[leaf._node] if leaf._node.op == "input" else _intermediate_gradient(root, y, leaf)
+             for leaf in leaves]
     nodes = []
-    for leaf in leaves:
-        g = grads[leaf._node]
+    for leaf, g in zip(leaves, grads):
         g = B.fill(0.0, leaf._node) if g is None else B.convert(g, leaf._node.dtype)
         nodes.append(g)
     if not enable_higher_derivatives:
@@ -202,6 +209,61 @@ def _result(root, node: Node, higher: bool, fmt: str | None) -> dlarray:
         node = B.emit("stop_gradient", (node,))
     (value,) = root.values([node])
     return dlarray._wrap(value, node, root, fmt)
+
+
+def _replay(y: dlarray, stand_ins: dict[int, Node]) -> Node:
+    """Rebuild ``y`` from the operations the user's code performed (each
+    traced dlarray's ``_origin``), with some dlarrays replaced by stand-in
+    nodes.  Iterative, over the user's own operation DAG."""
+    built: dict[int, Node] = {}
+    stack = [y]
+    keep = []  # the dlarrays whose ids are keys of ``built``
+    while stack:
+        d = stack[-1]
+        key = id(d)
+        if key in built:
+            stack.pop()
+            continue
+        if key in stand_ins:
+            built[key] = stand_ins[key]
+            keep.append(d)
+            stack.pop()
+            continue
+        origin = d._origin if isinstance(d, dlarray) else None
+        if origin is None:
+            built[key] = d._node if isinstance(d, dlarray) and d._node is not None else \
+                B.const(np.asarray(d._value if isinstance(d, dlarray) else d), None,
+                        np.asarray(d._value if isinstance(d, dlarray) else d).dtype.name)
+            keep.append(d)
+            stack.pop()
+            continue
+        parts = [origin[1]] if origin[0] == "alias" else list(origin[2])
+        pending = [p for p in parts if id(p) not in built]
+        if pending:
+            stack.extend(pending)
+            continue
+        if origin[0] == "alias":
+            built[key] = built[id(parts[0])]
+        else:
+            op, attrs, _ = origin
+            built[key] = B.emit(op, [built[id(p)] for p in parts], **attrs)
+        keep.append(d)
+        stack.pop()
+    return built[id(y)]
+
+
+def _intermediate_gradient(root: TraceContext, y: dlarray, x: dlarray) -> Node | None:
+    """The gradient with respect to a value computed inside the call (MATLAB
+    allows any traced x).  Canonical forms may have merged x into y's graph,
+    so y is rebuilt from the recorded operations with x as a stand-in input;
+    the stand-in is then replaced by x's own node in the result.  Other x's
+    are not cut: each intermediate gets its own replay."""
+    stand_in = B.input_node(root.fresh_name("__wrt__"), x.shape, x.dtype.name)
+    root.memo[stand_in] = x._value
+    ynode = _replay(y, {id(x): stand_in})
+    ynode = B.reshape(ynode, ()) if ynode.shape != () else ynode
+    (g,) = gradient_nodes(ynode, [stand_in])
+    return None if g is None else B.substitute([g], {stand_in: x._node})[0]
 
 
 def dljacobian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:

@@ -146,28 +146,41 @@ def _where_jvp(node, t):
     return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
 
 
-def _minmax_masks(node):
+def _minmax_share(node, v: Node, operand: int) -> Node:
+    """The part of ``v`` (a cotangent or tangent) that belongs to one operand
+    of maximum/minimum, selected with ``where`` (never mask * v: NaN * 0 is NaN).
+
+    The winner gets all of it.  At a tie: when one operand is a constant it
+    takes the tie, so relu(x) = maximum(x, 0) = maximum(0, x) has derivative 0
+    at 0 (as MATLAB's relu); between two variables the tie is split in half
+    (as JAX).
+    """
     a, b = node.inputs
-    # Ties go to the second operand: relu(x) = maximum(x, 0) has derivative 0 at 0,
-    # as in MATLAB and JAX.
-    first = B.compare("gt" if node.op == "maximum" else "lt", a, b)
-    return first
+    win, lose = ("gt", "lt") if node.op == "maximum" else ("lt", "gt")
+    mine, theirs = (B.compare(win, a, b), B.compare(lose, a, b))
+    if operand == 1:
+        mine, theirs = theirs, mine
+    zero = B.fill(0.0, v, ())
+    other_const = node.inputs[1 - operand].op == "const"
+    self_const = node.inputs[operand].op == "const"
+    if other_const:
+        return B.where(mine, v, zero)
+    if self_const:
+        return B.where(theirs, zero, v)
+    return B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
 
 
 @vjp_rule("maximum", "minimum")
 def _minmax_vjp(node, g):
-    first = _minmax_masks(node)
-    zero = B.fill(0.0, g, ())
-    return [B.where(first, g, zero), B.where(first, zero, g)]
+    return [_minmax_share(node, g, 0), _minmax_share(node, g, 1)]
 
 
 @jvp_rule("maximum", "minimum")
 def _minmax_jvp(node, t):
-    if t[0] is None and t[1] is None:
+    terms = [_minmax_share(node, ti, k) for k, ti in enumerate(t) if ti is not None]
+    if not terms:
         return None
-    zero = B.fill(0.0, node, ())
-    first = _minmax_masks(node)
-    out = B.where(first, t[0] if t[0] is not None else zero, t[1] if t[1] is not None else zero)
+    out = terms[0] if len(terms) == 1 else B.add(*terms)
     return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
 
 

@@ -222,6 +222,20 @@ def take_add(g: Node, idx: Node, axis: int, size: int) -> Node:
     return emit("take_add", (g, idx), axis=int(axis), size=int(size))
 
 
+def substitute(outputs: Sequence[Node], mapping: dict[Node, Node]) -> list[Node]:
+    """``outputs`` with nodes replaced per ``mapping`` (same shapes), rebuilt
+    in canonical form."""
+    from .rewrite import toposort
+    new = dict(mapping)
+    for node in toposort(outputs):
+        if node in new or not node.inputs:
+            continue
+        ins = tuple(new.get(i, i) for i in node.inputs)
+        if ins != node.inputs:
+            new[node] = emit(node.op, ins, **dict(node.attrs))
+    return [new.get(o, o) for o in outputs]
+
+
 # ---------------------------------------------------------------- broadcasting helpers
 
 def unbroadcast(g: Node, shape: tuple[int, ...]) -> Node:

@@ -176,8 +176,7 @@ def reduce_identity(node: Node) -> Node | None:
 @rule("identity", "slice")
 def slice_identity(node: Node) -> Node | None:
     x = node.inputs[0]
-    if node.shape == x.shape and all(s == 1 for s in node.attr("steps")) and \
-            all(a == 0 for a in node.attr("starts")):
+    if node.shape == x.shape and all(s == 1 for s in node.attr("steps")):
         return x
     if x.const_scalar() is not None:
         return B.fill(x.const_scalar(), node)
@@ -187,8 +186,8 @@ def slice_identity(node: Node) -> Node | None:
 @rule("identity", "unslice")
 def unslice_identity(node: Node) -> Node | None:
     x = node.inputs[0]
-    if x.shape == node.shape:
-        return x
+    if x.shape == node.shape and all(s == 1 for s in node.attr("steps")):
+        return x  # a reversing step of -1 keeps the shape but is not the identity
     if x.const_scalar() == 0.0:
         return B.fill(0.0, node)
     return None
