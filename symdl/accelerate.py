@@ -62,6 +62,10 @@ class FunctionWatch:
         self._watch(fn, 0)
 
     def _watch(self, fn: Callable, depth: int) -> None:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and hasattr(owner, "__dict__") and not isinstance(owner, types.ModuleType):
+            for name, value in vars(owner).items():  # a bound method reads its object's state
+                self._probe("item", vars(owner), name, value)
         fn = getattr(fn, "__func__", fn)
         code = getattr(fn, "__code__", None)
         if code is None or id(fn) in self._seen or depth > 3:
@@ -74,15 +78,22 @@ class FunctionWatch:
                 value = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
-            self.probes.append(("attr", cell, "cell_contents", value))
+            self._probe("attr", cell, "cell_contents", value)
             self._follow(value, depth)
         glb = fn.__globals__
         for name in code.co_names:
             value = glb.get(name, _MISSING)
             if value is _MISSING or isinstance(value, types.ModuleType):
                 continue
-            self.probes.append(("item", glb, name, value))
+            self._probe("item", glb, name, value)
             self._follow(value, depth)
+
+    def _probe(self, kind: str, obj, key, value) -> None:
+        self.probes.append((kind, obj, key, value))
+        if isinstance(value, np.ndarray):  # contents may change in place
+            self.probes.append(("array", value, None, value.copy()))
+        elif isinstance(value, dlarray):
+            self.probes.append(("attr", value, "_value", value._value))
 
     def _follow(self, value, depth: int) -> None:
         if isinstance(value, types.FunctionType):
@@ -92,6 +103,10 @@ class FunctionWatch:
 
     def changed(self) -> bool:
         for kind, obj, key, expected in self.probes:
+            if kind == "array":
+                if obj.shape != expected.shape or not np.array_equal(obj, expected, equal_nan=True):
+                    return True
+                continue
             now = getattr(obj, key, _MISSING) if kind == "attr" else obj.get(key, _MISSING)
             if now is not expected and not (type(now) in _SCALARS and type(now) is type(expected)
                                             and now == expected):
