@@ -119,10 +119,34 @@ def lower_user_functions(outputs: list[Node]) -> list[Node]:
         def expand_sympy_function(node: Node):
             if node.op in E.FUNCTIONS and not has_emitter(node.op):
                 fn = E.FUNCTIONS[node.op]
-                out = from_sympy(fn.expr, dict(zip(fn.params, node.inputs)), node.dtype)
+                expr = builtin_form(fn.expr, node.op)
+                out = from_sympy(expr, dict(zip(fn.params, node.inputs)), node.dtype)
                 return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
             return None
     return rewrite_graph(outputs, ("lower",))
+
+
+def builtin_form(expr, op: str):
+    """``expr`` written with functions that have native emitters (sec -> 1/cos,
+    ...), or a TypeError naming what cannot be compiled."""
+    import sympy
+    from symdl.ir import elementwise as E
+    from .emit_ops import has_emitter
+
+    def foreign(e):
+        return [f for f in e.atoms(sympy.Function)
+                if not (E.by_sympy_head(type(f)) and has_emitter(E.by_sympy_head(type(f))))
+                and not isinstance(f, (sympy.Max, sympy.Min, sympy.Piecewise))]
+
+    if not foreign(expr):
+        return expr
+    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan):
+        rewritten = expr.rewrite(target)
+        if not foreign(rewritten):
+            return rewritten
+    names = sorted({type(f).__name__ for f in foreign(expr)})
+    raise TypeError(f"cannot compile {op}: the SymPy function(s) {names} have no native code; "
+                    "write them with exp, log, sin, cos, tan, ... or use the interpreter")
 
 
 def make_plan(inputs: list[Node], outputs: list[Node]) -> Plan:

@@ -23,7 +23,9 @@ __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
 
 
 def _argnums(argnums, nargs: int, where: str) -> tuple[tuple[int, ...], bool]:
-    single = isinstance(argnums, int)
+    single = isinstance(argnums, int) and not isinstance(argnums, bool)
+    if not single and not isinstance(argnums, (tuple, list)):
+        raise TypeError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
     nums = (argnums,) if single else tuple(argnums)
     if not nums or not all(isinstance(a, int) and not isinstance(a, bool) for a in nums):
         raise TypeError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
@@ -187,6 +189,21 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
     return _Transform(traced, "hvp", fun)
 
 
+def _check_elementwise(x: Node, y: Node) -> None:
+    """Every operation between x and y acts element by element on x's shape
+    (otherwise 'the n-th derivative at each point' is not what jvp computes)."""
+    from .ir.ops import primitive
+    from .ir.rewrite import toposort
+    depends = {x}
+    for node in toposort([y]):
+        if node is x or not any(i in depends for i in node.inputs):
+            continue
+        depends.add(node)
+        if primitive(node.op).kind != "elementwise" or node.shape != x.shape:
+            raise ValueError(f"derivative: fun must be elementwise, but it applies {node.op!r} "
+                             f"(shape {node.shape}) to its input of shape {x.shape}")
+
+
 def derivative(fun: Callable, order: int = 1) -> _Transform:
     """The ``order``-th derivative of an elementwise scalar function, evaluated
     over whole arrays: ``derivative(f, 2)(x)[i] = f''(x[i])``.
@@ -204,6 +221,7 @@ def derivative(fun: Callable, order: int = 1) -> _Transform:
         y = fun(x)
         if not isinstance(y, dlarray) or y.shape != x.shape:
             raise ValueError("derivative: fun must be elementwise (its output must have the input's shape)")
+        _check_elementwise(x._node, y._node)
         node = y._node
         for _ in range(order):
             (t,) = jvp([node], [x._node], [B.fill(1.0, x._node)])

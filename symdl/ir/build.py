@@ -176,6 +176,8 @@ def transpose(a: Node, perm: Sequence[int]) -> Node:
 
 
 def _norm_slice(s: slice, n: int) -> tuple[int, int | None, int]:
+    if len(range(n)[s]) == 0:
+        return 0, 0, 1  # every empty selection is the same one (and never a negative offset)
     start, stop, step = s.indices(n)
     if step < 0 and stop < 0:
         stop = None  # "through index 0": keep it representable
