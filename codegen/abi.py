@@ -4,6 +4,7 @@ once, one ctypes call per evaluation."""
 from __future__ import annotations
 
 import ctypes
+import sys
 
 import numpy as np
 
@@ -55,6 +56,10 @@ class NativeEntry:
         self._workspace = np.empty(workspace_bytes + 64, dtype=np.uint8)
         base = self._workspace.ctypes.data
         self._ptrs[n - 1] = base + (-base % 64)
+        # Output arrays of the previous call, reused when nobody else holds them:
+        # a fresh large array costs page faults on first write (milliseconds for
+        # megabytes on some machines); a loop that drops its results reuses memory.
+        self._recent: list | None = None
 
     def _prepare(self, k: int, arr, names) -> np.ndarray:
         shape, dtype = self.in_specs[k]
@@ -77,7 +82,7 @@ class NativeEntry:
                 arr = self._prepare(k, arr, names)
                 kept.append(arr)
             ptrs[k] = id(arr) if self._objects else arr.ctypes.data
-        outs = [np.empty(shape, dtype=dtype) for shape, dtype in self.out_specs]
+        outs = self._outputs()
         k = self._n_in
         for out in outs:
             ptrs[k] = id(out) if self._objects else out.ctypes.data
@@ -85,4 +90,16 @@ class NativeEntry:
         rc = self._fn(self._ptrs_addr)
         if rc:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
+        self._recent = outs
+        return list(outs)
+
+    def _outputs(self) -> list[np.ndarray]:
+        recent = self._recent
+        outs = []
+        for k, (shape, dtype) in enumerate(self.out_specs):
+            arr = recent[k] if recent is not None else None
+            # referenced only by ``recent`` and getrefcount's argument: free to reuse
+            if arr is None or sys.getrefcount(arr) > 2 or arr.size < 4096:
+                arr = np.empty(shape, dtype=dtype)
+            outs.append(arr)
         return outs

@@ -57,6 +57,78 @@ def _add_object_entry(module: ir.Module, entry: ir.Function, n_arrays: int) -> N
     b.ret(b.call(entry, [slots]))
 
 
+def _project(idx: list, shape: tuple, to: tuple) -> list:
+    """The index of an operand of shape ``to`` broadcast against ``shape``."""
+    lead = len(shape) - len(to)
+    return [I64(0) if d == 1 and shape[lead + k] != 1 else idx[lead + k] for k, d in enumerate(to)]
+
+
+def _index_key(v) -> tuple:
+    return ("c", v.constant) if isinstance(v, ir.Constant) else ("v", id(v))
+
+
+class _Values:
+    """Values of nodes at an index inside one loop body.
+
+    A node is computed here when it belongs to the loop (``members``) or to an
+    inlined producer cone (``plan.inlined``); otherwise it is loaded from its
+    view or is a constant.  An inlined ``unslice`` reads its operand at the
+    shifted index, masked to zero outside the placed region, so padding and
+    shifted sums cost no extra pass over memory.
+    """
+
+    def __init__(self, em: _Emitter, members: set, flat: bool):
+        self.em, self.members, self.flat = em, members, flat
+        self.cache: dict = {}
+
+    def get(self, n: Node, idx: list) -> ir.Value:
+        key = (n, tuple(_index_key(v) for v in idx))
+        if key not in self.cache:
+            self.cache[key] = self._compute(n, idx)
+        return self.cache[key]
+
+    def _compute(self, n: Node, idx: list) -> ir.Value:
+        em, plan = self.em, self.em.plan
+        if n in plan.scalars:
+            v = plan.scalars[n]
+            ty = llvm_type(n.dtype)
+            return ir.Constant(ty, int(bool(v)) if n.dtype == "bool" else
+                               (int(v) if n.dtype == "int64" else float(v)))
+        computed_here = n in self.members or n in plan.inlined
+        if not computed_here:
+            view = plan.location[n]
+            if self.flat:
+                view = View(view.buffer, view.offset, (1,), (1,))
+            return em._load(view, idx, n.dtype)
+        if n.op == "iota":
+            return em._index_value(idx[n.attr("axis")], n.dtype)
+        if n.op == "unslice":
+            return self._unslice(n, idx)
+        args = [self.get(i, idx if self.flat else _project(idx, n.shape, i.shape)) for i in n.inputs]
+        return emit_elementwise(em.ctx, n, args)
+
+    def _unslice(self, n: Node, idx: list) -> ir.Value:
+        b = self.em.b
+        (e,) = n.inputs
+        ty = llvm_type(n.dtype)
+        if e.size == 0:
+            return ir.Constant(ty, 0.0)
+        inside, mapped = None, []
+        for i, start, step, d in zip(idx, n.attr("starts"), n.attr("steps"), e.shape):
+            j = b.sub(i, I64(start))
+            if step == 1:
+                q = j
+                ok = b.and_(b.icmp_signed(">=", q, I64(0)), b.icmp_signed("<", q, I64(d)))
+            else:
+                q = b.sdiv(j, I64(step))
+                exact = b.icmp_signed("==", b.mul(q, I64(step)), j)
+                ok = b.and_(exact, b.and_(b.icmp_signed(">=", q, I64(0)), b.icmp_signed("<", q, I64(d))))
+            mapped.append(b.select(ok, q, I64(0)))  # always a valid index: the load stays in bounds
+            inside = ok if inside is None else b.and_(inside, ok)
+        value = self.get(e, mapped)
+        return value if inside is None else b.select(inside, value, ir.Constant(ty, 0.0))
+
+
 class _Emitter:
     def __init__(self, plan: Plan, name: str):
         self.plan = plan
@@ -169,41 +241,23 @@ class _Emitter:
     def _loop_kernel(self, kernel: LoopKernel, k: int) -> None:
         plan = self.plan
         shape = kernel.shape
-        loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
-        loaded = [n for n in loaded if n not in kernel.members and n not in plan.scalars]
-        views = [plan.location[n].broadcast(shape) for n in loaded] + [v for _, v in kernel.stores]
-        flat = all(v.shape == shape and v.contiguous() for v in views) and len(shape) > 1 \
-            and not any(n.op == "iota" for n in kernel.members)
         members = set(kernel.members)
+        loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
+        loaded = [n for n in loaded if n not in members and n not in plan.scalars]
+        views = [plan.location[n].broadcast(shape) for n in loaded if n in plan.location] \
+            + [v for _, v in kernel.stores]
+        # One flat loop when every access is the same contiguous walk.
+        flat = len(shape) > 1 and all(n in plan.location for n in loaded) \
+            and all(v.shape == shape and v.contiguous() for v in views) \
+            and not any(n.op in ("iota", "unslice") for n in kernel.members)
 
         def body(idx):
-            values: dict[Node, ir.Value] = {}
-
-            def value_of(n: Node):
-                if n in values:
-                    return values[n]
-                if n in plan.scalars:
-                    v = plan.scalars[n]
-                    ty = llvm_type(n.dtype)
-                    return ir.Constant(ty, int(bool(v)) if n.dtype == "bool" else
-                                       (int(v) if n.dtype == "int64" else float(v)))
-                if n in members:
-                    raise AssertionError("member used before it is computed")
-                view = plan.location[n].broadcast(shape)
-                if flat:
-                    view = View(view.buffer, view.offset, (1,), (1,))
-                val = self._load(view, idx, n.dtype)
-                values[n] = val
-                return val
-
+            values = _Values(self, members, flat)
             for n in kernel.members:
-                if n.op == "iota":  # the loop index itself
-                    values[n] = self._index_value(idx[n.attr("axis")], n.dtype)
-                    continue
-                values[n] = emit_elementwise(self.ctx, n, [value_of(i) for i in n.inputs])
+                values.get(n, idx)
             for n, view in kernel.stores:
                 target = View(view.buffer, view.offset, (1,), (1,)) if flat else view
-                self._store(value_of(n), target, idx, n.dtype)
+                self._store(values.get(n, idx), target, idx, n.dtype)
 
         if flat:
             size = 1
@@ -222,7 +276,6 @@ class _Emitter:
     def _reduce(self, kernel: OpKernel, init: float, combine) -> None:
         node = kernel.node
         (x,) = node.inputs
-        xv = self.plan.location[x]
         axes = node.attr("axes")
         kept = [a for a in range(x.ndim) if a not in axes]
         ty = llvm_type(node.dtype)
@@ -237,14 +290,17 @@ class _Emitter:
                     full[a] = i
                 for a, i in zip(axes, red_idx):
                     full[a] = i
-                v = self._load(xv, full, x.dtype)
+                v = _Values(self, set(), False).get(x, full)
                 self.b.store(combine(self.b.load(acc, typ=ty), v), acc)
             self._loop_nest([x.shape[a] for a in axes], inner)
             self._store(self.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
         self._loop_nest(node.shape, outer)
 
     def _reduce_sum(self, kernel: OpKernel) -> None:
-        self._reduce(kernel, 0.0, lambda a, v: self.b.fadd(a, v))
+        # 'reassoc' on the accumulation only: LLVM may then keep several partial
+        # sums in vector registers (a summation order like numpy's pairwise one,
+        # not left to right); every other operation stays strict IEEE.
+        self._reduce(kernel, 0.0, lambda a, v: self.b.fadd(a, v, flags=("reassoc",)))
 
     def _reduce_max(self, kernel: OpKernel) -> None:
         def combine(a, v):

@@ -53,13 +53,21 @@ def host_target(opt: int = 3) -> HostTarget:
     return HostTarget(opt)
 
 
-# Bump whenever the generated code or its calling convention changes: it is part
-# of every disk-cache key, so stale object code is never loaded.
-CODEGEN_VERSION = 2
+@functools.cache
+def codegen_fingerprint() -> str:
+    """A hash of the code generator's own source: part of every disk-cache key,
+    so object code made by another version of the lowering is never loaded."""
+    import hashlib
+    from pathlib import Path
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def versions() -> str:
-    return (f"codegen {CODEGEN_VERSION}, llvmlite {llvmlite.__version__}, "
+    return (f"codegen {codegen_fingerprint()}, llvmlite {llvmlite.__version__}, "
             f"LLVM {'.'.join(map(str, llvm.llvm_version_info))}")
 
 

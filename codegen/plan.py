@@ -94,6 +94,7 @@ class Plan:
     location: dict[Node, View]       # materialised values
     scalars: dict[Node, float]       # constants folded into code
     workspace_bytes: int
+    inlined: set = field(default_factory=set)  # computed inside their consumers' loops
 
     def describe(self) -> str:
         lines = []
@@ -171,6 +172,8 @@ class _Planner:
         self.work = 0
         self.last_loop: dict[tuple, int] = {}
         self.output_index: dict[Node, int] = {}
+        self.inlined: set[Node] = set()
+        self.deps: dict[Node, list[Node]] = {}   # what a cone host reads from memory
 
     # ------------------------------------------------------------ buffers
     def _buffer(self, kind, dtype, size, index=-1, data=None) -> Buffer:
@@ -199,14 +202,47 @@ class _Planner:
             buf = self._buffer("input", node.dtype, node.size, index=k)
             self.location[node] = View(buf.id, 0, node.shape, c_strides(node.shape))
             self.ready[node] = -1
+        self._find_cones()
         for node in self.order:
-            if node in self.ready:
+            if node in self.ready or node in self.inlined:
                 continue
             self._place(node)
         self._materialise_loop_values()
         self._write_outputs()
         return Plan(self.inputs, self.outputs, self.buffers, self.kernels, self.location,
-                    self.scalars, self.work)
+                    self.scalars, self.work, self.inlined)
+
+    # ------------------------------------------------------------ producer cones
+    def _find_cones(self) -> None:
+        """Elementwise producers read only by one unslice or reduction are
+        computed inside that consumer's loop instead of being stored."""
+        outputs = set(self.outputs)
+        for host in self.order:
+            if host.op not in ("unslice", "reduce_sum", "reduce_max"):
+                continue
+            e = host.inputs[0]
+            cone: set[Node] = set()
+            if self._inlinable(e, outputs) and self.users[e] == [host]:
+                cone.add(e)
+                grown = True
+                while grown:
+                    grown = False
+                    for n in list(cone):
+                        for m in n.inputs:
+                            if m not in cone and self._inlinable(m, outputs) \
+                                    and all(u in cone for u in self.users[m]):
+                                cone.add(m)
+                                grown = True
+            self.inlined |= cone
+            external = [m for n in cone for m in n.inputs if m not in cone]
+            self.deps[host] = list(dict.fromkeys(external)) if cone else [e]
+
+    def _inlinable(self, n: Node, outputs: set) -> bool:
+        return n not in outputs and n.op != "input" and n not in self.inlined \
+            and primitive(n.op).kind == "elementwise" and n.op != "const"
+
+    def _reads(self, node: Node) -> list[Node]:
+        return self.deps.get(node, list(node.inputs))
 
     def _place(self, node: Node) -> None:
         op = node.op
@@ -225,12 +261,12 @@ class _Planner:
             self._place_view(node)
             return
         kind = primitive(op).kind
-        if kind == "elementwise":
+        if kind == "elementwise" or op == "unslice":
             self._place_elementwise(node)
-        elif op in ("concatenate", "unslice"):
+        elif op == "concatenate":
             self._place_copy_op(node)
         else:
-            self._need(node.inputs)
+            self._need(self._reads(node))
             view = self._fresh_view(node)
             self.location[node] = view
             self.kernels.append(OpKernel(node, view))
@@ -282,10 +318,11 @@ class _Planner:
     def _place_elementwise(self, node: Node) -> None:
         key = node.shape
         k = self.last_loop.get(key)
-        if k is not None and all(self._available_in(i, k) for i in node.inputs):
+        reads = self._reads(node)
+        if k is not None and all(self._available_in(i, k) for i in reads):
             kernel = self.kernels[k]
         else:
-            for i in node.inputs:
+            for i in reads:
                 if i not in self.scalars:
                     self._need([i])
             kernel = LoopKernel(node.shape)
@@ -295,7 +332,7 @@ class _Planner:
         kernel.members.append(node)
         self.kernel_of[node] = k
         self.ready[node] = k
-        for i in node.inputs:
+        for i in reads:
             if i not in self.scalars and self.kernel_of.get(i) != k:
                 self._need([i])
 
