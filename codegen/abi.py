@@ -18,6 +18,7 @@ class NativeError(RuntimeError):
 
 
 _ERRORS = {3: "an index is out of range for the axis it indexes"}
+_CTYPES = {np.dtype("float64"): ctypes.c_double, np.dtype("float32"): ctypes.c_float}
 
 
 def _object_entry_works() -> bool:
@@ -46,6 +47,7 @@ class NativeEntry:
         self._lib = lib  # keeps the code alive
         self._objects = _OBJECT_ENTRY
         self._fn = _ENTRY_TYPE(lib.address(name + "_objs" if self._objects else name))
+        self._plain_fn = _ENTRY_TYPE(lib.address(name))
         self.in_specs = [(tuple(s), np.dtype(d)) for s, d in in_specs]
         self.out_specs = [(tuple(s), np.dtype(d)) for s, d in out_specs]
         self._n_in = len(self.in_specs)
@@ -56,6 +58,7 @@ class NativeEntry:
         self._workspace = np.empty(workspace_bytes + 64, dtype=np.uint8)
         base = self._workspace.ctypes.data
         self._ptrs[n - 1] = base + (-base % 64)
+        self._scalar = self._scalar_buffers(n)
         # Output arrays of the previous call, reused when nobody else holds them:
         # a fresh large array costs page faults on first write (milliseconds for
         # megabytes on some machines); a loop that drops its results reuses memory.
@@ -92,6 +95,34 @@ class NativeEntry:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
         self._recent = outs
         return list(outs)
+
+    def _scalar_buffers(self, n: int):
+        """Fixed buffers for all-scalar signatures: inputs are written and
+        outputs read as C numbers, with no array objects at all."""
+        specs = self.in_specs + self.out_specs
+        if not specs or any(shape != () or dtype not in _CTYPES for shape, dtype in specs):
+            return None
+        cells = [_CTYPES[dtype]() for _, dtype in specs]
+        ptrs = (ctypes.c_void_p * n)()
+        for k, cell in enumerate(cells):
+            ptrs[k] = ctypes.addressof(cell)
+        ptrs[n - 1] = self._ptrs[n - 1]
+        return cells, ptrs, ctypes.addressof(ptrs)
+
+    @property
+    def all_scalar(self) -> bool:
+        return self._scalar is not None
+
+    def call_scalars(self, values) -> list[float]:
+        """Run with Python numbers in and out (all-scalar signatures only)."""
+        cells, _, addr = self._scalar
+        n_in = self._n_in
+        for k in range(n_in):
+            cells[k].value = values[k]
+        rc = self._plain_fn(addr)
+        if rc:
+            raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
+        return [cells[k].value for k in range(n_in, len(cells))]
 
     def _outputs(self) -> list[np.ndarray]:
         recent = self._recent

@@ -83,6 +83,13 @@ class Program:
         return all(np.array_equal(got, want, equal_nan=True)
                    for got, want in zip(guard_results, self.guard_values))
 
+    def assemble_scalars(self, values: list[float]) -> Any:
+        """The output structure from Python numbers (all-scalar fast path)."""
+        builder = self.__dict__.get("_scalar_builder")
+        if builder is None:
+            builder = self._scalar_builder = _structure_builder(self.out_treedef, [s[1] for s in self.out_slots])
+        return builder(values)
+
     def assemble(self, arrays: list[np.ndarray]) -> Any:
         leaves = []
         append = leaves.append
@@ -92,8 +99,28 @@ class Program:
             else:
                 _, k, fmt, wrap = slot
                 value = arrays[k]
-                append(value if wrap == "ndarray" else dlarray._wrap(value, None, None, fmt))
+                if wrap == "float":
+                    append(value.item() if value.ndim == 0 else value)
+                else:
+                    append(value if wrap == "ndarray" else dlarray._wrap(value, None, None, fmt))
         return tree_unflatten(self.out_treedef, leaves)
+
+
+def _structure_builder(treedef: Treedef, positions: list[int]) -> Callable[[list], Any]:
+    """A function that rebuilds ``treedef`` from a flat list (plain tuples are
+    rebuilt directly, anything else through tree_unflatten)."""
+    if treedef.kind == "leaf":
+        k = positions[0]
+        return lambda v: v[k]
+    if treedef.kind == "tuple" and all(c.kind == "leaf" for c in treedef.children):
+        ks = tuple(positions)
+        return lambda v: tuple(v[k] for k in ks)
+    if treedef.kind == "tuple" and len(treedef.children) == 2 and treedef.children[0].kind == "leaf" \
+            and treedef.children[1].kind == "tuple" \
+            and all(c.kind == "leaf" for c in treedef.children[1].children):
+        k0, rest = positions[0], tuple(positions[1:])
+        return lambda v: (v[k0], tuple(v[k] for k in rest))
+    return lambda v: tree_unflatten(treedef, [v[k] for k in positions])
 
 
 def is_dlarray_leaf(x) -> bool:
@@ -118,7 +145,7 @@ def leaf_array(x) -> np.ndarray:
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
-_FLOAT_PART = ("A", (), np.dtype(np.float64).str, None)
+_FLOAT_PART = ("F", (), np.dtype(np.float64).str, None)  # a Python float (scalar results come back as floats)
 
 
 def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bool) -> tuple:
@@ -145,7 +172,13 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
     """
     leaves, treedef = tree_flatten((args, kwargs))
     if out_wrap == "match":
-        out_wrap = "auto" if any(isinstance(x, dlarray) for x in leaves) else "ndarray"
+        arrays_in = [x for x in leaves if is_input(x)]
+        if any(isinstance(x, dlarray) for x in arrays_in):
+            out_wrap = "auto"
+        elif arrays_in and all(type(x) is float for x in arrays_in):
+            out_wrap = "float"  # numbers in, numbers out (0-d results become Python floats)
+        else:
+            out_wrap = "ndarray"
     ctx = TraceContext()
     ctx.gradients_allowed = gradients_allowed
     inputs: list[Node] = []
