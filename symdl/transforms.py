@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from .accelerate import AcceleratedFunction
 from .array import dlarray
 from .autodiff.api import dlgradient
@@ -50,8 +52,13 @@ def _scalar_output(y, where: str) -> dlarray:
 
 
 def _wrap(node: Node, fmt=None) -> dlarray:
+    """A transform's traced result.  Its value is never looked at (the
+    transform returns it straight to the tracer, and native code computes the
+    real one), so no time is spent interpreting the derivative graph: the
+    placeholder is a read-only zero-stride array of the right shape."""
     root = active_root()
-    return dlarray._wrap(root.value(node), node, root, fmt)
+    placeholder = np.broadcast_to(np.zeros((), dtype=node.dtype), node.shape)
+    return dlarray._wrap(placeholder, node, root, fmt)
 
 
 class _Transform:

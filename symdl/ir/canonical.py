@@ -33,8 +33,24 @@ def _finish(result: Node, like: Node) -> Node:
     return result
 
 
+def _already_canonical(node: Node, nested: str) -> bool:
+    """Fast check: no nested op to flatten, no constant, operands strictly
+    ordered (hence distinct)."""
+    prev = None
+    for t in node.inputs:
+        if t.op == nested or t.op == "const":
+            return False
+        k = sort_key(t)
+        if prev is not None and not prev < k:
+            return False
+        prev = k
+    return True
+
+
 @rule("canonical", "add")
 def canonical_add(node: Node) -> Node | None:
+    if len(node.inputs) > 1 and _already_canonical(node, "add"):
+        return None
     terms: dict[Node, float] = {}
     constant = node.attr("const")
     changed = False
@@ -67,6 +83,21 @@ def canonical_add(node: Node) -> Node | None:
     return _finish(new, node)
 
 
+def _mul_canonical(node: Node) -> bool:
+    """Fast check for products: nothing to flatten or pull out, ordered by
+    (base, sign) with no repeated key."""
+    prev = None
+    for f, e in zip(node.inputs, node.attr("exps")):
+        if f.op == "const" or (f.op == "mul" and len(f.inputs) == 1) or \
+                (f.op == "add" and len(f.inputs) == 1 and f.attr("const") == 0.0):
+            return False
+        k = (sort_key(f), e > 0)
+        if prev is not None and not prev < k:
+            return False
+        prev = k
+    return True
+
+
 def _cpow(c: float, e: int) -> float:
     with np.errstate(all="ignore"):
         return float(np.float64(c) ** np.float64(e))
@@ -76,6 +107,8 @@ def _cpow(c: float, e: int) -> float:
 def canonical_mul(node: Node) -> Node | None:
     # Key by (base, sign of exponent): x^2 * x^3 collects to x^5, but x^2 * x^-1
     # stays as it is, since x/x -> 1 is wrong at x = 0 (fast-math only).
+    if len(node.inputs) > 1 and _mul_canonical(node):
+        return None
     factors: dict[tuple[Node, bool], int] = {}
     coeff = 1.0
     changed = False

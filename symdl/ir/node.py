@@ -140,7 +140,12 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     node = object.__new__(Node)
     h = hashlib.blake2b(digest_size=16)
     h.update(op.encode())
-    h.update(_attr_bytes(attrs))
+    # repr is exact for the usual attrs (ints, floats, strings, tuples of them);
+    # array constants need their bytes, not their abbreviated repr
+    if attrs and attrs[0][0] == "value" and isinstance(attrs[0][1], ArrayValue):
+        h.update(_attr_bytes(attrs))
+    else:
+        h.update(repr(attrs).encode())
     h.update(repr((shape, dtype)).encode())
     for inp in inputs:
         h.update(inp.digest)

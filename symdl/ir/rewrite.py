@@ -32,27 +32,37 @@ _MAX_STEPS = 64
 DEBUG = os.environ.get("SYMDL_DEBUG", "") not in ("", "0")
 
 
+_PLANS: dict[tuple, tuple] = {}  # (sets, op) -> rules to try, in order
+
+
 def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
     """Register ``fn`` as a rule of ``set_name`` for ``ops``."""
     def register(fn: Rule) -> Rule:
         for op in ops:
             RULE_SETS[set_name][op].append(fn)
+        _PLANS.clear()
         return fn
     return register
 
 
+def _rules_for(sets: tuple, op: str) -> tuple:
+    key = (sets, op)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = tuple(fn for name in sets
+                     for fn in (*RULE_SETS[name].get(op, ()), *RULE_SETS[name].get("*", ())))
+        _PLANS[key] = plan
+    return plan
+
+
 def rewrite_node(node: Node, sets: Sequence[str]) -> Node:
-    """Apply the rules of ``sets`` to ``node`` until none fires."""
+    """Apply the rules of ``sets`` to ``node`` until none fires (the first rule
+    that fires wins; then the new node starts over)."""
+    sets = tuple(sets)
     for _ in range(_MAX_STEPS):
-        for name in sets:
-            table = RULE_SETS[name]
-            new = None
-            for fn in (*table.get(node.op, ()), *table.get("*", ())):
-                new = fn(node)
-                if new is not None and new is not node:
-                    break
-                new = None
-            if new is not None:
+        for fn in _rules_for(sets, node.op):
+            new = fn(node)
+            if new is not None and new is not node:
                 if new.shape != node.shape or new.dtype != node.dtype:
                     raise AssertionError(f"rule {fn.__name__} changed {node!r} into {new!r}")
                 node = new
