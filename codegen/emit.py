@@ -310,34 +310,65 @@ class _Emitter:
 
     # ------------------------------------------------------------ contraction
     def _dot_general(self, kernel: OpKernel) -> None:
+        """Contractions.  With a wide enough b-free block the loops run
+        batch, a-free, contracted, b-free (innermost over contiguous output:
+        the vectoriser's favourite); otherwise each output element sums its
+        contraction in a register."""
         node = kernel.node
         a, bnode = node.inputs
         av, bv = self.plan.location[a], self.plan.location[bnode]
         (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
         free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
         free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
+        nb, nfa = len(ba), len(free_a)
         ty = llvm_type(node.dtype)
-        acc = self._alloca(ty)
-        nb = len(ba)
+        b = self.b
+        wide = 1
+        for y in free_b:
+            wide *= bnode.shape[y]
 
-        def outer(out_idx):
-            self.b.store(ir.Constant(ty, 0.0), acc)
+        def indices(out_idx, c_idx):
             ia, ib = [None] * a.ndim, [None] * bnode.ndim
             for k, (x, y) in enumerate(zip(ba, bb)):
                 ia[x] = ib[y] = out_idx[k]
             for k, x in enumerate(free_a):
                 ia[x] = out_idx[nb + k]
             for k, y in enumerate(free_b):
-                ib[y] = out_idx[nb + len(free_a) + k]
+                ib[y] = out_idx[nb + nfa + k]
+            for k, (x, y) in enumerate(zip(ca, cb)):
+                ia[x] = ib[y] = c_idx[k]
+            return ia, ib
+
+        contract_shape = [a.shape[x] for x in ca]
+        if wide >= 8:
+            zero = ir.Constant(ty, 0.0)
+            self._loop_nest(node.shape, lambda o: self._store(zero, kernel.out, o, node.dtype))
+            head = list(node.shape[:nb + nfa])
+            tail = list(node.shape[nb + nfa:])
+
+            def over_head(h_idx):
+                def over_contract(c_idx):
+                    def over_tail(t_idx):
+                        out_idx = h_idx + t_idx
+                        ia, ib = indices(out_idx, c_idx)
+                        prod = b.fmul(self._load(av, ia, a.dtype), self._load(bv, ib, bnode.dtype))
+                        old = self._load(kernel.out, out_idx, node.dtype)
+                        self._store(b.fadd(old, prod), kernel.out, out_idx, node.dtype)
+                    self._loop_nest(tail, over_tail)
+                self._loop_nest(contract_shape, over_contract)
+            self._loop_nest(head, over_head)
+            return
+        acc = self._alloca(ty)
+
+        def outer(out_idx):
+            b.store(ir.Constant(ty, 0.0), acc)
 
             def inner(c_idx):
-                ja, jb = list(ia), list(ib)
-                for k, (x, y) in enumerate(zip(ca, cb)):
-                    ja[x] = jb[y] = c_idx[k]
-                prod = self.b.fmul(self._load(av, ja, a.dtype), self._load(bv, jb, bnode.dtype))
-                self.b.store(self.b.fadd(self.b.load(acc, typ=ty), prod), acc)
-            self._loop_nest([a.shape[x] for x in ca], inner)
-            self._store(self.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
+                ia, ib = indices(out_idx, c_idx)
+                prod = b.fmul(self._load(av, ia, a.dtype), self._load(bv, ib, bnode.dtype))
+                b.store(b.fadd(b.load(acc, typ=ty), prod, flags=("reassoc",)), acc)
+            self._loop_nest(contract_shape, inner)
+            self._store(b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
         self._loop_nest(node.shape, outer)
 
     # ------------------------------------------------------------ random numbers

@@ -23,6 +23,7 @@ from symdl.ir.rewrite import toposort
 __all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "ITEMSIZE"]
 
 ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "bool": 1}
+_MAX_CONE_DEPTH = 400  # keeps the emitter's recursive evaluation shallow
 ALIGN = 64
 VIEW_OPS = ("reshape", "broadcast_to", "transpose", "slice")
 
@@ -214,32 +215,40 @@ class _Planner:
 
     # ------------------------------------------------------------ producer cones
     def _find_cones(self) -> None:
-        """Elementwise producers read only by one unslice or reduction are
-        computed inside that consumer's loop instead of being stored."""
+        """Producer cones: an elementwise node read by exactly one consumer is
+        computed inside that consumer's loop instead of being stored, when the
+        consumer is an unslice or a reduction (which read it at mapped indices)
+        or an elementwise node of the same shape (no recomputation).
+        Consumers are visited first, so chains fuse into one loop."""
         outputs = set(self.outputs)
-        for host in self.order:
-            if host.op not in ("unslice", "reduce_sum", "reduce_max"):
+        for host in reversed(self.order):
+            if host in self.inlined or not self._can_host(host):
                 continue
-            e = host.inputs[0]
             cone: set[Node] = set()
-            if self._inlinable(e, outputs) and self.users[e] == [host]:
-                cone.add(e)
-                grown = True
-                while grown:
-                    grown = False
-                    for n in list(cone):
-                        for m in n.inputs:
-                            if m not in cone and self._inlinable(m, outputs) \
-                                    and all(u in cone for u in self.users[m]):
-                                cone.add(m)
-                                grown = True
+            frontier = [host]
+            while frontier:
+                n = frontier.pop()
+                for m in n.inputs:
+                    if m in cone or not self._inlinable(m, outputs) or host.depth - m.depth > _MAX_CONE_DEPTH:
+                        continue
+                    if primitive(n.op).kind == "elementwise" and m.shape != n.shape:
+                        continue  # would be recomputed for every broadcast copy
+                    if all(u is n or u in cone for u in self.users[m]) and len(set(self.users[m])) == 1:
+                        cone.add(m)
+                        frontier.append(m)
             self.inlined |= cone
-            external = [m for n in cone for m in n.inputs if m not in cone]
-            self.deps[host] = list(dict.fromkeys(external)) if cone else [e]
+            if cone:
+                members = cone | {host}
+                external = [m for n in members for m in n.inputs if m not in members]
+                self.deps[host] = list(dict.fromkeys(external))
+
+    def _can_host(self, n: Node) -> bool:
+        return n.op in ("unslice", "reduce_sum", "reduce_max") or \
+            (n.op not in ("input", "const") and primitive(n.op).kind == "elementwise")
 
     def _inlinable(self, n: Node, outputs: set) -> bool:
-        return n not in outputs and n.op != "input" and n not in self.inlined \
-            and primitive(n.op).kind == "elementwise" and n.op != "const"
+        return n not in outputs and n.op not in ("input", "const") and n not in self.inlined \
+            and (primitive(n.op).kind == "elementwise" or n.op == "unslice")
 
     def _reads(self, node: Node) -> list[Node]:
         return self.deps.get(node, list(node.inputs))
