@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 
 import numpy as np
 
@@ -34,13 +35,41 @@ def _object_entry_works() -> bool:
 _OBJECT_ENTRY = _object_entry_works()
 
 
+class _CallState:
+    """What one thread needs to call an entry: the pointer array, the
+    workspace, the scalar cells and the outputs it may reuse.  Native code
+    writes into the workspace, so two threads never share one."""
+
+    def __init__(self, entry: NativeEntry):
+        n = entry._n_in + len(entry.out_specs) + 1
+        self.ptrs = (ctypes.c_void_p * n)()
+        self.ptrs_addr = ctypes.addressof(self.ptrs)
+        # 64-byte aligned workspace, reused across this thread's calls
+        self.workspace = np.empty(entry.workspace_bytes + 64, dtype=np.uint8)
+        base = self.workspace.ctypes.data
+        self.ptrs[n - 1] = base + (-base % 64)
+        # Output arrays of the previous call, reused when nobody else holds them:
+        # a fresh large array costs page faults on first write (milliseconds for
+        # megabytes on some machines); a loop that drops its results reuses memory.
+        self.recent: list | None = None
+        self.scalar = None
+        specs = entry.in_specs + entry.out_specs
+        if specs and all(shape == () and dtype in _CTYPES for shape, dtype in specs):
+            cells = [_CTYPES[dtype]() for _, dtype in specs]
+            sptrs = (ctypes.c_void_p * n)()
+            for k, cell in enumerate(cells):
+                sptrs[k] = ctypes.addressof(cell)
+            sptrs[n - 1] = self.ptrs[n - 1]
+            self.scalar = (cells, sptrs, ctypes.addressof(sptrs))
+
+
 class NativeEntry:
     """A native entry function with fixed input/output shapes and dtypes.
 
     Shapes, dtypes and contiguity are checked here, before the native call, so
     native code never reads or writes outside its buffers.  The pointer array
-    is built once; a call fills it with the ids of the argument arrays (the
-    ``_objs`` entry reads their data pointers natively).
+    is built once (per thread); a call fills it with the ids of the argument
+    arrays (the ``_objs`` entry reads their data pointers natively).
     """
 
     def __init__(self, lib, name: str, in_specs, out_specs, workspace_bytes: int):
@@ -51,18 +80,18 @@ class NativeEntry:
         self.in_specs = [(tuple(s), np.dtype(d)) for s, d in in_specs]
         self.out_specs = [(tuple(s), np.dtype(d)) for s, d in out_specs]
         self._n_in = len(self.in_specs)
-        n = self._n_in + len(self.out_specs) + 1
-        self._ptrs = (ctypes.c_void_p * n)()
-        self._ptrs_addr = ctypes.addressof(self._ptrs)
-        # One workspace per entry, reused across calls (64-byte aligned).
-        self._workspace = np.empty(workspace_bytes + 64, dtype=np.uint8)
-        base = self._workspace.ctypes.data
-        self._ptrs[n - 1] = base + (-base % 64)
-        self._scalar = self._scalar_buffers(n)
-        # Output arrays of the previous call, reused when nobody else holds them:
-        # a fresh large array costs page faults on first write (milliseconds for
-        # megabytes on some machines); a loop that drops its results reuses memory.
-        self._recent: list | None = None
+        self.workspace_bytes = workspace_bytes
+        self._main_thread = threading.get_ident()
+        self._main = _CallState(self)
+        self._others = threading.local()
+
+    def _state(self) -> _CallState:
+        if threading.get_ident() == self._main_thread:
+            return self._main
+        st = getattr(self._others, "state", None)
+        if st is None:
+            st = self._others.state = _CallState(self)
+        return st
 
     def _prepare(self, k: int, arr, names) -> np.ndarray:
         shape, dtype = self.in_specs[k]
@@ -76,7 +105,8 @@ class NativeEntry:
     def __call__(self, *arrays, names=None) -> list[np.ndarray]:
         if len(arrays) != self._n_in:
             raise TypeError(f"compiled function takes {self._n_in} array inputs, got {len(arrays)}")
-        ptrs = self._ptrs
+        st = self._state()
+        ptrs = st.ptrs
         kept = []  # converted inputs must outlive the call
         for k, arr in enumerate(arrays):
             shape, dtype = self.in_specs[k]
@@ -85,37 +115,24 @@ class NativeEntry:
                 arr = self._prepare(k, arr, names)
                 kept.append(arr)
             ptrs[k] = id(arr) if self._objects else arr.ctypes.data
-        outs = self._outputs()
+        outs = self._outputs(st)
         k = self._n_in
         for out in outs:
             ptrs[k] = id(out) if self._objects else out.ctypes.data
             k += 1
-        rc = self._fn(self._ptrs_addr)
+        rc = self._fn(st.ptrs_addr)
         if rc:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
-        self._recent = outs
+        st.recent = outs
         return list(outs)
-
-    def _scalar_buffers(self, n: int):
-        """Fixed buffers for all-scalar signatures: inputs are written and
-        outputs read as C numbers, with no array objects at all."""
-        specs = self.in_specs + self.out_specs
-        if not specs or any(shape != () or dtype not in _CTYPES for shape, dtype in specs):
-            return None
-        cells = [_CTYPES[dtype]() for _, dtype in specs]
-        ptrs = (ctypes.c_void_p * n)()
-        for k, cell in enumerate(cells):
-            ptrs[k] = ctypes.addressof(cell)
-        ptrs[n - 1] = self._ptrs[n - 1]
-        return cells, ptrs, ctypes.addressof(ptrs)
 
     @property
     def all_scalar(self) -> bool:
-        return self._scalar is not None
+        return self._main.scalar is not None
 
     def call_scalars(self, values) -> list[float]:
         """Run with Python numbers in and out (all-scalar signatures only)."""
-        cells, _, addr = self._scalar
+        cells, _, addr = self._state().scalar
         n_in = self._n_in
         for k in range(n_in):
             cells[k].value = values[k]
@@ -124,8 +141,8 @@ class NativeEntry:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
         return [cells[k].value for k in range(n_in, len(cells))]
 
-    def _outputs(self) -> list[np.ndarray]:
-        recent = self._recent
+    def _outputs(self, st: _CallState) -> list[np.ndarray]:
+        recent = st.recent
         outs = []
         for k, (shape, dtype) in enumerate(self.out_specs):
             arr = recent[k] if recent is not None else None

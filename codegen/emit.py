@@ -26,8 +26,9 @@ def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
     ``c_name``, the C-callable wrapper of :mod:`codegen.export`)."""
     em = _Emitter(plan, name)
     em.run()
-    _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
-    if c_name is not None:
+    if c_name is None:  # the Python calling path; exported libraries do not need it
+        _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
+    else:
         from .export import add_c_wrapper
         n_in = sum(1 for b in plan.buffers if b.kind == "input")
         n_out = len(plan.outputs)

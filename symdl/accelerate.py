@@ -95,12 +95,18 @@ class FunctionWatch:
             self._probe("item", glb, name, value)
             self._follow(value, depth)
 
-    def _probe(self, kind: str, obj, key, value) -> None:
+    def _probe(self, kind: str, obj, key, value, depth: int = 0) -> None:
         self.probes.append((kind, obj, key, value))
         if isinstance(value, np.ndarray):  # contents may change in place
             self.probes.append(("array", value, None, value.copy()))
         elif isinstance(value, dlarray):
             self.probes.append(("attr", value, "_value", value._value))
+        elif depth < 2 and isinstance(value, (dict, list)) and len(value) <= 64:
+            # a configuration dict or list read by the function, one level deep
+            self.probes.append(("len", value, None, len(value)))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                self._probe("item" if isinstance(value, dict) else "index", value, k, v, depth + 1)
 
     def _follow(self, value, depth: int) -> None:
         if isinstance(value, types.FunctionType):
@@ -114,7 +120,16 @@ class FunctionWatch:
                 if obj.shape != expected.shape or not np.array_equal(obj, expected, equal_nan=True):
                     return True
                 continue
-            now = getattr(obj, key, _MISSING) if kind == "attr" else obj.get(key, _MISSING)
+            if kind == "len":
+                if len(obj) != expected:
+                    return True
+                continue
+            if kind == "attr":
+                now = getattr(obj, key, _MISSING)
+            elif kind == "index":
+                now = obj[key] if key < len(obj) else _MISSING
+            else:
+                now = obj.get(key, _MISSING)
             if now is not expected and not (type(now) in _SCALARS and type(now) is type(expected)
                                             and now == expected):
                 return True
@@ -252,11 +267,11 @@ class AcceleratedFunction:
             self._cache.clear()
             self._fast = None
             self._fingerprint = FunctionWatch(self.function)
-        self._calls += 1
         key = signature_key(leaves, treedef, self._is_input, traced)
         if self._out_wrap == "match" and all(type(x) is float for x in leaves):
             traces = self._cache.get(key)
             if traces is not None and traces[0].scalar:
+                self._calls += 1
                 self._hits += 1
                 self._fast = (treedef, traced, traces[0])
                 return traces[0].run_scalars(leaves)
@@ -267,6 +282,7 @@ class AcceleratedFunction:
             for trace in traces:
                 result = trace.run(arrays)
                 if result is not None:
+                    self._calls += 1
                     self._hits += 1
                     if self.check_mode == "tolerance":
                         self._check(result, args, kwargs, traced, trace.last_key)
@@ -277,6 +293,9 @@ class AcceleratedFunction:
         allowed = traced if self._gradients is None else self._gradients
         program, _ = trace_program(self.function, args, kwargs, self._is_input, gradients_allowed=allowed,
                                    out_wrap=self._out_wrap)
+        # What the function reads is judged against the state after this run:
+        # its own side effects while tracing (a call counter) are not edits.
+        self._fingerprint = FunctionWatch(self.function)
         artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
@@ -285,6 +304,7 @@ class AcceleratedFunction:
         self._cache.move_to_end(key)
         self._evict()
         result = trace.run(arrays, first=True)
+        self._calls += 1  # counted once it has a result (a failing trace is not a call)
         if result is None:  # cannot happen for a deterministic function: guards came from this run
             raise RuntimeError("dlaccelerate: a fresh trace failed its own guards; is the function deterministic?")
         return result

@@ -14,7 +14,8 @@ from codegen.export import c_header, link_shared
 
 from .backend import build_artifact
 from .program import Program, is_numeric_leaf, leaf_array, signature_key, trace_program
-from .tree import tree_flatten
+from .array import dlarray
+from .tree import tree_flatten, tree_map
 
 __all__ = ["CompiledFunction", "compile", "load", "export"]
 
@@ -26,7 +27,8 @@ class CompiledFunction:
 
     Array arguments (dlarrays, numpy float arrays, Python floats) must keep
     the example's shapes and dtypes; other arguments are static and must
-    equal the example's.  ``.llvm_ir``, ``.asm``, ``.save(path)``; pickles
+    equal the example's.  Called with dlarrays it returns dlarrays where
+    ``fun`` did; called with numpy arrays or floats, numpy arrays.  ``.llvm_ir``, ``.asm``, ``.save(path)``; pickles
     with its object code.
 
     Example:
@@ -77,13 +79,18 @@ class CompiledFunction:
             if got[0] != "S" and (want[0] == "S" or got[1:3] != want[1:3]):
                 raise ValueError(f"compiled function: argument {k} has shape {got[1]} and dtype {got[2]}, "
                                  f"compiled for shape {want[1]} and dtype {want[2]}")
-        arrays = [leaf_array(x) for x in leaves if is_numeric_leaf(x)]
+        inputs = [x for x in leaves if is_numeric_leaf(x)]
+        arrays = [leaf_array(x) for x in inputs]
         outs = self._entry(*self._program.call_arrays(arrays))
         n = len(self._program.array_outputs)
         if not self._program.guards_hold(outs[n:]):
             raise ValueError("compiled function: these inputs take a different branch of the function's "
                              "Python control flow than the example did; compile for them, or use dlaccelerate")
-        return self._program.assemble(outs[:n])
+        result = self._program.assemble(outs[:n])
+        if not any(isinstance(x, dlarray) for x in inputs):
+            # numpy (or float) arguments in, numpy arrays out, as the transforms
+            result = tree_map(lambda v: v._value if isinstance(v, dlarray) else v, result)
+        return result
 
     def save(self, path: str | Path) -> None:
         """Write the compiled function (graph and object code) to ``path``."""

@@ -164,7 +164,8 @@ class dlarray:
     def __repr__(self) -> str:
         fmt = f", fmt={self._fmt!r}" if self._fmt else ""
         traced = ", traced" if is_traced(self) else ""
-        return f"dlarray({np.array2string(self._value, separator=', ')}{fmt}{traced})"
+        body = np.array2string(self._value, separator=", ", prefix="dlarray(")
+        return f"dlarray({body}{fmt}{traced})"
 
     def __array__(self, dtype=None, copy=None):
         self._guard()
@@ -241,13 +242,14 @@ class dlarray:
             reducer = {np.add: F.sum, np.maximum: F.max, np.minimum: F.min, np.multiply: F.prod}[ufunc]
             return reducer(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-        raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it")
+        raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it "
+                        "(for plain data, call it on symdl.extractdata(x))")
 
     def __array_function__(self, func, types, args, kwargs):
         fn = F.NUMPY_FUNCTIONS.get(func)
         if fn is None:
-            raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: "
-                            "symdl has no derivative rule for it")
+            raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: symdl has no derivative "
+                            "rule for it (for plain data, call it on symdl.extractdata(x))")
         return fn(*args, **kwargs)
 
 

@@ -38,7 +38,7 @@ def trace(fun: Callable, *args: Any, simplify: bool = True) -> Graph:
         >>> import symdl
         >>> g = symdl.trace(lambda x: symdl.exp(x) * x, 1.0)
         >>> print(g.latex())
-        x_{0} e^{x_{0}}
+        x e^{x}
     """
     from .simplify import simplify as run_passes
     args = example_inputs(args)
