@@ -80,9 +80,7 @@ def _parse(ir_text: str):
 def optimize(ir_text: str, target: HostTarget) -> str:
     """Run LLVM's standard O-level pipeline (vectoriser included); returns IR text."""
     with _LOCK:
-        mod = _parse(ir_text)
-        mod.triple = target.triple
-        mod.data_layout = target.data_layout
+        mod = _for_target(ir_text, target)
         pto = llvm.create_pipeline_tuning_options(speed_level=target.opt)
         # The loop vectoriser (with interleaving, which needs loop_unrolling)
         # is what makes fused loops fast; SLP vectorisation adds compile time
@@ -96,21 +94,22 @@ def optimize(ir_text: str, target: HostTarget) -> str:
         return str(mod)
 
 
+def _for_target(ir_text: str, target: HostTarget):
+    mod = _parse(ir_text)
+    mod.triple = target.triple
+    mod.data_layout = target.data_layout
+    return mod
+
+
 def compile_object(ir_text: str, target: HostTarget) -> bytes:
     """Optimised IR text -> relocatable object code for the host."""
     with _LOCK:
-        mod = _parse(ir_text)
-        mod.triple = target.triple
-        mod.data_layout = target.data_layout
-        return target.machine.emit_object(mod)
+        return target.machine.emit_object(_for_target(ir_text, target))
 
 
 def assembly(ir_text: str, target: HostTarget) -> str:
     with _LOCK:
-        mod = _parse(ir_text)
-        mod.triple = target.triple
-        mod.data_layout = target.data_layout
-        return target.machine.emit_assembly(mod)
+        return target.machine.emit_assembly(_for_target(ir_text, target))
 
 
 class NativeLibrary:

@@ -186,3 +186,15 @@ def check_grads(fun: Callable, args: Sequence, order: int = 2, rtol: float | Non
         assert dt == a.dtype, f"second-order gradient {k} has dtype {dt}, argument has {a.dtype}"
         # second differences lose about half the digits of first differences
         assert_close(h, e, max(rtol, 1e-5), max(atol, 1e-6), f"Hessian-vector product, argument {k}")
+
+
+def central_grad(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar numpy function ``f`` at ``x`` (float64)."""
+    x = np.array(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        g[i] = (f(xp) - f(xm)) / (2 * eps)
+    return g

@@ -23,10 +23,9 @@ WARNING_TEXT = "Accelerated outputs differ from underlying function outputs."
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Every test gets its own disk cache: nothing touches ~/.cache."""
-    monkeypatch.setenv("SYMDL_CACHE_DIR", str(tmp_path / "symdl-cache"))
-    return tmp_path / "symdl-cache"
+def _own_cache(private_cache):
+    """Every test gets its own disk cache (the fixture is in conftest.py)."""
+    return private_cache
 
 
 # ---------------------------------------------------------------- references

@@ -34,9 +34,9 @@ needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler ('cc') on PATH t
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYMDL_CACHE_DIR", str(tmp_path / "symdl-cache"))
-    return tmp_path / "symdl-cache"
+def _own_cache(private_cache):
+    """Every test gets its own disk cache (the fixture is in conftest.py)."""
+    return private_cache
 
 
 # ---------------------------------------------------------------- references

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import symdl
+from helpers import central_grad as numeric_grad
 from symdl import dims, dlarray, dlfeval, dlgradient, extractdata, finddim, stripdims
 
 RNG = np.random.default_rng(20240611)
@@ -33,16 +34,6 @@ def assert_dl(result, expected, rtol=1e-12, atol=1e-12):
     np.testing.assert_allclose(data(result), expected, rtol=rtol, atol=atol)
 
 
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar numpy function ``f`` at ``x`` (float64)."""
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(xp) - f(xm)) / (2 * eps)
-    return g
 
 
 def canonical_reference(fmt: str):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import symdl
+from helpers import central_grad as numeric_grad
 from symdl import Graph, dlarray, dlfeval, dlgradient, extractdata
 
 RNG = np.random.default_rng(7)
@@ -30,15 +31,6 @@ def close(actual, expected, rtol=1e-10, atol=1e-12):
     np.testing.assert_allclose(data(actual), np.asarray(expected), rtol=rtol, atol=atol)
 
 
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(xp) - f(xm)) / (2 * eps)
-    return g
 
 
 def first_output(result):
