@@ -55,7 +55,7 @@ def compile_graph(inputs: list[Node], outputs: list[Node], name: str = "symdl_en
         print(f"[symdl] kernel plan of {name}:\n{plan.describe()}")
     ir_text = emit_module(plan, name)
     target = llvm.host_target()
-    optimised = llvm.optimize(ir_text, target)
+    optimised = llvm.optimize(ir_text, target, unroll=_worth_unrolling(plan))
     obj = llvm.compile_object(optimised, target)
     return Artifact(name, obj, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
                     plan.workspace_bytes, target.key, optimised if keep_ir else "")
@@ -72,7 +72,12 @@ def graph_ir(inputs: list[Node], outputs: list[Node], name: str, c_name: str | N
     plan = make_plan(list(inputs), outputs)
     check_plan(plan)
     text = emit_module(plan, name, c_name)
-    return llvm.optimize(text, llvm.host_target()) if optimised else text
+    return llvm.optimize(text, llvm.host_target(), unroll=_worth_unrolling(plan)) if optimised else text
+
+
+def _worth_unrolling(plan) -> bool:
+    """Few kernels: interleave them for speed; many: keep LLVM's time down."""
+    return len(plan.kernels) <= 8
 
 
 def export_object(inputs: list[Node], outputs: list[Node], c_name: str) -> bytes:

@@ -77,8 +77,13 @@ def _parse(ir_text: str):
     return mod
 
 
-def optimize(ir_text: str, target: HostTarget) -> str:
-    """Run LLVM's standard O-level pipeline (vectoriser included); returns IR text."""
+def optimize(ir_text: str, target: HostTarget, unroll: bool = True) -> str:
+    """Run LLVM's standard O-level pipeline (vectoriser included); returns IR text.
+
+    ``unroll=False`` skips loop unrolling and interleaving: a plan of many
+    small kernels (a Hessian's) then builds several times faster at no cost
+    per call, while a few large loops (a gradient over 1e6 elements) need
+    interleaving to run at memory speed."""
     with _LOCK:
         mod = _for_target(ir_text, target)
         pto = llvm.create_pipeline_tuning_options(speed_level=target.opt)
@@ -87,7 +92,7 @@ def optimize(ir_text: str, target: HostTarget) -> str:
         # on large kernels (k-th derivatives) with no measurable gain on them.
         pto.loop_vectorization = True
         pto.slp_vectorization = False
-        pto.loop_unrolling = True  # also enables interleaving in the loop vectoriser
+        pto.loop_unrolling = unroll  # also enables interleaving in the loop vectoriser
         pb = llvm.create_pass_builder(target.machine, pto)
         mpm = pb.getModulePassManager()
         mpm.run(mod, pb)

@@ -174,6 +174,7 @@ class _Planner:
         self.last_loop: dict[tuple, int] = {}
         self.output_index: dict[Node, int] = {}
         self.inlined: set[Node] = set()
+        self.host_of: dict[Node, Node] = {}     # inlined node -> the consumer that computes it
         self.deps: dict[Node, list[Node]] = {}   # what a cone host reads from memory
 
     # ------------------------------------------------------------ buffers
@@ -237,6 +238,8 @@ class _Planner:
                         cone.add(m)
                         frontier.append(m)
             self.inlined |= cone
+            for m in cone:
+                self.host_of[m] = host
             if cone:
                 members = cone | {host}
                 external = [m for n in members for m in n.inputs if m not in members]
@@ -377,7 +380,8 @@ class _Planner:
         for node, k in list(self.kernel_of.items()):
             if node in self.location or not isinstance(self.kernels[k], LoopKernel):
                 continue
-            outside = any(self.kernel_of.get(u) != k or u.op in VIEW_OPS for u in self.users.get(node, ()))
+            outside = any(self.kernel_of.get(self.host_of.get(u, u)) != k or u.op in VIEW_OPS
+                          for u in self.users.get(node, ()))
             if outside or node in self.output_index:
                 self._mark_store(node)
 

@@ -292,7 +292,7 @@ class AcceleratedFunction:
             debug(f"dlaccelerate: cache miss: new input signature {key[1]!r}")
         allowed = traced if self._gradients is None else self._gradients
         program, _ = trace_program(self.function, args, kwargs, self._is_input, gradients_allowed=allowed,
-                                   out_wrap=self._out_wrap)
+                                   out_wrap=self._out_wrap, lazy_values=self._out_wrap == "match")
         # What the function reads is judged against the state after this run:
         # its own side effects while tracing (a call counter) are not edits.
         self._fingerprint = FunctionWatch(self.function)

@@ -163,7 +163,8 @@ def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bo
 
 
 def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
-                  gradients_allowed: bool = True, out_wrap: str = "auto") -> tuple[Program, Any]:
+                  gradients_allowed: bool = True, out_wrap: str = "auto",
+                  lazy_values: bool = False) -> tuple[Program, Any]:
     """Run ``fun`` once under a fresh trace and return its program and result.
 
     ``out_wrap``: 'auto' returns dlarrays where ``fun`` returned dlarrays;
@@ -181,6 +182,7 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
             out_wrap = "ndarray"
     ctx = TraceContext()
     ctx.gradients_allowed = gradients_allowed
+    ctx.lazy_values = lazy_values
     inputs: list[Node] = []
     traced_leaves = []
     with ctx:

@@ -37,6 +37,9 @@ class TraceContext:
         # Python control flow that read traced values: (node, value seen).
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
         self.gradients_allowed = True if self.parent is None else self.root.gradients_allowed
+        # A transform's own trace: nobody reads its values, so results made by
+        # transforms need no interpretation (see transforms._wrap).
+        self.lazy_values = False if self.parent is None else self.root.lazy_values
 
     def rng_key(self) -> Node:
         """The (seed, call counter) input of this trace's random numbers."""

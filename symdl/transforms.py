@@ -18,6 +18,7 @@ from .autodiff.reverse import jvp, vjp
 from .ir import build as B
 from .ir.node import Node
 from .program import is_numeric_leaf
+from .core import is_traced
 from .tracing import active_root
 from .tree import flatten_call
 
@@ -57,6 +58,8 @@ def _wrap(node: Node, fmt=None) -> dlarray:
     real one), so no time is spent interpreting the derivative graph: the
     placeholder is a read-only zero-stride array of the right shape."""
     root = active_root()
+    if not root.lazy_values:  # inlined in a trace whose code may look at values
+        return dlarray._wrap(root.value(node), node, root, fmt)
     placeholder = np.broadcast_to(np.zeros((), dtype=node.dtype), node.shape)
     return dlarray._wrap(placeholder, node, root, fmt)
 
@@ -71,6 +74,10 @@ class _Transform:
 
     def __call__(self, *args: Any) -> Any:
         leaves, treedef = flatten_call(args, {})
+        if active_root() is not None and any(is_traced(x) for x in leaves):
+            # Inside another trace (grad of grad, dlfeval, compile): build the
+            # derivative symbolically there, so the outer trace sees through it.
+            return self._acc.function(*args)
         return self._acc._accelerated(args, {}, leaves, treedef, traced=True)
 
     def __repr__(self) -> str:

@@ -99,30 +99,32 @@ def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tup
 
 
 def tree_unflatten(treedef: Treedef, leaves: list) -> Any:
-    it = iter(leaves)
+    # A module-level helper rather than a nested recursive closure: the closure
+    # would form a reference cycle that keeps the results alive until the
+    # cyclic garbage collector runs.
+    return _build(treedef, iter(leaves))
 
-    def build(td: Treedef):
-        if td.kind == "leaf":
-            return next(it)
-        children = [build(c) for c in td.children]
-        if td.kind == "tuple":
-            return tuple(children)
-        if td.kind == "list":
-            return children
-        if td.kind == "dict":
-            return dict(zip(td.aux, children))
-        if td.kind == "namedtuple":
-            return td.aux(*children)
-        if td.kind == "dataclass":
-            cls, names = td.aux
-            obj = object.__new__(cls)
-            for n, c in zip(names, children):
-                object.__setattr__(obj, n, c)
-            return obj
-        cls, aux = td.aux
-        return _REGISTRY[cls][1](aux, children)
 
-    return build(treedef)
+def _build(td: Treedef, it) -> Any:
+    if td.kind == "leaf":
+        return next(it)
+    children = [_build(c, it) for c in td.children]
+    if td.kind == "tuple":
+        return tuple(children)
+    if td.kind == "list":
+        return children
+    if td.kind == "dict":
+        return dict(zip(td.aux, children))
+    if td.kind == "namedtuple":
+        return td.aux(*children)
+    if td.kind == "dataclass":
+        cls, names = td.aux
+        obj = object.__new__(cls)
+        for n, c in zip(names, children):
+            object.__setattr__(obj, n, c)
+        return obj
+    cls, aux = td.aux
+    return _REGISTRY[cls][1](aux, children)
 
 
 def tree_map(fn: Callable[[Any], Any], tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
