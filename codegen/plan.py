@@ -24,6 +24,7 @@ __all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "ITE
 
 ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "bool": 1}
 _MAX_CONE_DEPTH = 400  # keeps the emitter's recursive evaluation shallow
+_CHEAP = ("add", "mul", "convert", "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "where")
 ALIGN = 64
 VIEW_OPS = ("reshape", "broadcast_to", "transpose", "slice")
 
@@ -175,6 +176,7 @@ class _Planner:
         self.output_index: dict[Node, int] = {}
         self.inlined: set[Node] = set()
         self.host_of: dict[Node, Node] = {}     # inlined node -> the consumer that computes it
+        self.cheap: set[Node] = set()           # inlined into every consumer (recomputed)
         self.deps: dict[Node, list[Node]] = {}   # what a cone host reads from memory
 
     # ------------------------------------------------------------ buffers
@@ -222,6 +224,7 @@ class _Planner:
         or an elementwise node of the same shape (no recomputation).
         Consumers are visited first, so chains fuse into one loop."""
         outputs = set(self.outputs)
+        self._inline_cheap(outputs)
         for host in reversed(self.order):
             if host in self.inlined or not self._can_host(host):
                 continue
@@ -243,7 +246,27 @@ class _Planner:
             if cone:
                 members = cone | {host}
                 external = [m for n in members for m in n.inputs if m not in members]
-                self.deps[host] = list(dict.fromkeys(external))
+                self.deps[host] = self._expand_cheap(list(dict.fromkeys(external)))
+
+    def _inline_cheap(self, outputs: set) -> None:
+        """One arithmetic step on values already in memory (``x[:-1] ** 2``)
+        is recomputed by each consumer instead of being stored and re-read:
+        a multiply costs less than a round trip through memory."""
+        in_memory = lambda m: m.op in ("input", "const") or (m.op in VIEW_OPS and in_memory(m.inputs[0]))  # noqa: E731
+        readers = ("unslice", "reduce_sum", "reduce_max")
+        for n in self.order:
+            if n in outputs or n.op not in _CHEAP or not all(in_memory(m) for m in n.inputs):
+                continue
+            if all(u.op in readers or (primitive(u.op).kind == "elementwise" and u.op not in ("iota",))
+                   for u in self.users[n]):
+                self.inlined.add(n)
+                self.cheap.add(n)
+
+    def _expand_cheap(self, nodes: list[Node]) -> list[Node]:
+        out = []
+        for n in nodes:
+            out.extend(n.inputs if n in self.cheap else (n,))
+        return list(dict.fromkeys(out))
 
     def _can_host(self, n: Node) -> bool:
         return n.op in ("unslice", "reduce_sum", "reduce_max") or \
@@ -254,7 +277,7 @@ class _Planner:
             and (primitive(n.op).kind == "elementwise" or n.op == "unslice")
 
     def _reads(self, node: Node) -> list[Node]:
-        return self.deps.get(node, list(node.inputs))
+        return self.deps.get(node) or self._expand_cheap(list(node.inputs))
 
     def _place(self, node: Node) -> None:
         op = node.op
