@@ -105,8 +105,26 @@ class _Values:
             return em._index_value(idx[n.attr("axis")], n.dtype)
         if n.op == "unslice":
             return self._unslice(n, idx)
+        if n.op in ("slice", "transpose", "broadcast_to"):
+            return self.get(n.inputs[0], self._source_index(n, idx))
         args = [self.get(i, idx if self.flat else _project(idx, n.shape, i.shape)) for i in n.inputs]
         return emit_elementwise(em.ctx, n, args)
+
+    def _source_index(self, n: Node, idx: list) -> list:
+        """Where a view reads its operand (views of recomputed values)."""
+        b = self.em.b
+        if n.op == "broadcast_to":
+            return _project(idx, n.shape, n.inputs[0].shape)
+        if n.op == "transpose":
+            src = [None] * len(idx)
+            for k, p in enumerate(n.attr("perm")):
+                src[p] = idx[k]
+            return src
+        out = []
+        for i, start, step in zip(idx, n.attr("starts"), n.attr("steps")):
+            j = i if step == 1 else b.mul(i, I64(step))
+            out.append(j if start == 0 else b.add(j, I64(start)))
+        return out
 
     def _unslice(self, n: Node, idx: list) -> ir.Value:
         b = self.em.b
@@ -248,7 +266,7 @@ class _Emitter:
         views = [plan.location[n].broadcast(shape) for n in loaded if n in plan.location] \
             + [v for _, v in kernel.stores]
         # One flat loop when every access is the same contiguous walk.
-        flat = len(shape) > 1 and all(n in plan.location for n in loaded) \
+        flat = len(shape) > 1 and all(n in plan.location and n not in plan.inlined for n in loaded) \
             and all(v.shape == shape and v.contiguous() for v in views) \
             and not any(n.op in ("iota", "unslice") for n in kernel.members)
 

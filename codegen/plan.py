@@ -25,6 +25,7 @@ __all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "ITE
 ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "bool": 1}
 _MAX_CONE_DEPTH = 400  # keeps the emitter's recursive evaluation shallow
 _CHEAP = ("add", "mul", "convert", "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "where")
+_INDEX_VIEWS = ("slice", "transpose", "broadcast_to")  # computable at a mapped index
 ALIGN = 64
 VIEW_OPS = ("reshape", "broadcast_to", "transpose", "slice")
 
@@ -249,23 +250,36 @@ class _Planner:
                 self.deps[host] = self._expand_cheap(list(dict.fromkeys(external)))
 
     def _inline_cheap(self, outputs: set) -> None:
-        """One arithmetic step on values already in memory (``x[:-1] ** 2``)
-        is recomputed by each consumer instead of being stored and re-read:
-        a multiply costs less than a round trip through memory."""
-        in_memory = lambda m: m.op in ("input", "const") or (m.op in VIEW_OPS and in_memory(m.inputs[0]))  # noqa: E731
-        readers = ("unslice", "reduce_sum", "reduce_max")
+        """Values that cost less to recompute than to store and re-read are
+        computed by each consumer: one arithmetic step on values in memory
+        (``x[:-1] ** 2``), index arithmetic (``iota``, the one-hot basis of a
+        Jacobian), and slices/transposes/broadcasts of such values (read at
+        mapped indices).  Where something needs one in memory after all
+        (a contraction's operand), it is stored then."""
+        def in_memory(m: Node) -> bool:
+            return m.op in ("input", "const") or (m.op in VIEW_OPS and in_memory(m.inputs[0]))
+
+        def free(m: Node) -> bool:
+            return m in self.cheap or in_memory(m)
+
         for n in self.order:
-            if n in outputs or n.op not in _CHEAP or not all(in_memory(m) for m in n.inputs):
+            if n in outputs:
                 continue
-            if all(u.op in readers or (primitive(u.op).kind == "elementwise" and u.op not in ("iota",))
-                   for u in self.users[n]):
+            if n.op == "iota" or (n.op in _CHEAP and all(free(m) for m in n.inputs)) \
+                    or (n.op in _INDEX_VIEWS and n.inputs[0] in self.cheap):
                 self.inlined.add(n)
                 self.cheap.add(n)
 
     def _expand_cheap(self, nodes: list[Node]) -> list[Node]:
-        out = []
-        for n in nodes:
-            out.extend(n.inputs if n in self.cheap else (n,))
+        """What reading ``nodes`` needs in memory (recomputed values expanded
+        into what they are computed from)."""
+        out, stack = [], list(reversed(nodes))
+        while stack:
+            n = stack.pop()
+            if n in self.cheap:
+                stack.extend(reversed(n.inputs))
+            else:
+                out.append(n)
         return list(dict.fromkeys(out))
 
     def _can_host(self, n: Node) -> bool:
@@ -319,6 +333,12 @@ class _Planner:
             # mark them now so that the store is emitted
             elif n in self.kernel_of:
                 self._mark_store(n)
+            elif n in self.cheap:  # recomputed elsewhere, but wanted in memory here
+                self._need(self._expand_cheap([n]))
+                view = self._fresh_view(n)
+                self.kernels.append(LoopKernel(n.shape, [], [(n, view)]))
+                self.location[n] = view
+                self.ready[n] = len(self.kernels) - 1
 
     def _scalar_buffer(self, n: Node) -> View:
         buf = self._buffer("work", n.dtype, n.size)
