@@ -315,7 +315,9 @@ class _Planner:
         elif op == "concatenate":
             self._place_copy_op(node)
         else:
-            self._need(self._reads(node))
+            # reductions read their operand through the loop evaluator (so it may
+            # be recomputed); contractions and gathers read memory
+            self._need(self._reads(node) if op in ("reduce_sum", "reduce_max") else list(node.inputs))
             view = self._fresh_view(node)
             self.location[node] = view
             self.kernels.append(OpKernel(node, view))
