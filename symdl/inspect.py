@@ -41,6 +41,8 @@ def trace(fun: Callable, *args: Any, simplify: bool = True) -> Graph:
         x e^{x}
     """
     from .simplify import simplify as run_passes
+    if not callable(fun):
+        raise TypeError(f"trace: fun must be callable, got {type(fun).__name__}")
     args = example_inputs(args)
     captured: dict[str, Any] = {}
 

@@ -40,7 +40,8 @@ def _argnums(argnums, nargs: int, where: str) -> tuple[tuple[int, ...], bool]:
 
 def _traced_array(x, where: str, k: int) -> dlarray:
     if not isinstance(x, dlarray) or x._node is None:
-        raise TypeError(f"{where}: argument {k} must be an array or a float, got {type(x).__name__}")
+        raise TypeError(f"{where}: argument {k} (differentiated) must be a float array or a float, "
+                        f"got {type(x).__name__}")
     return x
 
 
@@ -68,6 +69,8 @@ class _Transform:
     """A compiled transform: call it like the transformed function."""
 
     def __init__(self, traced: Callable, name: str, doc_fun: Callable):
+        if not callable(doc_fun):
+            raise TypeError(f"{name}: fun must be callable, got {type(doc_fun).__name__}")
         self._acc = AcceleratedFunction(traced, _inputs=is_numeric_leaf, _out_wrap="match", _gradients=True)
         self.__name__ = name
         self.__wrapped__ = doc_fun
@@ -104,6 +107,9 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transfor
 def _gradient_fn(fun, argnums, with_value):
     def traced(*args):
         nums, single = _argnums(argnums, len(args), "grad")
+        for a in nums:
+            if not isinstance(args[a], dlarray) or args[a]._node is None:
+                _traced_array(args[a], "grad", a)
         y = _scalar_output(fun(*args), "grad")
         xs = [args[a] for a in nums]
         g = dlgradient(y, *xs, enable_higher_derivatives=True)
