@@ -54,11 +54,13 @@ class _CallState:
         self.recent: list | None = None
         self.scalar = None
         specs = entry.in_specs + entry.out_specs
-        if specs and all(shape == () and dtype in _CTYPES for shape, dtype in specs):
-            cells = [_CTYPES[dtype]() for _, dtype in specs]
+        dtypes = {dtype for _, dtype in specs}
+        if specs and all(shape == () for shape, _ in specs) and len(dtypes) == 1 and dtypes <= set(_CTYPES):
+            ctype = _CTYPES[dtypes.pop()]
+            cells = (ctype * len(specs))()  # inputs then outputs, one C number each
             sptrs = (ctypes.c_void_p * n)()
-            for k, cell in enumerate(cells):
-                sptrs[k] = ctypes.addressof(cell)
+            for k in range(len(specs)):
+                sptrs[k] = ctypes.addressof(cells) + k * ctypes.sizeof(ctype)
             sptrs[n - 1] = self.ptrs[n - 1]
             self.scalar = (cells, sptrs, ctypes.addressof(sptrs))
 
@@ -131,15 +133,14 @@ class NativeEntry:
         return self._main.scalar is not None
 
     def call_scalars(self, values) -> list[float]:
-        """Run with Python numbers in and out (all-scalar signatures only)."""
+        """Run with Python numbers in and out (all-scalar signatures of one
+        dtype only)."""
         cells, _, addr = self._state().scalar
-        n_in = self._n_in
-        for k in range(n_in):
-            cells[k].value = values[k]
+        cells[:self._n_in] = values
         rc = self._plain_fn(addr)
         if rc:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
-        return [cells[k].value for k in range(n_in, len(cells))]
+        return cells[self._n_in:]
 
     def _outputs(self, st: _CallState) -> list[np.ndarray]:
         recent = st.recent

@@ -56,6 +56,11 @@ _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 _MISSING = object()
 
 
+def _is_library(fn) -> bool:
+    module = getattr(fn, "__module__", "") or ""
+    return module.split(".")[0] in _LIBRARY_MODULES
+
+
 class FunctionWatch:
     """What a trace of a function depends on besides its arguments: the code
     objects, defaults, closure cells and global names of the function and of
@@ -78,6 +83,15 @@ class FunctionWatch:
         if code is None or id(fn) in self._seen or depth > 3:
             return
         self._seen.add(id(fn))
+        if _is_library(fn):
+            # symdl's own wrappers (the transforms) are fixed once made: only
+            # the user functions they hold are watched
+            for cell in fn.__closure__ or ():
+                try:
+                    self._follow(cell.cell_contents, depth)
+                except ValueError:
+                    continue
+            return
         self.probes.append(("attr", fn, "__code__", code))
         self.probes.append(("attr", fn, "__defaults__", fn.__defaults__))
         for cell in fn.__closure__ or ():
@@ -109,10 +123,8 @@ class FunctionWatch:
                 self._probe("item" if isinstance(value, dict) else "index", value, k, v, depth + 1)
 
     def _follow(self, value, depth: int) -> None:
-        if isinstance(value, types.FunctionType):
-            module = getattr(value, "__module__", "") or ""
-            if module.split(".")[0] not in _LIBRARY_MODULES:
-                self._watch(value, depth + 1)
+        if isinstance(value, types.FunctionType) and not _is_library(value):
+            self._watch(value, depth + 1)
 
     def changed(self) -> bool:
         for kind, obj, key, expected in self.probes:
@@ -170,7 +182,7 @@ class AcceleratedFunction:
         self._is_input = _inputs
         self._out_wrap = _out_wrap
         self._gradients = _gradients
-        self._fast = None  # (treedef, traced, trace) of the last all-float call
+        self._fast = None  # (treedef, traced, trace, n) of the last all-float call
 
     # ------------------------------------------------------------ attributes
     @property
@@ -273,7 +285,7 @@ class AcceleratedFunction:
             if traces is not None and traces[0].scalar:
                 self._calls += 1
                 self._hits += 1
-                self._fast = (treedef, traced, traces[0])
+                self._fast = (treedef, traced, traces[0], len(leaves))
                 return traces[0].run_scalars(leaves)
         arrays = [leaf_array(x) for x in leaves if self._is_input(x)]
         traces = self._cache.get(key)
