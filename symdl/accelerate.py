@@ -183,6 +183,7 @@ class AcceleratedFunction:
         self._out_wrap = _out_wrap
         self._gradients = _gradients
         self._fast = None  # (treedef, traced, trace, n) of the last all-float call
+        self._fast_arrays = None  # (n, ((shape, dtype), ...), trace) of the last all-ndarray call
 
     # ------------------------------------------------------------ attributes
     @property
@@ -244,7 +245,7 @@ class AcceleratedFunction:
     def clear_cache(self) -> None:
         """Forget every trace (statistics restart too)."""
         self._cache.clear()
-        self._fast = None
+        self._fast = self._fast_arrays = None
         self._calls = self._hits = 0
 
     def __repr__(self) -> str:
@@ -277,7 +278,7 @@ class AcceleratedFunction:
         if self._fingerprint.changed():
             debug("dlaccelerate: the function's code, closure or globals changed; cache cleared")
             self._cache.clear()
-            self._fast = None
+            self._fast = self._fast_arrays = None
             self._fingerprint = FunctionWatch(self.function)
         key = signature_key(leaves, treedef, self._is_input, traced)
         if self._out_wrap == "match" and all(type(x) is float for x in leaves):
@@ -296,6 +297,10 @@ class AcceleratedFunction:
                 if result is not None:
                     self._calls += 1
                     self._hits += 1
+                    if self._out_wrap == "match" and not trace.program.guard_nodes and \
+                            all(type(x) is np.ndarray for x in leaves):
+                        # remember this all-ndarray signature for the transform's fast path
+                        self._fast_arrays = (len(leaves), tuple((x.shape, x.dtype) for x in leaves), trace)
                     if self.check_mode == "tolerance":
                         self._check(result, args, kwargs, traced, trace.last_key)
                     return result
@@ -327,6 +332,8 @@ class AcceleratedFunction:
             gone = traces.pop(0)
             if self._fast is not None and self._fast[2] is gone:
                 self._fast = None
+            if self._fast_arrays is not None and self._fast_arrays[2] is gone:
+                self._fast_arrays = None
             if not traces:
                 del self._cache[key]
 
@@ -353,7 +360,7 @@ class AcceleratedFunction:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_fingerprint"] = None
-        state["_fast"] = None
+        state["_fast"] = state["_fast_arrays"] = None
         state["_cache"] = OrderedDict((k, [(t.program, t.artifact) for t in v]) for k, v in self._cache.items())
         return state
 
