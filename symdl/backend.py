@@ -12,7 +12,7 @@ from codegen.compiler import Artifact, compile_graph
 
 from .cache import cache_key, load_entry, store_entry
 from .ir.node import Node
-from .ir.serialize import graph_digest
+from .ir.serialize import graph_digest, graph_to_json
 from .simplify import simplify
 
 __all__ = ["build_artifact", "debug"]
@@ -46,7 +46,8 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     STATS["compiled"] += 1
     STATS["compile_seconds"] += time.perf_counter() - start
     debug(f"compiled {name} ({len(art.object_code)} bytes) in {time.perf_counter() - start:.3f} s")
-    header = {"name": art.name, "in_specs": [[list(s), d] for s, d in art.in_specs],
+    header = {"graph": graph_to_json(inputs, outputs),
+              "name": art.name, "in_specs": [[list(s), d] for s, d in art.in_specs],
               "out_specs": [[list(s), d] for s, d in art.out_specs],
               "workspace_bytes": art.workspace_bytes, "target_key": art.target_key,
               "versions": llvm.versions()}

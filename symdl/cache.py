@@ -1,7 +1,9 @@
 """The disk cache of compiled object code.
 
 Key: a content hash of the optimised graph plus the target (triple, CPU,
-features, optimisation level) and the versions of symdl, llvmlite and LLVM.
+features, optimisation level) and the versions of symdl, llvmlite, LLVM and
+the code generator.  Each entry holds the object code and, in its header,
+the graph it computes (JSON, see :func:`stored_graph`).
 Entries live under ``$SYMDL_CACHE_DIR/v1/`` (default ``~/.cache/symdl``): a
 magic line, a JSON header, the object code, and a SHA-256 checksum of both.
 Writes go to a temporary file renamed into place (atomic, so concurrent
@@ -17,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "cache_key", "load_entry", "store_entry", "CACHE_FORMAT"]
+__all__ = ["cache_dir", "cache_key", "load_entry", "store_entry", "stored_graph", "CACHE_FORMAT"]
 
 CACHE_FORMAT = "v1"
 _MAGIC = b"SYMDL-OBJECT-CACHE 1\n"
@@ -97,3 +99,13 @@ def store_entry(key: str, header: dict, code: bytes) -> bool:
         return True
     except OSError:
         return False
+
+
+def stored_graph(key: str):
+    """The graph stored with a cache entry, as ``(inputs, outputs)`` nodes,
+    or None when there is no valid entry for ``key``."""
+    from .ir.serialize import graph_from_json
+    hit = load_entry(key)
+    if hit is None or "graph" not in hit[0]:
+        return None
+    return graph_from_json(hit[0]["graph"])

@@ -342,3 +342,25 @@ class TestConcurrentProcesses:
         after = run_child("compile", distinct, env)
         assert after["compiled"] == 0 and after["disk_hits"] == len(distinct), after
         check_results(after["results"], distinct)
+
+
+# ---------------------------------------------------------------- the graph stored with the code
+
+def test_entry_stores_the_graph_it_computes(tmp_path, monkeypatch):
+    from symdl.cache import stored_graph
+    from symdl.ir.graph import Graph
+    from symdl.ir.serialize import graph_digest
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SYMDL_CACHE_DIR", str(cache))
+    weights = np.array([1.0, -2.0, np.inf])
+    f = symdl.compile(lambda x: np.sum(np.sin(x) * weights), np.zeros(3))
+    (entry,) = entries(cache)
+    ins, outs = stored_graph(entry.name[:-len(entry.suffix)])
+    # the same graph: same content hash, and it evaluates like the compiled code
+    assert graph_digest(ins, outs) == graph_digest(f._program.inputs, f._program.array_outputs)
+    x = np.array([0.3, -1.0, 0.0])
+    with np.errstate(invalid="ignore"):  # sin(0) * inf is NaN on both sides
+        (value,) = Graph(ins, outs)(x)
+        np.testing.assert_allclose(value, np.sum(np.sin(x) * weights))
+    assert stored_graph("0" * 64) is None

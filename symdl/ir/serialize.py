@@ -12,7 +12,7 @@ import numpy as np
 from .node import ArrayValue, Node, make_node
 from .rewrite import toposort
 
-__all__ = ["graph_to_data", "graph_from_data", "graph_digest"]
+__all__ = ["graph_to_data", "graph_from_data", "graph_digest", "graph_to_json", "graph_from_json"]
 
 FORMAT = 1
 
@@ -68,3 +68,47 @@ def graph_digest(inputs: Sequence[Node], outputs: Sequence[Node]) -> str:
             h.update(repr((n.shape, n.dtype)).encode())
     h.update(repr([pos[o] for o in outputs]).encode())
     return h.hexdigest()
+
+
+def _json_value(value):
+    """Attribute values as JSON: arrays as base64 .npy bytes, non-finite
+    floats as strings, tuples as lists (restored by ``_from_json``)."""
+    import base64
+    import io
+    if isinstance(value, np.ndarray):
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return {"npy": base64.b64encode(buf.getvalue()).decode()}
+    if isinstance(value, tuple):
+        return {"tuple": [_json_value(v) for v in value]}
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"float": repr(value)}
+    return value
+
+
+def _from_json(value):
+    import base64
+    import io
+    if isinstance(value, dict):
+        if "npy" in value:
+            return np.load(io.BytesIO(base64.b64decode(value["npy"])), allow_pickle=False)
+        if "tuple" in value:
+            return tuple(_from_json(v) for v in value["tuple"])
+        if "float" in value:
+            return float(value["float"])
+    return value
+
+
+def graph_to_json(inputs: Sequence[Node], outputs: Sequence[Node]) -> dict:
+    """:func:`graph_to_data` in a JSON-safe form (no pickle: the disk cache
+    stores graphs next to their object code and never unpickles)."""
+    data = graph_to_data(inputs, outputs)
+    data["nodes"] = [[op, list(ins), [[k, _json_value(v)] for k, v in attrs], list(shape), dtype]
+                     for op, ins, attrs, shape, dtype in data["nodes"]]
+    return data
+
+
+def graph_from_json(data: dict) -> tuple[list[Node], list[Node]]:
+    rows = [(op, tuple(ins), tuple((k, _from_json(v)) for k, v in attrs), tuple(shape), dtype)
+            for op, ins, attrs, shape, dtype in data["nodes"]]
+    return graph_from_data(dict(data, nodes=rows))
