@@ -9,7 +9,7 @@ from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
 from .functions import (
-    abs, arccos, arcsin, arctan, arctan2, ceil, clip, concatenate, cos, cosh, dot, erf, exp,
+    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, dot, erf, exp,
     expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
     reshape, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
 )
@@ -26,7 +26,8 @@ __all__ = [
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
     "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
-    "abs", "arccos", "arcsin", "arctan", "arctan2", "ceil", "clip", "concatenate", "cos", "cosh",
+    "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",
+    "concatenate", "cos", "cosh",
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where",

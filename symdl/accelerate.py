@@ -22,7 +22,20 @@ __all__ = ["dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "Functi
 
 
 class AccelerationWarning(UserWarning):
-    """A reused trace gave outputs that differ from the underlying function's."""
+    """A reused trace gave outputs that differ from the underlying function's
+    (``check_mode='tolerance'``).
+
+    Example:
+        >>> import warnings, numpy as np, symdl
+        >>> acc = symdl.dlaccelerate(lambda x: x + np.random.rand())  # numpy noise is frozen
+        >>> acc.check_mode = "tolerance"
+        >>> _ = acc(symdl.dlarray(0.0))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = acc(symdl.dlarray(0.0))
+        >>> caught[0].category is symdl.AccelerationWarning
+        True
+    """
 
 
 class _Trace:
@@ -373,7 +386,14 @@ class AcceleratedFunction:
 
 def dlaccelerate(fun: Callable, cache_size: int = 50) -> AcceleratedFunction:
     """Accelerate ``fun``: traces are cached per input signature and run as
-    native code.  See :class:`AcceleratedFunction`."""
+    native code.  See :class:`AcceleratedFunction`.
+
+    Example:
+        >>> import symdl
+        >>> acc = symdl.dlaccelerate(lambda x: symdl.exp(x) * 2.0)
+        >>> float(acc(symdl.dlarray(0.0))), acc.occupancy
+        (2.0, 2.0)
+    """
     if isinstance(fun, AcceleratedFunction):
         fun = fun.function
     return AcceleratedFunction(fun, cache_size)

@@ -110,7 +110,17 @@ class CompiledFunction:
 
 def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A001 (SPEC name)
     """Trace ``fun`` on ``example_args`` (it may call dlgradient) and compile it
-    to native code for that signature."""
+    to native code for that signature.
+
+    Example:
+        >>> import symdl
+        >>> def loss(x):
+        ...     y = x ** 3
+        ...     return y, symdl.dlgradient(y, x)
+        >>> f = symdl.compile(loss, 2.0)
+        >>> f(2.0)
+        (array(8.), array(12.))
+    """
     if not callable(fun):
         raise TypeError(f"compile: fun must be callable, got {type(fun).__name__}")
     leaves, treedef = tree_flatten((example_args, {}))
@@ -126,6 +136,13 @@ def load(path: str | Path) -> CompiledFunction:
     """Load a function written by ``CompiledFunction.save`` (no recompilation).
 
     Only load files you trust: like ``pickle``, loading runs what the file says.
+
+    Example:
+        >>> import os, tempfile, symdl
+        >>> path = os.path.join(tempfile.mkdtemp(), "cube.symdl")
+        >>> symdl.compile(lambda x: x ** 3, 2.0).save(path)
+        >>> symdl.load(path)(3.0)
+        array(27.)
     """
     blob = Path(path).read_bytes()
     if not blob.startswith(_FILE_MAGIC):
@@ -143,7 +160,16 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
     """Write ``fun`` compiled for ``example_args`` as a C-callable shared
     library (``.so``; or an object file for a path ending in ``.o``) plus a C
     header beside it (same stem, ``.h``).  See :mod:`codegen.export` for the
-    calling convention.  Returns the library path."""
+    calling convention.  Returns the library path.
+
+    Example:
+        >>> import os, tempfile, symdl
+        >>> out = os.path.join(tempfile.mkdtemp(), "cube.o")      # an object file: no linker needed
+        >>> symdl.export(lambda x: x ** 3, 2.0, path=out, name="cube").name
+        'cube.o'
+        >>> "int cube(const double *in0, double *out0);" in open(out[:-2] + ".h").read()
+        True
+    """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise ValueError(f"export: name must be a C identifier, got {name!r}")
     program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)

@@ -270,7 +270,13 @@ def extractdata(x) -> np.ndarray:
 
 
 def dims(x) -> str:
-    """The dimension labels of ``x`` ('' when it has none)."""
+    """The dimension labels of ``x`` ('' when it has none).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.dims(symdl.dlarray(np.zeros((3, 8)), "CB"))
+        'CB'
+    """
     if not isinstance(x, dlarray):
         raise TypeError(f"dims: expected a dlarray, got {type(x).__name__}")
     return x.fmt
@@ -292,7 +298,13 @@ def finddim(x, label: str) -> list[int]:
 
 
 def stripdims(x) -> dlarray:
-    """``x`` without dimension labels (data and tracing unchanged)."""
+    """``x`` without dimension labels (data and tracing unchanged).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.stripdims(symdl.dlarray(np.zeros((3, 8)), "CB")).fmt
+        ''
+    """
     if not isinstance(x, dlarray):
         raise TypeError(f"stripdims: expected a dlarray, got {type(x).__name__}")
     return dlarray._wrap(x._value, x._node, x._trace, None, ("alias", x) if x._node is not None else None)

@@ -21,7 +21,8 @@ from .ir.shapes import ShapeError, broadcast_shapes, normalize_axes
 __all__ = [
     "add", "subtract", "multiply", "divide", "negative", "power", "square", "sqrt",
     "exp", "log", "log1p", "expm1", "abs", "sign", "sin", "cos", "tan", "arcsin", "arccos",
-    "arctan", "arctan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil", "maximum", "minimum",
+    "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil",
+    "maximum", "minimum",
     "where", "clip", "sum", "mean", "prod", "max", "min", "matmul", "dot", "concatenate",
     "stack", "reshape", "transpose", "squeeze", "expand_dims", "compare", "logical_and",
     "logical_or", "logical_not", "take", "broadcast_to", "astype", "NUMPY_FUNCTIONS", "NUMPY_UFUNCS",
@@ -87,7 +88,13 @@ def _scalar_exponent(p) -> float | None:
 
 def power(a, p):
     """``a ** p``: a constant exponent is exact (integers become products);
-    an array exponent is the differentiable ``pow`` primitive."""
+    an array exponent is the differentiable ``pow`` primitive.
+
+    Example:
+        >>> import symdl
+        >>> symdl.power(symdl.dlarray([2.0, 3.0]), 2)
+        dlarray([4., 9.])
+    """
     e = _scalar_exponent(p)
     if e is not None:
         (x,) = to_operands([a], promote([a]))
@@ -100,38 +107,81 @@ def power(a, p):
 
 
 def square(a):
+    """``a ** 2``.
+
+    Example:
+        >>> import symdl
+        >>> symdl.square(symdl.dlarray([3.0]))
+        dlarray([9.])
+    """
     return power(a, 2)
 
 
 def sqrt(a):
+    """``a ** 0.5`` (NaN for negative values, as numpy).
+
+    Example:
+        >>> import symdl
+        >>> symdl.sqrt(symdl.dlarray([4.0]))
+        dlarray([2.])
+    """
     return power(a, 0.5)
 
 
-def _unary(op: str):
+def _unary(op: str, public: str | None = None, at: float = 0.5):
+    """The public function for the elementwise primitive ``op``."""
+    public = public or op
+
     def f(x):
         return _elementwise(op, [x])
-    f.__name__ = op
-    f.__doc__ = f"Elementwise ``{op}`` (differentiable to any order).\n\n    Example:\n        >>> import symdl\n" \
-        f"        >>> y = symdl.{op}(symdl.dlarray([0.5]))\n"
+    f.__name__ = f.__qualname__ = public
+    from .ir.elementwise import FUNCTIONS
+    value = float(FUNCTIONS[op].numpy_impl(np.float64(at)))  # the docstring's example, from numpy
+    f.__doc__ = (f"Elementwise ``{public}``; derivatives of every order come from its SymPy definition.\n\n"
+                 f"    Example:\n        >>> import symdl\n"
+                 f"        >>> float(symdl.{public}(symdl.dlarray({at!r})))\n        {value!r}\n")
     return f
 
 
 exp, log, log1p, expm1 = (_unary(n) for n in ("exp", "log", "log1p", "expm1"))
 sin, cos, tan, sinh, cosh, tanh = (_unary(n) for n in ("sin", "cos", "tan", "sinh", "cosh", "tanh"))
-arcsin, arccos, arctan = _unary("asin"), _unary("acos"), _unary("atan")
-arcsinh, arccosh, arctanh = _unary("asinh"), _unary("acosh"), _unary("atanh")
-abs, sign, erf, floor, ceil = (_unary(n) for n in ("abs", "sign", "erf", "floor", "ceil"))
+arcsin, arccos, arctan = _unary("asin", "arcsin"), _unary("acos", "arccos"), _unary("atan", "arctan")
+arcsinh, arccosh, arctanh = _unary("asinh", "arcsinh"), _unary("acosh", "arccosh", 1.5), _unary("atanh", "arctanh")
+abs, sign, erf, floor, ceil = (_unary(n, at=-1.5) for n in ("abs", "sign", "erf", "floor", "ceil"))
 
 
 def arctan2(y, x):
+    """The angle of the point (x, y), elementwise.
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.arctan2(symdl.dlarray(1.0), 1.0))  # pi / 4
+        0.7853981633974483
+    """
     return _elementwise("atan2", [y, x])
 
 
 def maximum(a, b):
+    """Elementwise maximum (NaN wins, as numpy).  Derivative: to the larger
+    operand; at a tie a constant operand takes it (so ``maximum(x, 0)`` is
+    relu with derivative 0 at 0), two variables share it half and half.
+
+    Example:
+        >>> import symdl
+        >>> symdl.maximum(symdl.dlarray([-1.0, 2.0]), 0.0)
+        dlarray([0., 2.])
+    """
     return _elementwise("maximum", [a, b])
 
 
 def minimum(a, b):
+    """Elementwise minimum (the mirror of :func:`maximum`).
+
+    Example:
+        >>> import symdl
+        >>> symdl.minimum(symdl.dlarray([-1.0, 2.0]), 0.0)
+        dlarray([-1.,  0.])
+    """
     return _elementwise("minimum", [a, b])
 
 
@@ -160,7 +210,14 @@ def logical_not(a):
 
 
 def where(cond, a, b):
-    """``a`` where ``cond`` holds, else ``b`` (derivatives flow to the chosen side)."""
+    """``a`` where ``cond`` holds, else ``b`` (derivatives flow to the chosen side).
+
+    Example:
+        >>> import symdl
+        >>> x = symdl.dlarray([-1.0, 2.0])
+        >>> symdl.where(x > 0, x, 0.0)
+        dlarray([0., 2.])
+    """
     cond = _as_bool(cond)
     x, y = to_operands([a, b])
     shape = broadcast_shapes("where", [_shape(cond), _shape(x), _shape(y)])
@@ -168,6 +225,13 @@ def where(cond, a, b):
 
 
 def clip(x, lo, hi):
+    """``x`` limited to ``[lo, hi]`` (either may be None).
+
+    Example:
+        >>> import symdl
+        >>> symdl.clip(symdl.dlarray([-2.0, 0.5, 3.0]), -1.0, 1.0)
+        dlarray([-1. ,  0.5,  1. ])
+    """
     out = x
     if lo is not None:
         out = maximum(out, lo)
@@ -186,7 +250,13 @@ def astype(x, dtype):
 # ---------------------------------------------------------------- movement
 
 def reshape(x, shape, *more):
-    """Reshape (C order); one dimension may be -1."""
+    """Reshape (C order); one dimension may be -1.
+
+    Example:
+        >>> import symdl
+        >>> symdl.reshape(symdl.dlarray([1.0, 2.0, 3.0, 4.0]), (2, -1)).shape
+        (2, 2)
+    """
     x = _arr(x)
     if more:
         shape = (shape, *more)
@@ -204,6 +274,13 @@ def reshape(x, shape, *more):
 
 
 def transpose(x, axes=None):
+    """Permute the axes (reversed by default).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.transpose(symdl.dlarray(np.zeros((2, 3)))).shape
+        (3, 2)
+    """
     x = _arr(x)
     perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
     if sorted(perm) != list(range(x.ndim)):
@@ -217,6 +294,13 @@ def broadcast_to(x, shape):
 
 
 def squeeze(x, axis=None):
+    """Drop axes of size 1 (all, or the given ones, which must have size 1).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.squeeze(symdl.dlarray(np.zeros((1, 3, 1)))).shape
+        (3,)
+    """
     x = _arr(x)
     if axis is None:
         axes = [i for i, d in enumerate(x.shape) if d == 1]
@@ -229,6 +313,13 @@ def squeeze(x, axis=None):
 
 
 def expand_dims(x, axis):
+    """Insert axes of size 1 at ``axis``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.expand_dims(symdl.dlarray(np.zeros(3)), 0).shape
+        (1, 3)
+    """
     x = _arr(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     ndim = x.ndim + len(axes)
@@ -238,6 +329,13 @@ def expand_dims(x, axis):
 
 
 def concatenate(arrays, axis=0):
+    """Join arrays along an existing axis (shared labels are kept).
+
+    Example:
+        >>> import symdl
+        >>> symdl.concatenate([symdl.dlarray([1.0]), symdl.dlarray([2.0, 3.0])])
+        dlarray([1., 2., 3.])
+    """
     arrays = list(arrays)
     if not arrays:
         raise ValueError("concatenate: needs at least one array")
@@ -253,6 +351,13 @@ def concatenate(arrays, axis=0):
 
 
 def stack(arrays, axis=0):
+    """Join arrays of one shape along a new axis.
+
+    Example:
+        >>> import symdl
+        >>> symdl.stack([symdl.dlarray([1.0, 2.0]), symdl.dlarray([3.0, 4.0])]).shape
+        (2, 2)
+    """
     arrays = list(arrays)
     if not arrays:
         raise ValueError("stack: needs at least one array")
@@ -293,7 +398,14 @@ def _label_after(x, axes, keepdims):
 
 
 def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (int, tuple or label letter; None: all)."""
+    """Sum over ``axis`` (int, tuple or label letter; None: all).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> x = symdl.dlarray(np.ones((2, 3)), "CB")
+        >>> symdl.sum(x, "B")
+        dlarray([3., 3.], fmt='C')
+    """
     x = _arr(x)
     axes = _axes(x, axis, "sum")
     out = apply("reduce_sum", [x], axes=axes)
@@ -303,6 +415,13 @@ def sum(x, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis`` (as :func:`sum`).
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.mean(symdl.dlarray([1.0, 2.0, 6.0])))
+        3.0
+    """
     x = _arr(x)
     axes = _axes(x, axis, "mean")
     count = math.prod(x.shape[a] for a in axes)
@@ -313,6 +432,13 @@ def mean(x, axis=None, keepdims=False):
 
 
 def max(x, axis=None, keepdims=False):
+    """Maximum over ``axis``; the derivative is shared equally among ties.
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.max(symdl.dlarray([1.0, 5.0, 2.0])))
+        5.0
+    """
     x = _arr(x)
     axes = _axes(x, axis, "max")
     out = _reduced(x, apply("reduce_max", [x], axes=axes), axes, keepdims)
@@ -321,12 +447,25 @@ def max(x, axis=None, keepdims=False):
 
 
 def min(x, axis=None, keepdims=False):
+    """Minimum over ``axis`` (as :func:`max`).
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.min(symdl.dlarray([1.0, 5.0, 2.0])))
+        1.0
+    """
     return negative(max(negative(x), axis, keepdims))
 
 
 def prod(x, axis=None, keepdims=False):
-    """Product over ``axis`` as a balanced tree of elementwise products, so every
-    derivative order is exact even where elements are zero."""
+    """Product over ``axis``, as a balanced tree of elementwise products, so
+    every derivative order is exact even where elements are zero.
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.prod(symdl.dlarray([2.0, 3.0, 4.0])))
+        24.0
+    """
     x = _arr(x)
     axes = _axes(x, axis, "prod")
     out = x
@@ -372,7 +511,13 @@ def _axes(x, axis, op) -> tuple[int, ...]:
 # ---------------------------------------------------------------- products
 
 def matmul(a, b):
-    """numpy ``matmul`` semantics (batched, with 1-D promotion)."""
+    """numpy ``matmul`` semantics (batched, with 1-D promotion).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.matmul(symdl.dlarray(np.eye(2)), symdl.dlarray([1.0, 2.0]))
+        dlarray([1., 2.])
+    """
     a, b = (_arr(v) for v in to_operands([a, b]))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
@@ -399,7 +544,13 @@ def matmul(a, b):
 
 def dot(a, b):
     """numpy ``dot``: inner product, matrix product, or sum over the last axis
-    of ``a`` and the second-to-last of ``b``."""
+    of ``a`` and the second-to-last of ``b``.
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.dot(symdl.dlarray([1.0, 2.0]), symdl.dlarray([3.0, 4.0])))
+        11.0
+    """
     a, b = (_arr(v) for v in to_operands([a, b]))
     if a.ndim == 0 or b.ndim == 0:
         return multiply(a, b)

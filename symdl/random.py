@@ -107,10 +107,24 @@ def rand(shape, like=None, dtype=None) -> dlarray:
     Inside ``dlfeval``/``dlaccelerate``/``compile`` the draw is part of the
     trace, so every call of compiled code gets fresh numbers (MATLAB's
     ``rand(sz, 'like', dlX)``).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> r = symdl.rand((2, 3), like=symdl.dlarray(np.zeros(1, np.float32)))
+        >>> r.shape, r.dtype
+        ((2, 3), dtype('float32'))
     """
     return _draw("uniform", shape, like, dtype, "rand")
 
 
 def randn(shape, like=None, dtype=None) -> dlarray:
-    """Standard normal random numbers of ``shape`` (see :func:`rand`)."""
+    """Standard normal random numbers of ``shape`` (see :func:`rand`).
+
+    Example:
+        >>> import symdl
+        >>> symdl.seed(0)
+        >>> z = symdl.randn(100000)
+        >>> abs(float(symdl.mean(z))) < 0.02 and abs(float(symdl.mean(z ** 2)) - 1) < 0.02
+        True
+    """
     return _draw("normal", shape, like, dtype, "randn")

@@ -116,7 +116,13 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
-    """``(fun(*args), grad(fun)(*args))`` in one native call."""
+    """``(fun(*args), grad(fun)(*args))`` in one native call.
+
+    Example:
+        >>> import symdl
+        >>> symdl.value_and_grad(lambda x1, x2: (x2 - x1 ** 2) ** 2 + (1 - x1) ** 2, argnums=(0, 1))(2.0, 2.0)
+        (5.0, (18.0, -4.0))
+    """
     return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun)
 
 
@@ -178,7 +184,14 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
     """The Hessian of scalar ``fun``, shaped ``x.shape + x.shape`` (for a tuple
-    of argnums, a tuple of tuples of blocks)."""
+    of argnums, a tuple of tuples of blocks).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
+        array([[ 6.,  0.],
+               [ 0., 12.]])
+    """
     def traced(*args):
         nums, single = _argnums(argnums, len(args), "hessian")
         y = _scalar_output(fun(*args), "hessian")
@@ -246,8 +259,8 @@ def derivative(fun: Callable, order: int = 1) -> _Transform:
 
     Example:
         >>> import numpy as np, symdl
-        >>> symdl.derivative(np.sin, order=2)(np.array([0.0, np.pi / 2]))
-        array([ 0., -1.])
+        >>> symdl.derivative(np.sin, order=2)(np.array([np.pi / 2]))   # -sin
+        array([-1.])
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"derivative: order must be a non-negative int, got {order!r}")

@@ -1,14 +1,6 @@
-"""Test-session setup: compiled-code caches go to a temporary directory, never
-to the user's ~/.cache/symdl."""
+"""Fixtures shared by the tests (the cache directory is set in ../conftest.py)."""
 
-import os
-import tempfile
-
-# Before symdl is imported by any test module: the disk cache reads this on use.
-if "SYMDL_CACHE_DIR" not in os.environ or os.environ.get("SYMDL_TEST_KEEP_CACHE") != "1":
-    os.environ["SYMDL_CACHE_DIR"] = tempfile.mkdtemp(prefix="symdl-test-cache-")
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

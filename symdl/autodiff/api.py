@@ -287,7 +287,15 @@ def dljacobian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool =
 
 def dldivergence(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:
     """Divergence ``sum_i d u_i / d x_i`` per position; the coordinate axis is
-    kept with size 1 (as MATLAB)."""
+    kept with size 1 (as MATLAB).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> x = symdl.dlarray(np.array([[1.0, 2.0], [3.0, 4.0]]), "CB")  # 2 coordinates, 2 points
+        >>> div = symdl.dlfeval(lambda x: symdl.dldivergence(x ** 2, x, "C"), x)
+        >>> symdl.extractdata(div)   # 2 x1 + 2 x2 at each point
+        array([[ 8., 12.]])
+    """
     root = _check_pair(u, x, "dldivergence")
     ax_x = _coordinate_axis(x, dim, "dldivergence")
     ax_u = _coordinate_axis(u, dim, "dldivergence")
@@ -305,7 +313,16 @@ def dldivergence(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool
 
 def dllaplacian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool = True) -> dlarray:
     """Laplacian ``sum_j d^2 u_i / d x_j^2`` of each component of ``u``, per
-    position; the result has the shape of ``u``."""
+    position; the result has the shape of ``u``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> x = symdl.dlarray(np.array([[1.0, 2.0], [3.0, 4.0]]), "CB")
+        >>> u = lambda x: symdl.sum(x ** 3, "C", keepdims=True)   # x1^3 + x2^3
+        >>> lap = symdl.dlfeval(lambda x: symdl.dllaplacian(u(x), x, "C"), x)
+        >>> symdl.extractdata(lap)   # 6 x1 + 6 x2
+        array([[24., 36.]])
+    """
     root = _check_pair(u, x, "dllaplacian")
     ax_x = _coordinate_axis(x, dim, "dllaplacian")
     ax_u = _coordinate_axis(u, dim, "dllaplacian")
