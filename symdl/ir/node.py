@@ -118,7 +118,8 @@ class Node:
         return f"<{self.op}{list(self.shape)}:{self.dtype} #{self.digest.hex()[:8]}{attrs}>"
 
 
-_INTERN: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+# key -> weak reference: a node lives as long as something uses it
+_INTERN: dict[tuple, weakref.ref] = {}
 
 
 def sort_key(node: Node) -> tuple:
@@ -134,32 +135,38 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
               shape: tuple[int, ...], dtype: str) -> Node:
     """Return the unique live node with these fields (raw: no checks, no rewriting)."""
     key = (op, inputs, attrs, shape, dtype)
-    node = _INTERN.get(key)
-    if node is not None:
-        return node
-    node = object.__new__(Node)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(op.encode())
+    ref = _INTERN.get(key)
+    if ref is not None:
+        node = ref()
+        if node is not None:
+            return node
     # repr is exact for the usual attrs (ints, floats, strings, tuples of them);
     # array constants need their bytes, not their abbreviated repr
     if attrs and attrs[0][0] == "value" and isinstance(attrs[0][1], ArrayValue):
-        h.update(_attr_bytes(attrs))
+        attr_bytes = _attr_bytes(attrs)
     else:
-        h.update(repr(attrs).encode())
-    h.update(repr((shape, dtype)).encode())
-    for inp in inputs:
-        h.update(inp.digest)
-    sets = object.__setattr__
-    sets(node, "op", op)
-    sets(node, "inputs", inputs)
-    sets(node, "attrs", attrs)
-    sets(node, "shape", shape)
-    sets(node, "dtype", dtype)
-    sets(node, "digest", h.digest())
-    sets(node, "_hash", hash(key))
-    sets(node, "depth", 1 + max((i.depth for i in inputs), default=0))
-    _INTERN[key] = node
+        attr_bytes = repr(attrs).encode()
+    digest = hashlib.blake2b(b"%s|%s|%s|%s|" % (op.encode(), attr_bytes, repr(shape).encode(), dtype.encode())
+                             + b"".join([i.digest for i in inputs]), digest_size=16).digest()
+    node = object.__new__(Node)
+    _init(node, op, inputs, attrs, shape, dtype, digest, hash(key),
+          1 + max([i.depth for i in inputs]) if inputs else 1)
+    _INTERN[key] = weakref.ref(node, lambda _, key=key: _forget(key))
     return node
+
+
+def _init(node, *values) -> None:
+    for slot, value in zip(_SLOTS, values):
+        slot.__set__(node, value)
+
+
+_SLOTS = [getattr(Node, name) for name in ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "depth")]
+
+
+def _forget(key) -> None:
+    ref = _INTERN.get(key)
+    if ref is not None and ref() is None:
+        del _INTERN[key]
 
 
 _COUNTER = itertools.count()
