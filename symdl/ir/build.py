@@ -59,6 +59,13 @@ def rebuild(node: Node, inputs: tuple[Node, ...]) -> Node:
 
 def const(value: Any, shape: Sequence[int] | None = None, dtype: str = "float64") -> Node:
     """A constant; all-equal values are stored as one scalar fill value."""
+    if type(value) in (float, int) and dtype in ("float32", "float64"):
+        # the common case (fills made by rules): no numpy round trip
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        v = float(value)
+        if dtype == "float32":
+            v = float(np.float32(v))
+        return make_node("const", (), (("value", v),), shape, dtype)
     arr = np.asarray(value)
     if shape is None:
         shape = arr.shape
