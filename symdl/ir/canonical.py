@@ -15,6 +15,8 @@ in :mod:`symdl.simplify.fastmath`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import build as B
@@ -99,8 +101,17 @@ def _mul_canonical(node: Node) -> bool:
 
 
 def _cpow(c: float, e: int) -> float:
-    with np.errstate(all="ignore"):
-        return float(np.float64(c) ** np.float64(e))
+    """``c ** e`` for an integer e with IEEE results (inf, not an exception)."""
+    if e == 1:
+        return c
+    odd_negative = c < 0 or (c == 0.0 and math.copysign(1.0, c) < 0)
+    sign = -1.0 if odd_negative and e % 2 else 1.0
+    if c == 0.0 and e < 0:
+        return sign * math.inf
+    try:
+        return c ** e
+    except OverflowError:
+        return sign * math.inf
 
 
 @rule("canonical", "mul")
