@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .array import dlarray
-from .backend import build_artifact, debug
+from .backend import build_artifact, debug, gc_paused
 from .core import is_traced
 from .program import Program, is_dlarray_leaf, leaf_array, signature_key, trace_program
 from .tracing import active_root
@@ -321,12 +321,13 @@ class AcceleratedFunction:
         else:
             debug(f"dlaccelerate: cache miss: new input signature {key[1]!r}")
         allowed = traced if self._gradients is None else self._gradients
-        program, _ = trace_program(self.function, args, kwargs, self._is_input, gradients_allowed=allowed,
-                                   out_wrap=self._out_wrap, lazy_values=self._out_wrap == "match")
-        # What the function reads is judged against the state after this run:
-        # its own side effects while tracing (a call counter) are not edits.
-        self._fingerprint = FunctionWatch(self.function)
-        artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
+        with gc_paused():
+            program, _ = trace_program(self.function, args, kwargs, self._is_input, gradients_allowed=allowed,
+                                       out_wrap=self._out_wrap, lazy_values=self._out_wrap == "match")
+            # What the function reads is judged against the state after this run:
+            # its own side effects while tracing (a call counter) are not edits.
+            self._fingerprint = FunctionWatch(self.function)
+            artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
         trace = _Trace(program, artifact)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from codegen import compiler as C
 from codegen.export import c_header, link_shared
 
-from .backend import build_artifact
+from .backend import build_artifact, gc_paused
 from .program import Program, is_numeric_leaf, leaf_array, signature_key, trace_program
 from .array import dlarray
 from .tree import tree_flatten, tree_map
@@ -124,8 +124,9 @@ def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A00
     if not callable(fun):
         raise TypeError(f"compile: fun must be callable, got {type(fun).__name__}")
     leaves, treedef = tree_flatten((example_args, {}))
-    program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
-    artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
+    with gc_paused():
+        program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
+        artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
     n = len(program.array_outputs)
     program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
     key = signature_key(leaves, treedef, is_numeric_leaf, True)

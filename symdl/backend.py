@@ -4,6 +4,8 @@ symdl modules that import codegen.)"""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 
@@ -15,9 +17,23 @@ from .ir.node import Node
 from .ir.serialize import graph_digest, graph_to_json
 from .simplify import simplify
 
-__all__ = ["build_artifact", "debug"]
+__all__ = ["build_artifact", "debug", "gc_paused"]
 
 STATS = {"compiled": 0, "disk_hits": 0, "compile_seconds": 0.0}
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Tracing and compiling make many short-lived objects and no cycles worth
+    collecting; the cyclic collector's passes over everything alive cost a
+    fifth of a large build, so it waits until the build is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def debug(message: str) -> None:
