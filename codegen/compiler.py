@@ -76,8 +76,12 @@ def graph_ir(inputs: list[Node], outputs: list[Node], name: str, c_name: str | N
 
 
 def _worth_unrolling(plan) -> bool:
-    """Few kernels: interleave them for speed; many: keep LLVM's time down."""
-    return len(plan.kernels) <= 8
+    """Interleaving (which needs LLVM's loop unrolling) lets a few light,
+    memory-bound loops run at memory speed; for many kernels, or loop bodies
+    that compute a lot per element, it mostly doubles LLVM's time."""
+    from .plan import LoopKernel
+    work = sum(len(k.members) for k in plan.kernels if isinstance(k, LoopKernel)) + len(plan.inlined)
+    return len(plan.kernels) <= 8 and work <= 64
 
 
 def export_object(inputs: list[Node], outputs: list[Node], c_name: str) -> bytes:
