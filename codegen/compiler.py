@@ -12,7 +12,7 @@ from .abi import NativeEntry
 from .emit import emit_module
 from .plan import check_plan, lower_user_functions, make_plan
 
-__all__ = ["Artifact", "compile_graph", "load_artifact", "graph_ir", "export_object", "assembly"]
+__all__ = ["Artifact", "compile_graph", "graph_ir", "export_object", "assembly"]
 
 
 @dataclass
@@ -60,9 +60,6 @@ def compile_graph(inputs: list[Node], outputs: list[Node], name: str = "symdl_en
     return Artifact(name, obj, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
                     plan.workspace_bytes, target.key, optimised if keep_ir else "")
 
-
-def load_artifact(artifact: Artifact) -> NativeEntry:
-    return artifact.entry()
 
 
 def graph_ir(inputs: list[Node], outputs: list[Node], name: str, c_name: str | None = None,

@@ -10,7 +10,6 @@ become copy loops into sub-views of their result.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -460,9 +459,6 @@ def _derive_view(node: Node, base: View) -> View | None:
         return None
     raise ValueError(op)
 
-
-def total_elements(shape) -> int:
-    return math.prod(shape)
 
 
 def view_extent(view: View) -> tuple[int, int]:

@@ -22,7 +22,6 @@ import sympy
 from ..ir import build as B
 from ..ir import elementwise as E
 from ..ir.node import Node
-from ..ir.ops import primitive
 from ..ir.sympy_bridge import from_sympy
 
 Cot = "Node | None"
@@ -341,6 +340,3 @@ def _take_add_jvp(node, t):
         return None
     return B.take_add(t[0], node.inputs[1], node.attr("axis"), node.attr("size"))
 
-
-def has_rule(op: str) -> bool:
-    return op in VJP or not primitive(op).differentiable

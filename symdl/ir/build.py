@@ -10,7 +10,6 @@ removed.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from collections.abc import Iterable, Sequence
 
@@ -25,7 +24,7 @@ __all__ = [
     "emit", "rebuild", "const", "fill", "input_node", "linear", "add", "sub", "neg", "scale",
     "mul", "div", "ipow", "powc", "fn", "where", "compare", "convert", "broadcast_to",
     "reshape", "transpose", "slice_", "unslice", "concatenate", "reduce_sum", "reduce_max",
-    "dot_general", "take", "take_add", "unbroadcast", "expand_to", "is_zero", "as_attrs", "iota", "eye",
+    "dot_general", "take", "take_add", "unbroadcast", "expand_to", "as_attrs", "iota", "eye",
 ]
 
 
@@ -98,9 +97,6 @@ def eye(n: int, dtype: str = "float64") -> Node:
     """The n x n identity matrix."""
     return convert(compare("eq", iota((n, n), 0, dtype), iota((n, n), 1, dtype)), dtype)
 
-
-def is_zero(node: Node) -> bool:
-    return node.const_scalar() == 0.0 and node.op == "const"
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -262,9 +258,6 @@ def expand_to(g: Node, shape: tuple[int, ...], axes: Sequence[int]) -> Node:
     kept = [1 if i in axes else d for i, d in enumerate(shape)]
     return broadcast_to(reshape(g, kept), shape)
 
-
-def elements(shape: Sequence[int]) -> int:
-    return math.prod(shape)
 
 
 def common_shape(op: str, nodes: Sequence[Node]) -> tuple[int, ...]:

@@ -8,13 +8,12 @@ subexpressions are merged by construction and nodes can serve as dict keys
 from __future__ import annotations
 
 import hashlib
-import itertools
 import weakref
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Node", "ArrayValue", "make_node", "fresh_input_name"]
+__all__ = ["Node", "ArrayValue", "make_node"]
 
 DTYPES = ("float32", "float64", "bool", "int64")
 
@@ -167,11 +166,3 @@ def _forget(key) -> None:
     ref = _INTERN.get(key)
     if ref is not None and ref() is None:
         del _INTERN[key]
-
-
-_COUNTER = itertools.count()
-
-
-def fresh_input_name(prefix: str = "x") -> str:
-    """A process-unique name for a new graph input."""
-    return f"{prefix}{next(_COUNTER)}"

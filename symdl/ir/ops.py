@@ -18,7 +18,7 @@ import numpy as np
 from .node import ArrayValue, Node
 from .shapes import ShapeError, broadcast_shapes
 
-__all__ = ["Primitive", "PRIMITIVES", "register", "primitive", "ELEMENTWISE_KINDS"]
+__all__ = ["Primitive", "PRIMITIVES", "register", "primitive"]
 
 Infer = Callable[[tuple[Node, ...], dict[str, Any]], tuple[tuple[int, ...], str]]
 Impl = Callable[[list[np.ndarray], Node], np.ndarray]
@@ -42,7 +42,6 @@ class Primitive:
 
 
 PRIMITIVES: dict[str, Primitive] = {}
-ELEMENTWISE_KINDS = ("elementwise",)
 
 
 def register(prim: Primitive) -> Primitive:

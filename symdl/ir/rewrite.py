@@ -14,7 +14,6 @@ or ``None`` when it does not apply.  The same tables serve two callers:
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
@@ -29,7 +28,6 @@ RULE_SETS: dict[str, dict[str, list[Rule]]] = defaultdict(lambda: defaultdict(li
 CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "fold")
 
 _MAX_STEPS = 64
-DEBUG = os.environ.get("SYMDL_DEBUG", "") not in ("", "0")
 
 
 _PLANS: dict[tuple, tuple] = {}  # (sets, op) -> rules to try, in order
