@@ -197,6 +197,7 @@ class AcceleratedFunction:
         self._gradients = _gradients
         self._fast = None  # (treedef, traced, trace, n) of the last all-float call
         self._fast_arrays = None  # (n, ((shape, dtype), ...), trace) of the last all-ndarray call
+        self._fast_dl = None  # (treedef, traced, ((shape, dtype, fmt), ...), trace): last all-dlarray call
 
     # ------------------------------------------------------------ attributes
     @property
@@ -258,7 +259,7 @@ class AcceleratedFunction:
     def clear_cache(self) -> None:
         """Forget every trace (statistics restart too)."""
         self._cache.clear()
-        self._fast = self._fast_arrays = None
+        self._fast = self._fast_arrays = self._fast_dl = None
         self._calls = self._hits = 0
 
     def __repr__(self) -> str:
@@ -280,6 +281,14 @@ class AcceleratedFunction:
             return self.function(*args, **kwargs)
         return self._accelerated(args, kwargs, leaves, treedef, traced=False)
 
+    def _dlfeval_call(self, args: tuple, kwargs: dict) -> Any:
+        """``dlfeval(accfun, ...)``: a traced call, run by the cached native trace."""
+        if not self.enabled:
+            from .autodiff.api import dlfeval
+            return dlfeval(self.function, *args, **kwargs)
+        leaves, treedef = flatten_call(args, kwargs)
+        return self._accelerated(args, kwargs, leaves, treedef, traced=True)
+
     def _accelerated(self, args, kwargs, leaves, treedef, traced: bool) -> Any:
         fast = self._fast
         if fast is not None and fast[0] is treedef and fast[1] == traced \
@@ -288,10 +297,21 @@ class AcceleratedFunction:
             self._calls += 1
             self._hits += 1
             return fast[2].run_scalars(leaves)
+        fast = self._fast_dl
+        if fast is not None and fast[0] is treedef and fast[1] == traced and self.check_mode == "none" \
+                and all(type(x) is dlarray and x._value.shape == s and x._value.dtype == d and x._fmt == f
+                        for x, (s, d, f) in zip(leaves, fast[2])) \
+                and not self._fingerprint.changed():
+            # the last all-dlarray signature again (MATLAB's loop: dlfeval(accfun, ...))
+            result = fast[3].run([x._value for x in leaves])
+            if result is not None:
+                self._calls += 1
+                self._hits += 1
+                return result
         if self._fingerprint.changed():
             debug("dlaccelerate: the function's code, closure or globals changed; cache cleared")
             self._cache.clear()
-            self._fast = self._fast_arrays = None
+            self._fast = self._fast_arrays = self._fast_dl = None
             self._fingerprint = FunctionWatch(self.function)
         key = signature_key(leaves, treedef, self._is_input, traced)
         if self._out_wrap == "match" and all(type(x) is float for x in leaves):
@@ -314,6 +334,9 @@ class AcceleratedFunction:
                             all(type(x) is np.ndarray for x in leaves):
                         # remember this all-ndarray signature for the transform's fast path
                         self._fast_arrays = (len(leaves), tuple((x.shape, x.dtype) for x in leaves), trace)
+                    elif leaves and all(type(x) is dlarray for x in leaves):
+                        self._fast_dl = (treedef, traced,
+                                         tuple((x._value.shape, x._value.dtype, x._fmt) for x in leaves), trace)
                     if self.check_mode == "tolerance":
                         self._check(result, args, kwargs, traced, trace.last_key)
                     return result
@@ -348,6 +371,8 @@ class AcceleratedFunction:
                 self._fast = None
             if self._fast_arrays is not None and self._fast_arrays[2] is gone:
                 self._fast_arrays = None
+            if self._fast_dl is not None and self._fast_dl[3] is gone:
+                self._fast_dl = None
             if not traces:
                 del self._cache[key]
 
@@ -374,7 +399,7 @@ class AcceleratedFunction:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_fingerprint"] = None
-        state["_fast"] = state["_fast_arrays"] = None
+        state["_fast"] = state["_fast_arrays"] = state["_fast_dl"] = None
         state["_cache"] = OrderedDict((k, [(t.program, t.artifact) for t in v]) for k, v in self._cache.items())
         return state
 

@@ -13,7 +13,7 @@ from ..core import is_traced
 from ..ir import build as B
 from ..ir.node import Node
 from ..tracing import TraceContext, active_root, run_traced
-from ..tree import flatten_call, tree_flatten, tree_map, tree_unflatten
+from ..tree import tree_flatten, tree_map, tree_unflatten
 from .reverse import jvp, vjp
 
 __all__ = ["dlfeval", "dlgradient", "dljacobian", "dldivergence", "dllaplacian", "gradient_nodes"]
@@ -49,11 +49,10 @@ def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     """
     if not callable(fun):
         raise TypeError(f"dlfeval: fun must be callable, got {type(fun).__name__}")
-    from ..accelerate import AcceleratedFunction
-    if isinstance(fun, AcceleratedFunction) and fun.enabled and active_root() is None:
+    direct = getattr(type(fun), "_dlfeval_call", None)
+    if direct is not None and active_root() is None:
         # dlfeval(accfun, ...): the accelerated trace differentiates inside itself
-        leaves, treedef = flatten_call(args, kwargs)
-        return fun._accelerated(args, kwargs, leaves, treedef, traced=True)
+        return direct(fun, args, kwargs)
     ctx, out = run_traced(fun, args, kwargs, _wrap_input)
     if ctx.parent is not None:
         return out
