@@ -85,6 +85,25 @@ def compile_and_compare(inputs, outputs, value_sets, rtol: float, atol: float, w
     return entry
 
 
+def raw_dot(a, b, contract, batch):
+    """A dot_general node exactly as given (no construction rules)."""
+    from symdl.ir.node import make_node
+    from symdl.ir.ops import primitive
+    attrs = {"contract": contract, "batch": batch}
+    shape, dtype = primitive("dot_general").infer((a, b), attrs)
+    return make_node("dot_general", (a, b), B.as_attrs(attrs), shape, dtype)
+
+
+def test_outer_products_become_elementwise_products():
+    # a contraction over size-1 (or no) axes is one product per output: exact as a mul
+    a, b = inp("a", (3, 1)), inp("b", (1, 4))
+    node = B.dot_general(a, b, ((1,), (0,)))
+    assert node.op != "dot_general" and "dot_general" not in ops_in([node])
+    values = [np.arange(3.0).reshape(3, 1), np.arange(4.0).reshape(1, 4) - 1.5]
+    (got,) = interpret([node], dict(zip((a, b), values)))
+    np.testing.assert_array_equal(got, values[0] @ values[1])
+
+
 def ops_in(outputs) -> set[str]:
     return {n.op for n in toposort(outputs)}
 
@@ -410,7 +429,7 @@ def dot_case(op, dtype):
             B.dot_general(r, t, ((1, 2), (1, 0))),                                 # two contracting dims
             B.dot_general(B.transpose(p, (1, 0, 2)), q, ((2,), (1,)), ((1,), (0,))),  # batch axis not leading
             B.dot_general(v, v, ((0,), (0,))),                                     # 0-d result
-            B.dot_general(v, a, ((), ())),                                         # outer product
+            raw_dot(v, a, ((), ()), ((), ())),          # outer product (built raw: the builder makes it a mul)
             B.dot_general(e, B.transpose(e, (1, 0)), ((1,), (0,))),                # empty contraction: zeros
             B.dot_general(B.transpose(b, (1, 0)), B.slice_(a, [slice(None, None, -1)]), ((1,), (1,))),
             B.dot_general(r, t, ((2, 1), (0, 1)), ((), ())),

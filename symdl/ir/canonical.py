@@ -287,3 +287,23 @@ def fold_constants(node: Node) -> Node | None:
         return None
     value = eval_node(node, [primitive("const").impl([], i) for i in node.inputs])
     return B.const(value, node.shape, node.dtype)
+
+
+@rule("identity", "dot_general")
+def outer_product(node: Node) -> Node | None:
+    """A contraction over axes of size 1 (an outer product, common in
+    Jacobians of matrix products) is an elementwise product of broadcast
+    operands: one term per output, so exact, and it fuses with its neighbours."""
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    if any(a.shape[x] != 1 for x in ca):
+        return None
+    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+    free_b = [i for i in range(b.ndim) if i not in cb and i not in bb]
+    nfa, nfb = len(free_a), len(free_b)
+    batch_shape = [a.shape[i] for i in ba]
+    # a -> (batch, free_a, 1...), b -> (batch, 1..., free_b)
+    a2 = B.reshape(B.transpose(a, list(ba) + free_a + list(ca)), batch_shape + [a.shape[i] for i in free_a] + [1] * nfb)
+    b2 = B.reshape(B.transpose(b, list(bb) + free_b + list(cb)), batch_shape + [1] * nfa + [b.shape[i] for i in free_b])
+    out = B.mul(a2, b2)
+    return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
