@@ -198,3 +198,12 @@ def central_grad(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1
         xm[i] -= eps
         g[i] = (f(xp) - f(xm)) / (2 * eps)
     return g
+
+
+def toy_reference(x1, x2):
+    """The seed's toy function y = sum((x2 - x1^2)^2 + (1 - x1)^2) and its
+    gradient, by hand (float64)."""
+    x1 = np.asarray(x1, dtype=np.float64)
+    x2 = np.asarray(x2, dtype=np.float64)
+    y = np.sum((x2 - x1 ** 2) ** 2 + (1 - x1) ** 2)
+    return y, -4.0 * x1 * (x2 - x1 ** 2) - 2.0 * (1 - x1), 2.0 * (x2 - x1 ** 2)

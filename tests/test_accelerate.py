@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import symdl
+from helpers import toy_reference
 from symdl import backend, dlarray, dlfeval, dlgradient, extractdata
 
 WARNING_TEXT = "Accelerated outputs differ from underlying function outputs."
@@ -30,14 +31,6 @@ def _own_cache(private_cache):
 
 # ---------------------------------------------------------------- references
 
-def toy_reference(x1, x2):
-    """y = (x2 - x1^2)^2 + (1 - x1)^2 and its gradient, by hand (float64)."""
-    x1 = np.asarray(x1, dtype=np.float64)
-    x2 = np.asarray(x2, dtype=np.float64)
-    y = np.sum((x2 - x1 ** 2) ** 2 + (1 - x1) ** 2)
-    g1 = -4.0 * x1 * (x2 - x1 ** 2) - 2.0 * (1 - x1)
-    g2 = 2.0 * (x2 - x1 ** 2)
-    return y, g1, g2
 
 
 def data(x) -> np.ndarray:

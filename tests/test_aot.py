@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import symdl
+from helpers import toy_reference
 from symdl import backend, dlarray, dlgradient, extractdata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +42,6 @@ def _own_cache(private_cache):
 
 # ---------------------------------------------------------------- references
 
-def toy_reference(x1, x2):
-    """y = sum((x2 - x1^2)^2 + (1 - x1)^2) and its gradient, by hand."""
-    x1 = np.asarray(x1, dtype=np.float64)
-    x2 = np.asarray(x2, dtype=np.float64)
-    y = np.sum((x2 - x1 ** 2) ** 2 + (1 - x1) ** 2)
-    return y, -4.0 * x1 * (x2 - x1 ** 2) - 2.0 * (1 - x1), 2.0 * (x2 - x1 ** 2)
 
 
 def data(x) -> np.ndarray:
