@@ -86,9 +86,12 @@ class _Transform:
         return self._call(*args)
 
     def _call(self, *args: Any) -> Any:
+        before = self._acc._fast
         result = self._dispatch(*args)
         fast = self._acc._fast
-        if fast is not None and fast[2] is not self._native_trace:
+        # the same all-float signature twice in a row: worth a dispatcher (the
+        # first call of a process is not delayed by building it)
+        if fast is not None and fast is before and fast[2] is not self._native_trace:
             from .native_dispatch import install
             self._native_trace = fast[2]
             install(self, fast[2])

@@ -35,6 +35,8 @@ def expected(x1, x2):
 def test_floats_go_native_with_the_same_answers():
     vg = symdl.value_and_grad(toy, argnums=(0, 1))
     assert vg(2.0, 2.0) == expected(2.0, 2.0)
+    assert not is_native(vg)            # built on the second call of the signature
+    assert vg(2.0, 2.0) == expected(2.0, 2.0)
     assert is_native(vg)
     rng = np.random.default_rng(0)
     for x1, x2 in rng.uniform(-3, 3, (200, 2)):
@@ -46,6 +48,7 @@ def test_floats_go_native_with_the_same_answers():
 
 def test_special_values_and_result_types():
     g = symdl.grad(lambda x: x ** 3)
+    g(1.0)
     g(1.0)
     assert is_native(g)
     out = g(float("inf"))
