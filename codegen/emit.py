@@ -78,8 +78,11 @@ class _Values:
     shifted sums cost no extra pass over memory.
     """
 
-    def __init__(self, em: _Emitter, members: set, flat: bool):
+    def __init__(self, em: _Emitter, members: set, flat: bool, inside_last: bool = False):
         self.em, self.members, self.flat = em, members, flat
+        # True in the middle part of a split loop: along the last axis every
+        # unslice is known to read inside its operand (no mask, no clamp)
+        self.inside_last = inside_last
         self.cache: dict = {}
 
     def get(self, n: Node, idx: list) -> ir.Value:
@@ -133,8 +136,12 @@ class _Values:
         if e.size == 0:
             return ir.Constant(ty, 0.0)
         inside, mapped = None, []
-        for i, start, step, d in zip(idx, n.attr("starts"), n.attr("steps"), e.shape):
+        last = len(idx) - 1
+        for axis, (i, start, step, d) in enumerate(zip(idx, n.attr("starts"), n.attr("steps"), e.shape)):
             j = b.sub(i, I64(start))
+            if step == 1 and axis == last and self.inside_last:
+                mapped.append(j)  # affine: the loop vectorises
+                continue
             if step == 1:
                 q = j
                 ok = b.and_(b.icmp_signed(">=", q, I64(0)), b.icmp_signed("<", q, I64(d)))
@@ -146,6 +153,25 @@ class _Values:
             inside = ok if inside is None else b.and_(inside, ok)
         value = self.get(e, mapped)
         return value if inside is None else b.select(inside, value, ir.Constant(ty, 0.0))
+
+
+def self_or_members(n: Node, kernel: LoopKernel, plan: Plan) -> bool:
+    """Whether the loop computes ``n`` (rather than loading it)."""
+    return n in kernel.members or n in plan.inlined
+
+
+def _has_unslice_below(n: Node, plan: Plan) -> bool:
+    """Whether computing ``n`` in a loop evaluates an unslice."""
+    stack, seen = [n], set()
+    while stack:
+        m = stack.pop()
+        if m in seen or m not in plan.inlined and m is not n:
+            continue
+        seen.add(m)
+        if m.op == "unslice":
+            return True
+        stack.extend(m.inputs)
+    return False
 
 
 class _Emitter:
@@ -238,7 +264,8 @@ class _Emitter:
             self._loop(shape[d], lambda i: (idx.append(i), level(d + 1), idx.pop()))
         level(0)
 
-    def _loop(self, count: int, body) -> None:
+    def _loop(self, count: int, body, start: int = 0) -> None:
+        """``body(i)`` for ``start <= i < count``."""
         b = self.b
         pre = b.block
         header = self.fn.append_basic_block("loop")
@@ -247,7 +274,7 @@ class _Emitter:
         b.branch(header)
         b.position_at_end(header)
         i = b.phi(I64, name="i")
-        i.add_incoming(I64(0), pre)
+        i.add_incoming(I64(start), pre)
         b.cbranch(b.icmp_signed("<", i, I64(count)), inner, after)
         b.position_at_end(inner)
         body(i)
@@ -270,8 +297,8 @@ class _Emitter:
             and all(v.shape == shape and v.contiguous() for v in views) \
             and not any(n.op in ("iota", "unslice") for n in kernel.members)
 
-        def body(idx):
-            values = _Values(self, members, flat)
+        def body(idx, inside_last=False):
+            values = _Values(self, members, flat, inside_last)
             for n in kernel.members:
                 values.get(n, idx)
             for n, view in kernel.stores:
@@ -283,8 +310,49 @@ class _Emitter:
             for d in shape:
                 size *= d
             self._loop(size, lambda i: body([i]))
-        else:
+            return
+        split = self._unslice_interior(kernel) if shape else None
+        if split is None:
             self._loop_nest(shape, body)
+            return
+        # The last axis in three parts: edges with the masked reads, and an
+        # interior where every unslice reads inside its operand (vectorises).
+        lo, hi = split
+
+        def rows(head):
+            for a, b_ in ((0, lo), (lo, hi), (hi, shape[-1])):
+                if b_ > a:
+                    self._loop(b_, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)), start=a)
+        self._loop_nest(shape[:-1], rows)
+
+    def _unslice_interior(self, kernel: LoopKernel) -> tuple[int, int] | None:
+        """[lo, hi) along the last axis where every unslice the loop evaluates
+        reads inside its operand; None when the loop has none, or one is
+        read at a mapped index (inside another unslice or a view)."""
+        plan = self.plan
+        shape = kernel.shape
+        found, stack, seen = [], list(kernel.members), set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n.op == "unslice":
+                if n.shape != shape or n.attr("steps")[-1] != 1 or _has_unslice_below(n.inputs[0], plan):
+                    return None
+                found.append(n)
+                continue
+            if self_or_members(n, kernel, plan):
+                if n.op in ("slice", "transpose", "broadcast_to") or n.shape != shape:
+                    if _has_unslice_below(n, plan):
+                        return None
+                    continue
+                stack.extend(n.inputs)
+        if not found:
+            return None
+        lo = max(u.attr("starts")[-1] for u in found)
+        hi = min(u.attr("starts")[-1] + u.inputs[0].shape[-1] for u in found)
+        return (lo, hi) if hi - lo >= 8 else None
 
     def _index_value(self, i: ir.Value, dtype: str) -> ir.Value:
         if dtype == "int64":

@@ -902,3 +902,20 @@ def test_random_graphs_float64(graph, seed):
 @given(random_graph("float32"), st.integers(0, 2 ** 31 - 1))
 def test_random_graphs_float32(graph, seed):
     _check_random_graph(graph, seed, "float32", 1e-4, 1e-5)
+
+
+def test_shifted_sums_split_loops_match_the_interpreter():
+    # Sums of unslices along the last axis run in three parts (masked edges, an
+    # unmasked interior); nested unslices keep the masked form everywhere.
+    x = inp("x", (3, 40))
+    a = B.unslice(B.fn("sin", B.slice_(x, [slice(None), slice(2, None)])), (0, 0), (3, 38), (1, 1), (3, 40))
+    b = B.unslice(B.fn("cos", B.slice_(x, [slice(None), slice(None, 35)])), (0, 5), (3, 40), (1, 1), (3, 40))
+    c = B.unslice(B.slice_(x, [slice(None), slice(1, 37)]), (0, 3), (3, 39), (1, 1), (3, 40))
+    nested = B.unslice(B.unslice(B.slice_(x, [slice(None), slice(0, 30)]), (0, 2), (3, 32), (1, 1), (3, 32)),
+                       (0, 4), (3, 36), (1, 1), (3, 40))
+    outs = [B.add(a, b, c), B.add(a, nested), B.add(B.mul(a, b), c)]
+    values = np.random.default_rng(5).uniform(-2, 2, (3, 40))
+    expected = interpret(outs, {x: values})
+    got = compile_graph([x], outs).entry()(values)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-13)
