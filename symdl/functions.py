@@ -136,7 +136,8 @@ def _unary(op: str, public: str | None = None, at: float = 0.5):
         return _elementwise(op, [x])
     f.__name__ = f.__qualname__ = public
     from .ir.elementwise import FUNCTIONS
-    value = float(FUNCTIONS[op].numpy_impl(np.float64(at)))  # the docstring's example, from numpy
+    # the docstring's example, from numpy (math for erf: scipy is not imported at import time)
+    value = math.erf(at) if op == "erf" else float(FUNCTIONS[op].numpy_impl(np.float64(at)))
     f.__doc__ = (f"Elementwise ``{public}``; derivatives of every order come from its SymPy definition.\n\n"
                  f"    Example:\n        >>> import symdl\n"
                  f"        >>> float(symdl.{public}(symdl.dlarray({at!r})))\n        {value!r}\n")
