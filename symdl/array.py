@@ -11,6 +11,7 @@ from . import functions as F
 from .core import apply, is_traced
 from .tracing import active_root
 from .formats import canonical_permutation, check_fmt
+from .ir.shapes import dtype_name
 
 __all__ = ["dlarray", "extractdata", "dims", "finddim", "stripdims"]
 
@@ -50,7 +51,7 @@ class dlarray:
             target = np.dtype(dtype)
             if target.name not in ("float32", "float64"):
                 raise TypeError(f"dlarray: dtype must be float32 or float64, got {target.name}")
-        elif arr.dtype.name in ("float32", "float64"):
+        elif dtype_name(arr.dtype) in ("float32", "float64"):
             target = arr.dtype
         else:
             target = np.dtype("float64")

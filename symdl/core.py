@@ -13,6 +13,7 @@ from .ir import build as B
 from .ir.ops import primitive
 from .ir.shapes import promote_dtypes
 from .tracing import active_root
+from .ir.shapes import dtype_name
 
 __all__ = ["apply", "to_operands", "promote", "Spec", "is_traced", "node_of"]
 
@@ -67,7 +68,7 @@ def apply(op: str, inputs: Sequence[Any], fmt: str | None = None, **attrs: Any):
         return dlarray._wrap(root.value(node), node, root, fmt, (op, attrs, tuple(inputs)))
     values = [_value(x) for x in inputs]
     prim = primitive(op)
-    specs = [Spec(v.shape, v.dtype.name) for v in values]
+    specs = [Spec(v.shape, dtype_name(v.dtype)) for v in values]
     shape, dtype = prim.infer(specs, attrs)
     out = prim.impl(values, Spec(shape, dtype, B.as_attrs(attrs)))
     out = np.asarray(out, dtype=dtype)
@@ -86,9 +87,9 @@ def promote(operands: Sequence[Any]) -> str:
     dtypes = []
     for x in operands:
         if isinstance(x, dlarray):
-            dtypes.append(x.dtype.name)
+            dtypes.append(dtype_name(x.dtype))
         elif isinstance(x, np.ndarray) and x.ndim > 0 or isinstance(x, np.generic):
-            dtypes.append(np.asarray(x).dtype.name)
+            dtypes.append(dtype_name(np.asarray(x).dtype))
     strong = [d for d in dtypes if d in ("float32", "float64")]
     return promote_dtypes(strong) if strong else "float64"
 
@@ -100,7 +101,7 @@ def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
     out = []
     for x in operands:
         if isinstance(x, dlarray):
-            if x.dtype.name != dtype:
+            if dtype_name(x.dtype) != dtype:
                 x = apply("convert", [x], dtype=dtype, fmt=x._fmt)
             out.append(x)
         else:

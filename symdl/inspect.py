@@ -12,6 +12,7 @@ from .autodiff.api import dlfeval
 from .ir.graph import Graph
 from .tracing import active_root
 from .tree import tree_flatten
+from .ir.shapes import dtype_name
 
 __all__ = ["trace", "example_inputs"]
 
@@ -69,7 +70,7 @@ def trace(fun: Callable, *args: Any, simplify: bool = True) -> Graph:
 
 def _const_node(o: dlarray):
     from .ir import build as B
-    return B.const(o._value, o.shape, o.dtype.name)
+    return B.const(o._value, o.shape, dtype_name(o.dtype))
 
 
 def _input_names(inputs) -> list[str]:

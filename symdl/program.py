@@ -18,6 +18,7 @@ from .ir import build as B
 from .ir.node import Node
 from .tracing import TraceContext
 from .tree import Treedef, tree_flatten, tree_unflatten
+from .ir.shapes import dtype_name
 
 __all__ = ["Program", "trace_program", "signature_key", "static_key"]
 
@@ -202,7 +203,7 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
         for o in out_leaves:
             if isinstance(o, dlarray):
                 node = o._node if (o._node is not None and o._trace is ctx) else \
-                    B.const(o._value, o.shape, o.dtype.name)
+                    B.const(o._value, o.shape, dtype_name(o.dtype))
                 wrap = "dlarray" if out_wrap == "auto" else out_wrap
                 slots.append(("array", len(array_outputs), o._fmt, wrap))
                 array_outputs.append(node)

@@ -12,6 +12,7 @@ from .array import dlarray
 from .ir import build as B
 from .ir import philox
 from .tracing import active_root
+from .ir.shapes import dtype_name
 
 __all__ = ["rand", "randn", "seed", "next_key"]
 
@@ -80,7 +81,7 @@ def _dtype(like, dtype, where: str) -> str:
     if dtype is not None:
         name = np.dtype(dtype).name
     elif like is not None:
-        name = np.asarray(like._value if isinstance(like, dlarray) else like).dtype.name
+        name = dtype_name(np.asarray(like._value if isinstance(like, dlarray) else like).dtype)
     else:
         name = "float64"
     if name not in ("float32", "float64"):

@@ -12,6 +12,7 @@ import numpy as np
 from .ir import build as B
 from .ir.interpret import evaluate
 from .ir.node import Node
+from .ir.shapes import dtype_name
 
 __all__ = ["TraceContext", "current", "active_root"]
 
@@ -81,7 +82,7 @@ class TraceContext:
         return f"{prefix}{root._inputs_made - 1}"
 
     def new_input(self, value: np.ndarray, prefix: str = "x") -> Node:
-        node = B.input_node(self.fresh_name(prefix), value.shape, value.dtype.name)
+        node = B.input_node(self.fresh_name(prefix), value.shape, dtype_name(value.dtype))
         self.memo[node] = value
         return node
 
@@ -95,7 +96,7 @@ class TraceContext:
         return evaluate(nodes, self.memo)
 
     def const(self, value: np.ndarray) -> Node:
-        node = B.const(value, value.shape, value.dtype.name)
+        node = B.const(value, value.shape, dtype_name(value.dtype))
         self.memo.setdefault(node, np.asarray(value))
         return node
 

@@ -21,6 +21,7 @@ from .program import is_numeric_leaf
 from .core import is_traced
 from .tracing import active_root
 from .tree import flatten_call
+from .ir.shapes import dtype_name
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
 
@@ -255,7 +256,7 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
         (g,) = vjp([ynode], [B.fill(1.0, ynode)], [x._node])
         if g is None:
             return _wrap(B.fill(0.0, x._node))
-        (hv,) = jvp([g], [x._node], [B.convert(v._node, x.dtype.name)])
+        (hv,) = jvp([g], [x._node], [B.convert(v._node, dtype_name(x.dtype))])
         return _wrap(B.fill(0.0, x._node) if hv is None else hv)
     return _Transform(traced, "hvp", fun)
 

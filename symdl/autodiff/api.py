@@ -15,6 +15,7 @@ from ..ir.node import Node
 from ..tracing import TraceContext, active_root, run_traced
 from ..tree import tree_flatten, tree_map, tree_unflatten
 from .reverse import jvp, vjp
+from ..ir.shapes import dtype_name
 
 __all__ = ["dlfeval", "dlgradient", "dljacobian", "dldivergence", "dllaplacian", "gradient_nodes"]
 
@@ -196,7 +197,7 @@ def _jacobian_nodes(u: dlarray, x: dlarray, ax_u: int, ax_x: int, where: str) ->
                          f"coordinate axis ({ax_u} of u, {ax_x} of x)")
     rows = []
     for i in range(u.shape[ax_u]):
-        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), u.dtype.name)], [x._node])
+        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
         g = B.fill(0.0, x._node) if g is None else g
         perm = [ax_x] + [k for k in range(x.ndim) if k != ax_x]
         rows.append(B.reshape(B.transpose(g, perm), (1, *g.shape[ax_x:ax_x + 1], *rest_x)))
@@ -232,7 +233,7 @@ def _replay(y: dlarray, stand_ins: dict[int, Node]) -> Node:
         if origin is None:
             built[key] = d._node if isinstance(d, dlarray) and d._node is not None else \
                 B.const(np.asarray(d._value if isinstance(d, dlarray) else d), None,
-                        np.asarray(d._value if isinstance(d, dlarray) else d).dtype.name)
+                        dtype_name(np.asarray(d._value if isinstance(d, dlarray) else d).dtype))
             keep.append(d)
             stack.pop()
             continue
@@ -257,7 +258,7 @@ def _intermediate_gradient(root: TraceContext, y: dlarray, x: dlarray) -> Node |
     so y is rebuilt from the recorded operations with x as a stand-in input;
     the stand-in is then replaced by x's own node in the result.  Other x's
     are not cut: each intermediate gets its own replay."""
-    stand_in = B.input_node(root.fresh_name("__wrt__"), x.shape, x.dtype.name)
+    stand_in = B.input_node(root.fresh_name("__wrt__"), x.shape, dtype_name(x.dtype))
     root.memo[stand_in] = x._value
     ynode = _replay(y, {id(x): stand_in})
     ynode = B.reshape(ynode, ()) if ynode.shape != () else ynode
@@ -328,19 +329,19 @@ def dllaplacian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool 
     rest = [d for k, d in enumerate(x.shape) if k != ax_x]
     comps = []
     for i in range(u.shape[ax_u]):
-        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), u.dtype.name)], [x._node])
+        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
         terms = []
         for j in range(x.shape[ax_x]) if g is not None else ():
             sl = [slice(None)] * x.ndim
             sl[ax_x] = slice(j, j + 1)
             gj = B.slice_(g, sl)
-            (h,) = vjp([B.reduce_sum(gj, range(x.ndim))], [B.const(1.0, (), u.dtype.name)], [x._node])
+            (h,) = vjp([B.reduce_sum(gj, range(x.ndim))], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
             if h is not None:
                 terms.append(B.slice_(h, sl))
         if not terms:
             shape = list(rest)
             shape.insert(ax_x, 1)
-            comps.append(B.const(0.0, shape, u.dtype.name))
+            comps.append(B.const(0.0, shape, dtype_name(u.dtype)))
         else:
             comps.append(terms[0] if len(terms) == 1 else B.add(*terms))
     lap = comps[0] if len(comps) == 1 else B.concatenate(comps, ax_x)

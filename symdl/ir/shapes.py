@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["broadcast_shapes", "normalize_axes", "promote_dtypes", "ShapeError"]
+__all__ = ["broadcast_shapes", "normalize_axes", "promote_dtypes", "ShapeError", "dtype_name"]
 
 
 class ShapeError(ValueError):
@@ -52,3 +52,16 @@ def promote_dtypes(dtypes: Sequence[str]) -> str:
     if not floats:
         return "float64"
     return max(floats, key=_RANK.__getitem__)
+
+
+_NAMES: dict = {}
+
+
+def dtype_name(dtype) -> str:
+    """``numpy.dtype(...).name``, cached: numpy computes ``.name`` in Python,
+    slowly, and the front end asks for it on every operation."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        import numpy as np
+        name = _NAMES[dtype] = np.dtype(dtype).name
+    return name
