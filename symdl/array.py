@@ -428,6 +428,16 @@ def _setitem(x: dlarray, key, value) -> dlarray:
     return out
 
 
+def _bind_class() -> None:
+    """Let the modules this one imports refer to dlarray without importing it."""
+    from . import core, functions
+    core.dlarray = dlarray
+    functions.dlarray = dlarray
+
+
+_bind_class()
+
+
 def _register_leaves() -> None:
     import numpy as _np
     from .tree import register_flat_leaf

@@ -17,6 +17,10 @@ from .ir.shapes import dtype_name
 
 __all__ = ["apply", "to_operands", "promote", "Spec", "is_traced", "node_of"]
 
+# The dlarray class; symdl.array imports this module and then sets it here
+# (a module-level import would be circular).
+dlarray = None
+
 
 class Spec:
     """Shape/dtype/attrs of an operand or result when no graph is built."""
@@ -39,14 +43,12 @@ class Spec:
 
 
 def is_traced(x) -> bool:
-    from .array import dlarray
     root = active_root()
     return isinstance(x, dlarray) and x._node is not None and root is not None and x._trace is root
 
 
 def node_of(x, ctx) -> Any:
     """The graph node of operand ``x`` (a constant node when untraced)."""
-    from .array import dlarray
     if isinstance(x, dlarray):
         if x._node is not None and x._trace is ctx:
             return x._node
@@ -55,13 +57,11 @@ def node_of(x, ctx) -> Any:
 
 
 def _value(x) -> np.ndarray:
-    from .array import dlarray
     return x._value if isinstance(x, dlarray) else np.asarray(x)
 
 
 def apply(op: str, inputs: Sequence[Any], fmt: str | None = None, **attrs: Any):
     """Run primitive ``op`` on dlarray/numpy operands; returns a dlarray."""
-    from .array import dlarray
     root = active_root()
     if root is not None and any(is_traced(x) for x in inputs):
         node = B.emit(op, [node_of(x, root) for x in inputs], **attrs)
@@ -83,7 +83,6 @@ def promote(operands: Sequence[Any]) -> str:
     dlarrays and numpy arrays count by their dtype; Python scalars are weak
     (a float32 dlarray times 2.0 stays float32), as in numpy 2 and JAX.
     """
-    from .array import dlarray
     dtypes = []
     for x in operands:
         if isinstance(x, dlarray):
@@ -96,7 +95,6 @@ def promote(operands: Sequence[Any]) -> str:
 
 def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
     """Operands of one elementwise op converted to a common float dtype."""
-    from .array import dlarray
     dtype = dtype or promote(operands)
     out = []
     for x in operands:

@@ -28,9 +28,12 @@ __all__ = [
     "logical_or", "logical_not", "take", "broadcast_to", "astype", "NUMPY_FUNCTIONS", "NUMPY_UFUNCS",
 ]
 
+# The dlarray class; symdl.array imports this module and then sets it here
+# (a module-level import would be circular).
+dlarray = None
+
 
 def _arr(x):
-    from .array import dlarray
     return x if isinstance(x, dlarray) else dlarray(x)
 
 
@@ -77,7 +80,6 @@ def divide(a, b):
 
 
 def _scalar_exponent(p) -> float | None:
-    from .array import dlarray
     if isinstance(p, dlarray):
         return None
     arr = np.asarray(p)
@@ -192,7 +194,6 @@ def compare(op: str, a, b):
 
 
 def _as_bool(c):
-    from .array import dlarray
     if isinstance(c, dlarray):
         return c if c.dtype == np.bool_ else compare("ne", c, 0.0)
     return np.asarray(c, dtype=bool)
