@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-import sympy
 
 from .autodiff.rules import register_elementwise
 from .ir import elementwise as E
@@ -26,6 +25,7 @@ def elementwise(f, name: str | None = None) -> Callable:
         >>> float(softplus(symdl.dlarray(0.0)))  # log 2
         0.6931471805599453
     """
+    import sympy
     if isinstance(f, sympy.Lambda):
         params = tuple(sympy.Symbol(f"x{k}", real=True) for k in range(len(f.variables)))
         expr = f(*params)

@@ -17,12 +17,10 @@ from __future__ import annotations
 from functools import cache
 from collections.abc import Callable
 
-import sympy
 
 from ..ir import build as B
 from ..ir import elementwise as E
 from ..ir.node import Node
-from ..ir.sympy_bridge import from_sympy
 
 Cot = "Node | None"
 VJP: dict[str, Callable[[Node, Node], list]] = {}
@@ -81,25 +79,31 @@ def _mul_partial(node: Node, i: int) -> Node:
     return B.scale(rest, float(e))
 
 
-_SELF = sympy.Symbol("__self__", real=True)
+@cache
+def _self_symbol():
+    """The symbol that stands for the function itself in its derivative."""
+    import sympy
+    return sympy.Symbol("__self__", real=True)
 
 
 @cache
-def _partial_sympy(name: str, i: int) -> sympy.Expr:
-    """The partial derivative, with the function itself written as ``_SELF``
-    (d exp = exp, d tanh = 1 - tanh^2) so the derivative reuses the node."""
+def _partial_sympy(name: str, i: int):
+    """The partial derivative, with the function itself written as the self
+    symbol (d exp = exp, d tanh = 1 - tanh^2) so the derivative reuses the node."""
     fn = E.FUNCTIONS[name]
-    return E.partial_expr(name, i).subs(fn.expr, _SELF)
+    return E.partial_expr(name, i).subs(fn.expr, _self_symbol())
 
 
 def _fn_partial(node: Node, i: int) -> Node | None:
+    from ..ir.sympy_bridge import from_sympy
     fn = E.FUNCTIONS[node.op]
     expr = _partial_sympy(node.op, i)
     if expr == 0:
         return None
     env = dict(zip(fn.params, node.inputs))
-    env[_SELF] = node
+    env[_self_symbol()] = node
     return from_sympy(expr, env, node.dtype)
+
 
 ELEMENTWISE_SMOOTH = ("add", "mul", "powc", "pow")
 

@@ -97,7 +97,7 @@ def _convert(e, conv: Callable, scalar: Callable, env) -> Node:
 def _define_from_head(head: type, arity: int) -> str:
     """Register an elementwise op for a SymPy function that has none yet."""
     name = f"sympy_{head.__name__}"
-    params = E.SYMBOLS[:arity]
+    params = E.symbols()[:arity]
     E.define(name, head(*params), params, head=head)
     return name
 
