@@ -111,7 +111,9 @@ class ScalarDispatcher:
         new = _API.PyCFunction_NewEx
         new.restype = ctypes.py_object
         new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
-        self.function = new(ctypes.addressof(self._def), None, None)
+        # the function object holds this dispatcher as its ``self``: the method
+        # definition and the code stay alive as long as the function can be called
+        self.function = new(ctypes.addressof(self._def), self, None)
 
     def _module(self, layout, entry_address, n_in, structure, probes, slow, counter) -> str:
         """The dispatcher as LLVM IR text.  Calls go through constant
