@@ -290,29 +290,23 @@ class AcceleratedFunction:
         return self._accelerated(args, kwargs, leaves, treedef, traced=True)
 
     def _accelerated(self, args, kwargs, leaves, treedef, traced: bool) -> Any:
-        fast = self._fast
-        if fast is not None and fast[0] is treedef and fast[1] == traced \
-                and all(type(x) is float for x in leaves) and not self._fingerprint.changed():
-            # the last all-float signature again: no key, no lookup, no arrays
-            self._calls += 1
-            self._hits += 1
-            return fast[2].run_scalars(leaves)
-        fast = self._fast_dl
-        if fast is not None and fast[0] is treedef and fast[1] == traced and self.check_mode == "none" \
-                and all(type(x) is dlarray and x._value.shape == s and x._value.dtype == d and x._fmt == f
-                        for x, (s, d, f) in zip(leaves, fast[2])) \
-                and not self._fingerprint.changed():
-            # the last all-dlarray signature again (MATLAB's loop: dlfeval(accfun, ...))
-            result = fast[3].run([x._value for x in leaves])
-            if result is not None:
-                self._calls += 1
-                self._hits += 1
-                return result
+        # (the transforms' all-float and all-ndarray fast paths run before this, in _Transform)
         if self._fingerprint.changed():
             debug("dlaccelerate: the function's code, closure or globals changed; cache cleared")
             self._cache.clear()
             self._fast = self._fast_arrays = self._fast_dl = None
             self._fingerprint = FunctionWatch(self.function)
+        else:
+            fast = self._fast_dl
+            if fast is not None and fast[0] is treedef and fast[1] == traced and self.check_mode == "none" \
+                    and all(type(x) is dlarray and x._value.shape == s and x._value.dtype == d and x._fmt == f
+                            for x, (s, d, f) in zip(leaves, fast[2])):
+                # the last all-dlarray signature again (MATLAB's loop: dlfeval(accfun, ...))
+                result = fast[3].run([x._value for x in leaves])
+                if result is not None:
+                    self._calls += 1
+                    self._hits += 1
+                    return result
         key = signature_key(leaves, treedef, self._is_input, traced)
         if self._out_wrap == "match" and all(type(x) is float for x in leaves):
             traces = self._cache.get(key)

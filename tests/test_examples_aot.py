@@ -8,7 +8,6 @@ value and gradient of the seed's toy function y = (x2 - x1^2)^2 + (1 - x1)^2.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -21,7 +20,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 RESULT_LINE = re.compile(r"^y = (\S+) dy/dx1 = (\S+) dy/dx2 = (\S+)$", re.M)
 
@@ -42,7 +40,6 @@ def toy_reference(x1: float, x2: float) -> list[float]:
 
 # ================================================================ scipy
 
-needs_scipy = pytest.mark.skipif(not HAS_SCIPY, reason="scipy is not installed (pip install '.[examples]')")
 
 
 def check_scipy_output(stdout: str, n: int) -> None:
@@ -64,12 +61,10 @@ def check_scipy_output(stdout: str, n: int) -> None:
     np.testing.assert_allclose(x, np.ones(n), atol=1e-3)
 
 
-@needs_scipy
 def test_scipy_optimize_default(tmp_path):
     check_scipy_output(run_example(EXAMPLES / "scipy_optimize.py", tmp_path), 10)
 
 
-@needs_scipy
 def test_scipy_optimize_n_option_and_newton_cg(tmp_path):
     stdout = run_example(EXAMPLES / "scipy_optimize.py", tmp_path, "--n", "5", "--method", "Newton-CG")
     check_scipy_output(stdout, 5)
