@@ -4,6 +4,10 @@ function that runs the whole graph.
 Entry signature: ``i32 NAME(ptr args)`` where ``args`` is an array of
 pointers: the input buffers in order, then the output buffers, then the
 workspace.  Returns 0 on success, 3 when a runtime index is out of range.
+
+This module owns the walk and the loop machinery (loop nests, loads and
+stores through views, the per-index evaluator of fused values); what each op
+computes comes from the lowering table (:mod:`codegen.lower`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from llvmlite import ir
 
 from symdl.ir.node import Node
 
-from .emit_ops import I8, I32, I64, ScalarContext, emit_elementwise, llvm_type
-from .plan import LoopKernel, OpKernel, Plan, View
+from .lower import Placement, lowering
+from .lower.movement import project
+from .lower.scalar import I8, I32, I64, ScalarContext, llvm_type
+from .plan import LoopKernel, Plan
+from .views import View
 
 __all__ = ["emit_module", "ERR_INDEX"]
 
@@ -24,7 +31,7 @@ PTR = ir.PointerType()
 def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
     """LLVM IR text of the plan's entry function ``name`` (plus, with
     ``c_name``, the C-callable wrapper of :mod:`codegen.export`)."""
-    em = _Emitter(plan, name)
+    em = Emitter(plan, name)
     em.run()
     if c_name is None:  # the Python calling path; exported libraries do not need it
         _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
@@ -58,30 +65,24 @@ def _add_object_entry(module: ir.Module, entry: ir.Function, n_arrays: int) -> N
     b.ret(b.call(entry, [slots]))
 
 
-def _project(idx: list, shape: tuple, to: tuple) -> list:
-    """The index of an operand of shape ``to`` broadcast against ``shape``."""
-    lead = len(shape) - len(to)
-    return [I64(0) if d == 1 and shape[lead + k] != 1 else idx[lead + k] for k, d in enumerate(to)]
-
-
 def _index_key(v) -> tuple:
     return ("c", v.constant) if isinstance(v, ir.Constant) else ("v", id(v))
 
 
-class _Values:
+class Values:
     """Values of nodes at an index inside one loop body.
 
     A node is computed here when it belongs to the loop (``members``) or to an
     inlined producer cone (``plan.inlined``); otherwise it is loaded from its
-    view or is a constant.  An inlined ``unslice`` reads its operand at the
-    shifted index, masked to zero outside the placed region, so padding and
-    shifted sums cost no extra pass over memory.
+    view or is a constant.  What a computed node is comes from its lowering:
+    ``at_index`` (ops that need the index: iota, unslice, views read at a
+    mapped index) or ``scalar`` (from its operands' values at the same index).
     """
 
-    def __init__(self, em: _Emitter, members: set, flat: bool, inside_last: bool = False):
+    def __init__(self, em: Emitter, members: set, flat: bool, inside_last: bool = False):
         self.em, self.members, self.flat = em, members, flat
         # True in the middle part of a split loop: along the last axis every
-        # unslice is known to read inside its operand (no mask, no clamp)
+        # masked read is known to read inside its operand (no mask, no clamp)
         self.inside_last = inside_last
         self.cache: dict = {}
 
@@ -98,83 +99,40 @@ class _Values:
             ty = llvm_type(n.dtype)
             return ir.Constant(ty, int(bool(v)) if n.dtype == "bool" else
                                (int(v) if n.dtype == "int64" else float(v)))
-        computed_here = n in self.members or n in plan.inlined
-        if not computed_here:
+        if not (n in self.members or n in plan.inlined):
             view = plan.location[n]
-            if self.flat:
-                view = View(view.buffer, view.offset, (1,), (1,))
-            return em._load(view, idx, n.dtype)
-        if n.op == "iota":
-            return em._index_value(idx[n.attr("axis")], n.dtype)
-        if n.op == "unslice":
-            return self._unslice(n, idx)
-        if n.op in ("slice", "transpose", "broadcast_to"):
-            return self.get(n.inputs[0], self._source_index(n, idx))
-        args = [self.get(i, idx if self.flat else _project(idx, n.shape, i.shape)) for i in n.inputs]
-        return emit_elementwise(em.ctx, n, args)
-
-    def _source_index(self, n: Node, idx: list) -> list:
-        """Where a view reads its operand (views of recomputed values)."""
-        b = self.em.b
-        if n.op == "broadcast_to":
-            return _project(idx, n.shape, n.inputs[0].shape)
-        if n.op == "transpose":
-            src = [None] * len(idx)
-            for k, p in enumerate(n.attr("perm")):
-                src[p] = idx[k]
-            return src
-        out = []
-        for i, start, step in zip(idx, n.attr("starts"), n.attr("steps")):
-            j = i if step == 1 else b.mul(i, I64(step))
-            out.append(j if start == 0 else b.add(j, I64(start)))
-        return out
-
-    def _unslice(self, n: Node, idx: list) -> ir.Value:
-        b = self.em.b
-        (e,) = n.inputs
-        ty = llvm_type(n.dtype)
-        if e.size == 0:
-            return ir.Constant(ty, 0.0)
-        inside, mapped = None, []
-        last = len(idx) - 1
-        for axis, (i, start, step, d) in enumerate(zip(idx, n.attr("starts"), n.attr("steps"), e.shape)):
-            j = b.sub(i, I64(start))
-            if step == 1 and axis == last and self.inside_last:
-                mapped.append(j)  # affine: the loop vectorises
-                continue
-            if step == 1:
-                q = j
-                ok = b.and_(b.icmp_signed(">=", q, I64(0)), b.icmp_signed("<", q, I64(d)))
-            else:
-                q = b.sdiv(j, I64(step))
-                exact = b.icmp_signed("==", b.mul(q, I64(step)), j)
-                ok = b.and_(exact, b.and_(b.icmp_signed(">=", q, I64(0)), b.icmp_signed("<", q, I64(d))))
-            mapped.append(b.select(ok, q, I64(0)))  # always a valid index: the load stays in bounds
-            inside = ok if inside is None else b.and_(inside, ok)
-        value = self.get(e, mapped)
-        return value if inside is None else b.select(inside, value, ir.Constant(ty, 0.0))
+            return em.load(view.flat() if self.flat else view, idx, n.dtype)
+        low = lowering(n.op)
+        if low.at_index is not None:
+            return low.at_index(self, n, idx)
+        args = [self.get(i, idx if self.flat else project(idx, n.shape, i.shape)) for i in n.inputs]
+        return low.scalar(em.ctx, n, args)
 
 
-def self_or_members(n: Node, kernel: LoopKernel, plan: Plan) -> bool:
+def _computes(n: Node, kernel: LoopKernel, plan: Plan) -> bool:
     """Whether the loop computes ``n`` (rather than loading it)."""
     return n in kernel.members or n in plan.inlined
 
 
-def _has_unslice_below(n: Node, plan: Plan) -> bool:
-    """Whether computing ``n`` in a loop evaluates an unslice."""
+def _has_masked_read_below(n: Node, plan: Plan) -> bool:
+    """Whether computing ``n`` in a loop evaluates a masked read (unslice)."""
     stack, seen = [n], set()
     while stack:
         m = stack.pop()
         if m in seen or m not in plan.inlined and m is not n:
             continue
         seen.add(m)
-        if m.op == "unslice":
+        if lowering(m.op).region is not None:
             return True
         stack.extend(m.inputs)
     return False
 
 
-class _Emitter:
+class Emitter:
+    """The LLVM function being built, and the loop machinery the lowering
+    table's emitters use (``loop``, ``loop_nest``, ``load``, ``store``,
+    ``alloca``, ``values``)."""
+
     def __init__(self, plan: Plan, name: str):
         self.plan = plan
         self.module = ir.Module(name=name)
@@ -185,7 +143,7 @@ class _Emitter:
         self.b = ir.IRBuilder(entry)
         self.ctx = ScalarContext(self.b, self.module)
         self.bases: dict[int, ir.Value] = {}
-        self.fail_block = None
+        self._fail_block = None
 
     # ------------------------------------------------------------ top level
     def run(self) -> None:
@@ -213,16 +171,24 @@ class _Emitter:
                 g.align = 64
                 g.initializer = ir.Constant(ty, data)
                 self.bases[buf.id] = g
-        for k, kernel in enumerate(plan.kernels):
+        for kernel in plan.kernels:
             if isinstance(kernel, LoopKernel):
-                self._loop_kernel(kernel, k)
+                self._loop_kernel(kernel)
             else:
-                getattr(self, "_" + kernel.node.op)(kernel)
+                lowering(kernel.node.op).kernel(self, kernel)
         self.b.ret(I32(0))
 
     def _load_ptr(self, args, index: int, name: str) -> ir.Value:
         slot = self.b.gep(args, [I64(index)], source_etype=PTR)
         return self.b.load(slot, typ=PTR, name=name)
+
+    def index_error_block(self):
+        """The block that returns ERR_INDEX (a run-time index out of range)."""
+        if self._fail_block is None:
+            self._fail_block = self.fn.append_basic_block("index_error")
+            with self.b.goto_block(self._fail_block):
+                self.b.ret(I32(ERR_INDEX))
+        return self._fail_block
 
     # ------------------------------------------------------------ memory
     def _address(self, view: View, idx: list, dtype: str) -> ir.Value:
@@ -236,24 +202,29 @@ class _Emitter:
             off = I64(0)
         return b.gep(self.bases[view.buffer], [off], source_etype=llvm_type(dtype, True))
 
-    def _load(self, view: View, idx: list, dtype: str) -> ir.Value:
+    def load(self, view: View, idx: list, dtype: str) -> ir.Value:
         val = self.b.load(self._address(view, idx, dtype), typ=llvm_type(dtype, True))
         if dtype == "bool":
             val = self.b.icmp_unsigned("!=", val, I8(0))
         return val
 
-    def _store(self, value: ir.Value, view: View, idx: list, dtype: str) -> None:
+    def store(self, value: ir.Value, view: View, idx: list, dtype: str) -> None:
         if dtype == "bool":
             value = self.b.zext(value, I8)
         self.b.store(value, self._address(view, idx, dtype))
 
-    def _alloca(self, ty: ir.Type) -> ir.Value:
+    def alloca(self, ty: ir.Type) -> ir.Value:
+        """A stack slot in the entry block (so LLVM promotes it to a register)."""
         with self.b.goto_block(self.alloca_block):
             self.b.position_at_start(self.alloca_block)
             return self.b.alloca(ty)
 
+    def values(self) -> Values:
+        """An evaluator of values at an index outside any loop kernel's members."""
+        return Values(self, set(), False)
+
     # ------------------------------------------------------------ loops
-    def _loop_nest(self, shape, body) -> None:
+    def loop_nest(self, shape, body) -> None:
         """``body(indices)`` inside nested loops over ``shape`` (row-major)."""
         idx: list = []
 
@@ -261,10 +232,10 @@ class _Emitter:
             if d == len(shape):
                 body(list(idx))
                 return
-            self._loop(shape[d], lambda i: (idx.append(i), level(d + 1), idx.pop()))
+            self.loop(shape[d], lambda i: (idx.append(i), level(d + 1), idx.pop()))
         level(0)
 
-    def _loop(self, count: int, body, start: int = 0) -> None:
+    def loop(self, count: int, body, start: int = 0) -> None:
         """``body(i)`` for ``start <= i < count``."""
         b = self.b
         pre = b.block
@@ -284,7 +255,7 @@ class _Emitter:
         b.position_at_end(after)
 
     # ------------------------------------------------------------ fused elementwise loops
-    def _loop_kernel(self, kernel: LoopKernel, k: int) -> None:
+    def _loop_kernel(self, kernel: LoopKernel) -> None:
         plan = self.plan
         shape = kernel.shape
         members = set(kernel.members)
@@ -292,270 +263,66 @@ class _Emitter:
         loaded = [n for n in loaded if n not in members and n not in plan.scalars]
         views = [plan.location[n].broadcast(shape) for n in loaded if n in plan.location] \
             + [v for _, v in kernel.stores]
-        # One flat loop when every access is the same contiguous walk.
+        # One flat loop when every access is the same contiguous walk (and no
+        # member needs its multi-dimensional index).
         flat = len(shape) > 1 and all(n in plan.location and n not in plan.inlined for n in loaded) \
             and all(v.shape == shape and v.contiguous() for v in views) \
-            and not any(n.op in ("iota", "unslice") for n in kernel.members)
+            and not any(lowering(n.op).at_index is not None for n in kernel.members)
 
         def body(idx, inside_last=False):
-            values = _Values(self, members, flat, inside_last)
+            values = Values(self, members, flat, inside_last)
             for n in kernel.members:
                 values.get(n, idx)
             for n, view in kernel.stores:
-                target = View(view.buffer, view.offset, (1,), (1,)) if flat else view
-                self._store(values.get(n, idx), target, idx, n.dtype)
+                self.store(values.get(n, idx), view.flat() if flat else view, idx, n.dtype)
 
         if flat:
             size = 1
             for d in shape:
                 size *= d
-            self._loop(size, lambda i: body([i]))
+            self.loop(size, lambda i: body([i]))
             return
-        split = self._unslice_interior(kernel) if shape else None
+        split = self._masked_interior(kernel) if shape else None
         if split is None:
-            self._loop_nest(shape, body)
+            self.loop_nest(shape, body)
             return
         # The last axis in three parts: edges with the masked reads, and an
-        # interior where every unslice reads inside its operand (vectorises).
+        # interior where every masked read reads inside its operand (vectorises).
         lo, hi = split
 
         def rows(head):
             for a, b_ in ((0, lo), (lo, hi), (hi, shape[-1])):
                 if b_ > a:
-                    self._loop(b_, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)), start=a)
-        self._loop_nest(shape[:-1], rows)
+                    self.loop(b_, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)), start=a)
+        self.loop_nest(shape[:-1], rows)
 
-    def _unslice_interior(self, kernel: LoopKernel) -> tuple[int, int] | None:
-        """[lo, hi) along the last axis where every unslice the loop evaluates
-        reads inside its operand; None when the loop has none, or one is
-        read at a mapped index (inside another unslice or a view)."""
+    def _masked_interior(self, kernel: LoopKernel) -> tuple[int, int] | None:
+        """[lo, hi) along the last axis where every masked read the loop
+        evaluates reads inside its operand; None when the loop has none, or
+        one is read at a mapped index (inside another masked read or a view)."""
         plan = self.plan
         shape = kernel.shape
-        found, stack, seen = [], list(kernel.members), set()
+        regions, stack, seen = [], list(kernel.members), set()
         while stack:
             n = stack.pop()
             if n in seen:
                 continue
             seen.add(n)
-            if n.op == "unslice":
-                if n.shape != shape or n.attr("steps")[-1] != 1 or _has_unslice_below(n.inputs[0], plan):
+            low = lowering(n.op)
+            if low.region is not None:
+                region = low.region(n)
+                if n.shape != shape or region is None or _has_masked_read_below(n.inputs[0], plan):
                     return None
-                found.append(n)
+                regions.append(region)
                 continue
-            if self_or_members(n, kernel, plan):
-                if n.op in ("slice", "transpose", "broadcast_to") or n.shape != shape:
-                    if _has_unslice_below(n, plan):
+            if _computes(n, kernel, plan):
+                if low.placement is Placement.VIEW or n.shape != shape:
+                    if _has_masked_read_below(n, plan):
                         return None
                     continue
                 stack.extend(n.inputs)
-        if not found:
+        if not regions:
             return None
-        lo = max(u.attr("starts")[-1] for u in found)
-        hi = min(u.attr("starts")[-1] + u.inputs[0].shape[-1] for u in found)
+        lo = max(r[0] for r in regions)
+        hi = min(r[1] for r in regions)
         return (lo, hi) if hi - lo >= 8 else None
-
-    def _index_value(self, i: ir.Value, dtype: str) -> ir.Value:
-        if dtype == "int64":
-            return i
-        return self.b.sitofp(i, llvm_type(dtype))
-
-    # ------------------------------------------------------------ reductions
-    def _reduce(self, kernel: OpKernel, init: float, combine) -> None:
-        node = kernel.node
-        (x,) = node.inputs
-        axes = node.attr("axes")
-        kept = [a for a in range(x.ndim) if a not in axes]
-        ty = llvm_type(node.dtype)
-        acc = self._alloca(ty)
-
-        def outer(out_idx):
-            self.b.store(ir.Constant(ty, init), acc)
-
-            def inner(red_idx):
-                full = [None] * x.ndim
-                for a, i in zip(kept, out_idx):
-                    full[a] = i
-                for a, i in zip(axes, red_idx):
-                    full[a] = i
-                v = _Values(self, set(), False).get(x, full)
-                self.b.store(combine(self.b.load(acc, typ=ty), v), acc)
-            self._loop_nest([x.shape[a] for a in axes], inner)
-            self._store(self.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
-        self._loop_nest(node.shape, outer)
-
-    def _reduce_sum(self, kernel: OpKernel) -> None:
-        # 'reassoc' on the accumulation only: LLVM may then keep several partial
-        # sums in vector registers (a summation order like numpy's pairwise one,
-        # not left to right); every other operation stays strict IEEE.
-        self._reduce(kernel, 0.0, lambda a, v: self.b.fadd(a, v, flags=("reassoc",)))
-
-    def _reduce_max(self, kernel: OpKernel) -> None:
-        def combine(a, v):
-            keep = self.b.or_(self.b.fcmp_ordered(">=", a, v), self.b.fcmp_unordered("uno", a, a))
-            return self.b.select(keep, a, v)
-        self._reduce(kernel, float("-inf"), combine)
-
-    # ------------------------------------------------------------ contraction
-    def _dot_general(self, kernel: OpKernel) -> None:
-        """Contractions.  With a wide enough b-free block the loops run
-        batch, a-free, contracted, b-free (innermost over contiguous output:
-        the vectoriser's favourite); otherwise each output element sums its
-        contraction in a register."""
-        node = kernel.node
-        a, bnode = node.inputs
-        av, bv = self.plan.location[a], self.plan.location[bnode]
-        (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-        free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
-        free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
-        nb, nfa = len(ba), len(free_a)
-        ty = llvm_type(node.dtype)
-        b = self.b
-        wide = 1
-        for y in free_b:
-            wide *= bnode.shape[y]
-
-        def indices(out_idx, c_idx):
-            ia, ib = [None] * a.ndim, [None] * bnode.ndim
-            for k, (x, y) in enumerate(zip(ba, bb)):
-                ia[x] = ib[y] = out_idx[k]
-            for k, x in enumerate(free_a):
-                ia[x] = out_idx[nb + k]
-            for k, y in enumerate(free_b):
-                ib[y] = out_idx[nb + nfa + k]
-            for k, (x, y) in enumerate(zip(ca, cb)):
-                ia[x] = ib[y] = c_idx[k]
-            return ia, ib
-
-        contract_shape = [a.shape[x] for x in ca]
-        if wide >= 8:
-            zero = ir.Constant(ty, 0.0)
-            self._loop_nest(node.shape, lambda o: self._store(zero, kernel.out, o, node.dtype))
-            head = list(node.shape[:nb + nfa])
-            tail = list(node.shape[nb + nfa:])
-
-            def over_head(h_idx):
-                def over_contract(c_idx):
-                    def over_tail(t_idx):
-                        out_idx = h_idx + t_idx
-                        ia, ib = indices(out_idx, c_idx)
-                        prod = b.fmul(self._load(av, ia, a.dtype), self._load(bv, ib, bnode.dtype))
-                        old = self._load(kernel.out, out_idx, node.dtype)
-                        self._store(b.fadd(old, prod), kernel.out, out_idx, node.dtype)
-                    self._loop_nest(tail, over_tail)
-                self._loop_nest(contract_shape, over_contract)
-            self._loop_nest(head, over_head)
-            return
-        acc = self._alloca(ty)
-
-        def outer(out_idx):
-            b.store(ir.Constant(ty, 0.0), acc)
-
-            def inner(c_idx):
-                ia, ib = indices(out_idx, c_idx)
-                prod = b.fmul(self._load(av, ia, a.dtype), self._load(bv, ib, bnode.dtype))
-                b.store(b.fadd(b.load(acc, typ=ty), prod, flags=("reassoc",)), acc)
-            self._loop_nest(contract_shape, inner)
-            self._store(b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
-        self._loop_nest(node.shape, outer)
-
-    # ------------------------------------------------------------ random numbers
-    def _random(self, kernel: OpKernel) -> None:
-        """Philox4x32-10, exactly as symdl.ir.philox (compiled == interpreted)."""
-        from symdl.ir import philox
-        b = self.b
-        node = kernel.node
-        kv = self.plan.location[node.inputs[0]]
-        i32 = ir.IntType(32)
-        seed = self._load(kv, [I64(0)], "int64")
-        call = self._load(kv, [I64(1)], "int64")
-        k0, k1 = b.trunc(seed, i32), b.trunc(b.lshr(seed, I64(32)), i32)
-        c2, c3 = b.trunc(call, i32), b.trunc(b.lshr(call, I64(32)), i32)
-        stream = i32(node.attr("stream"))
-        ty = llvm_type(node.dtype)
-        flat = View(kernel.out.buffer, kernel.out.offset, (node.size,), (1,))
-
-        def mulhilo(m, c):
-            p = b.mul(I64(m), b.zext(c, I64))
-            return b.trunc(b.lshr(p, I64(32)), i32), b.trunc(p, i32)
-
-        def body(i):
-            x0, x1, x2, x3 = b.trunc(i, i32), stream, c2, c3
-            a0, a1 = k0, k1
-            for _ in range(philox.ROUNDS):
-                hi0, lo0 = mulhilo(philox.M0, x0)
-                hi1, lo1 = mulhilo(philox.M1, x2)
-                x0, x1, x2, x3 = b.xor(b.xor(hi1, x1), a0), lo1, b.xor(b.xor(hi0, x3), a1), lo0
-                a0, a1 = b.add(a0, i32(philox.W0)), b.add(a1, i32(philox.W1))
-            if node.attr("dist") == "uniform":
-                value = self._unit(x0, x1, node.dtype)
-            else:
-                u1, u2 = self._unit(x0, x1, "float64"), self._unit(x2, x3, "float64")
-                f64 = llvm_type("float64")
-                lg = b.call(self.ctx.libm("log1p", f64), [b.fneg(u1)])
-                r = b.call(self.ctx.intrinsic("sqrt", f64), [b.fmul(ir.Constant(f64, -2.0), lg)])
-                ang = b.fmul(ir.Constant(f64, 2.0 * 3.141592653589793), u2)
-                value = b.fmul(r, b.call(self.ctx.intrinsic("cos", f64), [ang]))
-                if node.dtype == "float32":
-                    value = b.fptrunc(value, ty)
-            self._store(value, flat, [i], node.dtype)
-        self._loop(node.size, body)
-
-    def _unit(self, w_hi, w_lo, dtype: str) -> ir.Value:
-        b = self.b
-        f64 = llvm_type("float64")
-        if dtype == "float32":
-            bits = b.lshr(w_hi, ir.IntType(32)(8))
-            v = b.fmul(b.uitofp(bits, f64), ir.Constant(f64, 2.0 ** -24))
-            return b.fptrunc(v, llvm_type("float32"))
-        hi = b.zext(b.lshr(w_hi, ir.IntType(32)(5)), I64)
-        lo = b.zext(b.lshr(w_lo, ir.IntType(32)(6)), I64)
-        bits = b.add(b.mul(hi, I64(1 << 26)), lo)
-        return b.fmul(b.uitofp(bits, f64), ir.Constant(f64, 2.0 ** -53))
-
-    # ------------------------------------------------------------ gather / scatter
-    def _checked_index(self, idx_view: View, mid: list, n: int) -> ir.Value:
-        b = self.b
-        i = self._load(idx_view, mid, "int64")
-        i = b.select(b.icmp_signed("<", i, I64(0)), b.add(i, I64(n)), i)
-        ok = b.and_(b.icmp_signed(">=", i, I64(0)), b.icmp_signed("<", i, I64(n)))
-        good = self.fn.append_basic_block("index_ok")
-        b.cbranch(ok, good, self._fail())
-        b.position_at_end(good)
-        return i
-
-    def _fail(self):
-        if self.fail_block is None:
-            self.fail_block = self.fn.append_basic_block("index_error")
-            with self.b.goto_block(self.fail_block):
-                self.b.ret(I32(ERR_INDEX))
-        return self.fail_block
-
-    def _take(self, kernel: OpKernel) -> None:
-        node = kernel.node
-        x, idx = node.inputs
-        axis = node.attr("axis")
-        xv, iv = self.plan.location[x], self.plan.location[idx]
-
-        def body(out_idx):
-            mid = out_idx[axis:axis + idx.ndim]
-            i = self._checked_index(iv, mid, x.shape[axis])
-            full = out_idx[:axis] + [i] + out_idx[axis + idx.ndim:]
-            self._store(self._load(xv, full, x.dtype), kernel.out, out_idx, node.dtype)
-        self._loop_nest(node.shape, body)
-
-    def _take_add(self, kernel: OpKernel) -> None:
-        node = kernel.node
-        g, idx = node.inputs
-        axis = node.attr("axis")
-        gv, iv = self.plan.location[g], self.plan.location[idx]
-        ty = llvm_type(node.dtype)
-        self._loop_nest(node.shape, lambda o: self._store(ir.Constant(ty, 0.0), kernel.out, o, node.dtype))
-
-        def body(g_idx):
-            mid = g_idx[axis:axis + idx.ndim]
-            i = self._checked_index(iv, mid, node.shape[axis])
-            target = g_idx[:axis] + [i] + g_idx[axis + idx.ndim:]
-            old = self._load(kernel.out, target, node.dtype)
-            self._store(self.b.fadd(old, self._load(gv, g_idx, g.dtype)), kernel.out, target, node.dtype)
-        self._loop_nest(g.shape, body)
-

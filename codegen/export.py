@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llvmlite import ir
 
-from .emit_ops import I32, I64
+from .lower.scalar import I32, I64
 
 __all__ = ["add_c_wrapper", "c_header", "link_shared", "ERR_NOMEM"]
 

@@ -1,11 +1,14 @@
 """Graph -> kernel plan: which nodes run in which loop, and where every value lives.
 
+Every decision is taken from the lowering table (:mod:`codegen.lower`): a
+node's placement and flags, never its op name.
+
 Movement ops (reshape of contiguous data, broadcast_to, transpose, slice) are
 *views*: a (buffer, offset, shape, strides) over existing memory, no code.
 Elementwise nodes of one shape are fused into loop kernels; a node is stored
-to memory only when something outside its loop reads it.  Reductions,
-contractions and gathers get kernels of their own; concatenate and unslice
-become copy loops into sub-views of their result.
+to memory only when something outside its loop reads it; unslice is a masked
+read inside such loops.  Reductions, contractions and gathers get kernels of
+their own; concatenate becomes copy loops into sub-views of its result.
 """
 
 from __future__ import annotations
@@ -14,47 +17,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symdl.ir import build as B
 from symdl.ir.node import ArrayValue, Node
-from symdl.ir.ops import primitive
 from symdl.ir.rewrite import toposort
 
-__all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "ITEMSIZE"]
+from .lower import Placement, lowering
+from .views import View, c_strides, view_extent
+
+__all__ = ["View", "Buffer", "LoopKernel", "OpKernel", "Plan", "make_plan", "check_plan", "ITEMSIZE"]
 
 ITEMSIZE = {"float64": 8, "float32": 4, "int64": 8, "bool": 1}
 _MAX_CONE_DEPTH = 400  # keeps the emitter's recursive evaluation shallow
-_CHEAP = ("add", "mul", "convert", "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "where")
-_INDEX_VIEWS = ("slice", "transpose", "broadcast_to")  # computable at a mapped index
 ALIGN = 64
-VIEW_OPS = ("reshape", "broadcast_to", "transpose", "slice")
 
 
-def c_strides(shape) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
-
-
-@dataclass(frozen=True)
-class View:
-    """Elements ``buffer[offset + sum(i_k * strides[k])]`` for indices in ``shape``."""
-
-    buffer: int
-    offset: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]
-
-    def contiguous(self) -> bool:
-        return all(s == c for s, c, d in zip(self.strides, c_strides(self.shape), self.shape) if d != 1)
-
-    def broadcast(self, shape: tuple[int, ...]) -> View:
-        """This view read as ``shape`` under numpy broadcasting (stride 0)."""
-        lead = len(shape) - len(self.shape)
-        strides = [0] * lead + [0 if d == 1 and t != 1 else s
-                                for d, s, t in zip(self.shape, self.strides, shape[lead:])]
-        return View(self.buffer, self.offset, tuple(shape), tuple(strides))
+def _placement(n: Node) -> Placement:
+    return lowering(n.op).placement
 
 
 @dataclass
@@ -107,49 +84,6 @@ class Plan:
             else:
                 lines.append(f"{k.node.op}{list(k.node.shape)}")
         return "\n".join(lines)
-
-
-def lower_user_functions(outputs: list[Node]) -> list[Node]:
-    """Replace elementwise ops defined only by SymPy (no native emitter) by
-    their expansion into builtin nodes."""
-    from symdl.ir import elementwise as E
-    from symdl.ir.rewrite import rewrite_graph, rule, RULE_SETS
-    from symdl.ir.sympy_bridge import from_sympy
-    from .emit_ops import has_emitter
-
-    if "lower" not in RULE_SETS:
-        @rule("lower", "*")
-        def expand_sympy_function(node: Node):
-            if node.op in E.FUNCTIONS and not has_emitter(node.op):
-                fn = E.FUNCTIONS[node.op]
-                expr = builtin_form(fn.expr, node.op)
-                out = from_sympy(expr, dict(zip(fn.params, node.inputs)), node.dtype)
-                return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
-            return None
-    return rewrite_graph(outputs, ("lower",))
-
-
-def builtin_form(expr, op: str):
-    """``expr`` written with functions that have native emitters (sec -> 1/cos,
-    ...), or a TypeError naming what cannot be compiled."""
-    import sympy
-    from symdl.ir import elementwise as E
-    from .emit_ops import has_emitter
-
-    def foreign(e):
-        return [f for f in e.atoms(sympy.Function)
-                if not (E.by_sympy_head(type(f)) and has_emitter(E.by_sympy_head(type(f))))
-                and not isinstance(f, (sympy.Max, sympy.Min, sympy.Piecewise))]
-
-    if not foreign(expr):
-        return expr
-    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan):
-        rewritten = expr.rewrite(target)
-        if not foreign(rewritten):
-            return rewritten
-    names = sorted({type(f).__name__ for f in foreign(expr)})
-    raise TypeError(f"cannot compile {op}: the SymPy function(s) {names} have no native code; "
-                    "write them with exp, log, sin, cos, tan, ... or use the interpreter")
 
 
 def make_plan(inputs: list[Node], outputs: list[Node]) -> Plan:
@@ -235,7 +169,7 @@ class _Planner:
                 for m in n.inputs:
                     if m in cone or not self._inlinable(m, outputs) or host.depth - m.depth > _MAX_CONE_DEPTH:
                         continue
-                    if primitive(n.op).kind == "elementwise" and m.shape != n.shape:
+                    if lowering(n.op).scalar is not None and m.shape != n.shape:
                         continue  # would be recomputed for every broadcast copy
                     if all(u is n or u in cone for u in self.users[m]) and len(set(self.users[m])) == 1:
                         cone.add(m)
@@ -256,7 +190,8 @@ class _Planner:
         mapped indices).  Where something needs one in memory after all
         (a contraction's operand), it is stored then."""
         def in_memory(m: Node) -> bool:
-            return m.op in ("input", "const") or (m.op in VIEW_OPS and in_memory(m.inputs[0]))
+            placement = _placement(m)
+            return placement is Placement.LEAF or (placement is Placement.VIEW and in_memory(m.inputs[0]))
 
         def free(m: Node) -> bool:
             return m in self.cheap or in_memory(m)
@@ -264,8 +199,9 @@ class _Planner:
         for n in self.order:
             if n in outputs:
                 continue
-            if n.op == "iota" or (n.op in _CHEAP and all(free(m) for m in n.inputs)) \
-                    or (n.op in _INDEX_VIEWS and n.inputs[0] in self.cheap):
+            low = lowering(n.op)
+            if (low.cheap and all(free(m) for m in n.inputs)) \
+                    or (low.placement is Placement.VIEW and low.at_index is not None and n.inputs[0] in self.cheap):
                 self.inlined.add(n)
                 self.cheap.add(n)
 
@@ -282,45 +218,44 @@ class _Planner:
         return list(dict.fromkeys(out))
 
     def _can_host(self, n: Node) -> bool:
-        return n.op in ("unslice", "reduce_sum", "reduce_max") or \
-            (n.op not in ("input", "const") and primitive(n.op).kind == "elementwise")
+        low = lowering(n.op)
+        return low.hosts_loop or low.placement is Placement.LOOP
 
     def _inlinable(self, n: Node, outputs: set) -> bool:
-        return n not in outputs and n.op not in ("input", "const") and n not in self.inlined \
-            and (primitive(n.op).kind == "elementwise" or n.op == "unslice")
+        return n not in outputs and n not in self.inlined and _placement(n) is Placement.LOOP
 
     def _reads(self, node: Node) -> list[Node]:
         return self.deps.get(node) or self._expand_cheap(list(node.inputs))
 
     def _place(self, node: Node) -> None:
-        op = node.op
-        if op == "input":
-            raise ValueError(f"graph input {node.attr('name')!r} is not among the compiled inputs")
-        if op == "const":
-            value = node.attr("value")
-            if isinstance(value, ArrayValue):
-                buf = self._buffer("const", node.dtype, node.size, data=value.array)
-                self.location[node] = View(buf.id, 0, node.shape, c_strides(node.shape))
-            else:
-                self.scalars[node] = value
-            self.ready[node] = -1
-            return
-        if op in VIEW_OPS:
+        low = lowering(node.op)
+        if low.placement is Placement.LEAF:
+            self._place_leaf(node)
+        elif low.placement is Placement.VIEW:
             self._place_view(node)
-            return
-        kind = primitive(op).kind
-        if kind == "elementwise" or op == "unslice":
+        elif low.placement is Placement.LOOP:
             self._place_elementwise(node)
-        elif op == "concatenate":
+        elif low.placement is Placement.COPY:
             self._place_copy_op(node)
         else:
-            # reductions read their operand through the loop evaluator (so it may
-            # be recomputed); contractions and gathers read memory
-            self._need(self._reads(node) if op in ("reduce_sum", "reduce_max") else list(node.inputs))
+            # kernels that read through the loop evaluator may recompute
+            # their operand; the others read memory
+            self._need(self._reads(node) if low.hosts_loop else list(node.inputs))
             view = self._fresh_view(node)
             self.location[node] = view
             self.kernels.append(OpKernel(node, view))
             self.ready[node] = self.kernel_of[node] = len(self.kernels) - 1
+
+    def _place_leaf(self, node: Node) -> None:
+        if not node.is_const():
+            raise ValueError(f"graph input {node.attr('name')!r} is not among the compiled inputs")
+        value = node.attr("value")
+        if isinstance(value, ArrayValue):
+            buf = self._buffer("const", node.dtype, node.size, data=value.array)
+            self.location[node] = View(buf.id, 0, node.shape, c_strides(node.shape))
+        else:
+            self.scalars[node] = value
+        self.ready[node] = -1
 
     def _need(self, nodes) -> None:
         """Make sure these values will be in memory (scalars get a fill buffer)."""
@@ -360,12 +295,13 @@ class _Planner:
             return
         self._need([src])
         base = self.location[src]
-        view = _derive_view(node, base)
+        derive = lowering(node.op).view
+        view = derive(node, base)
         if view is None:  # e.g. reshape of a non-contiguous view: copy first
             buf = self._buffer("work", src.dtype, src.size)
             copy = View(buf.id, 0, src.shape, c_strides(src.shape))
             self.kernels.append(LoopKernel(src.shape, [], [(src, copy)]))
-            view = _derive_view(node, copy)
+            view = derive(node, copy)
             self.ready[node] = len(self.kernels) - 1
         else:
             self.ready[node] = self.ready[src]
@@ -403,20 +339,8 @@ class _Planner:
         self._need(node.inputs)
         out = self._fresh_view(node)
         self.location[node] = out
-        if node.op == "concatenate":
-            axis, start = node.attr("axis"), 0
-            for x in node.inputs:
-                sub = View(out.buffer, out.offset + start * out.strides[axis], x.shape, out.strides)
-                self.kernels.append(LoopKernel(x.shape, [], [(x, sub)]))
-                start += x.shape[axis]
-        else:  # unslice: zeros, then the operand into the strided sub-view
-            (x,) = node.inputs
-            zero = B.fill(0.0, node, ())
-            self.scalars[zero] = 0.0
-            self.kernels.append(LoopKernel(node.shape, [], [(zero, out)]))
-            offset = out.offset + sum(s * st for s, st in zip(node.attr("starts"), out.strides))
-            strides = tuple(st * step for st, step in zip(out.strides, node.attr("steps")))
-            self.kernels.append(LoopKernel(x.shape, [], [(x, View(out.buffer, offset, x.shape, strides))]))
+        for operand, sub in lowering(node.op).copies(node, out):
+            self.kernels.append(LoopKernel(operand.shape, [], [(operand, sub)]))
         self.ready[node] = len(self.kernels) - 1
 
     def _materialise_loop_values(self) -> None:
@@ -424,7 +348,7 @@ class _Planner:
         for node, k in list(self.kernel_of.items()):
             if node in self.location or not isinstance(self.kernels[k], LoopKernel):
                 continue
-            outside = any(self.kernel_of.get(self.host_of.get(u, u)) != k or u.op in VIEW_OPS
+            outside = any(self.kernel_of.get(self.host_of.get(u, u)) != k or _placement(u) is Placement.VIEW
                           for u in self.users.get(node, ()))
             if outside or node in self.output_index:
                 self._mark_store(node)
@@ -442,38 +366,6 @@ class _Planner:
             self.kernels.append(LoopKernel(out.shape, [], [(out, view)]))
 
 
-def _derive_view(node: Node, base: View) -> View | None:
-    op = node.op
-    if op == "broadcast_to":
-        return base.broadcast(node.shape)
-    if op == "transpose":
-        perm = node.attr("perm")
-        return View(base.buffer, base.offset, node.shape, tuple(base.strides[p] for p in perm))
-    if op == "slice":
-        offset = base.offset + sum(s * st for s, st in zip(node.attr("starts"), base.strides))
-        strides = tuple(st * step for st, step in zip(base.strides, node.attr("steps")))
-        return View(base.buffer, offset, node.shape, strides)
-    if op == "reshape":
-        if base.contiguous():
-            return View(base.buffer, base.offset, node.shape, c_strides(node.shape))
-        return None
-    raise ValueError(op)
-
-
-
-def view_extent(view: View) -> tuple[int, int]:
-    """Lowest and highest element offset a view touches (empty: (0, -1))."""
-    if any(d == 0 for d in view.shape):
-        return 0, -1
-    lo = hi = view.offset
-    for d, s in zip(view.shape, view.strides):
-        if s > 0:
-            hi += (d - 1) * s
-        else:
-            lo += (d - 1) * s
-    return lo, hi
-
-
 def check_plan(plan: Plan) -> None:
     """Every view stays inside its buffer: the guarantee that native code never
     reads or writes outside its buffers, checked before any code is emitted."""
@@ -488,3 +380,10 @@ def check_plan(plan: Plan) -> None:
         lo, hi = view_extent(v)
         if hi >= lo and (lo < 0 or hi >= sizes[v.buffer]):
             raise AssertionError(f"view {v} leaves its buffer of {sizes[v.buffer]} elements")
+
+
+def lower_user_functions(outputs: list[Node]) -> list[Node]:
+    """Ops without native code replaced by their declared decomposition
+    (see :mod:`codegen.lower.decompose`)."""
+    from .lower.decompose import decompose
+    return decompose(outputs)

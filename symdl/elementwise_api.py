@@ -6,8 +6,7 @@ import hashlib
 from collections.abc import Callable
 
 
-from .autodiff.rules import register_elementwise
-from .ir import elementwise as E
+from .ir.ops import functions as E
 
 __all__ = ["elementwise"]
 
@@ -49,7 +48,6 @@ def elementwise(f, name: str | None = None) -> Callable:
     op = f"ew_{name or getattr(f, '__name__', 'fn')}_{digest}".replace("<lambda>", "lambda")
     if op not in E.FUNCTIONS:
         E.define(op, expr, params)
-        register_elementwise(op)
 
     from .functions import _elementwise
 

@@ -1,4 +1,5 @@
-"""Reverse and forward mode over a graph: iterative loops in a deterministic order."""
+"""Reverse and forward mode over a graph: iterative loops in a deterministic
+order, driven by the rules each primitive carries (``symdl.ir.ops``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from ..ir import build as B
 from ..ir.node import Node
 from ..ir.ops import primitive
 from ..ir.rewrite import toposort
-from .rules import JVP, VJP
 
 
 class NoDerivativeRule(TypeError):
@@ -56,7 +56,7 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
         prim = primitive(node.op)
         if not prim.differentiable:
             continue
-        rule = VJP.get(node.op)
+        rule = prim.vjp
         if rule is None:
             raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
         for inp, cot in zip(node.inputs, rule(node, g)):
@@ -74,10 +74,11 @@ def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) 
     for node in order:
         if node in tangent or node not in relevant:
             continue
-        if not primitive(node.op).differentiable:
+        prim = primitive(node.op)
+        if not prim.differentiable:
             tangent[node] = None
             continue
-        rule = JVP.get(node.op)
+        rule = prim.jvp
         if rule is None:
             raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
         t = rule(node, [tangent.get(i) for i in node.inputs])

@@ -2,7 +2,7 @@
 the rewrite engine, the reference interpreter and the Graph container."""
 
 from . import canonical as _canonical  # noqa: F401  (registers the construction rules)
-from . import elementwise as _elementwise  # noqa: F401  (registers elementwise functions)
+from . import ops as _ops  # noqa: F401  (registers every primitive family)
 from .node import ArrayValue, Node, make_node
 from .ops import PRIMITIVES, primitive
 from .rewrite import rewrite_graph, toposort

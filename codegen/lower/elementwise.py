@@ -1,77 +1,23 @@
-"""Per-op scalar emitters: how one element of each elementwise primitive is
-computed in LLVM IR.  One small function per op, in one table."""
+"""Lowering of elementwise primitives: how one element is computed in LLVM IR,
+one small function per op.  Every one is a LOOP op (fused into loop kernels);
+the ``cheap`` ones are recomputed by each consumer rather than stored."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
-from llvmlite import ir
+from .scalar import llvm_type
+from .table import LOWERINGS, Lowering, Placement
 
-from symdl.ir.node import Node
-
-__all__ = ["EMITTERS", "has_emitter", "llvm_type", "emit_elementwise"]
-
-F64, F32 = ir.DoubleType(), ir.FloatType()
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+_CHEAP = {"add", "mul", "convert", "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "where", "iota"}
 
 
-def llvm_type(dtype: str, in_memory: bool = False) -> ir.Type:
-    if dtype == "float64":
-        return F64
-    if dtype == "float32":
-        return F32
-    if dtype == "int64":
-        return I64
-    if dtype == "bool":
-        return I8 if in_memory else I1
-    raise TypeError(f"no LLVM type for dtype {dtype}")
-
-
-class ScalarContext:
-    """What an emitter needs: the builder, the module (for declarations)."""
-
-    def __init__(self, builder: ir.IRBuilder, module: ir.Module):
-        self.b = builder
-        self.module = module
-
-    def intrinsic(self, name: str, ty: ir.Type, nargs: int = 1) -> ir.Function:
-        suffix = "f64" if ty == F64 else "f32"
-        full = f"llvm.{name}.{suffix}"
-        fn = self.module.globals.get(full)
-        if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * nargs), full)
-        return fn
-
-    def libm(self, name: str, ty: ir.Type, nargs: int = 1) -> ir.Function:
-        full = name if ty == F64 else name + "f"
-        fn = self.module.globals.get(full)
-        if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * nargs), full)
-            fn.attributes.add("nounwind")
-        return fn
-
-    def const(self, ty: ir.Type, value: float) -> ir.Constant:
-        return ir.Constant(ty, float(value))
-
-
-Emitter = Callable[[ScalarContext, Node, list], ir.Value]
-EMITTERS: dict[str, Emitter] = {}
-
-
-def emitter(*ops: str):
+def scalar(*ops: str):
+    """Register ``fn(ctx, node, args)`` as the per-element code of ``ops``."""
     def register(fn):
         for op in ops:
-            EMITTERS[op] = fn
+            LOWERINGS[op] = Lowering(Placement.LOOP, scalar=fn, cheap=op in _CHEAP)
         return fn
     return register
-
-
-def has_emitter(op: str) -> bool:
-    return op in EMITTERS
-
-
-def emit_elementwise(ctx: ScalarContext, node: Node, args: list) -> ir.Value:
-    return EMITTERS[node.op](ctx, node, args)
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -84,7 +30,7 @@ def _times(ctx, x, c: float):
     return ctx.b.fmul(ctx.const(x.type, c), x)
 
 
-@emitter("add")
+@scalar("add")
 def _add(ctx, node, args):
     ty = llvm_type(node.dtype)
     const = node.attr("const")
@@ -111,7 +57,7 @@ def _int_power(ctx, x, e: int):
     return result
 
 
-@emitter("mul")
+@scalar("mul")
 def _mul(ctx, node, args):
     acc = None
     for x, e in zip(args, node.attr("exps")):
@@ -120,7 +66,7 @@ def _mul(ctx, node, args):
     return acc
 
 
-@emitter("powc")
+@scalar("powc")
 def _powc(ctx, node, args):
     (x,) = args
     p = node.attr("p")
@@ -129,22 +75,22 @@ def _powc(ctx, node, args):
     return ctx.b.call(ctx.intrinsic("pow", x.type, 2), [x, ctx.const(x.type, p)])
 
 
-@emitter("pow")
+@scalar("pow")
 def _pow(ctx, node, args):
     return ctx.b.call(ctx.intrinsic("pow", args[0].type, 2), args)
 
 
-@emitter("stop_gradient")
+@scalar("stop_gradient")
 def _identity(ctx, node, args):
     return args[0]
 
 
-@emitter("where")
+@scalar("where")
 def _where(ctx, node, args):
     return ctx.b.select(*args)
 
 
-@emitter("convert")
+@scalar("convert")
 def _convert(ctx, node, args):
     (x,) = args
     src, dst = node.inputs[0].dtype, node.dtype
@@ -163,32 +109,32 @@ def _convert(ctx, node, args):
 _FCMP = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "=="}
 
 
-@emitter("gt", "ge", "lt", "le", "eq")
+@scalar("gt", "ge", "lt", "le", "eq")
 def _compare(ctx, node, args):
     return ctx.b.fcmp_ordered(_FCMP[node.op], *args)
 
 
-@emitter("ne")
+@scalar("ne")
 def _not_equal(ctx, node, args):
     return ctx.b.fcmp_unordered("!=", *args)  # NaN != NaN is true, as numpy
 
 
-@emitter("logical_and")
+@scalar("logical_and")
 def _and(ctx, node, args):
     return ctx.b.and_(*args)
 
 
-@emitter("logical_or")
+@scalar("logical_or")
 def _or(ctx, node, args):
     return ctx.b.or_(*args)
 
 
-@emitter("logical_not")
+@scalar("logical_not")
 def _not(ctx, node, args):
     return ctx.b.not_(args[0])
 
 
-@emitter("maximum", "minimum")
+@scalar("maximum", "minimum")
 def _minmax(ctx, node, args):
     a, b = args
     # numpy semantics: NaN in either operand gives NaN
@@ -197,7 +143,7 @@ def _minmax(ctx, node, args):
     return ctx.b.select(ctx.b.or_(pick_a, a_nan), a, b)
 
 
-@emitter("sign")
+@scalar("sign")
 def _sign(ctx, node, args):
     (x,) = args
     one, minus = ctx.const(x.type, 1.0), ctx.const(x.type, -1.0)
@@ -205,13 +151,21 @@ def _sign(ctx, node, args):
     return ctx.b.select(ctx.b.fcmp_ordered(">", x, ctx.const(x.type, 0.0)), one, neg)
 
 
-# ---------------------------------------------------------------- functions
+def _iota(values, node, idx):
+    i = idx[node.attr("axis")]
+    return i if node.dtype == "int64" else values.em.b.sitofp(i, llvm_type(node.dtype))
+
+
+LOWERINGS["iota"] = Lowering(Placement.LOOP, at_index=_iota, cheap=True)
+
+
+# ---------------------------------------------------------------- functions (symdl.ir.ops.functions)
 
 _INTRINSIC = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "abs": "fabs",
               "floor": "floor", "ceil": "ceil", "round": "roundeven"}
 _LIBM = {"tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh",
          "cosh": "cosh", "tanh": "tanh", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
-         "log1p": "log1p", "expm1": "expm1", "erf": "erf"}
+         "log1p": "log1p", "expm1": "expm1", "erf": "erf", "atan2": "atan2"}
 
 
 def _intrinsic_emitter(name):
@@ -220,14 +174,43 @@ def _intrinsic_emitter(name):
     return emit
 
 
-def _libm_emitter(name, nargs=1):
+def _libm_emitter(name):
     def emit(ctx, node, args):
-        return ctx.b.call(ctx.libm(name, args[0].type, nargs), args)
+        return ctx.b.call(ctx.libm(name, args[0].type, len(args)), args)
     return emit
 
 
 for _op, _name in _INTRINSIC.items():
-    EMITTERS[_op] = _intrinsic_emitter(_name)
+    scalar(_op)(_intrinsic_emitter(_name))
 for _op, _name in _LIBM.items():
-    EMITTERS[_op] = _libm_emitter(_name)
-EMITTERS["atan2"] = _libm_emitter("atan2", 2)
+    scalar(_op)(_libm_emitter(_name))
+
+
+def _exp_neg_abs(ctx, x):
+    """exp(-|x|): never overflows."""
+    fabs = ctx.b.call(ctx.intrinsic("fabs", x.type), [x])
+    return ctx.b.call(ctx.intrinsic("exp", x.type), [ctx.b.fneg(fabs)])
+
+
+@scalar("sigmoid")
+def _sigmoid(ctx, node, args):
+    # 1/(1+e) for x >= 0 and e/(1+e) below, e = exp(-|x|): exact to rounding
+    # everywhere, and no overflow (the numpy reference computes the same)
+    (x,) = args
+    b = ctx.b
+    e = _exp_neg_abs(ctx, x)
+    one = ctx.const(x.type, 1.0)
+    denom = b.fadd(one, e)
+    top = b.select(b.fcmp_ordered(">=", x, ctx.const(x.type, 0.0)), one, e)
+    return b.fdiv(top, denom)
+
+
+@scalar("softplus")
+def _softplus(ctx, node, args):
+    # max(x, 0) + log1p(exp(-|x|)): log(1 + exp(x)) without overflow
+    (x,) = args
+    b = ctx.b
+    zero = ctx.const(x.type, 0.0)
+    pos = b.select(b.fcmp_unordered("ugt", x, zero), x, zero)  # NaN stays NaN
+    tail = b.call(ctx.libm("log1p", x.type), [_exp_neg_abs(ctx, x)])
+    return b.fadd(pos, tail)

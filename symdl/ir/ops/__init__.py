@@ -1,0 +1,24 @@
+"""The closed catalogue of primitives, one module per family.
+
+Each family module defines its primitives with everything about them side by
+side (shape and dtype rule, numpy semantics, VJP, JVP, batching rule) in one
+:class:`~.registry.Primitive` record.  Everything else symdl offers (softmax,
+losses, normalisation, prod, ...) is a decomposition into these.
+
+| family | primitives |
+|---|---|
+| :mod:`.leaf` | const, input |
+| :mod:`.elementwise` | add, mul, powc, pow, where, maximum, minimum, convert, comparisons, logic, stop_gradient, iota |
+| :mod:`.functions` | exp, log, sin, ... (defined by SymPy; user functions from ``symdl.elementwise``) |
+| :mod:`.movement` | broadcast_to, reshape, transpose, slice, unslice, concatenate |
+| :mod:`.reduce` | reduce_sum, reduce_max |
+| :mod:`.contract` | dot_general |
+| :mod:`.index` | take, take_add |
+| :mod:`.random` | random |
+"""
+
+from .registry import Kind, PRIMITIVES, Primitive, define, primitive  # noqa: I001  (before the families)
+from . import leaf, elementwise, functions, movement, reduce, contract, index, random  # noqa: F401
+from .contract import dot_general_subscripts
+
+__all__ = ["Kind", "Primitive", "PRIMITIVES", "define", "primitive", "dot_general_subscripts"]

@@ -1,0 +1,111 @@
+"""Contractions: ``dot_general`` (sums of products over paired axes, with
+batch axes), the one primitive behind matmul, dot, einsum-like products and
+their derivatives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import build as B
+from ..node import Node
+from .registry import Kind, Primitive, ShapeError, define, same_float_dtype
+
+__all__ = ["dot_general_subscripts"]
+
+
+def _dot_infer(inputs, attrs):
+    if len(inputs) != 2:
+        raise ShapeError(f"dot_general: takes two operands, got {len(inputs)}")
+    a, b = inputs
+    dtype = same_float_dtype("dot_general", inputs)
+    (ca, cb), (ba, bb) = attrs["contract"], attrs["batch"]
+    if len(ca) != len(cb) or len(ba) != len(bb):
+        raise ShapeError("dot_general: contracting/batch axes must pair up")
+    for x, y in zip(ca + ba, cb + bb):
+        if a.shape[x] != b.shape[y]:
+            raise ShapeError(f"dot_general: axis {x} of {a.shape} does not match axis {y} of {b.shape}")
+    free_a = [d for i, d in enumerate(a.shape) if i not in ca and i not in ba]
+    free_b = [d for i, d in enumerate(b.shape) if i not in cb and i not in bb]
+    return tuple([a.shape[i] for i in ba] + free_a + free_b), dtype
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def dot_general_subscripts(ndim_a: int, ndim_b: int, contract, batch) -> str:
+    """The einsum string of a dot_general (used by the interpreter and tests)."""
+    (ca, cb), (ba, bb) = contract, batch
+    la = list(_LETTERS[:ndim_a])
+    lb = list(_LETTERS[ndim_a:ndim_a + ndim_b])
+    for x, y in zip(ca + ba, cb + bb):
+        lb[y] = la[x]
+    out = [la[i] for i in ba] + [la[i] for i in range(ndim_a) if i not in ca and i not in ba] \
+        + [lb[i] for i in range(ndim_b) if i not in cb and i not in bb]
+    return f"{''.join(la)},{''.join(lb)}->{''.join(out)}"
+
+
+def _dot_impl(values, node):
+    a, b = values
+    sub = dot_general_subscripts(a.ndim, b.ndim, node.attr("contract"), node.attr("batch"))
+    return np.asarray(np.einsum(sub, a, b, optimize=True), dtype=node.dtype)
+
+
+def _dot_vjp(node, g):
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    nb = len(ba)
+    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+    free_b = [i for i in range(b.ndim) if i not in cb and i not in bb]
+    g_batch = list(range(nb))
+    g_fa = list(range(nb, nb + len(free_a)))
+    g_fb = list(range(nb + len(free_a), g.ndim))
+    # d/da: contract g's b-free axes with b's free axes; batch stays batch.
+    ga = B.dot_general(g, b, (g_fb, free_b), (g_batch, bb))
+    rest_b = sorted(cb)  # b axes left in ga, ascending
+    src_a = list(ba) + free_a + [ca[cb.index(j)] for j in rest_b]
+    ga = B.transpose(ga, [src_a.index(j) for j in range(a.ndim)])
+    gb = B.dot_general(g, a, (g_fa, free_a), (g_batch, ba))
+    rest_a = sorted(ca)
+    src_b = list(bb) + free_b + [cb[ca.index(j)] for j in rest_a]
+    gb = B.transpose(gb, [src_b.index(j) for j in range(b.ndim)])
+    return [ga, gb]
+
+
+def _dot_jvp(node, t):
+    a, b = node.inputs
+    attrs = dict(node.attrs)
+    terms = []
+    if t[0] is not None:
+        terms.append(B.emit("dot_general", (t[0], b), **attrs))
+    if t[1] is not None:
+        terms.append(B.emit("dot_general", (a, t[1]), **attrs))
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else B.add(*terms)
+
+
+def _dot_batch(node: Node, ins: list, n: int) -> Node:
+    a, b = node.inputs
+    ba_, bb_ = ins
+    (ca, cb), (bta, btb) = node.attr("contract"), node.attr("batch")
+
+    def shift(axes):
+        return tuple(x + 1 for x in axes)
+
+    if ba_ is not None and bb_ is not None:
+        return B.dot_general(ba_, bb_, (shift(ca), shift(cb)), ((0,) + shift(bta), (0,) + shift(btb)))
+    if ba_ is not None:
+        out = B.dot_general(ba_, b, (shift(ca), cb), (shift(bta), btb))
+        pos = len(bta)  # the new axis is a's first free axis, right after the batch axes
+    else:
+        out = B.dot_general(a, bb_, (ca, shift(cb)), (bta, shift(btb)))
+        free_a = a.ndim - len(ca) - len(bta)
+        pos = len(bta) + free_a
+    if pos == 0:
+        return out
+    perm = [pos] + [i for i in range(out.ndim) if i != pos]
+    return B.transpose(out, perm)
+
+
+define(Primitive("dot_general", Kind.CONTRACT, _dot_infer, _dot_impl,
+                 vjp=_dot_vjp, jvp=_dot_jvp, batch=_dot_batch, arity=2))

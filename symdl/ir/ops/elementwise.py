@@ -1,0 +1,310 @@
+"""Elementwise primitives: canonical arithmetic (n-ary sums and products,
+powers), selection, comparisons, conversion, and the rules every
+elementwise op shares.
+
+An elementwise primitive states its *partials* (d out / d input_i as nodes);
+its VJP, JVP and batching rules follow from them generically.  Branch-like ops
+(where, maximum, minimum) have their own rules, selecting with ``where``
+(never ``mask * g``: NaN * 0 is NaN).  The mathematical functions defined by
+SymPy (exp, sin, ...) live in :mod:`.functions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import build as B
+from ..node import Node
+from ..shapes import broadcast_shapes
+from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
+                       same_float_dtype)
+
+__all__ = ["elementwise_primitive", "elementwise_vjp", "elementwise_jvp", "elementwise_batch", "lift"]
+
+
+# ---------------------------------------------------------------- rules shared by every elementwise op
+
+def _partials(node: Node) -> list:
+    from .registry import primitive
+    return primitive(node.op).partials(node)
+
+
+def elementwise_vjp(node: Node, g: Node) -> list:
+    """Cotangent of each operand: ``g * d node / d input``."""
+    return [None if p is None else B.mul(g, p) for p in _partials(node)]
+
+
+def elementwise_jvp(node: Node, tangents: list) -> Node | None:
+    """``sum_i t_i * d node / d input_i`` (None when every tangent is zero)."""
+    terms = [B.mul(t, p) for t, p in zip(tangents, _partials(node)) if t is not None and p is not None]
+    if not terms:
+        return None
+    out = B.add(*terms) if len(terms) > 1 else terms[0]
+    return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
+
+
+def lift(x: Node, n: int, rank: int) -> Node:
+    """A batched operand (n, *s) as (n, 1.., *s) of total rank ``rank + 1``,
+    so that it broadcasts against the other operands with its batch axis first."""
+    pad = rank - (x.ndim - 1)
+    return x if pad <= 0 else B.reshape(x, (n,) + (1,) * pad + x.shape[1:])
+
+
+def elementwise_batch(node: Node, batched: list, n: int) -> Node:
+    operands = [lift(b, n, node.ndim) if b is not None else x for x, b in zip(node.inputs, batched)]
+    out = B.emit(node.op, operands, **dict(node.attrs))
+    return out if out.shape == (n,) + node.shape else B.broadcast_to(out, (n,) + node.shape)
+
+
+def _run(impl: Callable[..., np.ndarray]):
+    """The interpreter's evaluation of an elementwise numpy function."""
+    def run(values, node):
+        with np.errstate(all="ignore"):
+            out = impl(*values)
+        return np.broadcast_to(np.asarray(out, dtype=node.dtype), node.shape)
+    return run
+
+
+def elementwise_primitive(name: str, impl: Callable[..., np.ndarray], *, arity: int | None,
+                          partials: PartialsRule | None = None, out_dtype: str | None = None,
+                          differentiable: bool = True, infer=None, vjp=None, jvp=None,
+                          decomposition=None) -> Primitive:
+    """Define an elementwise primitive whose numpy semantics is ``impl(*values)``.
+
+    A differentiable one gives either its ``partials`` (the generic VJP/JVP
+    follow) or its own ``vjp`` and ``jvp``.
+    """
+    if differentiable and partials is None and (vjp is None or jvp is None):
+        raise TypeError(f"elementwise primitive {name!r} needs partials or its own VJP and JVP rules")
+    return define(Primitive(
+        name, Kind.ELEMENTWISE, infer or elementwise_infer(name, out_dtype), _run(impl),
+        vjp=(vjp or elementwise_vjp) if differentiable else None,
+        jvp=(jvp or elementwise_jvp) if differentiable else None,
+        batch=elementwise_batch, partials=partials if differentiable else None,
+        differentiable=differentiable, arity=arity, decomposition=decomposition))
+
+
+# ---------------------------------------------------------------- n-ary sum: const + sum(c_i * x_i)
+
+def _add_infer(inputs, attrs):
+    if len(attrs["coeffs"]) != len(inputs):
+        raise ShapeError("add: one coefficient per term is required")
+    return elementwise_infer("add")(inputs, attrs)
+
+
+def _add_impl(values, node):
+    dt = np.dtype(node.dtype)
+    out = np.full(node.shape, node.attr("const"), dtype=dt)
+    with np.errstate(all="ignore"):
+        for v, c in zip(values, node.attr("coeffs")):
+            out = out + (v if c == 1 else dt.type(c) * v)
+    return out.astype(dt, copy=False)
+
+
+def _add_partials(node: Node) -> list:
+    return [None if c == 0.0 else B.fill(c, node, ()) for c in node.attr("coeffs")]
+
+
+define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
+                 batch=elementwise_batch, partials=_add_partials))
+
+
+# ---------------------------------------------------------------- n-ary product: prod(x_i ** e_i), integer e_i
+
+def _mul_infer(inputs, attrs):
+    exps = attrs["exps"]
+    if len(exps) != len(inputs) or not all(isinstance(e, int) and e != 0 for e in exps):
+        raise ShapeError("mul: one non-zero integer exponent per factor is required")
+    return elementwise_infer("mul")(inputs, attrs)
+
+
+def _int_power(v: np.ndarray, e: int) -> np.ndarray:
+    if e == 1:
+        return v
+    if e == -1:
+        return 1 / v
+    if e == 2:
+        return v * v
+    return np.power(v, v.dtype.type(e))
+
+
+def _mul_impl(values, node):
+    dt = np.dtype(node.dtype)
+    out = np.ones(node.shape, dtype=dt)
+    with np.errstate(all="ignore"):
+        for v, e in zip(values, node.attr("exps")):
+            out = out * _int_power(v, e)
+    return out.astype(dt, copy=False)
+
+
+def _mul_partial(node: Node, i: int) -> Node:
+    exps = list(node.attr("exps"))
+    e = exps[i]
+    exps[i] = e - 1
+    pairs = [(b, k) for b, k in zip(node.inputs, exps) if k != 0]
+    if pairs:
+        rest = B.emit("mul", [b for b, _ in pairs], exps=tuple(k for _, k in pairs))
+    else:
+        rest = B.fill(1.0, node, ())
+    return B.scale(rest, float(e))
+
+
+define(Primitive("mul", Kind.ELEMENTWISE, _mul_infer, _mul_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
+                 batch=elementwise_batch,
+                 partials=lambda node: [_mul_partial(node, i) for i in range(len(node.inputs))]))
+
+
+# ---------------------------------------------------------------- powers
+
+def _powc_run(values, node):
+    (v,) = values
+    p = node.attr("p")
+    with np.errstate(all="ignore"):
+        return np.sqrt(v) if p == 0.5 else np.power(v, v.dtype.type(p))
+
+
+def _powc_partials(node: Node) -> list:
+    (x,), p = node.inputs, node.attr("p")
+    return [B.scale(B.powc(x, p - 1.0), p)]
+
+
+define(Primitive("powc", Kind.ELEMENTWISE, elementwise_infer("powc"), _powc_run, vjp=elementwise_vjp,
+                 jvp=elementwise_jvp, batch=elementwise_batch, partials=_powc_partials, arity=1))
+
+
+def _pow_partials(node: Node) -> list:
+    x, y = node.inputs
+    dx = B.mul(y, B.fn("pow", x, B.linear([(y, 1.0)], -1.0)))
+    # d/dy x**y = log(x) x**y, which is 0 (not 0 * -inf = NaN) where x == 0 and
+    # x**y is finite: one zero in the data must not poison the gradient
+    zero = B.fill(0.0, x, ())
+    log_x = B.where(B.compare("eq", x, zero), zero, B.fn("log", x))
+    dy = B.mul(log_x, node)
+    return [dx, dy]
+
+
+elementwise_primitive("pow", np.power, arity=2, partials=_pow_partials)
+
+
+# ---------------------------------------------------------------- selection
+
+def _where_infer(inputs, attrs):
+    cond, a, b = inputs
+    if cond.dtype != "bool":
+        raise ShapeError(f"where: condition must be bool, got {cond.dtype}")
+    dtype = same_float_dtype("where", (a, b))
+    return broadcast_shapes("where", [cond.shape, a.shape, b.shape]), dtype
+
+
+def _where_vjp(node, g):
+    cond = node.inputs[0]
+    zero = B.fill(0.0, g, ())
+    return [None, B.where(cond, g, zero), B.where(cond, zero, g)]
+
+
+def _where_jvp(node, t):
+    if t[1] is None and t[2] is None:
+        return None
+    zero = B.fill(0.0, node, ())
+    out = B.where(node.inputs[0], t[1] if t[1] is not None else zero, t[2] if t[2] is not None else zero)
+    return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
+
+
+elementwise_primitive("where", np.where, arity=3, infer=_where_infer, vjp=_where_vjp, jvp=_where_jvp)
+
+
+def _minmax_share(node, v: Node, operand: int) -> Node:
+    """The part of ``v`` (a cotangent or tangent) that belongs to one operand
+    of maximum/minimum, selected with ``where`` (never mask * v: NaN * 0 is NaN).
+
+    The winner gets all of it.  At a tie: when one operand is a constant it
+    takes the tie, so relu(x) = maximum(x, 0) = maximum(0, x) has derivative 0
+    at 0 (as MATLAB's relu); between two variables the tie is split in half
+    (as JAX).
+    """
+    a, b = node.inputs
+    win, lose = ("gt", "lt") if node.op == "maximum" else ("lt", "gt")
+    mine, theirs = (B.compare(win, a, b), B.compare(lose, a, b))
+    if operand == 1:
+        mine, theirs = theirs, mine
+    zero = B.fill(0.0, v, ())
+    if node.inputs[1 - operand].op == "const":
+        return B.where(mine, v, zero)
+    if node.inputs[operand].op == "const":
+        return B.where(theirs, zero, v)
+    return B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
+
+
+def _minmax_vjp(node, g):
+    return [_minmax_share(node, g, 0), _minmax_share(node, g, 1)]
+
+
+def _minmax_jvp(node, t):
+    terms = [_minmax_share(node, ti, k) for k, ti in enumerate(t) if ti is not None]
+    if not terms:
+        return None
+    out = terms[0] if len(terms) == 1 else B.add(*terms)
+    return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
+
+
+elementwise_primitive("maximum", np.maximum, arity=2, vjp=_minmax_vjp, jvp=_minmax_jvp)
+elementwise_primitive("minimum", np.minimum, arity=2, vjp=_minmax_vjp, jvp=_minmax_jvp)
+
+
+# ---------------------------------------------------------------- conversion
+
+def _convert_infer(inputs, attrs):
+    return inputs[0].shape, attrs["dtype"]
+
+
+def _convert_vjp(node, g):
+    return [B.convert(g, node.inputs[0].dtype)]
+
+
+def _convert_jvp(node, t):
+    return None if t[0] is None else B.convert(t[0], node.dtype)
+
+
+define(Primitive("convert", Kind.ELEMENTWISE, _convert_infer, lambda vals, node: vals[0].astype(node.dtype),
+                 vjp=_convert_vjp, jvp=_convert_jvp, batch=elementwise_batch, arity=1))
+
+
+# ---------------------------------------------------------------- comparisons and logic (no derivative)
+
+for _name, _fn in {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal,
+                   "eq": np.equal, "ne": np.not_equal}.items():
+    elementwise_primitive(_name, _fn, arity=2, out_dtype="bool", differentiable=False)
+for _name, _fn, _arity in (("logical_and", np.logical_and, 2), ("logical_or", np.logical_or, 2),
+                           ("logical_not", np.logical_not, 1)):
+    elementwise_primitive(_name, _fn, arity=_arity, out_dtype="bool", differentiable=False,
+                          infer=elementwise_infer(_name, "bool", float_operands=False))
+# Identity whose derivative is zero: what dlgradient returns without
+# enable_higher_derivatives, so the trace keeps it but nothing differentiates it.
+elementwise_primitive("stop_gradient", lambda v: v, arity=1, differentiable=False)
+
+
+# ---------------------------------------------------------------- iota: the index along one axis, as a value
+
+def _iota_infer(inputs, attrs):
+    shape, axis = attrs["shape"], attrs["axis"]
+    if inputs or not 0 <= axis < len(shape):
+        raise ShapeError(f"iota: needs no operands and an axis of {shape}, got axis {axis}")
+    return shape, attrs["dtype"]
+
+
+def _iota_impl(values, node):
+    axis = node.attr("axis")
+    n = node.shape[axis]
+    ar = np.arange(n, dtype=node.dtype).reshape([n if i == axis else 1 for i in range(len(node.shape))])
+    return np.broadcast_to(ar, node.shape)
+
+
+def _iota_batch(node, batched, n):  # no operands: never batched
+    raise AssertionError("iota has no operands to batch")
+
+
+# Identity matrices and one-hot bases without a constant of n^2 elements.
+define(Primitive("iota", Kind.ELEMENTWISE, _iota_infer, _iota_impl, batch=_iota_batch,
+                 differentiable=False, arity=0))

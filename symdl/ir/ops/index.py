@@ -1,0 +1,72 @@
+"""Indexing with integer arrays: ``take`` (gather along one axis) and its
+adjoint ``take_add`` (scatter-add).  Indices are data, not differentiated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import build as B
+from .registry import Kind, Primitive, ShapeError, define
+
+
+def _take_infer(inputs, attrs):
+    x, idx = inputs
+    axis = attrs["axis"]
+    if idx.dtype != "int64":
+        raise ShapeError(f"take: indices must be int64, got {idx.dtype}")
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"take: axis {axis} out of range for shape {x.shape}")
+    return x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype
+
+
+def _take_impl(values, node):
+    x, idx = values
+    axis = node.attr("axis")
+    if idx.size and (idx.min() < -x.shape[axis] or idx.max() >= x.shape[axis]):
+        raise IndexError(f"take: index out of range for axis {axis} of size {x.shape[axis]}")
+    return np.take(x, idx, axis=axis)
+
+
+def _take_add_infer(inputs, attrs):
+    g, idx = inputs
+    axis, size = attrs["axis"], attrs["size"]
+    if idx.dtype != "int64":
+        raise ShapeError(f"take_add: indices must be int64, got {idx.dtype}")
+    lead, trail = g.shape[:axis], g.shape[axis + idx.ndim:]
+    if g.shape[axis:axis + idx.ndim] != idx.shape:
+        raise ShapeError(f"take_add: operand shape {g.shape} does not hold indices {idx.shape} at axis {axis}")
+    return lead + (size,) + trail, g.dtype
+
+
+def _take_add_impl(values, node):
+    g, idx = values
+    axis = node.attr("axis")
+    out = np.zeros(node.shape, dtype=node.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    gm = g.reshape(g.shape[:axis] + (idx.size,) + g.shape[axis + idx.ndim:])
+    np.add.at(moved, idx.ravel() % node.shape[axis], np.moveaxis(gm, axis, 0))
+    return out
+
+
+def _unbatched_indices(node, b):
+    if b[1] is not None:
+        raise TypeError(f"batching: the indices of {node.op} cannot be batched")
+    return b[0]
+
+
+define(Primitive(
+    "take", Kind.INDEX, _take_infer, _take_impl,
+    vjp=lambda node, g: [B.take_add(g, node.inputs[1], node.attr("axis"), node.inputs[0].shape[node.attr("axis")]),
+                         None],
+    jvp=lambda node, t: None if t[0] is None else B.take(t[0], node.inputs[1], node.attr("axis")),
+    batch=lambda node, b, n: B.take(_unbatched_indices(node, b), node.inputs[1], node.attr("axis") + 1),
+    arity=2))
+
+define(Primitive(
+    "take_add", Kind.INDEX, _take_add_infer, _take_add_impl,
+    vjp=lambda node, g: [B.take(g, node.inputs[1], node.attr("axis")), None],
+    jvp=lambda node, t: None if t[0] is None else B.take_add(t[0], node.inputs[1], node.attr("axis"),
+                                                             node.attr("size")),
+    batch=lambda node, b, n: B.take_add(_unbatched_indices(node, b), node.inputs[1], node.attr("axis") + 1,
+                                        node.attr("size")),
+    arity=2))
