@@ -6,6 +6,10 @@ dlarrays it runs through symdl's tracing and derivative rules, and on plain
 float64 numpy arrays it is its own independent reference.  First-order
 gradients and Hessian-vector products from ``dlgradient`` are compared with
 Richardson-extrapolated central differences of that reference.
+
+``assert_compiled_matches_interpreter(inputs, outputs, value_sets)`` compiles
+a graph once and compares the native results with the numpy reference
+interpreter (the oracle) for each set of input values.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import symdl
 
 __all__ = [
     "check_grads", "numeric_grad", "numeric_hvp", "symdl_grads", "symdl_hvp", "erf_ref", "erf_any",
-    "assert_close",
+    "assert_close", "assert_same", "assert_compiled_matches_interpreter",
 ]
 
 _erf_vec = np.vectorize(math.erf, otypes=[np.float64])
@@ -207,3 +211,38 @@ def toy_reference(x1, x2):
     x2 = np.asarray(x2, dtype=np.float64)
     y = np.sum((x2 - x1 ** 2) ** 2 + (1 - x1) ** 2)
     return y, -4.0 * x1 * (x2 - x1 ** 2) - 2.0 * (1 - x1), 2.0 * (x2 - x1 ** 2)
+
+
+# ---------------------------------------------------------------- compiled == interpreted
+
+def assert_same(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float, what: str) -> None:
+    """Same shape, dtype and values (NaN where NaN; ``atol`` relative to the
+    largest finite magnitude of ``expected``)."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    if expected.dtype.kind in "bi":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+        return
+    finite = np.isfinite(expected)
+    scale = max(1.0, float(np.max(np.abs(expected[finite])))) if finite.any() else 1.0
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=rtol,
+                               atol=atol * scale, equal_nan=True, err_msg=what)
+
+
+def assert_compiled_matches_interpreter(inputs, outputs, value_sets, rtol: float = 1e-12, atol: float = 1e-14,
+                                        what: str = ""):
+    """Compile ``outputs`` (graph nodes) as functions of ``inputs`` once, then
+    compare the native results with ``symdl.ir.interpret`` for each tuple of
+    input values.  Returns the native entry."""
+    from codegen.compiler import compile_graph
+    from symdl.ir.interpret import interpret
+
+    entry = compile_graph(list(inputs), list(outputs)).entry()
+    for values in value_sets:
+        values = [np.asarray(v, dtype=n.dtype).reshape(n.shape) for n, v in zip(inputs, values)]
+        got = entry(*values)
+        expected = interpret(list(outputs), dict(zip(inputs, values)))
+        assert len(got) == len(outputs)
+        for k, (g, e) in enumerate(zip(got, expected)):
+            assert_same(g, e, rtol, atol, f"{what} output {k} ({outputs[k].op}{list(outputs[k].shape)})")
+    return entry

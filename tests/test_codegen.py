@@ -26,10 +26,11 @@ from codegen import plan as P
 from codegen.abi import NativeError
 from codegen.compiler import compile_graph
 from symdl.ir import build as B
-from symdl.ir import elementwise as E
+from symdl.ir.ops import functions as E
 from symdl.ir.interpret import interpret
 from symdl.ir.ops import PRIMITIVES
 from symdl.ir.rewrite import toposort
+from helpers import assert_compiled_matches_interpreter, assert_same
 
 DTYPES = ("float64", "float32")
 # NaN and Inf inputs are deliberate: numpy's warnings about them are noise here
@@ -60,29 +61,8 @@ def tolerances(dtype: str) -> tuple[float, float]:
     return (1e-12, 1e-14) if dtype == "float64" else (4e-6, 1e-6)
 
 
-def assert_same(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float, what: str) -> None:
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
-    if expected.dtype.kind in "bi":
-        np.testing.assert_array_equal(actual, expected, err_msg=what)
-        return
-    finite = np.isfinite(expected)
-    scale = max(1.0, float(np.max(np.abs(expected[finite])))) if finite.any() else 1.0
-    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=rtol,
-                               atol=atol * scale, equal_nan=True, err_msg=what)
-
-
 def compile_and_compare(inputs, outputs, value_sets, rtol: float, atol: float, what: str = ""):
-    """Compile once, then compare with the interpreter for each tuple of input values."""
-    entry = compile_graph(list(inputs), list(outputs)).entry()
-    for values in value_sets:
-        values = [np.asarray(v, dtype=n.dtype).reshape(n.shape) for n, v in zip(inputs, values)]
-        got = entry(*values)
-        expected = interpret(list(outputs), dict(zip(inputs, values)))
-        assert len(got) == len(outputs)
-        for k, (g, e) in enumerate(zip(got, expected)):
-            assert_same(g, e, rtol, atol, f"{what} output {k} ({outputs[k].op}{list(outputs[k].shape)})")
-    return entry
+    return assert_compiled_matches_interpreter(inputs, outputs, value_sets, rtol, atol, what)
 
 
 def raw_dot(a, b, contract, batch):
@@ -134,7 +114,7 @@ def case(*ops: str):
 
 BUILTIN_UNARY = ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
                  "asinh", "acosh", "atanh", "abs", "erf", "log1p", "expm1", "sign", "floor", "ceil",
-                 "round", "stop_gradient")
+                 "round", "stop_gradient", "sigmoid", "softplus")
 
 
 def _unary_outputs(f, dtype):

@@ -234,8 +234,11 @@ def _softplus_np(x):
 
 
 def _sigmoid_partials(node: Node) -> list:
-    # sigmoid' = sigmoid (1 - sigmoid): bounded, and again made of sigmoid
-    return [B.mul(node, B.linear([(node, -1.0)], 1.0))]
+    # sigmoid' = sigmoid(x) sigmoid(-x): bounded, again made of sigmoids (so
+    # every order is), and without the cancellation of sigmoid (1 - sigmoid),
+    # which loses all digits of the tail (x = 30: 1 - sigmoid is 1e-13 from 1)
+    (x,) = node.inputs
+    return [B.mul(node, B.fn("sigmoid", B.neg(x)))]
 
 
 def _softplus_partials(node: Node) -> list:
