@@ -103,6 +103,8 @@ INSTANCES: dict[str, Callable[[], Instance]] = {
     "dot_general": lambda: (lambda a, b: ([a, b], {}, raw("dot_general", (a, b), contract=((2,), (1,)),
                                                           batch=((0,), (0,))), uniform(-1, 1)))(
         x("a", (2, 3, 4)), x("b", (2, 4, 5))),
+    "cumsum": lambda: (lambda a: ([a], {}, raw("cumsum", (a,), axis=1, reverse=False), uniform(-1, 1)))(
+        x("a", (3, 4))),
     "take": lambda: (lambda a, i: ([a], {i: np.array([[2, 0], [1, 2]])}, raw("take", (a, i), axis=1),
                                    uniform(-1, 1)))(x("a", (2, 3)), B.input_node("i", (2, 2), "int64")),
     "take_add": lambda: (lambda g, i: ([g], {i: np.array([[2, 0], [2, 2]])},

@@ -369,6 +369,22 @@ def concatenate_case(op, dtype):
                                  np.zeros((2, 0)), 0.75)]
 
 
+@case("cumsum")
+def cumsum_case(op, dtype):
+    x = inp("x", (3, 4, 5), dtype)
+    z = inp("z", (2, 0, 3), dtype)
+    s = inp("s", (1,), dtype)
+    outs = [B.emit(op, (x,), axis=a, reverse=r) for a in (0, 1, 2) for r in (False, True)]
+    outs += [B.emit(op, (B.transpose(x, (2, 0, 1)),), axis=1, reverse=False),      # strided operand
+             B.emit(op, (B.fn("sin", x),), axis=2, reverse=True),                  # a cone computed inside
+             B.emit(op, (z,), axis=1, reverse=False), B.emit(op, (z,), axis=0, reverse=True),  # empty
+             B.emit(op, (s,), axis=0, reverse=False),
+             B.fn("exp", B.emit(op, (x,), axis=1, reverse=False))]
+    rng = np.random.default_rng(12)
+    return [x, z, s], outs, [(rng_values(rng, (3, 4, 5), specials=True), np.zeros((2, 0, 3)), [2.5]),
+                             (rng_values(rng, (3, 4, 5)), np.zeros((2, 0, 3)), [np.nan])]
+
+
 @case("reduce_sum", "reduce_max")
 def reduce_case(op, dtype):
     x = inp("x", (3, 4, 5), dtype)

@@ -15,10 +15,20 @@ losses, normalisation, prod, ...) is a decomposition into these.
 | :mod:`.contract` | dot_general |
 | :mod:`.index` | take, take_add |
 | :mod:`.random` | random |
+| :mod:`.scan` | cumsum |
+
+Every module of this package is a family and is imported here (sorted by
+name), so a new family is a new file and nothing else.
 """
 
+import importlib
+import pkgutil
+
 from .registry import Kind, PRIMITIVES, Primitive, define, primitive  # noqa: I001  (before the families)
-from . import leaf, elementwise, functions, movement, reduce, contract, index, random  # noqa: F401
-from .contract import dot_general_subscripts
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+
+from .contract import dot_general_subscripts  # noqa: E402
 
 __all__ = ["Kind", "Primitive", "PRIMITIVES", "define", "primitive", "dot_general_subscripts"]

@@ -36,6 +36,7 @@ class Kind(str, enum.Enum):
     ELEMENTWISE = "elementwise"  # out[i] depends on in_k[i] only (numpy broadcasting)
     MOVEMENT = "movement"        # reorders, selects or places elements; no arithmetic
     REDUCE = "reduce"            # combines elements along axes
+    SCAN = "scan"                # running combinations along an axis (cumsum)
     CONTRACT = "contract"        # sums of products (dot_general)
     INDEX = "index"              # data-dependent indexing (gather, scatter-add)
     RANDOM = "random"            # counter-based random numbers
