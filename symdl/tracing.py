@@ -14,14 +14,21 @@ from .ir.interpret import evaluate
 from .ir.node import Node
 from .ir.shapes import dtype_name
 
-__all__ = ["TraceContext", "current", "active_root"]
+__all__ = ["TraceContext", "current", "active_root", "tracing_active"]
 
-_STATE = threading.local()
+class _ThreadState(threading.local):
+    """Each thread's stack of active contexts (``__init__`` runs once per
+    thread, so reading the stack is one attribute access: every dlarray
+    operation asks whether a trace is active)."""
+
+    def __init__(self):
+        self.stack: list[TraceContext] = []
+
+
+_STATE = _ThreadState()
 
 
 def _stack() -> list[TraceContext]:
-    if not hasattr(_STATE, "stack"):
-        _STATE.stack = []
     return _STATE.stack
 
 
@@ -96,20 +103,31 @@ class TraceContext:
         return evaluate(nodes, self.memo)
 
     def const(self, value: np.ndarray) -> Node:
-        node = B.const(value, value.shape, dtype_name(value.dtype))
+        """A constant operand of a traced operation, with its value memoised."""
+        if value.ndim == 0 and value.dtype.kind == "f":
+            # the builder's fast path for one number (the same node as below)
+            node = B.const(float(value), (), dtype_name(value.dtype))
+        else:
+            node = B.const(value, value.shape, dtype_name(value.dtype))
         self.memo.setdefault(node, np.asarray(value))
         return node
 
 
 def current() -> TraceContext | None:
     """The innermost active ``dlfeval`` context, or None."""
-    stack = _stack()
+    stack = _STATE.stack
     return stack[-1] if stack else None
 
 
 def active_root() -> TraceContext | None:
-    stack = _stack()
+    """The outermost active context (the one whose values nested calls share), or None."""
+    stack = _STATE.stack
     return stack[0] if stack else None
+
+
+def tracing_active() -> bool:
+    """Whether any ``dlfeval`` or compiled trace is running on this thread."""
+    return bool(_STATE.stack)
 
 
 def run_traced(fun: Callable, args: tuple, kwargs: dict, wrap_input: Callable[[Any, TraceContext], Any]):
