@@ -3,6 +3,7 @@ the graph of every operation on traced dlarrays."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 from typing import Any
 from collections.abc import Callable
@@ -15,6 +16,10 @@ from .ir.node import Node
 from .ir.shapes import dtype_name
 
 __all__ = ["TraceContext", "current", "active_root", "tracing_active"]
+
+# the interpreter module (``symdl.ir`` exports its ``interpret`` function
+# under the module's name); looked up per call so that tests can count calls
+_interpreter = importlib.import_module(".ir.interpret", __package__)
 
 class _ThreadState(threading.local):
     """Each thread's stack of active contexts (``__init__`` runs once per
@@ -94,9 +99,17 @@ class TraceContext:
         return node
 
     def value(self, node: Node) -> np.ndarray:
-        v = self.memo.get(node)
+        """The value of ``node``, evaluated once (only what the memo lacks)."""
+        memo = self.memo
+        v = memo.get(node)
         if v is None:
-            v = evaluate([node], self.memo)[0]
+            try:  # the usual case: a new node whose operands all have values
+                operands = [memo[i] for i in node.inputs]
+            except KeyError:
+                return evaluate([node], memo)[0]
+            if node.op == "input":
+                return evaluate([node], memo)[0]  # the interpreter's error for an unbound input
+            v = memo[node] = _interpreter.eval_node(node, operands)
         return v
 
     def values(self, nodes: list[Node]) -> list[np.ndarray]:
