@@ -160,6 +160,17 @@ def bench_untraced(rep: Report, expr: str) -> None:
     rep.add(case, "numpy", measure(lambda: fn(xs, gs)))
 
 
+def warm_up(rep: Report) -> None:
+    """Pay the one-time costs (importing SymPy, deriving tanh's derivative,
+    PyTorch's first autograd call) on a short loop, so they are not timed."""
+    start = time.perf_counter()
+    symdl_loop(10)()
+    rep.note(f"symdl one-time warm-up (SymPy import, tanh's derivative): {(time.perf_counter() - start) * 1e3:.0f} ms")
+    torch = peer("torch")
+    if torch is not None:
+        torch_loop(torch, 10)()
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     rep = Report("tracing", "tracing: one operation on tiny arrays, traced under dlfeval and untraced")
@@ -168,6 +179,7 @@ def main() -> None:
         rep.column[case] = "per op"
     for n in SIZES:
         rep.column[gradient_case(n // OPS_PER_STEP * OPS_PER_STEP)] = "per op"
+    warm_up(rep)
     for expr in UNTRACED:
         attempt(rep, untraced_case(expr), "symdl", lambda expr=expr: bench_untraced(rep, expr))
     for n in SIZES:

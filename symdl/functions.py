@@ -73,7 +73,7 @@ def add(a, b):
 
     Example:
         >>> import symdl
-        >>> symdl.add(symdl.dlarray([1.0, 2.0]), 0.5)
+        >>> symdl.functions.add(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([1.5, 2.5])
     """
     fast = _fast_binary("add", "add", a, b)
@@ -87,7 +87,7 @@ def subtract(a, b):
 
     Example:
         >>> import symdl
-        >>> symdl.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
+        >>> symdl.functions.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([0.5, 1.5])
     """
     fast = _fast_binary("subtract", "add", a, b)
@@ -101,7 +101,7 @@ def negative(a):
 
     Example:
         >>> import symdl
-        >>> symdl.negative(symdl.dlarray([1.0, -2.0]))
+        >>> symdl.functions.negative(symdl.dlarray([1.0, -2.0]))
         dlarray([-1.,  2.])
     """
     value = untraced_single(a)
@@ -115,7 +115,7 @@ def multiply(a, b):
 
     Example:
         >>> import symdl
-        >>> symdl.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
+        >>> symdl.functions.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
         dlarray([3., 6.])
     """
     fast = _fast_binary("multiply", "mul", a, b)
@@ -129,7 +129,7 @@ def divide(a, b):
 
     Example:
         >>> import symdl
-        >>> symdl.divide(symdl.dlarray([1.0, 2.0]), 4.0)
+        >>> symdl.functions.divide(symdl.dlarray([1.0, 2.0]), 4.0)
         dlarray([0.25, 0.5 ])
     """
     fast = _fast_binary("divide", "mul", a, b)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import importlib
 import threading
+import weakref
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 import numpy as np
 
@@ -45,7 +46,12 @@ class TraceContext:
         stack = _stack()
         self.parent = stack[-1] if stack else None
         self.root: TraceContext = self.parent.root if self.parent else self
-        self.memo: dict[Node, np.ndarray] = self.root.memo if self.parent else {}
+        # Values by node, weakly keyed: a node that nothing uses any more (a
+        # discarded intermediate, a printed or compared value) takes its value
+        # with it; every live node keeps its value, so nothing is evaluated
+        # twice and dlgradient finds the forward values it needs.
+        self.memo: MutableMapping[Node, np.ndarray] = \
+            self.root.memo if self.parent else weakref.WeakKeyDictionary()
         self.active = False
         # Python control flow that read traced values: (node, value seen).
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
