@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import Report, Row, fmt_ratio, fmt_time  # noqa: E402
 
-SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp"]
+SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing"]
 
 
 def run_script(name: str, quick: bool, out_dir: Path) -> dict | None:
@@ -152,6 +152,22 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
     case = "Hessian 65 x 65 of the MLP loss, 64 samples"
     r = _ratio(res.get("hessmlp", case, "symdl hessian"), res.get("hessmlp", case, "JAX jit(hessian)"))
     add("hessmlp Hessian <= 0.5x JAX jit per call", None if r is None else r <= 0.5, fmt_ratio(r))
+
+    # tracing ---------------------------------------------------------------
+    cases = sorted({c for (b, c, _) in res.rows if b == "tracing" and c.startswith("traced op")},
+                   key=lambda c: int("".join(ch for ch in c if ch.isdigit())))
+    traced = {c: _ratio(res.get("tracing", c, "symdl dlfeval (trace)"),
+                        res.get("tracing", c, "PyTorch eager (forward)")) for c in cases}
+    known = [r for r in traced.values() if r is not None]
+    add("tracing: a traced op under dlfeval <= 10x PyTorch eager, at 1k, 10k and 100k ops",
+        None if not known else max(known) <= 10.0,
+        "; ".join(f"{c.rsplit(', ', 1)[-1]}: {fmt_ratio(r)} "
+                  f"({fmt_time(res.get('tracing', c, 'symdl dlfeval (trace)'))})" for c, r in traced.items()) or "—")
+    for expr in ("x * g", "x - 0.1 * g"):
+        case = f"untraced {expr} (3 elements)"
+        r = _ratio(res.get("tracing", case, "symdl dlarray"), res.get("tracing", case, "PyTorch eager"))
+        add(f"tracing: untraced dlarray {expr} <= 2x PyTorch eager", None if r is None else r <= 2.0,
+            f"{fmt_ratio(r)} ({fmt_time(res.get('tracing', case, 'symdl dlarray'))})")
     return out
 
 

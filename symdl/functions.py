@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core import apply, promote, to_operands
+from .core import ARITHMETIC, apply, promote, to_operands, untraced_pair, untraced_single
 from .ir.shapes import ShapeError, broadcast_shapes, normalize_axes
 
 __all__ = [
@@ -58,24 +58,83 @@ def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **a
 
 # ---------------------------------------------------------------- arithmetic
 
+def _fast_binary(name: str, op: str, a, b):
+    """The untraced fast path of arithmetic operator ``name`` (see
+    :mod:`symdl.core`): the general path's result, or None when it does not apply."""
+    values = untraced_pair(op, a, b)
+    if values is None:
+        return None
+    out = ARITHMETIC[name](*values)
+    return dlarray._wrap(out, None, None, _fmt_for((a, b), out.ndim))
+
+
 def add(a, b):
-    """Elementwise ``a + b`` (broadcasting)."""
+    """Elementwise ``a + b`` (broadcasting).
+
+    Example:
+        >>> import symdl
+        >>> symdl.functions.add(symdl.dlarray([1.0, 2.0]), 0.5)
+        dlarray([1.5, 2.5])
+    """
+    fast = _fast_binary("add", "add", a, b)
+    if fast is not None:
+        return fast
     return _elementwise("add", [a, b], coeffs=(1.0, 1.0), const=0.0)
 
 
 def subtract(a, b):
+    """Elementwise ``a - b`` (broadcasting).
+
+    Example:
+        >>> import symdl
+        >>> symdl.functions.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
+        dlarray([0.5, 1.5])
+    """
+    fast = _fast_binary("subtract", "add", a, b)
+    if fast is not None:
+        return fast
     return _elementwise("add", [a, b], coeffs=(1.0, -1.0), const=0.0)
 
 
 def negative(a):
+    """Elementwise ``-a``.
+
+    Example:
+        >>> import symdl
+        >>> symdl.functions.negative(symdl.dlarray([1.0, -2.0]))
+        dlarray([-1.,  2.])
+    """
+    value = untraced_single(a)
+    if value is not None:
+        return dlarray._wrap(ARITHMETIC["negative"](value), None, None, a._fmt)
     return _elementwise("add", [a], coeffs=(-1.0,), const=0.0)
 
 
 def multiply(a, b):
+    """Elementwise ``a * b`` (broadcasting).
+
+    Example:
+        >>> import symdl
+        >>> symdl.functions.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
+        dlarray([3., 6.])
+    """
+    fast = _fast_binary("multiply", "mul", a, b)
+    if fast is not None:
+        return fast
     return _elementwise("mul", [a, b], exps=(1, 1))
 
 
 def divide(a, b):
+    """Elementwise ``a / b`` (broadcasting), computed as ``a * (1 / b)``.
+
+    Example:
+        >>> import symdl
+        >>> symdl.functions.divide(symdl.dlarray([1.0, 2.0]), 4.0)
+        dlarray([0.25, 0.5 ])
+    """
+    fast = _fast_binary("divide", "mul", a, b)
+    if fast is not None:
+        return fast
     return _elementwise("mul", [a, b], exps=(1, -1))
 
 

@@ -3,9 +3,11 @@ the graph of every operation on traced dlarrays."""
 
 from __future__ import annotations
 
+import importlib
 import threading
+import weakref
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 import numpy as np
 
@@ -14,14 +16,25 @@ from .ir.interpret import evaluate
 from .ir.node import Node
 from .ir.shapes import dtype_name
 
-__all__ = ["TraceContext", "current", "active_root"]
+__all__ = ["TraceContext", "current", "active_root", "tracing_active"]
 
-_STATE = threading.local()
+# the interpreter module (``symdl.ir`` exports its ``interpret`` function
+# under the module's name); looked up per call so that tests can count calls
+_interpreter = importlib.import_module(".ir.interpret", __package__)
+
+class _ThreadState(threading.local):
+    """Each thread's stack of active contexts (``__init__`` runs once per
+    thread, so reading the stack is one attribute access: every dlarray
+    operation asks whether a trace is active)."""
+
+    def __init__(self):
+        self.stack: list[TraceContext] = []
+
+
+_STATE = _ThreadState()
 
 
 def _stack() -> list[TraceContext]:
-    if not hasattr(_STATE, "stack"):
-        _STATE.stack = []
     return _STATE.stack
 
 
@@ -33,7 +46,12 @@ class TraceContext:
         stack = _stack()
         self.parent = stack[-1] if stack else None
         self.root: TraceContext = self.parent.root if self.parent else self
-        self.memo: dict[Node, np.ndarray] = self.root.memo if self.parent else {}
+        # Values by node, weakly keyed: a node that nothing uses any more (a
+        # discarded intermediate, a printed or compared value) takes its value
+        # with it; every live node keeps its value, so nothing is evaluated
+        # twice and dlgradient finds the forward values it needs.
+        self.memo: MutableMapping[Node, np.ndarray] = \
+            self.root.memo if self.parent else weakref.WeakKeyDictionary()
         self.active = False
         # Python control flow that read traced values: (node, value seen).
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
@@ -87,29 +105,48 @@ class TraceContext:
         return node
 
     def value(self, node: Node) -> np.ndarray:
-        v = self.memo.get(node)
+        """The value of ``node``, evaluated once (only what the memo lacks)."""
+        memo = self.memo
+        v = memo.get(node)
         if v is None:
-            v = evaluate([node], self.memo)[0]
+            try:  # the usual case: a new node whose operands all have values
+                operands = [memo[i] for i in node.inputs]
+            except KeyError:
+                return evaluate([node], memo)[0]
+            if node.op == "input":
+                return evaluate([node], memo)[0]  # the interpreter's error for an unbound input
+            v = memo[node] = _interpreter.eval_node(node, operands)
         return v
 
     def values(self, nodes: list[Node]) -> list[np.ndarray]:
         return evaluate(nodes, self.memo)
 
     def const(self, value: np.ndarray) -> Node:
-        node = B.const(value, value.shape, dtype_name(value.dtype))
+        """A constant operand of a traced operation, with its value memoised."""
+        if value.ndim == 0 and value.dtype.kind == "f":
+            # the builder's fast path for one number (the same node as below)
+            node = B.const(float(value), (), dtype_name(value.dtype))
+        else:
+            node = B.const(value, value.shape, dtype_name(value.dtype))
         self.memo.setdefault(node, np.asarray(value))
         return node
 
 
 def current() -> TraceContext | None:
     """The innermost active ``dlfeval`` context, or None."""
-    stack = _stack()
+    stack = _STATE.stack
     return stack[-1] if stack else None
 
 
 def active_root() -> TraceContext | None:
-    stack = _stack()
+    """The outermost active context (the one whose values nested calls share), or None."""
+    stack = _STATE.stack
     return stack[0] if stack else None
+
+
+def tracing_active() -> bool:
+    """Whether any ``dlfeval`` or compiled trace is running on this thread."""
+    return bool(_STATE.stack)
 
 
 def run_traced(fun: Callable, args: tuple, kwargs: dict, wrap_input: Callable[[Any, TraceContext], Any]):

@@ -1,0 +1,300 @@
+"""The cost of tracing, counted (never timed), and the untraced arithmetic
+fast path, compared bit for bit with the general path it short-cuts.
+
+- Eager ``dlfeval`` evaluates each node once and never walks the memoised
+  part of the graph: the interpreter's work per traced operation is bounded
+  by a constant, whatever the trace length.
+- Plain dlarray arithmetic outside ``dlfeval`` takes a direct numpy path;
+  its results (values to the bit, dtype, shape, labels) and its errors are
+  those of the general path (``functions._elementwise``).
+
+Expected values come from numpy references written here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+
+import symdl
+from symdl import dlarray, extractdata
+from symdl import functions as F
+from symdl.tracing import active_root
+
+# the module (symdl.ir exports a function of the same name)
+interpret = importlib.import_module("symdl.ir.interpret")
+
+
+# ---------------------------------------------------------------- counting the interpreter
+
+class CountingMemo(dict):
+    """A trace's value memo that counts every lookup the interpreter makes."""
+
+    lookups = 0
+
+    def __contains__(self, key):
+        CountingMemo.lookups += 1
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        CountingMemo.lookups += 1
+        return super().get(key, default)
+
+
+def recurrence(x, steps: int):
+    """``y <- tanh(0.999 y + x)``, ``steps`` times (three traced ops a step)."""
+    y = x
+    for _ in range(steps):
+        y = symdl.tanh(y * 0.999 + x)
+    return y
+
+
+def recurrence_reference(x: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The value and d sum(y) / dx of :func:`recurrence`, by forward-mode
+    recurrence in numpy: dy_k = (1 - y_k^2) (0.999 dy_{k-1} + 1)."""
+    y, dy = x.copy(), np.ones_like(x)
+    for _ in range(steps):
+        y = np.tanh(y * 0.999 + x)
+        dy = (1 - y * y) * (0.999 * dy + 1)
+    return y, dy
+
+
+def traced_work(steps: int, monkeypatch) -> tuple[list, int]:
+    """The nodes the interpreter evaluated and the memo lookups it made
+    while tracing :func:`recurrence` (the gradient is not included)."""
+    evaluated = []
+    real_eval = interpret.eval_node
+
+    def counting_eval(node, values):
+        evaluated.append(node)
+        return real_eval(node, values)
+
+    monkeypatch.setattr(interpret, "eval_node", counting_eval)
+
+    def f(x):
+        root = active_root()
+        root.memo = CountingMemo(root.memo)
+        CountingMemo.lookups = 0
+        recurrence(x, steps)
+        return CountingMemo.lookups
+
+    lookups = symdl.dlfeval(f, dlarray(np.linspace(-1.0, 1.0, 3)))
+    return evaluated, lookups
+
+
+def test_each_node_is_evaluated_once(monkeypatch):
+    evaluated, _ = traced_work(400, monkeypatch)
+    assert len(evaluated) == len(set(evaluated)), "a node was evaluated twice"
+    # one new node per traced operation (three a step), plus a few constants
+    assert 3 * 400 <= len(evaluated) <= 3 * 400 + 10
+
+
+def test_interpreter_work_per_op_does_not_grow_with_the_trace(monkeypatch):
+    # Walking the memoised graph on every op (the old behaviour) made the
+    # lookups grow with the square of the trace length.
+    _, short = traced_work(200, monkeypatch)
+    _, long = traced_work(800, monkeypatch)
+    per_op_short, per_op_long = short / (3 * 200), long / (3 * 800)
+    assert per_op_long <= 10, f"{per_op_long:.1f} memo lookups per traced op"
+    assert per_op_long <= 1.1 * per_op_short
+
+
+def test_long_trace_values_and_gradient_match_the_reference():
+    x0 = np.linspace(-1.5, 1.5, 5)
+    steps = 2000
+
+    def f(x):
+        y = recurrence(x, steps)
+        return y, symdl.dlgradient(symdl.sum(y), x)
+
+    y, g = symdl.dlfeval(f, dlarray(x0))
+    y_ref, g_ref = recurrence_reference(x0, steps)
+    np.testing.assert_allclose(extractdata(y), y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(extractdata(g), g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_evaluate_visits_only_missing_nodes():
+    from symdl.ir import build as B
+    x = B.input_node("x", (2,), "float64")
+    chain = x
+    for _ in range(50):
+        chain = B.fn("sin", chain)
+    memo = {x: np.array([0.1, 0.2])}
+    interpret.evaluate([chain], memo)
+    counting = CountingMemo(memo)
+    CountingMemo.lookups = 0
+    top = B.fn("exp", chain)
+    (value,) = interpret.evaluate([top], counting)
+    assert CountingMemo.lookups <= 4
+    np.testing.assert_array_equal(value, np.exp(memo[chain]))
+
+
+def test_evaluate_names_an_unbound_input():
+    from symdl.ir import build as B
+    x = B.input_node("lonely", (), "float64")
+    with pytest.raises(ValueError, match="lonely"):
+        interpret.evaluate([B.fn("sin", x)], {})
+
+
+# ---------------------------------------------------------------- untraced fast path
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.1, -2.5, 3.0, 1e-310, -1e-310, 1e308, -1e308, 3.4e38, 1e-45,
+           np.inf, -np.inf, np.nan]
+
+GENERAL = {  # the general path of each operator, as the public functions call it
+    "add": lambda a, b: F._elementwise("add", [a, b], coeffs=(1.0, 1.0), const=0.0),
+    "subtract": lambda a, b: F._elementwise("add", [a, b], coeffs=(1.0, -1.0), const=0.0),
+    "multiply": lambda a, b: F._elementwise("mul", [a, b], exps=(1, 1)),
+    "divide": lambda a, b: F._elementwise("mul", [a, b], exps=(1, -1)),
+}
+OPERATORS = {"add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
+             "multiply": lambda a, b: a * b, "divide": lambda a, b: a / b}
+
+
+def bits(v: np.ndarray) -> np.ndarray:
+    """The bit patterns of ``v``, every NaN counted as one value."""
+    v = np.array(v, copy=True)
+    nan = np.isnan(v)
+    v[nan] = np.nan
+    return v.view(np.uint32 if v.dtype == np.float32 else np.uint64)
+
+
+def assert_same(fast, general) -> None:
+    assert type(fast) is dlarray and type(general) is dlarray
+    assert fast.dtype == general.dtype
+    assert fast.shape == general.shape
+    assert fast.fmt == general.fmt
+    assert fast._node is None and fast._trace is None
+    np.testing.assert_array_equal(bits(extractdata(fast)), bits(extractdata(general)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_fast_arithmetic_equals_general_path_bit_for_bit(name, dtype):
+    pairs = np.array(list(itertools.product(SPECIAL, SPECIAL)))
+    with np.errstate(all="ignore"):
+        a = dlarray(pairs[:, 0].astype(dtype))
+        b = dlarray(pairs[:, 1].astype(dtype))
+    assert_same(OPERATORS[name](a, b), GENERAL[name](a, b))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(OPERATORS))
+@pytest.mark.parametrize("number", [0.1, -0.0, 2, -3, 1e300, float("nan")])
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 1e300 as float32, on both paths
+def test_fast_arithmetic_with_python_numbers(name, dtype, number):
+    with np.errstate(all="ignore"):
+        x = dlarray(np.array(SPECIAL).astype(dtype))
+    op, general = OPERATORS[name], GENERAL[name]
+    assert_same(op(x, number), general(x, number))
+    assert_same(op(number, x), general(number, x))
+    assert op(x, number).dtype == np.dtype(dtype)  # Python numbers are weak
+
+
+def test_fast_negative_equals_general_path():
+    for dtype in ("float32", "float64"):
+        with np.errstate(all="ignore"):
+            x = dlarray(np.array(SPECIAL).astype(dtype), "C")
+        assert_same(-x, F._elementwise("add", [x], coeffs=(-1.0,), const=0.0))
+    np.testing.assert_array_equal(extractdata(-dlarray([1.0, -2.0])), [-1.0, 2.0])
+
+
+@pytest.mark.parametrize("shapes", [((3, 1), (4,)), ((), (2, 3)), ((2, 3), ()), ((), ()), ((1, 3), (2, 1))])
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_fast_arithmetic_broadcasts_like_the_general_path(name, shapes):
+    rng = np.random.default_rng(7)
+    a = dlarray(rng.normal(size=shapes[0]))
+    b = dlarray(rng.normal(size=shapes[1]))
+    fast = OPERATORS[name](a, b)
+    assert_same(fast, GENERAL[name](a, b))
+    assert type(extractdata(fast)) is np.ndarray
+    with np.errstate(all="ignore"):
+        reference = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
+                     "divide": np.divide}[name](extractdata(a), extractdata(b))
+    np.testing.assert_allclose(extractdata(fast), reference, rtol=1e-15)
+
+
+def test_fast_arithmetic_keeps_labels():
+    x = dlarray(np.ones((3, 4)), "CB")
+    assert (x * 2.0).fmt == "CB"
+    assert (2.0 - x).fmt == "CB"
+    assert (x / dlarray(np.ones((3, 4)))).fmt == "CB"
+    c = dlarray(np.ones(4), "B")
+    assert (c + dlarray(np.ones((3, 4)))).fmt == ""       # no operand of the result's rank is labelled
+    assert (dlarray(np.ones((3, 4))) + x).fmt == "CB"      # the labelled operand of the right rank
+    assert_same(c + x, GENERAL["add"](c, x))
+
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_fast_arithmetic_shape_errors_are_the_general_paths(name):
+    a, b = dlarray(np.ones((2, 3))), dlarray(np.ones((4,)))
+    with pytest.raises(ValueError) as fast:
+        OPERATORS[name](a, b)
+    with pytest.raises(ValueError) as general:
+        GENERAL[name](a, b)
+    assert type(fast.value) is type(general.value)
+    assert str(fast.value) == str(general.value)
+    op = "add" if name in ("add", "subtract") else "mul"
+    assert str(fast.value) == f"{op}: shapes (2, 3), (4,) cannot be broadcast together"
+
+
+def test_operands_outside_the_fast_path_still_follow_the_rules():
+    x32, x64 = dlarray(np.ones(2, np.float32)), dlarray(np.ones(2))
+    assert (x32 * x64).dtype == np.float64                  # promotion
+    assert (x32 * np.float64(2.0)).dtype == np.float64      # a numpy scalar is strong
+    assert (x32 * np.ones(2)).dtype == np.float64
+    assert (x32 * True).dtype == np.float32
+    assert (x32 * 2**60).dtype == np.float32                # large ints: general path
+    np.testing.assert_array_equal(extractdata(x64 * 2**60), [2.0**60, 2.0**60])
+    mask = x64 > 0.5
+    np.testing.assert_array_equal(extractdata(mask * 2.0), [2.0, 2.0])
+    with pytest.raises(TypeError, match="complex"):
+        x64 * 1j
+    with pytest.raises(TypeError):
+        x64 * "a"
+
+
+def test_traced_arithmetic_does_not_take_the_fast_path():
+    def f(x):
+        y = x * 3.0 - 1.0 / x
+        assert y._node is not None
+        return symdl.dlgradient(symdl.sum(y), x)
+
+    g = symdl.dlfeval(f, dlarray([1.0, 2.0]))
+    np.testing.assert_allclose(extractdata(g), 3.0 + 1.0 / np.array([1.0, 2.0]) ** 2)
+
+
+def test_untraced_value_inside_dlfeval_is_correct():
+    c = dlarray([1.0, 2.0])
+
+    def f(x):
+        return symdl.sum(x * (c * 2.0 - 0.5))
+
+    out = symdl.dlfeval(f, dlarray([1.0, 1.0]))
+    assert float(out) == pytest.approx(1.5 + 3.5)
+
+
+# ---------------------------------------------------------------- memory of a trace
+
+def test_a_discarded_intermediate_releases_its_value():
+    import gc
+    import weakref
+
+    def f(x):
+        kept = symdl.exp(x)
+        dropped = symdl.sin(x) * 3.0
+        value = weakref.ref(dropped._value)
+        assert value() is not None
+        del dropped
+        gc.collect()
+        assert value() is None, "the trace's memo kept the value of a discarded intermediate"
+        root = active_root()
+        assert kept._node in root.memo and x._node in root.memo  # live values stay
+        g = symdl.dlgradient(symdl.sum(kept), x)
+        return g
+
+    g = symdl.dlfeval(f, dlarray(np.linspace(0.0, 1.0, 1000)))
+    np.testing.assert_allclose(extractdata(g), np.exp(np.linspace(0.0, 1.0, 1000)), rtol=1e-15)
