@@ -9,9 +9,9 @@ from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
 from .functions import (
-    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, dot, erf, exp,
-    expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
-    reshape, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
+    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, cumsum, dot,
+    erf, exp, expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
+    reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
 )
 from .inspect import trace
 from .ir.graph import Graph
@@ -30,5 +30,5 @@ __all__ = [
     "concatenate", "cos", "cosh",
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
-    "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where",
+    "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
 ]

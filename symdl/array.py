@@ -213,6 +213,7 @@ class dlarray:
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
     def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
+    def cumsum(self, axis=None, dtype=None): return F.cumsum(self, axis, dtype)
     def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
     def squeeze(self, axis=None): return F.squeeze(self, axis)

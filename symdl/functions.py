@@ -23,7 +23,7 @@ __all__ = [
     "exp", "log", "log1p", "expm1", "abs", "sign", "sin", "cos", "tan", "arcsin", "arccos",
     "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "sinh", "cosh", "tanh", "erf", "floor", "ceil",
     "maximum", "minimum",
-    "where", "clip", "sum", "mean", "prod", "max", "min", "matmul", "dot", "concatenate",
+    "where", "clip", "sum", "cumsum", "mean", "prod", "sigmoid", "max", "min", "matmul", "dot", "concatenate",
     "stack", "reshape", "transpose", "squeeze", "expand_dims", "compare", "logical_and",
     "logical_or", "logical_not", "take", "broadcast_to", "astype", "NUMPY_FUNCTIONS", "NUMPY_UFUNCS",
 ]
@@ -196,7 +196,7 @@ def _unary(op: str, public: str | None = None, at: float = 0.5):
     def f(x):
         return _elementwise(op, [x])
     f.__name__ = f.__qualname__ = public
-    from .ir.elementwise import FUNCTIONS
+    from .ir.ops.functions import FUNCTIONS
     # the docstring's example, from numpy (math for erf: scipy is not imported at import time)
     value = math.erf(at) if op == "erf" else float(FUNCTIONS[op].numpy_impl(np.float64(at)))
     f.__doc__ = (f"Elementwise ``{public}``; derivatives of every order come from its SymPy definition.\n\n"
@@ -210,6 +210,7 @@ sin, cos, tan, sinh, cosh, tanh = (_unary(n) for n in ("sin", "cos", "tan", "sin
 arcsin, arccos, arctan = _unary("asin", "arcsin"), _unary("acos", "arccos"), _unary("atan", "arctan")
 arcsinh, arccosh, arctanh = _unary("asinh", "arcsinh"), _unary("acosh", "arccosh", 1.5), _unary("atanh", "arctanh")
 abs, sign, erf, floor, ceil = (_unary(n, at=-1.5) for n in ("abs", "sign", "erf", "floor", "ceil"))
+sigmoid = _unary("sigmoid")
 
 
 def arctan2(y, x):
@@ -475,6 +476,29 @@ def sum(x, axis=None, keepdims=False):
     return out
 
 
+def cumsum(x, axis=None, dtype=None):
+    """Running sums along ``axis`` (numpy's ``cumsum``: ``axis=None`` runs
+    over the flattened array); a label letter names the axis.
+
+    Example:
+        >>> import symdl
+        >>> symdl.cumsum(symdl.dlarray([[1.0, 2.0], [3.0, 4.0]]), axis=1)
+        dlarray([[1., 3.],
+                 [3., 7.]])
+    """
+    x = _arr(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    if axis is None:
+        x, axis = reshape(x, (x.size,)), 0
+    (ax,) = _axes(x, axis, "cumsum") if not isinstance(axis, (tuple, list)) else (None,)
+    if ax is None:
+        raise TypeError(f"cumsum: axis must be an int or a label letter, got {axis!r}")
+    out = apply("cumsum", [x], axis=ax, reverse=False)
+    out._fmt = getattr(x, "_fmt", None)
+    return out
+
+
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis`` (as :func:`sum`).
 
@@ -641,7 +665,7 @@ NUMPY_UFUNCS = {
 
 NUMPY_FUNCTIONS = {
     np.where: where, np.clip: clip, np.sum: sum, np.mean: mean, np.prod: prod, np.max: max,
-    np.amax: max, np.min: min, np.amin: min, np.matmul: matmul, np.dot: dot,
+    np.amax: max, np.min: min, np.amin: min, np.matmul: matmul, np.dot: dot, np.cumsum: cumsum,
     np.concatenate: concatenate, np.stack: stack, np.reshape: reshape, np.transpose: transpose,
     np.squeeze: squeeze, np.expand_dims: expand_dims, np.take: take, np.broadcast_to: broadcast_to,
     np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim, np.size: lambda x: x.size,
