@@ -828,7 +828,7 @@ class TestNumpyProtocols:
     @pytest.mark.parametrize("fname, call", [
         ("fft", lambda x: np.fft.fft(x)),
         ("sort", lambda x: np.sort(x)),
-        ("cumsum", lambda x: np.cumsum(x)),
+        ("cumprod", lambda x: np.cumprod(x)),
         ("inv", lambda x: np.linalg.inv(x)),
         ("accumulate", lambda x: np.add.accumulate(x)),
     ])
