@@ -179,12 +179,12 @@ def unkeyable_error(where: str, err: Unkeyable, args: tuple, kwargs: dict) -> Ty
     """The TypeError for a static argument that has no value to key by."""
     label, outer = _argument_of_leaf(args, kwargs, err.leaf)
     inner = type(err.value).__name__
-    holds = "" if outer is err.value else f": it holds a {inner}"
+    what = f"{inner} compares" if outer is err.value else f"it holds a {inner}, which compares"
     return TypeError(
-        f"{where}: {label} of type {type(outer).__name__} cannot be keyed by value for the compiled-code "
-        f"cache{holds}, which compares by identity. Pass arrays as dlarrays (or numpy arrays to the "
-        f"transforms), give the type __eq__ and __hash__ that compare by value, or close over the object "
-        f"in fun instead of passing it")
+        f"{where}: {label} (a {type(outer).__name__}) is static, so the cache of compiled traces keys it by "
+        f"value, but {what} by identity (no __eq__ and __hash__ of its own). Pass arrays as arrays, give "
+        f"{inner} __eq__ and __hash__ that compare by value, or let fun read the object from a closure "
+        f"instead (its attributes are then frozen into each trace)")
 
 
 def _argument_of_leaf(args: tuple, kwargs: dict, leaf: int) -> tuple[str, Any]:
