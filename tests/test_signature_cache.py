@@ -454,3 +454,45 @@ def test_a_container_with_a_non_float_leaf_is_a_type_error_naming_it():
         symdl.grad(lambda p: p["w"] * 2.0)({"w": 1.0, "name": "bias"})
     with pytest.raises(TypeError, match=r"argument 0 \(differentiated\).*got str"):
         symdl.grad(lambda s: 2.0)("text")
+
+
+# ------------------------------------------------------------------ attributes and pickling
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_transform_cache_size_is_checked_and_names_the_transform(bad):
+    g = symdl.hessian(lambda x: np.sum(x ** 3))
+    with pytest.raises(ValueError, match=r"hessian: cache_size must be a positive integer"):
+        g.cache_size = bad
+
+
+def test_shrinking_cache_size_evicts_the_least_recently_used():
+    body, runs = counting(lambda x, n: x * n)
+    acc = symdl.dlaccelerate(body)
+    x = dlarray(1.0)
+    for n in (1, 2, 3, 1):                                   # 2 is now the least recently used
+        acc(x, n)
+    acc.cache_size = 2                                       # keeps 3 and 1
+    acc(x, 3)
+    acc(x, 1)
+    assert len(runs) == 3
+    acc(x, 2)
+    assert len(runs) == 4
+
+
+def scaled_sum(x, k):
+    return symdl.sum(x) * k
+
+
+def test_pickled_accelerated_function_keeps_its_traces_and_order():
+    import pickle
+    acc = symdl.dlaccelerate(scaled_sum, cache_size=2)
+    x = dlarray([1.0, 2.0])
+    for k in (1.0, 2.0, 1.0):
+        acc(x, k)
+    clone = pickle.loads(pickle.dumps(acc))
+    assert clone.occupancy == 100.0 and clone.hit_rate == acc.hit_rate
+    assert float(clone(x, 3.0)) == 9.0                       # evicts k=2.0, the least recently used
+    assert float(clone(x, 1.0)) == 3.0
+    assert clone.hit_rate == 40.0                            # 2 hits of 5 calls (one before pickling)
+    assert float(clone(x, 2.0)) == 6.0
+    assert clone.hit_rate == pytest.approx(100 * 2 / 6)      # k=2.0 was evicted: a miss
