@@ -1,5 +1,6 @@
-"""The LLVM back end of symdl (lowering the graph IR through llvmlite).
-
-Not built yet: the native compiler is tracked by its own issue.  Until then
-every symdl result comes from the numpy reference interpreter.
+"""The LLVM back end of symdl: a graph of ``symdl.ir`` nodes -> kernel plan
+(``plan``) -> LLVM IR (``emit``, ``emit_ops``) -> optimised object code
+(``llvm``, the only user of ``llvmlite.binding``), driven by the pass table of
+``compiler``; ``abi`` and ``pyentry`` call native code from Python, ``export``
+writes C libraries.  It depends on ``symdl.ir`` only.
 """

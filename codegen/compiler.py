@@ -1,8 +1,14 @@
-"""Graph -> native code: plan, emit, optimise, compile, load."""
+"""The back-end passes, graph -> object code, as one table: lower user
+functions, plan, check the plan, emit LLVM IR, optimise, emit object code.
+
+``run_passes`` is the only driver; ``symdl.compile.pipeline`` puts
+simplification and the disk cache in front of it, and ``compile_graph`` /
+``graph_ir`` / ``export_object`` are named stops of it.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from symdl.ir.node import Node
@@ -12,7 +18,8 @@ from .abi import NativeEntry
 from .emit import emit_module
 from .plan import check_plan, lower_user_functions, make_plan
 
-__all__ = ["Artifact", "compile_graph", "graph_ir", "export_object", "assembly"]
+__all__ = ["Artifact", "Build", "BACKEND_PASSES", "run_passes", "compile_graph", "graph_ir", "export_object",
+           "assembly"]
 
 
 @dataclass
@@ -45,31 +52,84 @@ class Artifact:
         return state
 
 
+@dataclass
+class Build:
+    """What the passes know about one graph so far.  ``c_name`` asks for the
+    C-callable wrapper of ``symdl.export``."""
+
+    inputs: list[Node]
+    outputs: list[Node]
+    name: str
+    c_name: str | None = None
+    plan: object = None
+    ir: str = ""
+    optimised: str = ""
+    object_code: bytes = b""
+
+    def artifact(self, keep_ir: bool = False) -> Artifact:
+        return Artifact(self.name, self.object_code, [(n.shape, n.dtype) for n in self.inputs],
+                        [(n.shape, n.dtype) for n in self.outputs], self.plan.workspace_bytes,
+                        llvm.host_target().key, self.optimised if keep_ir else "")
+
+
+def _lower(b: Build) -> None:
+    b.outputs = lower_user_functions(list(b.outputs))
+
+
+def _plan(b: Build) -> None:
+    b.plan = make_plan(list(b.inputs), b.outputs)
+
+
+def _check(b: Build) -> None:
+    check_plan(b.plan)  # every view stays inside its buffer: never skipped
+
+
+def _emit(b: Build) -> None:
+    b.ir = emit_module(b.plan, b.name, b.c_name)
+
+
+def _optimise(b: Build) -> None:
+    b.optimised = llvm.optimize(b.ir, llvm.host_target(), unroll=_worth_unrolling(b.plan))
+
+
+def _object_code(b: Build) -> None:
+    b.object_code = llvm.compile_object(b.optimised, llvm.host_target())
+
+
+BACKEND_PASSES: list[tuple[str, Callable[[Build], None]]] = [
+    ("lower_user_functions", _lower),
+    ("plan", _plan),
+    ("check_plan", _check),
+    ("emit", _emit),
+    ("optimise", _optimise),
+    ("object_code", _object_code),
+]
+
+
+def run_passes(build: Build, until: str = "object_code",
+               observe: Callable[[str, Build], None] | None = None) -> Build:
+    """Run the back-end passes in order up to and including ``until``;
+    ``observe(name, build)`` after each (debug dumps)."""
+    for name, run in BACKEND_PASSES:
+        run(build)
+        if observe is not None:
+            observe(name, build)
+        if name == until:
+            return build
+    raise ValueError(f"no back-end pass named {until!r}")
+
+
 def compile_graph(inputs: list[Node], outputs: list[Node], name: str = "symdl_entry",
                   keep_ir: bool = False) -> Artifact:
     """Compile ``outputs`` as functions of ``inputs`` to native object code."""
-    outputs = lower_user_functions(list(outputs))
-    plan = make_plan(list(inputs), outputs)
-    check_plan(plan)
-    if os.environ.get("SYMDL_DEBUG", "") not in ("", "0"):
-        print(f"[symdl] kernel plan of {name}:\n{plan.describe()}")
-    ir_text = emit_module(plan, name)
-    target = llvm.host_target()
-    optimised = llvm.optimize(ir_text, target, unroll=_worth_unrolling(plan))
-    obj = llvm.compile_object(optimised, target)
-    return Artifact(name, obj, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
-                    plan.workspace_bytes, target.key, optimised if keep_ir else "")
-
+    return run_passes(Build(list(inputs), list(outputs), name)).artifact(keep_ir)
 
 
 def graph_ir(inputs: list[Node], outputs: list[Node], name: str, c_name: str | None = None,
              optimised: bool = True) -> str:
     """LLVM IR text of a graph's entry function (optimised unless told otherwise)."""
-    outputs = lower_user_functions(list(outputs))
-    plan = make_plan(list(inputs), outputs)
-    check_plan(plan)
-    text = emit_module(plan, name, c_name)
-    return llvm.optimize(text, llvm.host_target(), unroll=_worth_unrolling(plan)) if optimised else text
+    build = run_passes(Build(list(inputs), list(outputs), name, c_name), "optimise" if optimised else "emit")
+    return build.optimised if optimised else build.ir
 
 
 def _worth_unrolling(plan) -> bool:
@@ -83,7 +143,7 @@ def _worth_unrolling(plan) -> bool:
 
 def export_object(inputs: list[Node], outputs: list[Node], c_name: str) -> bytes:
     """Object code with the C-callable ``c_name`` (see codegen.export)."""
-    return llvm.compile_object(graph_ir(inputs, outputs, f"{c_name}__entry", c_name), llvm.host_target())
+    return run_passes(Build(list(inputs), list(outputs), f"{c_name}__entry", c_name)).object_code
 
 
 def assembly(ir_text: str) -> str:

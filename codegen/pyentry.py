@@ -9,8 +9,9 @@ buffers, calls the compiled entry, and builds the result tuples.  Anything
 else (another type, a changed function, a native error) goes to the slow
 path: the Python callable it was given, with the same arguments.
 
-It runs with the GIL held and never releases it, so its fixed buffers are
-never used by two threads at once.  Every object address baked into the
+It runs with the GIL held and never releases it, so its fixed buffers (its
+own inputs, outputs and workspace, shared with no other caller of the entry)
+are never used by two threads at once.  Every object address baked into the
 code belongs to objects that the Python side keeps alive.  The layout facts
 it relies on (where a float keeps its value, a tuple its items, a function
 its code) are measured at import, and no dispatcher is built when any of
@@ -23,7 +24,7 @@ import ctypes
 import functools
 import sys
 
-__all__ = ["available", "ScalarDispatcher"]
+__all__ = ["available", "ScalarDispatcher", "forwarding_call", "slot_offset"]
 
 _API = ctypes.pythonapi
 _METH_FASTCALL = 0x0080
@@ -78,6 +79,60 @@ def available() -> bool:
 
 def _address(fn) -> int:
     return ctypes.cast(fn, ctypes.c_void_p).value
+
+
+def _leaves(tree) -> list[int]:
+    return [tree] if isinstance(tree, int) else [k for sub in tree for k in _leaves(sub)]
+
+
+def slot_offset(obj, value) -> int | None:
+    """Byte offset of the ``__slots__`` member of ``obj`` that holds ``value``
+    (measured inside the object's fixed-size part)."""
+    return _offset_of(obj, value, type(obj).__basicsize__)
+
+
+_DESCRIPTOR_DEFS: list = []  # method definitions and code of the descriptors made: alive for the process
+
+
+def forwarding_call(cls: type, path: tuple[int, ...]):
+    """A ``__call__`` for ``cls`` in native code: it follows ``path`` (byte
+    offsets of object pointers, starting at the instance) to a callable and
+    calls it with the arguments, so an instance's call costs one C hop more
+    than calling that callable.  Returns a method descriptor of ``cls``
+    (None when this interpreter's layout is not one this module knows)."""
+    from . import llvm
+    if _layout() is None or not path:
+        return None
+    lines, obj = [], "%self"
+    for k, offset in enumerate(path):
+        p, nxt, bad = f"%p{k}", f"%o{k}", f"%null{k}"
+        lines += [f"  {p} = getelementptr i8, ptr {obj}, i64 {offset}", f"  {nxt} = load ptr, ptr {p}",
+                  f"  {bad} = icmp eq ptr {nxt}, null", f"  br i1 {bad}, label %unset, label %ok{k}", f"ok{k}:"]
+        obj = nxt
+    incref, decref = _address(_API.Py_IncRef), _address(_API.Py_DecRef)
+    vectorcall = _address(_API.PyObject_Vectorcall)
+    set_string = _address(_API.PyErr_SetString)
+    error = ctypes.c_void_p.in_dll(_API, "PyExc_TypeError").value
+    message = ctypes.create_string_buffer(f"{cls.__name__} object is not initialised".encode())
+    # the target may be replaced while it runs (a new dispatcher): it is held for the call
+    lines += [f"  call void inttoptr (i64 {incref} to ptr)(ptr {obj})",
+              f"  %r = call ptr inttoptr (i64 {vectorcall} to ptr)(ptr {obj}, ptr %args, i64 %nargs, ptr null)",
+              f"  call void inttoptr (i64 {decref} to ptr)(ptr {obj})",
+              "  ret ptr %r",
+              "unset:",
+              f"  call void inttoptr (i64 {set_string} to ptr)(ptr inttoptr (i64 {error} to ptr), "
+              f"ptr inttoptr (i64 {ctypes.addressof(message)} to ptr))",
+              "  ret ptr null"]
+    text = "define ptr @forward(ptr %self, ptr %args, i64 %nargs) {\nentry:\n" + "\n".join(lines) + "\n}\n"
+    target = llvm.host_target()
+    lib = llvm.NativeLibrary(llvm.compile_object(llvm.optimize(text, target), target), target)
+    method = _MethodDef(b"__call__", lib.address("forward"), _METH_FASTCALL, None)
+    new = _API.PyDescr_NewMethod
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.py_object, ctypes.c_void_p]
+    descriptor = new(cls, ctypes.addressof(method))
+    _DESCRIPTOR_DEFS.append((lib, method, message))
+    return descriptor
 
 
 class ScalarDispatcher:
@@ -171,12 +226,18 @@ class ScalarDispatcher:
         check(c)
         from_double = _address(_API.PyFloat_FromDouble)
         tuple_new = _address(_API.PyTuple_New)
+        # Every result is read before any object is made: making a tuple may
+        # run the garbage collector, whose finalizers may let another thread
+        # run this dispatcher and overwrite the output buffer.
+        loaded = {}
+        for k in sorted(_leaves(structure)):
+            loaded[k] = t()
+            lines.append(f"  {loaded[k]} = load double, ptr {addr(ctypes.addressof(self.outputs) + 8 * k)}")
 
         def build(tree) -> str:
             if isinstance(tree, int):
-                v, r = t(), t()
-                lines.append(f"  {v} = load double, ptr {addr(ctypes.addressof(self.outputs) + 8 * tree)}")
-                lines.append(f"  {r} = call ptr {addr(from_double)}(double {v})")
+                r = t()
+                lines.append(f"  {r} = call ptr {addr(from_double)}(double {loaded[tree]})")
                 return r
             items = [build(sub) for sub in tree]
             tup = t()

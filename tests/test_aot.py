@@ -416,3 +416,25 @@ class TestExport:
 
         with pytest.raises(ValueError):
             symdl.export(fun, np.zeros(2), path=tmp_path / "libna.so", name="na")
+
+
+# ================================================================ the compile pipeline
+
+def test_debug_level_two_dumps_every_named_pass_and_verify_checks(capsys, monkeypatch):
+    monkeypatch.setenv("SYMDL_DEBUG", "2")
+    monkeypatch.setenv("SYMDL_VERIFY", "1")
+    f = symdl.compile(lambda x: symdl.exp(x) * x, 1.0)
+    out = capsys.readouterr().out
+    for line in ("pass canonical:", "after pass simplify:", "after pass lower_user_functions",
+                 "kernel plan of", "after pass emit", "after pass optimise", "compiled symdl_"):
+        assert line in out, line
+    assert out.index("after pass emit") < out.index("after pass optimise")
+    assert float(f(2.0)) == pytest.approx(2.0 * np.exp(2.0), rel=1e-15)
+
+
+def test_llvm_ir_and_export_run_the_same_passes():
+    f = symdl.compile(lambda x: symdl.exp(x) * x + 1.0, 1.0)
+    assert f"@{f._artifact.name}(" in f.llvm_ir          # the entry the artifact was compiled with
+    from codegen.compiler import BACKEND_PASSES
+    assert [name for name, _ in BACKEND_PASSES] == ["lower_user_functions", "plan", "check_plan", "emit",
+                                                     "optimise", "object_code"]

@@ -24,7 +24,8 @@ def toy(x1, x2):
 
 
 def is_native(transform) -> bool:
-    return type(transform).__dict__.get("_native") is not None
+    """Whether the transform's calls now go to a native dispatcher."""
+    return transform._cache._native is not None and transform._cache.entry is not transform._cache._python_entry
 
 
 def expected(x1, x2):

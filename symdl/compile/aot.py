@@ -12,10 +12,11 @@ from collections.abc import Callable
 from codegen import compiler as C
 from codegen.export import c_header, link_shared
 
-from .backend import build_artifact, gc_paused
-from .program import Program, is_numeric_leaf, leaf_array, signature_key, trace_program
-from .array import dlarray
-from .tree import tree_flatten, tree_map
+from ..array import dlarray
+from ..tree import tree_flatten, tree_map
+from .dispatch import Unkeyable, signature_key, unkeyable_error
+from .pipeline import build_artifact, build_export, build_ir, gc_paused
+from .trace import Program, is_numeric_leaf, leaf_array, trace_program
 
 __all__ = ["CompiledFunction", "compile", "load", "export"]
 
@@ -38,10 +39,11 @@ class CompiledFunction:
         0.0
     """
 
-    def __init__(self, program: Program, artifact, key: tuple, fun: Callable | None):
+    def __init__(self, program: Program, artifact, key: tuple, fun: Callable | None, statics: dict | None = None):
         self._program = program
         self._artifact = artifact
         self._key = key
+        self._statics = statics or {}  # leaf index -> repr of the example's static value (for messages)
         self._fun = fun
         self._entry = artifact.entry()
         self._llvm_ir: str | None = None
@@ -51,7 +53,7 @@ class CompiledFunction:
         """The optimised LLVM IR of the entry function."""
         if self._llvm_ir is None:
             p = self._program
-            self._llvm_ir = C.graph_ir(p.inputs, p.graph_outputs, self._artifact.name)
+            self._llvm_ir = build_ir(p.inputs, p.graph_outputs, self._artifact.name)
         return self._llvm_ir
 
     @property
@@ -61,21 +63,22 @@ class CompiledFunction:
 
     @property
     def graph(self):
-        from .ir.graph import Graph
+        from ..ir.graph import Graph
         return Graph(self._program.inputs, self._program.array_outputs)
 
     def __call__(self, *args: Any) -> Any:
         leaves, treedef = tree_flatten((args, {}))
-        key = signature_key(leaves, treedef, is_numeric_leaf, True)
+        key = _key(leaves, treedef, args, "compiled function")
         if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
             raise TypeError("compiled function: the arguments' structure differs from the example's")
         for k, (got, want) in enumerate(zip(key[1], self._key[1])):
             if want[0] == "S" and got != want:
-                shown = got[1] if got[0] == "S" else f"an array of shape {got[1]}"
+                shown = repr(leaves[k]) if got[0] == "S" else f"an array of shape {got[1]}"
                 raise ValueError(f"compiled function: argument {k} is static, compiled for the value "
-                                 f"{want[1][-1]!r}, got {shown!r}")
+                                 f"{self._statics.get(k, '?')}, got {shown}")
             if got[0] == "S" and got != want:
-                raise ValueError(f"compiled function: static argument {k} is {got[1]!r}, compiled for {want[1]!r}")
+                raise ValueError(f"compiled function: argument {k} is static ({leaves[k]!r}), compiled for an "
+                                 f"array of shape {want[1]} and dtype {want[2]}")
             if got[0] != "S" and (want[0] == "S" or got[1:3] != want[1:3]):
                 raise ValueError(f"compiled function: argument {k} has shape {got[1]} and dtype {got[2]}, "
                                  f"compiled for shape {want[1]} and dtype {want[2]}")
@@ -97,10 +100,10 @@ class CompiledFunction:
         Path(path).write_bytes(_FILE_MAGIC + pickle.dumps(self, protocol=4))
 
     def __getstate__(self):
-        return {"program": self._program, "artifact": self._artifact, "key": self._key}
+        return {"program": self._program, "artifact": self._artifact, "key": self._key, "statics": self._statics}
 
     def __setstate__(self, state):
-        self.__init__(state["program"], state["artifact"], state["key"], None)
+        self.__init__(state["program"], state["artifact"], state["key"], None, state.get("statics"))
 
     def __repr__(self) -> str:
         p = self._program
@@ -129,8 +132,15 @@ def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A00
         artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
     n = len(program.array_outputs)
     program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
-    key = signature_key(leaves, treedef, is_numeric_leaf, True)
-    return CompiledFunction(program, artifact, key, fun)
+    statics = {k: repr(x) for k, x in enumerate(leaves) if not is_numeric_leaf(x)}
+    return CompiledFunction(program, artifact, _key(leaves, treedef, example_args, "compile"), fun, statics)
+
+
+def _key(leaves, treedef, args, where: str) -> tuple:
+    try:
+        return signature_key(leaves, treedef, is_numeric_leaf, True)
+    except Unkeyable as err:
+        raise unkeyable_error(where, err, args, {}) from None
 
 
 def load(path: str | Path) -> CompiledFunction:
@@ -179,9 +189,7 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
                          "cannot retrace, so write the branch with symdl.where instead")
     if any(slot[0] == "static" for slot in program.out_slots):
         raise ValueError("export: every output of fun must be an array")
-    from .simplify import simplify
-    outputs = simplify(program.array_outputs)
-    code = C.export_object(program.inputs, outputs, name)
+    code, outputs = build_export(program.inputs, program.array_outputs, name)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     notes = ()

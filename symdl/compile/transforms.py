@@ -4,24 +4,23 @@ differentiates symbolically, and runs native code from then on."""
 
 from __future__ import annotations
 
-
 from typing import Any
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .accelerate import AcceleratedFunction
-from .array import dlarray
-from .autodiff.api import dlgradient
-from .autodiff.batching import batch_graph
-from .autodiff.reverse import jvp, vjp
-from .ir import build as B
-from .ir.node import Node
-from .program import is_numeric_leaf
-from .core import is_traced
-from .tracing import active_root
-from .tree import flatten_call
-from .ir.shapes import dtype_name
+from ..array import dlarray
+from ..autodiff.api import dlgradient
+from ..autodiff.batching import batch_graph
+from ..autodiff.reverse import jvp, vjp
+from ..core import is_traced
+from ..ir import build as B
+from ..ir.node import Node
+from ..ir.shapes import dtype_name
+from ..tracing import active_root
+from ..tree import flatten_call, tree_flatten
+from .dispatch import MISS, SignatureCache, calls_through_entry
+from .trace import is_numeric_leaf
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
 
@@ -66,61 +65,73 @@ def _wrap(node: Node, fmt=None) -> dlarray:
     return dlarray._wrap(placeholder, node, root, fmt)
 
 
+@calls_through_entry
 class _Transform:
     """A compiled transform: call it like the transformed function.
 
-    Once a call with only Python floats has been compiled, the instance is
-    called through a native dispatcher (see :mod:`symdl.native_dispatch`):
-    the common case of a scalar function then costs about a tenth of a
-    microsecond; everything else goes through :meth:`_call`.
+    It runs from a :class:`~symdl.compile.dispatch.SignatureCache` (the same
+    cache as ``dlaccelerate``, with numpy arrays and Python floats as inputs).
+    A call goes to the cache's ``entry``: the Python path :meth:`_call`, or,
+    once an all-float signature has been seen twice, a native dispatcher that
+    handles those calls in about a tenth of a microsecond and hands anything
+    else to :meth:`_call`.  Attributes as ``dlaccelerate``'s: ``cache_size``,
+    ``hit_rate``, ``occupancy``, ``clear_cache()``.
     """
+
+    __slots__ = ("_cache", "__dict__", "__weakref__")
 
     def __init__(self, traced: Callable, name: str, doc_fun: Callable):
         if not callable(doc_fun):
             raise TypeError(f"{name}: fun must be callable, got {type(doc_fun).__name__}")
-        self._acc = AcceleratedFunction(traced, _inputs=is_numeric_leaf, _out_wrap="match", _gradients=True)
+        self._cache = SignatureCache(traced, is_input=is_numeric_leaf, out_wrap="match", gradients=True,
+                                     where=name, python_entry=self._call)
         self.__name__ = name
         self.__wrapped__ = doc_fun
-        self._native_trace = None  # the trace the native dispatcher was built for (or tried)
-
-    def __call__(self, *args: Any) -> Any:
-        return self._call(*args)
 
     def _call(self, *args: Any) -> Any:
-        before = self._acc._fast
-        result = self._dispatch(*args)
-        fast = self._acc._fast
-        # the same all-float signature twice in a row: worth a dispatcher (the
-        # first call of a process is not delayed by building it)
-        if fast is not None and fast is before and fast[2] is not self._native_trace:
-            from .native_dispatch import install
-            self._native_trace = fast[2]
-            install(self, fast[2])
-        return result
-
-    def _dispatch(self, *args: Any) -> Any:
-        acc = self._acc
-        fast = acc._fast
-        if fast is not None and fast[3] == len(args) and all(type(a) is float for a in args) \
-                and not acc._fingerprint.changed():
-            # the last all-float signature again: straight to the native code
-            acc._calls += 1
-            acc._hits += 1
-            return fast[2].run_scalars(args)
-        fast = acc._fast_arrays
-        if fast is not None and fast[0] == len(args) and all(
-                type(a) is np.ndarray and a.shape == s and a.dtype == d for a, (s, d) in zip(args, fast[1])) \
-                and not acc._fingerprint.changed():
-            # the last all-ndarray signature again (no guards): straight to the native code
-            acc._calls += 1
-            acc._hits += 1
-            return fast[2].run(list(args))
+        cache = self._cache
+        result = cache.fast_positional(args)
+        if result is not MISS:
+            return result
         leaves, treedef = flatten_call(args, {})
         if active_root() is not None and any(is_traced(x) for x in leaves):
             # Inside another trace (grad of grad, dlfeval, compile): build the
             # derivative symbolically there, so the outer trace sees through it.
-            return self._acc.function(*args)
-        return self._acc._accelerated(args, {}, leaves, treedef, traced=True)
+            return cache.function(*args)
+        return cache.call(args, {}, leaves, treedef, traced=True)
+
+    @property
+    def cache_size(self) -> int:
+        """The most traces kept (50), least recently used out first."""
+        return self._cache.cache_size
+
+    @cache_size.setter
+    def cache_size(self, value: int) -> None:
+        self._cache.cache_size = value
+
+    @property
+    def hit_rate(self) -> float:
+        """Percent of calls that reused a cached trace (native calls included)."""
+        return self._cache.hit_rate
+
+    @property
+    def occupancy(self) -> float:
+        """Percent of ``cache_size`` in use."""
+        return self._cache.occupancy
+
+    def clear_cache(self) -> None:
+        """Forget every trace, every fast path and the native dispatcher.
+
+        Example:
+            >>> import symdl
+            >>> g = symdl.grad(lambda x: x ** 3)
+            >>> g(2.0), g(2.0), g.hit_rate, g.occupancy
+            (12.0, 12.0, 50.0, 2.0)
+            >>> g.clear_cache()
+            >>> g.hit_rate, g.occupancy
+            (0.0, 0.0)
+        """
+        self._cache.clear()
 
     def __repr__(self) -> str:
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
@@ -150,17 +161,62 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transfor
 
 
 def _gradient_fn(fun, argnums, with_value):
+    where = "value_and_grad" if with_value else "grad"
+
     def traced(*args):
-        nums, single = _argnums(argnums, len(args), "grad")
+        nums, single = _argnums(argnums, len(args), where)
         for a in nums:
-            if not isinstance(args[a], dlarray) or args[a]._node is None:
-                _traced_array(args[a], "grad", a)
-        y = _scalar_output(fun(*args), "grad")
+            _check_differentiable(args[a], where, a)
+        y = _scalar_output(fun(*args), where)
         xs = [args[a] for a in nums]
         g = dlgradient(y, *xs, enable_higher_derivatives=True)
         g = g if single else tuple(g) if len(xs) > 1 else (g,)
+        _mark_float_gradients(args, nums, g if not single else (g,))
         return (y, g) if with_value else g
     return traced
+
+
+def _check_differentiable(arg, where: str, k: int) -> None:
+    """A differentiated argument: a float array or float, or a container
+    (dict, list, tuple, dataclass) of them at any depth."""
+    leaves, _ = tree_flatten(arg)
+    if not leaves:
+        raise TypeError(f"{where}: argument {k} (differentiated) must be a float array or a float, "
+                        f"or a container of them; got an empty {type(arg).__name__}")
+    for path, leaf in _paths(arg):
+        if not isinstance(leaf, dlarray) or leaf._node is None:
+            inside = f" at argument {k}{path}" if path else ""
+            raise TypeError(f"{where}: argument {k} (differentiated) must be a float array or a float, or a "
+                            f"container of them; got {type(leaf).__name__}{inside}")
+
+
+def _paths(tree, prefix: str = ""):
+    """(path, leaf) pairs of a container, paths written as indexing."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _paths(value, f"{prefix}[{key!r}]")
+    elif isinstance(tree, (list, tuple)):
+        for k, value in enumerate(tree):
+            yield from _paths(value, f"{prefix}[{k}]")
+    elif hasattr(tree, "__dataclass_fields__") and not isinstance(tree, type):
+        for name in tree.__dataclass_fields__:
+            yield from _paths(getattr(tree, name), f"{prefix}.{name}")
+    else:
+        yield prefix, tree
+
+
+def _mark_float_gradients(args, nums, grads) -> None:
+    """A gradient leaf whose argument leaf was a Python float comes back as a
+    Python float (``{"w": array, "b": float}`` for ``{"w": array, "b": 0.5}``);
+    see ``trace_program``."""
+    root = active_root()
+    floats, marks = getattr(root, "float_inputs", None), getattr(root, "float_results", None)
+    if not floats or marks is None:
+        return
+    for a, g in zip(nums, grads):
+        for x, gx in zip(tree_flatten(args[a])[0], tree_flatten(g)[0]):
+            if x._node in floats and isinstance(gx, dlarray) and gx._node is not None:
+                marks.add(gx._node)
 
 
 def _jacobian_node(y: Node, x: Node) -> Node:
@@ -264,8 +320,8 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
 def _check_elementwise(x: Node, y: Node) -> None:
     """Every operation between x and y acts element by element on x's shape
     (otherwise 'the n-th derivative at each point' is not what jvp computes)."""
-    from .ir.ops import primitive
-    from .ir.rewrite import toposort
+    from ..ir.ops import primitive
+    from ..ir.rewrite import toposort
     depends = {x}
     for node in toposort([y]):
         if node is x or not any(i in depends for i in node.inputs):

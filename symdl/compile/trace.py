@@ -2,7 +2,9 @@
 
 A program knows which argument leaves are array inputs, how to rebuild the
 output structure from the graph's outputs, and the guards: values that
-Python control flow read during the trace, re-checked on every reuse.
+Python control flow read during the trace, re-checked (bit for bit) on every
+reuse.  The signature key that selects a program lives in
+:mod:`symdl.compile.dispatch`.
 """
 
 from __future__ import annotations
@@ -13,27 +15,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .array import dlarray
-from .ir import build as B
-from .ir.node import Node
-from .tracing import TraceContext
-from .tree import Treedef, tree_flatten, tree_unflatten
-from .ir.shapes import dtype_name
+from ..array import dlarray
+from ..ir import build as B
+from ..ir.node import Node
+from ..tracing import TraceContext
+from ..tree import Treedef, tree_flatten, tree_unflatten
+from ..ir.shapes import dtype_name
 
-__all__ = ["Program", "trace_program", "signature_key", "static_key"]
-
-
-def static_key(value: Any) -> Any:
-    """A hashable stand-in for a non-array argument (compared by value)."""
-    if isinstance(value, np.ndarray):
-        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, (np.generic,)):
-        return ("npscalar", value.dtype.str, value.item())
-    try:
-        hash(value)
-        return (type(value).__name__, value)
-    except TypeError:
-        return ("id", id(value))
+__all__ = ["Program", "trace_program", "is_numeric_leaf", "is_dlarray_leaf", "leaf_array", "same_bits"]
 
 
 @dataclass
@@ -53,12 +42,12 @@ class Program:
         fresh, except on the run right after tracing, which repeats the
         tracing run's draw (so a seed gives the same numbers traced or cached)."""
         if self.uses_rng:
-            from .random import next_key
+            from ..random import next_key
             return [*arrays, self.trace_key if first and self.trace_key is not None else next_key()]
         return arrays
 
     def __getstate__(self):
-        from .ir.serialize import graph_to_data
+        from ..ir.serialize import graph_to_data
         state = dict(self.__dict__)
         n, g = len(self.array_outputs), len(self.guard_nodes)
         state["graph"] = graph_to_data(self.inputs, self.array_outputs + self.guard_nodes)
@@ -68,7 +57,7 @@ class Program:
         return state
 
     def __setstate__(self, state):
-        from .ir.serialize import graph_from_data
+        from ..ir.serialize import graph_from_data
         inputs, outputs = graph_from_data(state.pop("graph"))
         n, _ = state.pop("counts")
         self.__dict__.update(state)
@@ -79,10 +68,12 @@ class Program:
         return self.array_outputs + self.guard_nodes
 
     def guards_hold(self, guard_results: list[np.ndarray]) -> bool:
+        """Whether this call read the values the trace read.  Bit for bit:
+        ``float(x)`` of 0.0 and of -0.0 may take different branches
+        (``math.atan2``, ``math.copysign``)."""
         if not self.guard_values:
             return True
-        return all(np.array_equal(got, want, equal_nan=True)
-                   for got, want in zip(guard_results, self.guard_values))
+        return all(same_bits(got, want) for got, want in zip(guard_results, self.guard_values))
 
     def assemble_scalars(self, values: list[float]) -> Any:
         """The output structure from Python numbers (all-scalar fast path)."""
@@ -124,6 +115,24 @@ def _structure_builder(treedef: Treedef, positions: list[int]) -> Callable[[list
     return lambda v: tree_unflatten(treedef, [v[k] for k in positions])
 
 
+def same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal shape and bits, where every NaN is the same NaN: compiled code and
+    numpy may set a NaN's sign or payload differently, and a guard that never
+    held again would make a fresh trace fail its own guards."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return False
+    if got.dtype != want.dtype:
+        want = want.astype(got.dtype)
+    if got.tobytes() == want.tobytes():
+        return True
+    if got.dtype.kind != "f":
+        return False
+    nan = np.isnan(got)
+    return bool(np.array_equal(nan, np.isnan(want)) and np.array_equal(got[~nan], want[~nan])
+                and np.array_equal(np.signbit(got[~nan]), np.signbit(want[~nan])))
+
+
 def is_dlarray_leaf(x) -> bool:
     return isinstance(x, dlarray)
 
@@ -144,23 +153,6 @@ def leaf_array(x) -> np.ndarray:
         return x._value
     arr = np.asarray(x)
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
-
-
-_FLOAT_PART = ("F", (), np.dtype(np.float64).str, None)  # a Python float (scalar results come back as floats)
-
-
-def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bool) -> tuple:
-    parts = []
-    for x in leaves:
-        if type(x) is float and is_input(x):
-            parts.append(_FLOAT_PART)
-        elif is_input(x):
-            arr = leaf_array(x)
-            kind = "D" if isinstance(x, dlarray) else "A"
-            parts.append((kind, arr.shape, arr.dtype.str, getattr(x, "_fmt", None)))
-        else:
-            parts.append(("S", static_key(x)))
-    return (treedef, tuple(parts), traced)
 
 
 def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
@@ -184,6 +176,10 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
     ctx = TraceContext()
     ctx.gradients_allowed = gradients_allowed
     ctx.lazy_values = lazy_values
+    # Results that stand for a Python float argument (its gradient, marked by
+    # the transforms): returned as Python floats even when other arguments
+    # make the call return arrays.
+    ctx.float_inputs, ctx.float_results = set(), set()
     inputs: list[Node] = []
     traced_leaves = []
     with ctx:
@@ -192,6 +188,8 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
                 arr = leaf_array(x)
                 node = ctx.new_input(arr, "a")
                 inputs.append(node)
+                if type(x) is float:
+                    ctx.float_inputs.add(node)
                 traced_leaves.append(dlarray._wrap(arr, node, ctx, getattr(x, "_fmt", None)))
             else:
                 traced_leaves.append(x)
@@ -205,6 +203,8 @@ def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
                 node = o._node if (o._node is not None and o._trace is ctx) else \
                     B.const(o._value, o.shape, dtype_name(o.dtype))
                 wrap = "dlarray" if out_wrap == "auto" else out_wrap
+                if wrap == "ndarray" and node.shape == () and o._node in ctx.float_results:
+                    wrap = "float"
                 slots.append(("array", len(array_outputs), o._fmt, wrap))
                 array_outputs.append(node)
             else:

@@ -1,0 +1,12 @@
+"""The compile side of symdl: from a Python function to cached native code.
+
+- ``trace``: a function traced for one input signature (a ``Program``);
+- ``pipeline``: the one compile pipeline (simplify, disk cache, the back-end
+  passes of ``codegen.compiler``), ``SYMDL_DEBUG`` dumps;
+- ``dispatch``: the one signature cache (key, LRU, guards, function watch,
+  fast paths, native dispatcher);
+- ``accelerate``: ``dlaccelerate``; ``transforms``: ``grad`` and friends;
+  ``aot``: ``compile``, ``load``, ``export``.
+
+Only this package (with ``symdl.inspect``'s helpers) imports ``codegen``.
+"""
