@@ -92,7 +92,7 @@ def main() -> None:
                     measure(call), build, note="eager")
 
     def bench_symdl():
-        from symdl import backend
+        from symdl.compiler import pipeline as backend
         with symdl_disk_cache_disabled():
             h = symdl.hessian(loss_np)
             before = backend.STATS["compile_seconds"]

@@ -40,7 +40,7 @@ def rel_check(rep: Report, what: str, got, ref) -> None:
 
 def bench_symdl(rep: Report, k: int, ref: np.ndarray | None) -> np.ndarray:
     import symdl
-    from symdl import backend
+    from symdl.compiler import pipeline as backend
     with symdl_disk_cache_disabled():
         d = symdl.derivative(f_numpy, order=k)
         llvm_before = backend.STATS["compile_seconds"]

@@ -1,7 +1,7 @@
-"""The back-end passes, graph -> object code, as one table: lower user
-functions, plan, check the plan, emit LLVM IR, optimise, emit object code.
+"""The back-end passes, graph -> object code, as one table: decompose
+ops without native code, plan, check the plan, emit LLVM IR, optimise, emit object code.
 
-``run_passes`` is the only driver; ``symdl.compile.pipeline`` puts
+``run_passes`` is the only driver; ``symdl.compiler.pipeline`` puts
 simplification and the disk cache in front of it, and ``compile_graph`` /
 ``graph_ir`` / ``export_object`` are named stops of it.
 """
@@ -16,7 +16,8 @@ from symdl.ir.node import Node
 from . import llvm
 from .abi import NativeEntry
 from .emit import emit_module
-from .plan import check_plan, lower_user_functions, make_plan
+from .lower.decompose import decompose
+from .plan import check_plan, make_plan
 
 __all__ = ["Artifact", "Build", "BACKEND_PASSES", "run_passes", "compile_graph", "graph_ir", "export_object",
            "assembly"]
@@ -72,8 +73,8 @@ class Build:
                         llvm.host_target().key, self.optimised if keep_ir else "")
 
 
-def _lower(b: Build) -> None:
-    b.outputs = lower_user_functions(list(b.outputs))
+def _decompose(b: Build) -> None:
+    b.outputs = decompose(list(b.outputs))
 
 
 def _plan(b: Build) -> None:
@@ -97,7 +98,7 @@ def _object_code(b: Build) -> None:
 
 
 BACKEND_PASSES: list[tuple[str, Callable[[Build], None]]] = [
-    ("lower_user_functions", _lower),
+    ("decompose", _decompose),
     ("plan", _plan),
     ("check_plan", _check),
     ("emit", _emit),

@@ -381,9 +381,3 @@ def check_plan(plan: Plan) -> None:
         if hi >= lo and (lo < 0 or hi >= sizes[v.buffer]):
             raise AssertionError(f"view {v} leaves its buffer of {sizes[v.buffer]} elements")
 
-
-def lower_user_functions(outputs: list[Node]) -> list[Node]:
-    """Ops without native code replaced by their declared decomposition
-    (see :mod:`codegen.lower.decompose`)."""
-    from .lower.decompose import decompose
-    return decompose(outputs)

@@ -3,8 +3,8 @@ on a symbolic engine (trace -> graph -> symbolic derivatives -> simplify ->
 native code)."""
 
 from . import ir as _ir  # noqa: F401  (registers primitives and rules)
-from .compile.accelerate import AcceleratedFunction, AccelerationWarning, dlaccelerate
-from .compile.aot import CompiledFunction, compile, export, load
+from .compiler.accelerate import AcceleratedFunction, AccelerationWarning, dlaccelerate
+from .compiler.aot import CompiledFunction, compile, export, load
 from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
@@ -17,7 +17,7 @@ from .inspect import trace
 from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
-from .compile.transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
+from .compiler.transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
 
 __version__ = "0.1.0"
 

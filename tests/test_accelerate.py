@@ -18,7 +18,8 @@ import pytest
 
 import symdl
 from helpers import toy_reference
-from symdl import backend, dlarray, dlfeval, dlgradient, extractdata
+from symdl import dlarray, dlfeval, dlgradient, extractdata
+from symdl.compiler import pipeline as backend
 
 WARNING_TEXT = "Accelerated outputs differ from underlying function outputs."
 

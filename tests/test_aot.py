@@ -26,7 +26,8 @@ import pytest
 
 import symdl
 from helpers import toy_reference
-from symdl import backend, dlarray, dlgradient, extractdata
+from symdl import dlarray, dlgradient, extractdata
+from symdl.compiler import pipeline as backend
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_C = ROOT / "examples" / "aot_c" / "main.c"
@@ -209,7 +210,7 @@ LOAD_CHILD = """
 import json, sys
 import numpy as np
 import symdl
-from symdl import backend
+from symdl.compiler import pipeline as backend
 f = symdl.load(sys.argv[1])
 out = {}
 for x1, x2 in ((2.0, 2.0), (0.5, -1.25)):
@@ -425,7 +426,7 @@ def test_debug_level_two_dumps_every_named_pass_and_verify_checks(capsys, monkey
     monkeypatch.setenv("SYMDL_VERIFY", "1")
     f = symdl.compile(lambda x: symdl.exp(x) * x, 1.0)
     out = capsys.readouterr().out
-    for line in ("pass canonical:", "after pass simplify:", "after pass lower_user_functions",
+    for line in ("pass canonical:", "after pass simplify:", "after pass decompose",
                  "kernel plan of", "after pass emit", "after pass optimise", "compiled symdl_"):
         assert line in out, line
     assert out.index("after pass emit") < out.index("after pass optimise")
@@ -436,5 +437,5 @@ def test_llvm_ir_and_export_run_the_same_passes():
     f = symdl.compile(lambda x: symdl.exp(x) * x + 1.0, 1.0)
     assert f"@{f._artifact.name}(" in f.llvm_ir          # the entry the artifact was compiled with
     from codegen.compiler import BACKEND_PASSES
-    assert [name for name, _ in BACKEND_PASSES] == ["lower_user_functions", "plan", "check_plan", "emit",
+    assert [name for name, _ in BACKEND_PASSES] == ["decompose", "plan", "check_plan", "emit",
                                                      "optimise", "object_code"]

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 import symdl
-from symdl import backend, dlarray, dlgradient, extractdata
+from symdl import dlarray, dlgradient, extractdata
+from symdl.compiler import pipeline as backend
 
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = [(2.0, 2.0), (0.5, -1.25), (-1.5, 3.0)]
@@ -64,7 +65,8 @@ import json, os, sys, time
 from pathlib import Path
 import numpy as np
 import symdl
-from symdl import backend, dlgradient
+from symdl import dlgradient
+from symdl.compiler import pipeline as backend
 
 def make_loss(k):
     def loss(x1, x2):

@@ -69,7 +69,7 @@ def _wrap(node: Node, fmt=None) -> dlarray:
 class _Transform:
     """A compiled transform: call it like the transformed function.
 
-    It runs from a :class:`~symdl.compile.dispatch.SignatureCache` (the same
+    It runs from a :class:`~symdl.compiler.dispatch.SignatureCache` (the same
     cache as ``dlaccelerate``, with numpy arrays and Python floats as inputs).
     A call goes to the cache's ``entry``: the Python path :meth:`_call`, or,
     once an all-float signature has been seen twice, a native dispatcher that

@@ -418,7 +418,7 @@ class SignatureCache:
 
     Example:
         >>> import symdl
-        >>> from symdl.compile.trace import is_dlarray_leaf
+        >>> from symdl.compiler.trace import is_dlarray_leaf
         >>> cache = SignatureCache(lambda x, n: x * n, 2, is_input=is_dlarray_leaf)
         >>> x = symdl.dlarray(2.0)
         >>> [float(cache.call((x, n), {})) for n in (1, 2, 1, 3, 1)]

@@ -1,5 +1,5 @@
 """dlaccelerate: MATLAB's accelerated functions, called exactly like the
-function, run from a :class:`~symdl.compile.dispatch.SignatureCache` of
+function, run from a :class:`~symdl.compiler.dispatch.SignatureCache` of
 native traces."""
 
 from __future__ import annotations

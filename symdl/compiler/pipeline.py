@@ -1,6 +1,6 @@
 """The one compile pipeline: a traced program's graph -> simplify -> (disk
-cache) -> the back-end passes of :mod:`codegen.compiler` (lower user
-functions, plan, check_plan, emit, optimise, object_code).
+cache) -> the back-end passes of :mod:`codegen.compiler` (decompose,
+plan, check_plan, emit, optimise, object_code).
 
 ``dlaccelerate``, the transforms and ``compile`` build through
 :func:`build_artifact`; ``CompiledFunction.llvm_ir`` stops after
@@ -77,7 +77,7 @@ def _dump_graph(outputs: list[Node]) -> str:
 
 
 _DUMPS = {  # what SYMDL_DEBUG=2 shows after a pass
-    "lower_user_functions": lambda b: _dump_graph(b.outputs),
+    "decompose": lambda b: _dump_graph(b.outputs),
     "plan": lambda b: b.plan.describe(),
     "emit": lambda b: b.ir,
     "optimise": lambda b: b.optimised,
@@ -86,7 +86,7 @@ _DUMPS = {  # what SYMDL_DEBUG=2 shows after a pass
 
 def _observe(name: str, build: Build) -> None:
     level = debug_level()
-    if name == "lower_user_functions" and _verify_enabled():
+    if name == "decompose" and _verify_enabled():
         _verify(build.outputs, name)
     if name == "plan" and level:
         print(f"[symdl] kernel plan of {build.name}:\n{build.plan.describe()}")

@@ -4,7 +4,7 @@ A program knows which argument leaves are array inputs, how to rebuild the
 output structure from the graph's outputs, and the guards: values that
 Python control flow read during the trace, re-checked (bit for bit) on every
 reuse.  The signature key that selects a program lives in
-:mod:`symdl.compile.dispatch`.
+:mod:`symdl.compiler.dispatch`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,56 @@
+"""The code in README.md and docs/ runs, and prints what the page says.
+
+Every ```python block of a page runs, in order, in one namespace per page
+(so a page can build on its earlier blocks).  Where a ```text block follows a
+python block directly, it is the expected output: compared line by line,
+exactly.  Blocks marked ```python no-run (none yet) would be skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_BLOCK = re.compile(r"```(\w[\w-]*)[^\n]*\n(.*?)```", re.S)
+
+
+def blocks(page: Path) -> list[tuple[str, str | None]]:
+    """(code, expected output or None) for each python block of ``page``."""
+    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in _BLOCK.finditer(page.read_text())]
+    text = page.read_text()
+    out = []
+    for k, (lang, body, _, end) in enumerate(found):
+        if lang != "python":
+            continue
+        expected = None
+        if k + 1 < len(found) and found[k + 1][0] == "text" and not text[end:found[k + 1][2]].strip():
+            expected = found[k + 1][1]
+        out.append((body, expected))
+    return out
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)], ids=lambda p: p.name)
+def test_page_code_runs_and_prints_what_the_page_shows(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # files a page writes land here
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {"__name__": "__docs__"}
+    for k, (code, expected) in enumerate(blocks(page)):
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            exec(compile(code, f"{page.name}[block {k}]", "exec"), namespace)
+        if expected is not None:
+            got = stdout.getvalue().rstrip("\n").splitlines()
+            want = expected.rstrip("\n").splitlines()
+            assert got == want, f"{page.name} block {k} printed:\n{stdout.getvalue()}\nthe page shows:\n{expected}"
+
+
+def test_every_page_is_found():
+    assert (ROOT / "README.md") in PAGES and len(PAGES) > 3
+    assert os.path.exists(ROOT / "docs" / "concepts.md")
