@@ -14,7 +14,8 @@ from ..array import dlarray
 from ..core import is_traced
 from ..tracing import active_root
 from ..tree import flatten_call, tree_flatten
-from .dispatch import FunctionWatch, SignatureCache
+from .dispatch import SignatureCache
+from .watch import FunctionWatch
 from .pipeline import debug
 from .trace import is_dlarray_leaf, trace_program
 

@@ -14,7 +14,7 @@ from codegen.export import c_header, link_shared
 
 from ..array import dlarray
 from ..tree import tree_flatten, tree_map
-from .dispatch import Unkeyable, signature_key, unkeyable_error
+from .keys import Unkeyable, signature_key, unkeyable_error
 from .pipeline import build_artifact, build_export, build_ir, gc_paused
 from .trace import Program, is_numeric_leaf, leaf_array, trace_program
 

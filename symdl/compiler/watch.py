@@ -1,0 +1,139 @@
+"""The function watch: what a trace depends on besides its arguments (code,
+defaults, closures, globals, a bound method's object), re-checked on every
+call so that an edit of the function is noticed and retraced."""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable
+
+import numpy as np
+
+from ..array import dlarray
+
+__all__ = ["FunctionWatch"]
+
+
+
+_LIBRARY_MODULES = ("symdl", "codegen", "numpy", "scipy", "sympy", "builtins", "math")
+_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+_MISSING = object()
+
+
+def _is_library(fn) -> bool:
+    module = getattr(fn, "__module__", "") or ""
+    return module.split(".")[0] in _LIBRARY_MODULES
+
+
+def _same_scalar(now, expected) -> bool:
+    """Equal Python scalars of one type; floats also by sign (0.0 vs -0.0)."""
+    if type(now) is not type(expected) or type(now) not in _SCALARS or now != expected:
+        return False
+    return type(now) is not float or math.copysign(1.0, now) == math.copysign(1.0, expected)
+
+
+class FunctionWatch:
+    """What a trace of a function depends on besides its arguments: the code
+    objects, defaults, closure cells and global names of the function and of
+    the user functions it reaches (depth 3), and the attributes of the object
+    of a bound method it reaches.  ``changed()`` is a flat list of identity
+    checks, cheap enough for every call.  Library functions (symdl, numpy,
+    ...) are not followed, but the user functions that symdl's own wrappers
+    (the transforms) hold are.  ``extra``: more callables to watch the same
+    way (functions passed as static arguments).
+
+    Example:
+        >>> namespace = {"scale": 2.0}
+        >>> exec("def f(x):\\n    return scale * x", namespace)   # a user function reading a global
+        >>> watch = FunctionWatch(namespace["f"])
+        >>> watch.changed()
+        False
+        >>> namespace["scale"] = -2.0
+        >>> watch.changed()
+        True
+    """
+
+    def __init__(self, fn: Callable, extra=()):
+        self.probes: list[tuple] = []
+        self._seen: set[int] = set()
+        self._watch(fn, 0)
+        for other in extra:
+            self._follow(other, 0)
+
+    def _watch(self, fn: Callable, depth: int) -> None:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and hasattr(owner, "__dict__") and not isinstance(owner, types.ModuleType):
+            for name, value in vars(owner).items():  # a bound method reads its object's state
+                self._probe("item", vars(owner), name, value)
+        fn = getattr(fn, "__func__", fn)
+        code = getattr(fn, "__code__", None)
+        if code is None or id(fn) in self._seen or depth > 3:
+            return
+        self._seen.add(id(fn))
+        if _is_library(fn):
+            # symdl's own wrappers (the transforms) are fixed once made: only
+            # the user functions they hold are watched
+            for cell in fn.__closure__ or ():
+                try:
+                    self._follow(cell.cell_contents, depth)
+                except ValueError:
+                    continue
+            return
+        self.probes.append(("attr", fn, "__code__", code))
+        self.probes.append(("attr", fn, "__defaults__", fn.__defaults__))
+        for cell in fn.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            self._probe("attr", cell, "cell_contents", value)
+            self._follow(value, depth)
+        glb = fn.__globals__
+        for name in code.co_names:
+            value = glb.get(name, _MISSING)
+            if value is _MISSING or isinstance(value, types.ModuleType):
+                continue
+            self._probe("item", glb, name, value)
+            self._follow(value, depth)
+
+    def _probe(self, kind: str, obj, key, value, depth: int = 0) -> None:
+        self.probes.append((kind, obj, key, value))
+        if isinstance(value, np.ndarray):  # contents may change in place
+            self.probes.append(("array", value, None, value.copy()))
+        elif isinstance(value, dlarray):
+            self.probes.append(("attr", value, "_value", value._value))
+        elif depth < 2 and isinstance(value, (dict, list)) and len(value) <= 64:
+            # a configuration dict or list read by the function, one level deep
+            self.probes.append(("len", value, None, len(value)))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
+                self._probe("item" if isinstance(value, dict) else "index", value, k, v, depth + 1)
+
+    def _follow(self, value, depth: int) -> None:
+        if isinstance(value, types.MethodType) and not _is_library(value.__func__):
+            self._watch(value, depth + 1)  # a bound method: its object's attributes too
+        elif isinstance(value, types.FunctionType) and not _is_library(value):
+            self._watch(value, depth + 1)
+
+    def changed(self) -> bool:
+        for kind, obj, key, expected in self.probes:
+            if kind == "array":
+                if obj.shape != expected.shape or not np.array_equal(obj, expected, equal_nan=True):
+                    return True
+                continue
+            if kind == "len":
+                if len(obj) != expected:
+                    return True
+                continue
+            if kind == "attr":
+                now = getattr(obj, key, _MISSING)
+            elif kind == "index":
+                now = obj[key] if key < len(obj) else _MISSING
+            else:
+                now = obj.get(key, _MISSING)
+            if now is not expected and not _same_scalar(now, expected):
+                return True
+        return False
+
+
