@@ -3,8 +3,9 @@
 - ``trace``: a function traced for one input signature (a ``Program``);
 - ``pipeline``: the one compile pipeline (simplify, disk cache, the back-end
   passes of ``codegen.compiler``), ``SYMDL_DEBUG`` dumps;
-- ``dispatch``: the one signature cache (key, LRU, guards, function watch,
-  fast paths, native dispatcher);
+- ``dispatch``: the one signature cache (LRU, guards, fast paths, native
+  dispatcher), with ``keys`` (what identifies a call) and ``watch`` (edits of
+  the function);
 - ``accelerate``: ``dlaccelerate``; ``transforms``: ``grad`` and friends;
   ``aot``: ``compile``, ``load``, ``export``.
 
