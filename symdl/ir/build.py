@@ -17,7 +17,7 @@ import numpy as np
 
 from .node import ArrayValue, Node, make_node
 from .ops import primitive
-from .rewrite import CONSTRUCTION, rewrite_node
+from .rewrite import AFTER_CONSTRUCTOR, CONSTRUCTION, CONSTRUCTORS, rewrite_node
 from .shapes import ShapeError, broadcast_shapes
 
 __all__ = [
@@ -39,7 +39,15 @@ def emit(op: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     if prim.arity is not None and len(inputs) != prim.arity:
         raise ShapeError(f"{op}: takes {prim.arity} operands, got {len(inputs)}")
     shape, dtype = prim.infer(inputs, attrs)
-    node = make_node(op, inputs, as_attrs(attrs), tuple(int(d) for d in shape), dtype)
+    shape = tuple(int(d) for d in shape)
+    construct = CONSTRUCTORS.get(op)
+    if construct is not None:
+        # canonical before interning: the raw node is never built
+        node = construct(inputs, attrs, shape, dtype)
+        if node is None:
+            node = make_node(op, inputs, as_attrs(attrs), shape, dtype)
+        return rewrite_node(node, AFTER_CONSTRUCTOR)
+    node = make_node(op, inputs, as_attrs(attrs), shape, dtype)
     return rewrite_node(node, CONSTRUCTION)
 
 

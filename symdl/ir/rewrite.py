@@ -19,13 +19,26 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .node import Node
 
-__all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "rewrite_node", "rewrite_graph", "toposort"]
+__all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "AFTER_CONSTRUCTOR", "CONSTRUCTORS", "constructor",
+           "rewrite_node", "rewrite_graph", "toposort"]
 
 Rule = Callable[[Node], "Node | None"]
 RULE_SETS: dict[str, dict[str, list[Rule]]] = defaultdict(lambda: defaultdict(list))
 
 #: Rule sets applied to every node as it is built.
 CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "fold")
+
+#: A constructor builds the canonical form of ``op(inputs; attrs)`` from the
+#: fields, before any node exists, so the raw node (which the ``canonical``
+#: rule would only take apart again) is never interned.  It returns the
+#: canonical node, or ``None`` when the fields are canonical as given.  The
+#: ``canonical`` rule of the same op must agree with it (it handles nodes made
+#: raw, by ``rebuild`` and deserialisation).
+Constructor = Callable[[tuple, dict, tuple, str], "Node | None"]
+CONSTRUCTORS: dict[str, Constructor] = {}
+
+#: The construction sets that still apply to a constructor's result.
+AFTER_CONSTRUCTOR: tuple[str, ...] = tuple(s for s in CONSTRUCTION if s != "canonical")
 
 _MAX_STEPS = 64
 
@@ -39,6 +52,14 @@ def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
         for op in ops:
             RULE_SETS[set_name][op].append(fn)
         _PLANS.clear()
+        return fn
+    return register
+
+
+def constructor(op: str) -> Callable[[Constructor], Constructor]:
+    """Register ``fn`` as the constructor of ``op`` (see :data:`CONSTRUCTORS`)."""
+    def register(fn: Constructor) -> Constructor:
+        CONSTRUCTORS[op] = fn
         return fn
     return register
 
