@@ -8,7 +8,9 @@ subexpressions are merged by construction and nodes can serve as dict keys
 from __future__ import annotations
 
 import hashlib
+import math
 import weakref
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -124,6 +126,30 @@ class Node:
 # key -> weak reference: a node lives as long as something uses it
 _INTERN: dict[tuple, weakref.ref] = {}
 
+# The most recently created nodes, held strongly for a while: builders and
+# derivative rules rebuild the same small nodes (constant fills, partials of
+# nodes already differentiated once) over and over, and a node freed the
+# moment its builder returns would be hashed and made again each time.
+RECENT_NODES = 4096
+_RECENT: deque = deque(maxlen=RECENT_NODES)
+
+
+def _negative_zeros(attrs: tuple) -> tuple | None:
+    """Where ``attrs`` hold -0.0 (``None``: nowhere, the common case).
+
+    Tuples compare -0.0 equal to 0.0, but ``1 / c`` and ``x + c`` at
+    ``x = -0.0`` tell them apart, so the intern key must too."""
+    found = None
+    for pos, (_, value) in enumerate(attrs):
+        if type(value) is float:
+            if value == 0.0 and math.copysign(1.0, value) < 0:
+                found = (found or ()) + (pos,)
+        elif type(value) is tuple:
+            for i, v in enumerate(value):
+                if type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0:
+                    found = (found or ()) + ((pos, i),)
+    return found
+
 
 def sort_key(node: Node) -> tuple:
     """Canonical, process-independent order of nodes (commutative operands).
@@ -176,6 +202,10 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
               shape: tuple[int, ...], dtype: str) -> Node:
     """Return the unique live node with these fields (raw: no checks, no rewriting)."""
     key = (op, inputs, attrs, shape, dtype)
+    if attrs:
+        zeros = _negative_zeros(attrs)
+        if zeros is not None:
+            key += (zeros,)
     ref = _INTERN.get(key)
     if ref is not None:
         node = ref()
@@ -191,6 +221,7 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_digest(node, None)
     _set_order(node, None)
     _INTERN[key] = weakref.ref(node, lambda _, key=key: _forget(key))
+    _RECENT.append(node)
     return node
 
 
