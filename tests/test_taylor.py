@@ -146,3 +146,21 @@ def test_order_zero_and_bad_order():
     assert taylor_derivatives(y, x, 0) == [y]
     with pytest.raises(ValueError, match="order"):
         taylor_coefficients(y, x, -1)
+
+
+def test_fallbacks_agree_with_the_recurrences():
+    # nested differentiation of the subgraph, and composition with the
+    # operation's own derivatives, give what the recurrences give
+    from symdl.autodiff import taylor as T
+    x = B.input_node("x", POINTS.shape, "float64")
+    for y in (B.fn("atan2", B.fn("sin", x), _shift(x, 2.5)), B.fn("exp", B.fn("cos", x))):
+        rule = T.taylor_coefficients(y, x, 5)
+        nested = T._nested(y, 5, x)
+        values = interpret(rule[1:] + nested[1:], {x: POINTS})
+        for a, b in zip(values[:5], values[5:]):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    y = B.fn("exp", B.fn("cos", x))
+    composed = T._compose(y, [T.taylor_coefficients(B.fn("cos", x), x, 5)], 5, x)
+    values = interpret(T.taylor_coefficients(y, x, 5)[1:] + composed[1:], {x: POINTS})
+    for a, b in zip(values[:5], values[5:]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)

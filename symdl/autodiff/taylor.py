@@ -329,6 +329,52 @@ def _expm1(node: Node, ins: list, n: int, x: Node) -> Series:
     return [node] + e[1:]
 
 
+@taylor_rule("atan2")
+def _atan2(node: Node, ins: list, n: int, x: Node) -> Series:
+    # y' (u^2 + v^2) = v u' - u v', divided by u0^2 + v0^2 as the partials are
+    u, v = ins
+    if _is_constant(u) or _is_constant(v):
+        return _compose(node, ins, n, x)
+    su, sv = _square(u, n, node), _square(v, n, node)
+    q = [B.add(su[0], sv[0])] + [_plus(su[j], sv[j], node) for j in range(1, n + 1)]
+    inv = B.ipow(q[0], -1)
+    out = [node]
+    for k in range(1, n + 1):
+        s = _Sum(node)
+        for i in range(k):
+            w = (k - i) / k
+            s.add(w, v[i], u[k - i])
+            s.add(-w, u[i], v[k - i])
+        for j in range(1, k):
+            s.add(-(k - j) / k, out[k - j], q[j])
+        out.append(_over(s.node(), inv, node))
+    return out
+
+
+def _plus(a: Node | None, b: Node | None, like: Node) -> Node | None:
+    s = _Sum(like)
+    for v in (a, b):
+        if v is not None:
+            s.add(1.0, v)
+    return s.node()
+
+
+@taylor_rule("pow")
+def _pow(node: Node, ins: list, n: int, x: Node) -> Series:
+    # a^b with both varying: y' = y (b log a)'; log a divides by a_0 where the
+    # partial d/db = log(a) a^b is already not finite at a_0 = 0
+    a, b = ins
+    if _is_constant(a) or _is_constant(b):
+        return _compose(node, ins, n, x)
+    base = node.inputs[0]
+    log_a = _log(B.fn("log", base), [a], n, x)
+    w = _cauchy(b, log_a, n, node, first=node)  # entry 0 is never used
+    out = [node]
+    for k in range(1, n + 1):
+        out.append(_derivative_of_argument(out, w, k, out, node))
+    return out
+
+
 # ---------------------------------------------------------------- composition (Faa di Bruno)
 
 def _own_derivatives(node: Node, index: int, n: int) -> list[Node | None]:
