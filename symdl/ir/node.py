@@ -130,7 +130,9 @@ _INTERN: dict[tuple, weakref.ref] = {}
 # derivative rules rebuild the same small nodes (constant fills, partials of
 # nodes already differentiated once) over and over, and a node freed the
 # moment its builder returns would be hashed and made again each time.
-RECENT_NODES = 4096
+# (1024 keeps nearly all of that reuse; array constants are never held, so
+# no data array outlives its graph by more than a few traces' worth of nodes.)
+RECENT_NODES = 1024
 _RECENT: deque = deque(maxlen=RECENT_NODES)
 
 
@@ -221,7 +223,8 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_digest(node, None)
     _set_order(node, None)
     _INTERN[key] = weakref.ref(node, lambda _, key=key: _forget(key))
-    _RECENT.append(node)
+    if not (attrs and type(attrs[0][1]) is ArrayValue):
+        _RECENT.append(node)
     return node
 
 
