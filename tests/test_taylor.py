@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sympy
 
-import symdl  # noqa: F401  (imports codegen in its order)
+import symdl  # imported before codegen (codegen.compiler imports symdl.ir)
 from codegen.compiler import compile_graph
 from symdl.autodiff.reverse import jvp
 from symdl.autodiff.taylor import taylor_coefficients, taylor_derivatives
@@ -192,3 +192,17 @@ def test_every_unary_function_is_finite_where_nested_is(dtype, points):
             finite = np.isfinite(b)
             assert np.isfinite(a[finite]).all(), f"{name}, order {k}: not finite at {at[finite & ~np.isfinite(a)]}"
             np.testing.assert_allclose(a[finite], b[finite], rtol=tol, atol=tol, err_msg=f"{name}, order {k}")
+
+
+def test_user_functions_compose_and_fall_back():
+    # a user function of one varying argument composes with its own SymPy
+    # derivatives; of two varying arguments it falls back to nested
+    # differentiation of its subgraph
+    softplus = symdl.elementwise(lambda a: sympy.log(1 + sympy.exp(a)), name="taylor_test_softplus")
+    mix = symdl.elementwise(lambda a, b: a * sympy.exp(b) + sympy.sin(a * b), name="taylor_test_mix")
+    x = B.input_node("x", POINTS.shape, "float64")
+    y = B.add(B.fn(softplus.op, B.fn("sin", x)), B.fn(mix.op, B.fn("cos", x), B.ipow(x, 2)))
+    expr = sympy.log(1 + sympy.exp(sympy.sin(X))) + sympy.cos(X) * sympy.exp(X**2) + sympy.sin(sympy.cos(X) * X**2)
+    values = interpret(taylor_derivatives(y, x, 6), {x: POINTS})
+    for k, (got, ref) in enumerate(zip(values, _sympy_derivatives(expr, 6))):
+        _close(got, ref, f"order {k}")
