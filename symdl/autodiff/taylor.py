@@ -40,6 +40,7 @@ TAYLOR: dict[str, Rule] = {}
 
 
 def taylor_rule(*ops: str) -> Callable[[Rule], Rule]:
+    """Register ``fn`` as the Taylor rule of ``ops`` (see :data:`TAYLOR`)."""
     def register(fn: Rule) -> Rule:
         for op in ops:
             TAYLOR[op] = fn

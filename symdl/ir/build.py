@@ -1,9 +1,10 @@
 """Canonicalising node builders: the only way the front end and the
 differentiation rules make nodes.
 
-Each builder infers shape and dtype (errors name the op and the shapes), makes
-the interned raw node and runs the construction rule sets on it, so the graph
-is in canonical form at every moment: n-ary sums ``{term: coefficient}``,
+Each builder infers shape and dtype (errors name the op and the shapes),
+builds the canonical form (sums and products straight from their fields,
+other ops by running the construction rule sets on the interned raw node), so
+the graph is in canonical form at every moment: n-ary sums ``{term: coefficient}``,
 n-ary products ``{factor: exponent}``, constants folded, trivial movement
 removed.
 """

@@ -2,7 +2,11 @@
 
 ``canonical``: n-ary sums as ``{term: coefficient} + constant`` and products
 as ``{factor: integer exponent}`` (flattened, like terms and like factors
-collected, operands in the deterministic order of :func:`sort_key`).
+collected, operands in the deterministic order of :func:`sort_key`).  Sums
+and products are canonicalised from their fields by constructors, before any
+node exists (:data:`symdl.ir.rewrite.CONSTRUCTORS`), so the builders never
+intern a raw node only for the rule to take it apart; the rules of the same
+name handle nodes made raw (``rebuild``, deserialisation) and must agree.
 ``identity``: exact identities that only remove work (``reshape`` to the same
 shape, ``x ** 1``, ``where(c, a, a)``, ...).  ``fold``: constant folding
 through the reference interpreter.
@@ -104,11 +108,13 @@ def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tupl
 
 @constructor("add")
 def construct_add(inputs, attrs, shape, dtype) -> Node | None:
+    """The constructor of sums (before any node exists)."""
     return canonical_sum(inputs, attrs["coeffs"], attrs["const"], shape, dtype)
 
 
 @rule("canonical", "add")
 def canonical_add(node: Node) -> Node | None:
+    """The canonical rule of sums made raw (rebuilt or deserialised)."""
     return canonical_sum(node.inputs, node.attr("coeffs"), node.attr("const"), node.shape, node.dtype)
 
 
@@ -216,11 +222,13 @@ def canonical_product(inputs: tuple[Node, ...], exps, shape: tuple[int, ...], dt
 
 @constructor("mul")
 def construct_mul(inputs, attrs, shape, dtype) -> Node | None:
+    """The constructor of products (before any node exists)."""
     return canonical_product(inputs, attrs["exps"], shape, dtype)
 
 
 @rule("canonical", "mul")
 def canonical_mul(node: Node) -> Node | None:
+    """The canonical rule of products made raw (rebuilt or deserialised)."""
     return canonical_product(node.inputs, node.attr("exps"), node.shape, node.dtype)
 
 
