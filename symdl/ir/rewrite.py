@@ -119,6 +119,13 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
     return order
 
 
+def _construct(node: Node, inputs: tuple[Node, ...]) -> Node | None:
+    """``node`` with new inputs through its constructor, if it has one (the
+    node's shape is kept, as :func:`~symdl.ir.build.rebuild` keeps it)."""
+    construct = CONSTRUCTORS.get(node.op)
+    return None if construct is None else construct(inputs, dict(node.attrs), node.shape, node.dtype)
+
+
 def rewrite_graph(outputs: Sequence[Node], sets: Sequence[str], max_rounds: int = 16) -> list[Node]:
     """Rewrite every node reachable from ``outputs`` with ``sets`` (plus the
     construction sets) until a whole round changes nothing."""
@@ -130,7 +137,7 @@ def rewrite_graph(outputs: Sequence[Node], sets: Sequence[str], max_rounds: int 
         mapping: dict[Node, Node] = {}
         for node in toposort(outputs):
             inputs = tuple(mapping[i] for i in node.inputs)
-            new = rebuild(node, inputs) if inputs != node.inputs else node
+            new = node if inputs == node.inputs else _construct(node, inputs) or rebuild(node, inputs)
             mapping[node] = rewrite_node(new, all_sets)
         new_outputs = [mapping[o] for o in outputs]
         if new_outputs == outputs:
