@@ -217,3 +217,27 @@ def test_canonical_form_is_idempotent(graph, seed):
     _, out = graph
     once = simplify([out])
     assert simplify(once) == once
+
+
+def _construct(out):
+    """``out`` rebuilt node by node through the builders (the constructors of
+    sums and products canonicalise before anything is interned)."""
+    from symdl.ir.rewrite import toposort
+    new = {}
+    for node in toposort([out]):
+        new[node] = node if not node.inputs else B.emit(node.op, [new[i] for i in node.inputs], **dict(node.attrs))
+    return new[out]
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_graph(), st.integers(0, 2**31 - 1))
+def test_construction_preserves_values_and_is_idempotent(graph, seed):
+    inputs, out = graph
+    rng = np.random.default_rng(seed)
+    bindings = {i: rng.uniform(-2, 2, i.shape) for i in inputs}
+    (expected,) = interpret([out], bindings)
+    built = _construct(out)
+    (actual,) = interpret([built], bindings)
+    assert built.shape == out.shape and built.dtype == out.dtype
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-9)
+    assert _construct(built) is built

@@ -1,9 +1,10 @@
 """Canonicalising node builders: the only way the front end and the
 differentiation rules make nodes.
 
-Each builder infers shape and dtype (errors name the op and the shapes), makes
-the interned raw node and runs the construction rule sets on it, so the graph
-is in canonical form at every moment: n-ary sums ``{term: coefficient}``,
+Each builder infers shape and dtype (errors name the op and the shapes),
+builds the canonical form (sums and products straight from their fields,
+other ops by running the construction rule sets on the interned raw node), so
+the graph is in canonical form at every moment: n-ary sums ``{term: coefficient}``,
 n-ary products ``{factor: exponent}``, constants folded, trivial movement
 removed.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from .node import ArrayValue, Node, make_node
 from .ops import primitive
-from .rewrite import CONSTRUCTION, rewrite_node
+from .rewrite import AFTER_CONSTRUCTOR, CONSTRUCTION, CONSTRUCTORS, rewrite_node
 from .shapes import ShapeError, broadcast_shapes
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "mul", "div", "ipow", "powc", "fn", "where", "compare", "convert", "broadcast_to",
     "reshape", "transpose", "slice_", "unslice", "concatenate", "reduce_sum", "reduce_max",
     "dot_general", "take", "take_add", "unbroadcast", "expand_to", "as_attrs", "iota", "eye",
+    "split_scale", "product_term", "sum_of_products",
 ]
 
 
@@ -39,7 +41,15 @@ def emit(op: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     if prim.arity is not None and len(inputs) != prim.arity:
         raise ShapeError(f"{op}: takes {prim.arity} operands, got {len(inputs)}")
     shape, dtype = prim.infer(inputs, attrs)
-    node = make_node(op, inputs, as_attrs(attrs), tuple(int(d) for d in shape), dtype)
+    shape = tuple(int(d) for d in shape)
+    construct = CONSTRUCTORS.get(op)
+    if construct is not None:
+        # canonical before interning: the raw node is never built
+        node = construct(inputs, attrs, shape, dtype)
+        if node is None:
+            node = make_node(op, inputs, as_attrs(attrs), shape, dtype)
+        return rewrite_node(node, AFTER_CONSTRUCTOR)
+    node = make_node(op, inputs, as_attrs(attrs), shape, dtype)
     return rewrite_node(node, CONSTRUCTION)
 
 
@@ -123,6 +133,56 @@ def neg(a: Node) -> Node:
 
 def scale(a: Node, c: float) -> Node:
     return a if c == 1.0 else linear([(a, c)])
+
+
+def split_scale(v: Node) -> tuple[float, Node | None]:
+    """``v`` as ``coefficient * node`` (node ``None``: ``v`` is a constant fill)."""
+    c = v.const_scalar()
+    if c is not None:
+        return c, None
+    if v.op == "add" and len(v.inputs) == 1 and v.attrs[1][1] == 0.0:
+        return v.attrs[0][1][0], v.inputs[0]
+    return 1.0, v
+
+
+def product_term(coeff: float, factors: Iterable[Node]) -> tuple[float, Node | None]:
+    """``coeff * prod(factors)`` as ``(coefficient, canonical product)``: the
+    factors' own coefficients are pulled out before the product is built, so
+    no scaled product (``c * (a b)``, a node of its own) is made only to be
+    taken apart by the sum it goes into.  Node ``None``: the term is a constant."""
+    bases = []
+    for f in factors:
+        c, base = split_scale(f)
+        coeff *= c
+        if base is not None:
+            bases.append(base)
+    if not bases:
+        return coeff, None
+    prod = bases[0] if len(bases) == 1 else mul(*bases)
+    c, base = split_scale(prod)
+    return coeff * c, base
+
+
+def sum_of_products(terms: Iterable[tuple[float, Sequence[Node]]], like: Node, constant: float = 0.0) -> Node:
+    """``constant + sum(c * prod(factors))`` as one canonical sum of ``like``'s
+    shape and dtype (see :func:`product_term`).
+
+    Example:
+        >>> x = input_node("x", (), "float64")
+        >>> sum_of_products([(2.0, [x, x]), (1.0, [scale(x, 3.0)])], x) is linear([(ipow(x, 2), 2.0), (x, 3.0)])
+        True
+    """
+    collected = []
+    for c, factors in terms:
+        c, base = product_term(c, factors)
+        if base is None:
+            constant += c
+        else:
+            collected.append((base, c))
+    if not collected:
+        return fill(constant, like)
+    out = linear(collected, constant)
+    return out if out.shape == like.shape else broadcast_to(out, like.shape)
 
 
 def mul(*xs: Node) -> Node:

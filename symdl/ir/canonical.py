@@ -2,7 +2,11 @@
 
 ``canonical``: n-ary sums as ``{term: coefficient} + constant`` and products
 as ``{factor: integer exponent}`` (flattened, like terms and like factors
-collected, operands in the deterministic order of :func:`sort_key`).
+collected, operands in the deterministic order of :func:`sort_key`).  Sums
+and products are canonicalised from their fields by constructors, before any
+node exists (:data:`symdl.ir.rewrite.CONSTRUCTORS`), so the builders never
+intern a raw node only for the rule to take it apart; the rules of the same
+name handle nodes made raw (``rebuild``, deserialisation) and must agree.
 ``identity``: exact identities that only remove work (``reshape`` to the same
 shape, ``x ** 1``, ``where(c, a, a)``, ...).  ``fold``: constant folding
 through the reference interpreter.
@@ -23,7 +27,7 @@ from . import build as B
 from .interpret import eval_node
 from .node import Node, make_node, sort_key
 from .ops import primitive
-from .rewrite import rule
+from .rewrite import constructor, rule
 
 FOLD_LIMIT = 1 << 16  # fold constant results up to this many elements
 
@@ -35,11 +39,18 @@ def _finish(result: Node, like: Node) -> Node:
     return result
 
 
-def _already_canonical(node: Node, nested: str) -> bool:
+def _to_shape(result: Node, shape: tuple[int, ...]) -> Node:
+    """:func:`_finish` for a node that does not exist yet (constructors)."""
+    if result.shape != shape:
+        result = B.broadcast_to(result, shape)
+    return result
+
+
+def _already_canonical(inputs: tuple[Node, ...], nested: str) -> bool:
     """Fast check: no nested op to flatten, no constant, operands strictly
     ordered (hence distinct)."""
     prev = None
-    for t in node.inputs:
+    for t in inputs:
         if t.op == nested or t.op == "const":
             return False
         k = sort_key(t)
@@ -49,14 +60,14 @@ def _already_canonical(node: Node, nested: str) -> bool:
     return True
 
 
-@rule("canonical", "add")
-def canonical_add(node: Node) -> Node | None:
-    if len(node.inputs) > 1 and _already_canonical(node, "add"):
-        return None
+# ---------------------------------------------------------------- sums
+
+def _collect_terms(inputs, coeffs, constant: float) -> tuple[dict[Node, float], float, bool]:
+    """Flatten nested sums and fold scalar constants: ``{term: coefficient}``,
+    the constant, and whether anything changed."""
     terms: dict[Node, float] = {}
-    constant = node.attr("const")
     changed = False
-    for term, c in zip(node.inputs, node.attr("coeffs")):
+    for term, c in zip(inputs, coeffs):
         if term.op == "add":
             changed = True
             constant += c * term.attr("const")
@@ -66,30 +77,54 @@ def canonical_add(node: Node) -> Node | None:
             constant += c * term.const_scalar()
             continue
         else:
-            inner = [(term, 1.0)]
+            inner = ((term, 1.0),)
         for t, k in inner:
             if t in terms:
                 changed = True
             terms[t] = terms.get(t, 0.0) + c * k
+    return terms, constant, changed
+
+
+def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tuple[int, ...],
+                  dtype: str) -> Node | None:
+    """The canonical form of ``constant + sum(coeffs * inputs)`` (``None``:
+    these fields are canonical as they are)."""
+    if len(inputs) > 1 and _already_canonical(inputs, "add"):
+        return None
+    terms, constant, changed = _collect_terms(inputs, coeffs, constant)
     ordered = sorted(terms, key=sort_key)
     trivial = len(ordered) == 1 and terms[ordered[0]] == 1.0 and constant == 0.0
-    if not changed and not trivial and tuple(ordered) == node.inputs:
+    if not changed and not trivial and tuple(ordered) == inputs:
         return None
     if not ordered:
-        return B.fill(constant, node)
+        return B.const(constant, shape, dtype)
     coeffs = tuple(terms[t] for t in ordered)
     if len(ordered) == 1 and coeffs[0] == 1.0 and constant == 0.0:
-        return _finish(ordered[0], node)
-    shape = B.common_shape("add", ordered)
-    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)), shape, node.dtype)
-    return _finish(new, node)
+        return _to_shape(ordered[0], shape)
+    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)),
+                    B.common_shape("add", ordered), dtype)
+    return _to_shape(new, shape)
 
 
-def _mul_canonical(node: Node) -> bool:
+@constructor("add")
+def construct_add(inputs, attrs, shape, dtype) -> Node | None:
+    """The constructor of sums (before any node exists)."""
+    return canonical_sum(inputs, attrs["coeffs"], attrs["const"], shape, dtype)
+
+
+@rule("canonical", "add")
+def canonical_add(node: Node) -> Node | None:
+    """The canonical rule of sums made raw (rebuilt or deserialised)."""
+    return canonical_sum(node.inputs, node.attr("coeffs"), node.attr("const"), node.shape, node.dtype)
+
+
+# ---------------------------------------------------------------- products
+
+def _mul_canonical(inputs, exps) -> bool:
     """Fast check for products: nothing to flatten or pull out, ordered by
     (base, sign) with no repeated key."""
     prev = None
-    for f, e in zip(node.inputs, node.attr("exps")):
+    for f, e in zip(inputs, exps):
         if f.op == "const" or (f.op == "mul" and len(f.inputs) == 1) or \
                 (f.op == "add" and len(f.inputs) == 1 and f.attr("const") == 0.0):
             return False
@@ -114,53 +149,87 @@ def _cpow(c: float, e: int) -> float:
         return sign * math.inf
 
 
-@rule("canonical", "mul")
-def canonical_mul(node: Node) -> Node | None:
-    # Key by (base, sign of exponent): x^2 * x^3 collects to x^5, but x^2 * x^-1
-    # stays as it is, since x/x -> 1 is wrong at x = 0 (fast-math only).
-    if len(node.inputs) > 1 and _mul_canonical(node):
-        return None
+def _factor_parts(f: Node, e: int) -> tuple[float, list[tuple[Node, int]]] | None:
+    """``f ** e`` as ``(coefficient, [(base, exponent)])``; ``None`` when ``f``
+    is a base as it stands."""
+    if f.op == "mul" and len(f.inputs) == 1:
+        # Powers of one base merge (x^2 * x -> x^3).  Products of several
+        # factors stay nested: they are blocks (f', g'' of a Leibniz
+        # expansion) that other terms share, and flattening them would
+        # expand derivatives into ever more distinct monomials.
+        return 1.0, [(b, k * e) for b, k in zip(f.inputs, f.attr("exps"))]
+    if f.op == "add" and len(f.inputs) == 1 and f.attr("const") == 0.0:
+        # (c t)^e = c^e t^e for integer e; t itself may be a power of one base
+        t = f.inputs[0]
+        inner = _factor_parts(t, e)
+        return _cpow(f.attr("coeffs")[0], e), inner[1] if inner is not None else [(t, e)]
+    if f.op == "const" and f.const_scalar() is not None:
+        return _cpow(f.const_scalar(), e), []
+    return None
+
+
+def _collect_factors(inputs, exps) -> tuple[dict[tuple[Node, bool], int], float, bool]:
+    """Merge powers of one base and pull out constant factors:
+    ``{(base, exponent > 0): exponent}``, the coefficient, and whether anything
+    changed."""
     factors: dict[tuple[Node, bool], int] = {}
     coeff = 1.0
     changed = False
-    for f, e in zip(node.inputs, node.attr("exps")):
-        if f.op == "mul" and len(f.inputs) == 1:
-            # Powers of one base merge (x^2 * x -> x^3).  Products of several
-            # factors stay nested: they are blocks (f', g'' of a Leibniz
-            # expansion) that other terms share, and flattening them would
-            # expand derivatives into ever more distinct monomials.
-            changed = True
-            inner = [(b, k * e) for b, k in zip(f.inputs, f.attr("exps"))]
-        elif f.op == "add" and len(f.inputs) == 1 and f.attr("const") == 0.0:
-            changed = True  # (c t)^e = c^e t^e for integer e
-            coeff *= _cpow(f.attr("coeffs")[0], e)
-            inner = [(f.inputs[0], e)]
-        elif f.op == "const" and f.const_scalar() is not None:
-            changed = True
-            coeff *= _cpow(f.const_scalar(), e)
-            continue
+    for f, e in zip(inputs, exps):
+        parts = _factor_parts(f, e)
+        if parts is None:
+            inner = ((f, e),)
         else:
-            inner = [(f, e)]
+            changed = True
+            c, inner = parts
+            coeff *= c
         for b, k in inner:
             key = (b, k > 0)
             if key in factors:
                 changed = True
             factors[key] = factors.get(key, 0) + k
+    return factors, coeff, changed
+
+
+def canonical_product(inputs: tuple[Node, ...], exps, shape: tuple[int, ...], dtype: str) -> Node | None:
+    """The canonical form of ``prod(inputs ** exps)`` (``None``: these fields
+    are canonical as they are)."""
+    # Key by (base, sign of exponent): x^2 * x^3 collects to x^5, but x^2 * x^-1
+    # stays as it is, since x/x -> 1 is wrong at x = 0 (fast-math only).
+    if len(inputs) > 1 and _mul_canonical(inputs, exps):
+        return None
+    factors, coeff, changed = _collect_factors(inputs, exps)
     ordered = sorted(factors, key=lambda kb: (sort_key(kb[0]), kb[1]))
     trivial = len(ordered) == 1 and factors[ordered[0]] == 1
-    if not changed and not trivial and tuple(b for b, _ in ordered) == node.inputs:
+    if not changed and not trivial and tuple(b for b, _ in ordered) == inputs:
         return None
     if not ordered:
-        return B.fill(coeff, node)
+        return B.const(coeff, shape, dtype)
     bases = tuple(b for b, _ in ordered)
     exps = tuple(factors[k] for k in ordered)
     if len(bases) == 1 and exps[0] == 1:
         prod = bases[0]
     else:
-        prod = make_node("mul", bases, (("exps", exps),), B.common_shape("mul", bases), node.dtype)
+        prod = make_node("mul", bases, (("exps", exps),), B.common_shape("mul", bases), dtype)
     if coeff != 1.0:
-        prod = make_node("add", (prod,), (("coeffs", (coeff,)), ("const", 0.0)), prod.shape, node.dtype)
-    return _finish(prod, node)
+        # through the sum's canonical form: a constant times a sum distributes
+        # (c (a + b) -> c a + c b), which keeps like terms collecting
+        coeffs = (coeff,)
+        prod = canonical_sum((prod,), coeffs, 0.0, prod.shape, dtype) or \
+            make_node("add", (prod,), (("coeffs", coeffs), ("const", 0.0)), prod.shape, dtype)
+    return _to_shape(prod, shape)
+
+
+@constructor("mul")
+def construct_mul(inputs, attrs, shape, dtype) -> Node | None:
+    """The constructor of products (before any node exists)."""
+    return canonical_product(inputs, attrs["exps"], shape, dtype)
+
+
+@rule("canonical", "mul")
+def canonical_mul(node: Node) -> Node | None:
+    """The canonical rule of products made raw (rebuilt or deserialised)."""
+    return canonical_product(node.inputs, node.attr("exps"), node.shape, node.dtype)
 
 
 # ---------------------------------------------------------------- identities

@@ -8,7 +8,9 @@ subexpressions are merged by construction and nodes can serve as dict keys
 from __future__ import annotations
 
 import hashlib
+import math
 import weakref
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -62,29 +64,33 @@ class Node:
 
     Never construct directly; use :func:`make_node` (raw, interned) or the
     canonicalising builders in :mod:`symdl.ir.build`.
+
+    Hashing and equality are object identity (inherited from ``object``, so
+    dict and set lookups of nodes run at C speed); interning makes identity
+    structural.  The content digest is computed on first use only: most nodes
+    are never ordered or serialised.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "depth", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order", "__weakref__")
 
     op: str
     inputs: tuple[Node, ...]
     attrs: tuple[tuple[str, Any], ...]
     shape: tuple[int, ...]
     dtype: str
-    digest: bytes
     depth: int
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("symdl IR nodes are immutable")
 
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
     def __lt__(self, other: Node) -> bool:
         return sort_key(self) < sort_key(other)
+
+    @property
+    def digest(self) -> bytes:
+        """Process-independent content hash (16 bytes) of the node and its inputs."""
+        d = self._digest
+        return d if d is not None else _compute_digest(self)
 
     def attr(self, name: str, default: Any = None) -> Any:
         for key, value in self.attrs:
@@ -107,7 +113,7 @@ class Node:
         """The fill value of a constant whose elements are all equal, else None."""
         if self.op != "const":
             return None
-        value = self.attr("value")
+        value = self.attrs[0][1]
         if isinstance(value, ArrayValue):
             return None
         return value
@@ -120,46 +126,111 @@ class Node:
 # key -> weak reference: a node lives as long as something uses it
 _INTERN: dict[tuple, weakref.ref] = {}
 
+# The most recently created nodes, held strongly for a while: builders and
+# derivative rules rebuild the same small nodes (constant fills, partials of
+# nodes already differentiated once) over and over, and a node freed the
+# moment its builder returns would be hashed and made again each time.
+# (1024 keeps nearly all of that reuse; array constants are never held, so
+# no data array outlives its graph by more than a few traces' worth of nodes.)
+RECENT_NODES = 1024
+_RECENT: deque = deque(maxlen=RECENT_NODES)
+
+
+def _negative_zeros(attrs: tuple) -> tuple | None:
+    """Where ``attrs`` hold -0.0 (``None``: nowhere, the common case).
+
+    Tuples compare -0.0 equal to 0.0, but ``1 / c`` and ``x + c`` at
+    ``x = -0.0`` tell them apart, so the intern key must too."""
+    found = None
+    for pos, (_, value) in enumerate(attrs):
+        if type(value) is float:
+            if value == 0.0 and math.copysign(1.0, value) < 0:
+                found = (found or ()) + (pos,)
+        elif type(value) is tuple:
+            for i, v in enumerate(value):
+                if type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0:
+                    found = (found or ()) + ((pos, i),)
+    return found
+
 
 def sort_key(node: Node) -> tuple:
     """Canonical, process-independent order of nodes (commutative operands).
 
     Shallower nodes first, so that printed sums read ``x + sin(x)`` rather than
     the other way round; the content digest breaks ties deterministically.
+    Cached on the node: canonical sums and products ask for it on every build.
     """
-    return (node.depth, node.digest)
+    key = node._order
+    if key is None:
+        key = (node.depth, node.digest)
+        _set_order(node, key)
+    return key
 
 
-def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], ...],
-              shape: tuple[int, ...], dtype: str) -> Node:
-    """Return the unique live node with these fields (raw: no checks, no rewriting)."""
-    key = (op, inputs, attrs, shape, dtype)
-    ref = _INTERN.get(key)
-    if ref is not None:
-        node = ref()
-        if node is not None:
-            return node
+def _own_digest(node: Node, input_digests: bytes) -> bytes:
+    attrs = node.attrs
     # repr is exact for the usual attrs (ints, floats, strings, tuples of them);
     # array constants need their bytes, not their abbreviated repr
     if attrs and attrs[0][0] == "value" and isinstance(attrs[0][1], ArrayValue):
         attr_bytes = _attr_bytes(attrs)
     else:
         attr_bytes = repr(attrs).encode()
-    digest = hashlib.blake2b(b"%s|%s|%s|%s|" % (op.encode(), attr_bytes, repr(shape).encode(), dtype.encode())
-                             + b"".join([i.digest for i in inputs]), digest_size=16).digest()
-    node = object.__new__(Node)
-    _init(node, op, inputs, attrs, shape, dtype, digest, hash(key),
-          1 + max([i.depth for i in inputs]) if inputs else 1)
+    return hashlib.blake2b(b"%s|%s|%s|%s|" % (node.op.encode(), attr_bytes, repr(node.shape).encode(),
+                                               node.dtype.encode()) + input_digests, digest_size=16).digest()
+
+
+def _compute_digest(node: Node) -> bytes:
+    """Digest ``node`` and whichever of its ancestors have none yet.
+
+    Iterative (graphs can be deeper than the recursion limit): a node is
+    hashed once all its inputs are.
+    """
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        if top._digest is not None:
+            stack.pop()
+            continue
+        missing = [i for i in top.inputs if i._digest is None]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        _set_digest(top, _own_digest(top, b"".join([i._digest for i in top.inputs])))
+    return node._digest
+
+
+def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], ...],
+              shape: tuple[int, ...], dtype: str) -> Node:
+    """Return the unique live node with these fields (raw: no checks, no rewriting)."""
+    key = (op, inputs, attrs, shape, dtype)
+    if attrs:
+        zeros = _negative_zeros(attrs)
+        if zeros is not None:
+            key += (zeros,)
+    ref = _INTERN.get(key)
+    if ref is not None:
+        node = ref()
+        if node is not None:
+            return node
+    node = _new(Node)
+    _set_op(node, op)
+    _set_inputs(node, inputs)
+    _set_attrs(node, attrs)
+    _set_shape(node, shape)
+    _set_dtype(node, dtype)
+    _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
+    _set_digest(node, None)
+    _set_order(node, None)
     _INTERN[key] = weakref.ref(node, lambda _, key=key: _forget(key))
+    if not (attrs and type(attrs[0][1]) is ArrayValue):
+        _RECENT.append(node)
     return node
 
 
-def _init(node, *values) -> None:
-    for slot, value in zip(_SLOTS, values):
-        slot.__set__(node, value)
-
-
-_SLOTS = [getattr(Node, name) for name in ("op", "inputs", "attrs", "shape", "dtype", "digest", "_hash", "depth")]
+_new = object.__new__
+_set_op, _set_inputs, _set_attrs, _set_shape, _set_dtype, _set_depth, _set_digest, _set_order = (
+    getattr(Node, name).__set__ for name in ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order"))
 
 
 def _forget(key) -> None:

@@ -19,13 +19,26 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .node import Node
 
-__all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "rewrite_node", "rewrite_graph", "toposort"]
+__all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "AFTER_CONSTRUCTOR", "CONSTRUCTORS", "constructor",
+           "rewrite_node", "rewrite_graph", "toposort"]
 
 Rule = Callable[[Node], "Node | None"]
 RULE_SETS: dict[str, dict[str, list[Rule]]] = defaultdict(lambda: defaultdict(list))
 
 #: Rule sets applied to every node as it is built.
 CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "fold")
+
+#: A constructor builds the canonical form of ``op(inputs; attrs)`` from the
+#: fields, before any node exists, so the raw node (which the ``canonical``
+#: rule would only take apart again) is never interned.  It returns the
+#: canonical node, or ``None`` when the fields are canonical as given.  The
+#: ``canonical`` rule of the same op must agree with it (it handles nodes made
+#: raw, by ``rebuild`` and deserialisation).
+Constructor = Callable[[tuple, dict, tuple, str], "Node | None"]
+CONSTRUCTORS: dict[str, Constructor] = {}
+
+#: The construction sets that still apply to a constructor's result.
+AFTER_CONSTRUCTOR: tuple[str, ...] = tuple(s for s in CONSTRUCTION if s != "canonical")
 
 _MAX_STEPS = 64
 
@@ -39,6 +52,14 @@ def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
         for op in ops:
             RULE_SETS[set_name][op].append(fn)
         _PLANS.clear()
+        return fn
+    return register
+
+
+def constructor(op: str) -> Callable[[Constructor], Constructor]:
+    """Register ``fn`` as the constructor of ``op`` (see :data:`CONSTRUCTORS`)."""
+    def register(fn: Constructor) -> Constructor:
+        CONSTRUCTORS[op] = fn
         return fn
     return register
 
@@ -98,6 +119,13 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
     return order
 
 
+def _construct(node: Node, inputs: tuple[Node, ...]) -> Node | None:
+    """``node`` with new inputs through its constructor, if it has one (the
+    node's shape is kept, as :func:`~symdl.ir.build.rebuild` keeps it)."""
+    construct = CONSTRUCTORS.get(node.op)
+    return None if construct is None else construct(inputs, dict(node.attrs), node.shape, node.dtype)
+
+
 def rewrite_graph(outputs: Sequence[Node], sets: Sequence[str], max_rounds: int = 16) -> list[Node]:
     """Rewrite every node reachable from ``outputs`` with ``sets`` (plus the
     construction sets) until a whole round changes nothing."""
@@ -109,7 +137,7 @@ def rewrite_graph(outputs: Sequence[Node], sets: Sequence[str], max_rounds: int 
         mapping: dict[Node, Node] = {}
         for node in toposort(outputs):
             inputs = tuple(mapping[i] for i in node.inputs)
-            new = rebuild(node, inputs) if inputs != node.inputs else node
+            new = node if inputs == node.inputs else _construct(node, inputs) or rebuild(node, inputs)
             mapping[node] = rewrite_node(new, all_sets)
         new_outputs = [mapping[o] for o in outputs]
         if new_outputs == outputs:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import sympy
 
 from . import build as B
-from . import elementwise as E
+from .ops import functions as E
 from .node import ArrayValue, Node
 
 __all__ = ["from_sympy", "to_sympy", "number"]
