@@ -38,10 +38,12 @@ def elementwise_vjp(node: Node, g: Node) -> list:
 
 def elementwise_jvp(node: Node, tangents: list) -> Node | None:
     """``sum_i t_i * d node / d input_i`` (None when every tangent is zero)."""
-    terms = [B.mul(t, p) for t, p in zip(tangents, _partials(node)) if t is not None and p is not None]
+    # one canonical sum built from its terms: no scaled product t * p made
+    # only to be taken apart again by the sum (forward mode builds many)
+    terms = [(1.0, (t, p)) for t, p in zip(tangents, _partials(node)) if t is not None and p is not None]
     if not terms:
         return None
-    out = B.add(*terms) if len(terms) > 1 else terms[0]
+    out = B.sum_of_products(terms, node)
     return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
 
 
