@@ -44,6 +44,15 @@ def test_page_code_runs_and_prints_what_the_page_shows(page, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # files a page writes land here
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__docs__"}
+    saved = dict(os.environ)  # a page may set SYMDL_DEBUG and the like: not for the next page
+    try:
+        _run_page(page, namespace, tmp_path)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run_page(page: Path, namespace: dict, tmp_path: Path) -> None:
     for k, (code, expected) in enumerate(blocks(page)):
         if '__name__ == "__main__"' in code:
             printed = _run_script(code, tmp_path / f"block{k}.py")
