@@ -14,7 +14,7 @@ from ..array import dlarray
 from ..core import is_traced
 from ..tracing import active_root
 from ..tree import flatten_call, tree_flatten
-from .dispatch import SignatureCache
+from .dispatch import CacheAttributes, SignatureCache
 from .watch import FunctionWatch
 from .pipeline import debug
 from .trace import is_dlarray_leaf, trace_program
@@ -39,7 +39,7 @@ class AccelerationWarning(UserWarning):
     """
 
 
-class AcceleratedFunction:
+class AcceleratedFunction(CacheAttributes):
     """A function with a cache of native traces, called exactly like it.
 
     Attributes (as MATLAB's): ``function``, ``enabled``, ``cache_size``,
@@ -71,14 +71,6 @@ class AcceleratedFunction:
         return self._cache.function
 
     @property
-    def cache_size(self) -> int:
-        return self._cache.cache_size
-
-    @cache_size.setter
-    def cache_size(self, value: int) -> None:
-        self._cache.cache_size = value
-
-    @property
     def check_mode(self) -> str:
         return self._check_mode
 
@@ -108,24 +100,6 @@ class AcceleratedFunction:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"enabled must be True or False, got {value!r}")
         self._enabled = bool(value)
-
-    @property
-    def n_traces(self) -> int:
-        return self._cache.n_traces
-
-    @property
-    def hit_rate(self) -> float:
-        """Percent of calls that reused a cached trace."""
-        return self._cache.hit_rate
-
-    @property
-    def occupancy(self) -> float:
-        """Percent of ``cache_size`` in use (one trace of 50 is 2)."""
-        return self._cache.occupancy
-
-    def clear_cache(self) -> None:
-        """Forget every trace and every fast path (statistics restart too)."""
-        self._cache.clear()
 
     def __repr__(self) -> str:
         name = getattr(self.function, "__name__", repr(self.function))

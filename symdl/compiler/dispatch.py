@@ -29,7 +29,7 @@ from .keys import FLOAT_PART, Unkeyable, signature_key, unkeyable_error
 from .trace import Program, leaf_array, trace_program
 from .watch import FunctionWatch
 
-__all__ = ["SignatureCache", "calls_through_entry", "MISS"]
+__all__ = ["SignatureCache", "CacheAttributes", "calls_through_entry", "MISS"]
 
 MISS = object()  # a fast path had no answer; take the full path
 
@@ -116,6 +116,53 @@ def _fast_kind(key: tuple, leaves: list, trace: Trace, out_wrap: str) -> tuple[s
 
 
 # ---------------------------------------------------------------- the cache
+
+class CacheAttributes:
+    """MATLAB's cache attributes of an object that calls through a
+    :class:`SignatureCache` held in ``self._cache`` (``dlaccelerate`` and
+    the transforms)."""
+
+    __slots__ = ()
+
+    @property
+    def cache_size(self) -> int:
+        """The most traces kept (50 by default), least recently used out first."""
+        return self._cache.cache_size
+
+    @cache_size.setter
+    def cache_size(self, value: int) -> None:
+        self._cache.cache_size = value
+
+    @property
+    def n_traces(self) -> int:
+        """Traces in the cache."""
+        return self._cache.n_traces
+
+    @property
+    def hit_rate(self) -> float:
+        """Percent of calls that reused a cached trace (native calls included)."""
+        return self._cache.hit_rate
+
+    @property
+    def occupancy(self) -> float:
+        """Percent of ``cache_size`` in use (one trace of 50 is 2)."""
+        return self._cache.occupancy
+
+    def clear_cache(self) -> None:
+        """Forget every trace, every fast path and the native dispatcher
+        (statistics restart too).
+
+        Example:
+            >>> import symdl
+            >>> g = symdl.grad(lambda x: x ** 3)
+            >>> g(2.0), g(2.0), g.hit_rate, g.occupancy
+            (12.0, 12.0, 50.0, 2.0)
+            >>> g.clear_cache()
+            >>> g.hit_rate, g.occupancy
+            (0.0, 0.0)
+        """
+        self._cache.clear()
+
 
 class SignatureCache:
     """Cached traces of ``function`` per input signature, least recently used

@@ -20,7 +20,7 @@ from ..ir.node import Node
 from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import flatten_call, tree_flatten
-from .dispatch import MISS, SignatureCache, calls_through_entry
+from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
 from .trace import is_numeric_leaf
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
@@ -67,7 +67,7 @@ def _wrap(node: Node, fmt=None) -> dlarray:
 
 
 @calls_through_entry
-class _Transform:
+class _Transform(CacheAttributes):
     """A compiled transform: call it like the transformed function.
 
     It runs from a :class:`~symdl.compiler.dispatch.SignatureCache` (the same
@@ -100,39 +100,6 @@ class _Transform:
             # derivative symbolically there, so the outer trace sees through it.
             return cache.function(*args)
         return cache.call(args, {}, leaves, treedef, traced=True)
-
-    @property
-    def cache_size(self) -> int:
-        """The most traces kept (50), least recently used out first."""
-        return self._cache.cache_size
-
-    @cache_size.setter
-    def cache_size(self, value: int) -> None:
-        self._cache.cache_size = value
-
-    @property
-    def hit_rate(self) -> float:
-        """Percent of calls that reused a cached trace (native calls included)."""
-        return self._cache.hit_rate
-
-    @property
-    def occupancy(self) -> float:
-        """Percent of ``cache_size`` in use."""
-        return self._cache.occupancy
-
-    def clear_cache(self) -> None:
-        """Forget every trace, every fast path and the native dispatcher.
-
-        Example:
-            >>> import symdl
-            >>> g = symdl.grad(lambda x: x ** 3)
-            >>> g(2.0), g(2.0), g.hit_rate, g.occupancy
-            (12.0, 12.0, 50.0, 2.0)
-            >>> g.clear_cache()
-            >>> g.hit_rate, g.occupancy
-            (0.0, 0.0)
-        """
-        self._cache.clear()
 
     def __repr__(self) -> str:
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
