@@ -205,26 +205,19 @@ def _errors_ignored(kernel: Callable) -> Callable:
 
 @_errors_ignored
 def _add_values(a, b) -> np.ndarray:
-    # ``_add_impl`` computes (0 + a) + b; (a + b) + 0 is the same number for
-    # every a and b (the only effect of the + 0 is that -0 becomes +0)
-    out = a + b
-    out += 0.0
-    return _as_array(out)
+    # ``_add_impl`` with coefficients (1, 1): a + b
+    return _as_array(a + b)
 
 
 @_errors_ignored
 def _subtract_values(a, b) -> np.ndarray:
-    # (0 + a) + (-1 * b), as ``_add_impl`` with coefficients (1, -1)
-    out = a + b * b.dtype.type(-1.0)
-    out += 0.0
-    return _as_array(out)
+    # ``_add_impl`` with coefficients (1, -1): a + (-b)
+    return _as_array(a + np.negative(b))
 
 
 @_errors_ignored
 def _negative_values(a) -> np.ndarray:
-    out = a * a.dtype.type(-1.0)
-    out += 0.0
-    return _as_array(out)
+    return _as_array(np.negative(a))
 
 
 @_errors_ignored

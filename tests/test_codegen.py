@@ -915,3 +915,20 @@ def test_shifted_sums_split_loops_match_the_interpreter():
     got = compile_graph([x], outs).entry()(values)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-13)
+
+
+def test_sums_and_products_are_bitwise_the_interpreters():
+    # the interpreter computes sums and integer powers with the compiled
+    # code's operations in the compiled code's order: equal to the bit,
+    # signed zeros and odd powers included
+    a, b = inp("a", (24, 1)), inp("b", (1, 24))
+    outs = [B.add(a, b), B.sub(a, b), B.neg(a), B.linear([(a, 2.0), (b, -1.0)], 0.0),
+            B.ipow(a, 3), B.ipow(a, 5), B.ipow(a, -3), B.emit("mul", (a, b), exps=(3, -2)), B.div(a, b)]
+    vals = np.array([-0.0, 0.0, 1.1, -2.3, 3.7e-5, 7.9e3, np.inf, -np.inf, np.nan, 0.3, -0.7, 1e-300,
+                     -1e300, 2.0, 0.1, -0.1, 5.5, -5.5, 1 / 3, 2 / 3, 1e10, -1e-10, 0.5, 123.456])
+    entry = compile_graph([a, b], outs).entry()
+    got = entry(vals.reshape(24, 1), vals[::-1].reshape(1, 24))
+    want = interpret(outs, {a: vals.reshape(24, 1), b: vals[::-1].reshape(1, 24)})
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.tobytes() == w.tobytes() or np.array_equal(np.isnan(g), np.isnan(w)) and \
+            np.array_equal(g[~np.isnan(g)].view(np.int64), w[~np.isnan(w)].view(np.int64)), f"output {k}"

@@ -97,12 +97,18 @@ def _add_infer(inputs, attrs):
 
 
 def _add_impl(values, node):
+    # The same operations, in the same order, as the compiled code
+    # (codegen/lower/elementwise.py): the constant only when it is not 0
+    # (0 + -0.0 would be +0.0), then each term, negated rather than
+    # multiplied by -1; compiled == interpreted to the bit.
     dt = np.dtype(node.dtype)
-    out = np.full(node.shape, node.attr("const"), dtype=dt)
+    const = node.attr("const")
+    out = None if const == 0.0 else dt.type(const)
     with np.errstate(all="ignore"):
         for v, c in zip(values, node.attr("coeffs")):
-            out = out + (v if c == 1 else dt.type(c) * v)
-    return out.astype(dt, copy=False)
+            term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
+            out = term if out is None else out + term
+    return np.asarray(out, dtype=dt)
 
 
 def _add_partials(node: Node) -> list:
@@ -123,22 +129,26 @@ def _mul_infer(inputs, attrs):
 
 
 def _int_power(v: np.ndarray, e: int) -> np.ndarray:
-    if e == 1:
-        return v
-    if e == -1:
-        return 1 / v
-    if e == 2:
-        return v * v
-    return np.power(v, v.dtype.type(e))
+    """v ** e by square-and-multiply, as the compiled code computes it (so
+    the roundings are the same), then 1 / that for e < 0."""
+    n, result, base = abs(e), None, v
+    while n:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    return 1 / result if e < 0 else result
 
 
 def _mul_impl(values, node):
     dt = np.dtype(node.dtype)
-    out = np.ones(node.shape, dtype=dt)
+    out = None
     with np.errstate(all="ignore"):
         for v, e in zip(values, node.attr("exps")):
-            out = out * _int_power(v, e)
-    return out.astype(dt, copy=False)
+            term = _int_power(v, e)
+            out = term if out is None else out * term
+    return np.asarray(out, dtype=dt)
 
 
 def _mul_partial(node: Node, i: int) -> Node:
