@@ -1,9 +1,9 @@
 """nthderiv: the k-th derivative (k = 1 ... 16) of exp(sin(x)) / (1 + x^2)
 on 1e5 points; compile time, and evaluation time for k = 1, 2, 4, 6, 8.
 
-symdl.derivative(f, order=k), and the two symdl routes side by side (nested
-symbolic forward mode, jvp applied k times; Taylor-mode propagation,
-symdl.autodiff.taylor), against JAX (k nested grads, vmap, jit; up to the
+symdl.derivative(f, order=k) (Taylor-mode propagation,
+symdl.autodiff.taylor) and, beside it, nested symbolic forward mode (jvp
+applied k times), against JAX (k nested grads, vmap, jit; up to the
 order where one JAX build passes ~30 s), SymEngine (diff + Lambdify, LLVM
 backend), SymPy (diff + lambdify to numpy, with cse; k <= 10) and CasADi (SX
 jacobian k times + cse, the VM mapped over the points; and CasADi's jit
@@ -51,24 +51,9 @@ def rel_check(rep: Report, what: str, got, ref) -> None:
                   np.asarray(got).reshape(ref.shape) / scale, ref / scale)
 
 
-def _taylor_transform(fun, k: int):
-    """``derivative(fun, order=k)`` with Taylor-mode propagation: the public
-    transform's own tracing, checks and compilation, only the derivative graph
-    comes from :func:`symdl.autodiff.taylor.taylor_derivatives`."""
-    from symdl import transforms as T
-    from symdl.autodiff.taylor import taylor_derivatives
-
-    def traced(x):
-        x = T._traced_array(x, "derivative", 0)
-        y = fun(x)
-        T._check_elementwise(x._node, y._node)
-        return T._wrap(taylor_derivatives(y._node, x._node, k)[k])
-    return T._Transform(traced, "derivative", fun)
-
-
 def _nested_transform(fun, k: int):
     """``derivative(fun, order=k)`` by nested symbolic forward mode (jvp k times)."""
-    from symdl import transforms as T
+    from symdl.compiler import transforms as T
     from symdl.autodiff.reverse import jvp
     from symdl.ir import build as B
 
@@ -86,8 +71,7 @@ def _nested_transform(fun, k: int):
 def _symdl_variants():
     import symdl
     return {"symdl derivative": lambda k: symdl.derivative(f_numpy, order=k),
-            "symdl nested (jvp^k)": lambda k: _nested_transform(f_numpy, k),
-            "symdl Taylor mode": lambda k: _taylor_transform(f_numpy, k)}
+            "symdl nested (jvp^k)": lambda k: _nested_transform(f_numpy, k)}
 
 
 def bench_symdl(rep: Report, k: int, ref: np.ndarray | None, impl: str, make) -> float:
@@ -204,8 +188,7 @@ def bench_casadi_jit(rep: Report, k: int, ref) -> None:
     rep.add(case(k), "CasADi jit (generated C, cc -O2, map)", measure(lambda: fn(row).full()), t)
 
 
-COMPILE_COLUMNS = ("symdl derivative", "symdl nested (jvp^k)", "symdl Taylor mode",
-                   "SymEngine", "JAX", "SymPy")
+COMPILE_COLUMNS = ("symdl derivative", "symdl nested (jvp^k)", "SymEngine", "JAX", "SymPy")
 
 
 def compile_table(builds: dict[int, dict[str, float]]) -> str:
@@ -217,13 +200,13 @@ def compile_table(builds: dict[int, dict[str, float]]) -> str:
     def r(k, a, b):
         x, y = builds[k].get(a), builds[k].get(b)
         return "—" if not x or not y else f"{x / y:.2f}"
-    head = ["k", *COMPILE_COLUMNS, "Taylor / SymEngine", "Taylor / JAX", "nested / SymEngine",
-            "nested / Taylor"]
+    head = ["k", *COMPILE_COLUMNS, "derivative / SymEngine", "derivative / JAX", "nested / SymEngine",
+            "nested / derivative"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in sorted(builds):
         cells = [str(k), *(t(k, c) for c in COMPILE_COLUMNS),
-                 r(k, "symdl Taylor mode", "SymEngine"), r(k, "symdl Taylor mode", "JAX"),
-                 r(k, "symdl nested (jvp^k)", "SymEngine"), r(k, "symdl nested (jvp^k)", "symdl Taylor mode")]
+                 r(k, "symdl derivative", "SymEngine"), r(k, "symdl derivative", "JAX"),
+                 r(k, "symdl nested (jvp^k)", "SymEngine"), r(k, "symdl nested (jvp^k)", "symdl derivative")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -147,13 +147,6 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
     add("nthderiv k=8 compile >= 50x faster than JAX's (ratio <= 0.02)", None if jb is None else jb <= 0.02,
         f"{fmt_ratio(jb)} (JAX {fmt_time(res.get('nthderiv', case, 'JAX jit(vmap(grad^k))', 'build'))}, "
         f"{'%.0f' % (1 / jb) if jb else '—'}x faster)")
-    # the Taylor-mode route (symdl.autodiff.taylor), measured through the same transform machinery
-    tb = res.get("nthderiv", case, "symdl Taylor mode", "build")
-    ts = _ratio(tb, res.get("nthderiv", case, "SymEngine diff + Lambdify (llvm, cse)", "build"))
-    tj = _ratio(tb, res.get("nthderiv", case, "JAX jit(vmap(grad^k))", "build"))
-    add("nthderiv k=8 compile, Taylor mode, <= 2x SymEngine's and >= 50x faster than JAX's",
-        None if ts is None or tj is None else ts <= 2.0 and tj <= 0.02,
-        f"SymEngine {fmt_ratio(ts)}, JAX {fmt_ratio(tj)} (Taylor mode {fmt_time(tb)})")
 
     # hessmlp ---------------------------------------------------------------
     case = "Hessian 65 x 65 of the MLP loss, 64 samples"
