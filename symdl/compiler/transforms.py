@@ -19,7 +19,7 @@ from ..ir import build as B
 from ..ir.node import Node
 from ..ir.shapes import dtype_name
 from ..tracing import active_root
-from ..tree import flatten_call, tree_flatten
+from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
 from .trace import is_numeric_leaf
 
@@ -208,9 +208,24 @@ def _jacobian_node(y: Node, x: Node) -> Node:
     return B.reshape(B.transpose(cols, (1, 0)), y.shape + x.shape)
 
 
+def _leaf_nodes(arg, where: str, k: int) -> tuple[list[Node], Treedef]:
+    """The graph nodes of a differentiated argument's leaves, and its structure."""
+    _check_differentiable(arg, where, k)
+    leaves, treedef = tree_flatten(arg)
+    return [leaf._node for leaf in leaves], treedef
+
+
+def _nest(outer: Treedef, inner: Treedef, blocks: list[list[Node]]):
+    """``blocks[i][j]`` (a block per outer leaf i and inner leaf j) as the outer
+    structure holding, at each leaf, the inner structure (JAX's layout)."""
+    return tree_unflatten(outer, [tree_unflatten(inner, [_wrap(b) for b in row]) for row in blocks])
+
+
 def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
     """The Jacobian of ``fun``: output dimensions first, then input dimensions
     (as JAX).  Reverse or forward mode, whichever needs fewer basis vectors.
+    A container argument (or result) gives a container of blocks, the
+    result's structure outside, the argument's inside.
 
     Example:
         >>> import numpy as np, symdl
@@ -218,44 +233,61 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
         >>> J
         array([[2., 0.],
                [0., 6.]])
+        >>> J = symdl.jacobian(lambda p: p["a"] * p["b"])({"a": np.array([1.0, 2.0]), "b": 3.0})
+        >>> J["b"]
+        array([1., 2.])
     """
     def traced(*args):
         nums, single = _argnums(argnums, len(args), "jacobian")
-        y = fun(*args)
-        if not isinstance(y, dlarray):
-            raise TypeError(f"jacobian: fun must return an array, got {type(y).__name__}")
-        out = tuple(_wrap(_jacobian_node(y._node, _traced_array(args[a], "jacobian", a)._node)) for a in nums)
-        return out[0] if single else out
+        flat = [_leaf_nodes(args[a], "jacobian", a) for a in nums]
+        outs, out_def = tree_flatten(fun(*args))
+        if not outs or not all(isinstance(y, dlarray) for y in outs):
+            raise TypeError(f"jacobian: fun must return an array or a container of arrays, got "
+                            f"{', '.join(sorted({type(y).__name__ for y in outs})) or 'nothing'}")
+        ys = [y._node if y._node is not None else B.const(y._value, y.shape, dtype_name(y.dtype)) for y in outs]
+        result = []
+        for xs, in_def in flat:
+            result.append(_nest(out_def, in_def, [[_jacobian_node(y, x) for x in xs] for y in ys]))
+        return result[0] if single else tuple(result)
     return _Transform(traced, "jacobian", fun)
 
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
     """The Hessian of scalar ``fun``, shaped ``x.shape + x.shape`` (for a tuple
-    of argnums, a tuple of tuples of blocks).
+    of argnums, a tuple of tuples of blocks; for a container argument, the
+    container of containers of blocks, as JAX).
 
     Example:
         >>> import numpy as np, symdl
         >>> symdl.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0]))
         array([[ 6.,  0.],
                [ 0., 12.]])
+        >>> H = symdl.hessian(lambda p: p["a"] ** 2 * p["b"])({"a": 2.0, "b": 3.0})
+        >>> float(H["a"]["b"]), float(H["a"]["a"])
+        (4.0, 6.0)
     """
     def traced(*args):
         nums, single = _argnums(argnums, len(args), "hessian")
+        flat = [_leaf_nodes(args[a], "hessian", a) for a in nums]
         y = _scalar_output(fun(*args), "hessian")
         ynode = B.reshape(y._node, ())
-        xs = [_traced_array(args[a], "hessian", a)._node for a in nums]
+        xs = [x for leaves, _ in flat for x in leaves]
         grads = vjp([ynode], [B.fill(1.0, ynode)], xs)
-        blocks = []
-        for g, xi in zip(grads, xs):
-            g = B.fill(0.0, xi) if g is None else g
-            blocks.append(tuple(_wrap(_jacobian_node(g, xj)) for xj in xs))
+        grads = [B.fill(0.0, x) if g is None else g for g, x in zip(grads, xs)]
+        blocks, start = [], 0
+        for leaves_i, def_i in flat:          # one row of argnums per differentiated argument
+            g_i = grads[start:start + len(leaves_i)]
+            start += len(leaves_i)
+            blocks.append(tuple(_nest(def_i, def_j, [[_jacobian_node(g, x) for x in leaves_j] for g in g_i])
+                                for leaves_j, def_j in flat))
         return blocks[0][0] if single else tuple(blocks)
     return _Transform(traced, "hessian", fun)
 
 
 def hvp(fun: Callable, argnums: int = 0) -> _Transform:
     """Hessian-vector product without forming the Hessian (forward over
-    reverse): ``hvp(fun)(*args, v)``.
+    reverse): ``hvp(fun)(*args, v)``; ``v`` has the structure of the
+    differentiated argument (array, float or container), and so has the result.
 
     Example:
         >>> import numpy as np, symdl
@@ -263,7 +295,7 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
         >>> symdl.hvp(f)(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
         array([ 6., 12.])
     """
-    if not isinstance(argnums, int):
+    if isinstance(argnums, bool) or not isinstance(argnums, int):
         raise TypeError(f"hvp: argnums must be an int, got {argnums!r}")
 
     def traced(*args_and_v):
@@ -271,17 +303,26 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
             raise TypeError("hvp: call as hvp(fun)(*args, v)")
         *args, v = args_and_v
         (a,), _ = _argnums(argnums, len(args), "hvp")
-        x = _traced_array(args[a], "hvp", a)
-        v = _traced_array(v, "hvp", len(args))
-        if v.shape != x.shape:
-            raise ValueError(f"hvp: v must have the shape of argument {a}, {x.shape}, got {v.shape}")
+        xs, x_def = _leaf_nodes(args[a], "hvp", a)
+        vs, v_def = _leaf_nodes(v, "hvp", len(args))
+        if v_def != x_def or any(t.shape != x.shape for t, x in zip(vs, xs)):
+            raise ValueError(f"hvp: v must have the structure and shapes of argument {a} "
+                             f"({[x.shape for x in xs]}), got {[t.shape for t in vs]}")
         y = _scalar_output(fun(*args), "hvp")
         ynode = B.reshape(y._node, ())
-        (g,) = vjp([ynode], [B.fill(1.0, ynode)], [x._node])
-        if g is None:
-            return _wrap(B.fill(0.0, x._node))
-        (hv,) = jvp([g], [x._node], [B.convert(v._node, dtype_name(x.dtype))])
-        return _wrap(B.fill(0.0, x._node) if hv is None else hv)
+        grads = vjp([ynode], [B.fill(1.0, ynode)], xs)
+        pairs = [(g, x) for g, x in zip(grads, xs) if g is not None]
+        tangents = [B.convert(t, x.dtype) for t, x in zip(vs, xs)]
+        hvs = jvp([g for g, _ in pairs], xs, tangents) if pairs else []
+        # the product's leaf i is the sum over j of H_ij v_j: forward mode through the whole gradient
+        out, k = [], 0
+        for g, x in zip(grads, xs):
+            hv = None
+            if g is not None:
+                hv = hvs[k]
+                k += 1
+            out.append(_wrap(B.fill(0.0, x) if hv is None else hv))
+        return tree_unflatten(x_def, out)
     return _Transform(traced, "hvp", fun)
 
 
