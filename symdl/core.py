@@ -11,7 +11,8 @@ import numpy as np
 
 from .ir import build as B
 from .ir.ops import primitive
-from .ir.shapes import broadcast_shapes, promote_dtypes
+from .ir.quiet import quiet
+from .ir.shapes import broadcast_shapes
 from .tracing import active_root, tracing_active
 from .ir.shapes import dtype_name
 
@@ -64,7 +65,8 @@ def _value(x) -> np.ndarray:
 def apply(op: str, inputs: Sequence[Any], fmt: str | None = None, **attrs: Any):
     """Run primitive ``op`` on dlarray/numpy operands; returns a dlarray."""
     root = active_root()
-    if root is not None and any(is_traced(x) for x in inputs):
+    if root is not None and any(isinstance(x, dlarray) and x._trace is root and x._node is not None
+                                for x in inputs):
         node = B.emit(op, [node_of(x, root) for x in inputs], **attrs)
         return dlarray._wrap(root.value(node), node, root, fmt, (op, attrs, tuple(inputs)))
     values = [_value(x) for x in inputs]
@@ -78,20 +80,27 @@ def apply(op: str, inputs: Sequence[Any], fmt: str | None = None, **attrs: Any):
     return dlarray._wrap(out, None, None, fmt)
 
 
+_F32, _F64 = np.dtype("float32"), np.dtype("float64")
+
+
 def promote(operands: Sequence[Any]) -> str:
     """Result float dtype of elementwise arithmetic on ``operands``.
 
     dlarrays and numpy arrays count by their dtype; Python scalars are weak
     (a float32 dlarray times 2.0 stays float32), as in numpy 2 and JAX.
     """
-    dtypes = []
+    single = False
     for x in operands:
         if isinstance(x, dlarray):
-            dtypes.append(dtype_name(x.dtype))
-        elif isinstance(x, np.ndarray) and x.ndim > 0 or isinstance(x, np.generic):
-            dtypes.append(dtype_name(np.asarray(x).dtype))
-    strong = [d for d in dtypes if d in ("float32", "float64")]
-    return promote_dtypes(strong) if strong else "float64"
+            d = x._value.dtype
+        elif isinstance(x, np.generic) or isinstance(x, np.ndarray) and x.ndim > 0:
+            d = x.dtype
+        else:
+            continue
+        if d == _F64:
+            return "float64"
+        single = single or d == _F32
+    return "float32" if single else "float64"
 
 
 def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
@@ -100,9 +109,11 @@ def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
     out = []
     for x in operands:
         if isinstance(x, dlarray):
-            if dtype_name(x.dtype) != dtype:
+            if x._value.dtype.name != dtype:
                 x = apply("convert", [x], dtype=dtype, fmt=x._fmt)
             out.append(x)
+        elif type(x) is float:  # the common constant: one conversion
+            out.append(np.asarray(x, dtype=dtype))
         else:
             arr = np.asarray(x)
             if arr.dtype.kind == "c":
@@ -124,7 +135,6 @@ def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
 # of the general path; anything else (mixed dtypes, numpy operands, traced
 # values) takes the general path.
 
-_F32, _F64 = np.dtype("float32"), np.dtype("float64")
 _EXACT_INT = 2 ** 53  # larger ints are not all exact as floats: the general path decides
 
 
@@ -182,25 +192,13 @@ def _as_array(out) -> np.ndarray:
 
 def _errors_ignored(kernel: Callable) -> Callable:
     """``kernel`` run with numpy's floating-point warnings off, as the
-    interpreter runs every primitive.  ``np.errstate`` costs about 0.5 µs
-    per call, as much as the arithmetic on a small array; setting numpy's
-    error-state context variable directly costs a tenth of that.  Where that
-    numpy detail is missing, the public decorator does the same."""
-    try:
-        from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
-        ignore = _make_extobj(all="ignore")
-    except (ImportError, AttributeError, TypeError):
-        return np.errstate(all="ignore")(kernel)
-
-    def quiet(*values):
-        token = _extobj_contextvar.set(ignore)
-        try:
+    interpreter runs every primitive."""
+    def quietly(*values):
+        with quiet():
             return kernel(*values)
-        finally:
-            _extobj_contextvar.reset(token)
-    quiet.__name__ = quiet.__qualname__ = kernel.__name__
-    quiet.__doc__ = kernel.__doc__
-    return quiet
+    quietly.__name__ = quietly.__qualname__ = kernel.__name__
+    quietly.__doc__ = kernel.__doc__
+    return quietly
 
 
 @_errors_ignored

@@ -51,9 +51,9 @@ def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
 
 
 def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **attrs):
-    ops = to_operands(operands, dtype)
-    shape = broadcast_shapes(op, [_shape(x) for x in ops])
-    return apply(op, ops, fmt=_fmt_for(operands, len(shape)), **attrs)
+    out = apply(op, to_operands(operands, dtype), **attrs)
+    out._fmt = _fmt_for(operands, out.ndim)  # labels of an operand of the result's rank
+    return out
 
 
 # ---------------------------------------------------------------- arithmetic

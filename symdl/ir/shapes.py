@@ -13,6 +13,12 @@ class ShapeError(ValueError):
 
 def broadcast_shapes(op: str, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
     """numpy broadcasting of ``shapes``; a mismatch names the op and the shapes."""
+    if len(shapes) == 2:  # the common case, decided without the general loop
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for shape in shapes:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
+from ..quiet import quiet
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -63,9 +64,9 @@ def elementwise_batch(node: Node, batched: list, n: int) -> Node:
 def _run(impl: Callable[..., np.ndarray]):
     """The interpreter's evaluation of an elementwise numpy function."""
     def run(values, node):
-        with np.errstate(all="ignore"):
-            out = impl(*values)
-        return np.broadcast_to(np.asarray(out, dtype=node.dtype), node.shape)
+        with quiet():
+            out = np.asarray(impl(*values), dtype=node.dtype)
+        return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
 
 
@@ -104,7 +105,7 @@ def _add_impl(values, node):
     dt = np.dtype(node.dtype)
     const = node.attr("const")
     out = None if const == 0.0 else dt.type(const)
-    with np.errstate(all="ignore"):
+    with quiet():
         for v, c in zip(values, node.attr("coeffs")):
             term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
             out = term if out is None else out + term
@@ -144,7 +145,7 @@ def _int_power(v: np.ndarray, e: int) -> np.ndarray:
 def _mul_impl(values, node):
     dt = np.dtype(node.dtype)
     out = None
-    with np.errstate(all="ignore"):
+    with quiet():
         for v, e in zip(values, node.attr("exps")):
             term = _int_power(v, e)
             out = term if out is None else out * term
@@ -173,7 +174,7 @@ define(Primitive("mul", Kind.ELEMENTWISE, _mul_infer, _mul_impl, vjp=elementwise
 def _powc_run(values, node):
     (v,) = values
     p = node.attr("p")
-    with np.errstate(all="ignore"):
+    with quiet():
         return np.sqrt(v) if p == 0.5 else np.power(v, v.dtype.type(p))
 
 
