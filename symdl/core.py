@@ -5,13 +5,13 @@ semantics directly.  Shape errors are identical either way."""
 from __future__ import annotations
 
 from typing import Any
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .ir import build as B
 from .ir.ops import primitive
-from .ir.quiet import quiet
+from .ir.quiet import quietly
 from .ir.shapes import broadcast_shapes
 from .tracing import active_root, tracing_active
 from .ir.shapes import dtype_name
@@ -190,41 +190,30 @@ def _as_array(out) -> np.ndarray:
     return out if type(out) is np.ndarray else np.asarray(out)
 
 
-def _errors_ignored(kernel: Callable) -> Callable:
-    """``kernel`` run with numpy's floating-point warnings off, as the
-    interpreter runs every primitive."""
-    def quietly(*values):
-        with quiet():
-            return kernel(*values)
-    quietly.__name__ = quietly.__qualname__ = kernel.__name__
-    quietly.__doc__ = kernel.__doc__
-    return quietly
-
-
-@_errors_ignored
+@quietly
 def _add_values(a, b) -> np.ndarray:
     # ``_add_impl`` with coefficients (1, 1): a + b
     return _as_array(a + b)
 
 
-@_errors_ignored
+@quietly
 def _subtract_values(a, b) -> np.ndarray:
     # ``_add_impl`` with coefficients (1, -1): a + (-b)
     return _as_array(a + np.negative(b))
 
 
-@_errors_ignored
+@quietly
 def _negative_values(a) -> np.ndarray:
     return _as_array(np.negative(a))
 
 
-@_errors_ignored
+@quietly
 def _multiply_values(a, b) -> np.ndarray:
     # ``_mul_impl``: (1 * a) * b, and 1 * a is a for every a
     return _as_array(a * b)
 
 
-@_errors_ignored
+@quietly
 def _divide_values(a, b) -> np.ndarray:
     # ``_mul_impl`` with exponents (1, -1): a * (1 / b), not a / b
     return _as_array(a * (1 / b))

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
-from ..quiet import quiet
+from ..quiet import quiet, quietly
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -63,9 +63,10 @@ def elementwise_batch(node: Node, batched: list, n: int) -> Node:
 
 def _run(impl: Callable[..., np.ndarray]):
     """The interpreter's evaluation of an elementwise numpy function."""
+    compute = quietly(impl)
+
     def run(values, node):
-        with quiet():
-            out = np.asarray(impl(*values), dtype=node.dtype)
+        out = np.asarray(compute(*values), dtype=node.dtype)
         return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
 
