@@ -304,3 +304,36 @@ def test_a_discarded_intermediate_releases_its_value():
 
     g = symdl.dlfeval(f, dlarray(np.linspace(0.0, 1.0, 1000)))
     np.testing.assert_allclose(extractdata(g), np.exp(np.linspace(0.0, 1.0, 1000)), rtol=1e-15)
+
+
+def test_full_collections_wait_for_the_outermost_dlfeval_and_thresholds_come_back():
+    import gc
+    before = gc.get_threshold()
+    seen = []
+
+    def inner(x):
+        seen.append(gc.get_threshold()[2])
+        return symdl.sum(x * x)
+
+    def outer(x):
+        seen.append(gc.get_threshold()[2])
+        return symdl.dlfeval(inner, x)
+
+    symdl.dlfeval(outer, dlarray(np.ones(3)))
+    assert seen[0] > 10**6 and seen[1] > 10**6          # deferred inside, nested too
+    assert gc.get_threshold() == before                 # restored after
+
+    def fails(x):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        symdl.dlfeval(fails, dlarray(1.0))
+    assert gc.get_threshold() == before                 # restored after an error
+
+    def user_sets_thresholds(x):
+        gc.set_threshold(500, 5, 5)
+        return x
+    try:
+        symdl.dlfeval(user_sets_thresholds, dlarray(1.0))
+        assert gc.get_threshold() == (500, 5, 5)        # the user's own choice stands
+    finally:
+        gc.set_threshold(*before)

@@ -222,7 +222,9 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
     _set_digest(node, None)
     _set_order(node, None)
-    _INTERN[key] = weakref.ref(node, lambda _, key=key: _forget(key))
+    ref = _Ref(node, _forget)
+    ref.key = key
+    _INTERN[key] = ref
     if not (attrs and type(attrs[0][1]) is ArrayValue):
         _RECENT.append(node)
     return node
@@ -233,7 +235,13 @@ _set_op, _set_inputs, _set_attrs, _set_shape, _set_dtype, _set_depth, _set_diges
     getattr(Node, name).__set__ for name in ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order"))
 
 
-def _forget(key) -> None:
-    ref = _INTERN.get(key)
-    if ref is not None and ref() is None:
-        del _INTERN[key]
+class _Ref(weakref.ref):
+    """The intern table's reference to a node, carrying the table key, so that
+    one shared callback (not a closure per node) drops the entry."""
+
+    __slots__ = ("key",)
+
+
+def _forget(ref: _Ref) -> None:
+    if _INTERN.get(ref.key) is ref:  # not a newer node made under the same key
+        del _INTERN[ref.key]
