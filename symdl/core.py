@@ -109,7 +109,7 @@ def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
     out = []
     for x in operands:
         if isinstance(x, dlarray):
-            if x._value.dtype.name != dtype:
+            if dtype_name(x._value.dtype) != dtype:
                 x = apply("convert", [x], dtype=dtype, fmt=x._fmt)
             out.append(x)
         elif type(x) is float:  # the common constant: one conversion

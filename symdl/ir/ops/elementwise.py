@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
-from ..quiet import quiet, quietly
+from ..quiet import quietly
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -98,6 +98,7 @@ def _add_infer(inputs, attrs):
     return elementwise_infer("add")(inputs, attrs)
 
 
+@quietly
 def _add_impl(values, node):
     # The same operations, in the same order, as the compiled code
     # (codegen/lower/elementwise.py): the constant only when it is not 0
@@ -106,10 +107,9 @@ def _add_impl(values, node):
     dt = np.dtype(node.dtype)
     const = node.attr("const")
     out = None if const == 0.0 else dt.type(const)
-    with quiet():
-        for v, c in zip(values, node.attr("coeffs")):
-            term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
-            out = term if out is None else out + term
+    for v, c in zip(values, node.attr("coeffs")):
+        term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
+        out = term if out is None else out + term
     return np.asarray(out, dtype=dt)
 
 
@@ -143,13 +143,13 @@ def _int_power(v: np.ndarray, e: int) -> np.ndarray:
     return 1 / result if e < 0 else result
 
 
+@quietly
 def _mul_impl(values, node):
     dt = np.dtype(node.dtype)
     out = None
-    with quiet():
-        for v, e in zip(values, node.attr("exps")):
-            term = _int_power(v, e)
-            out = term if out is None else out * term
+    for v, e in zip(values, node.attr("exps")):
+        term = _int_power(v, e)
+        out = term if out is None else out * term
     return np.asarray(out, dtype=dt)
 
 
@@ -172,11 +172,11 @@ define(Primitive("mul", Kind.ELEMENTWISE, _mul_infer, _mul_impl, vjp=elementwise
 
 # ---------------------------------------------------------------- powers
 
+@quietly
 def _powc_run(values, node):
     (v,) = values
     p = node.attr("p")
-    with quiet():
-        return np.sqrt(v) if p == 0.5 else np.power(v, v.dtype.type(p))
+    return np.sqrt(v) if p == 0.5 else np.power(v, v.dtype.type(p))
 
 
 def _powc_partials(node: Node) -> list:

@@ -109,10 +109,10 @@ def primitive(name: str) -> Primitive:
 # ---------------------------------------------------------------- shared shape rules
 
 def same_float_dtype(op: str, inputs) -> str:
-    dtypes = {i.dtype for i in inputs}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in ("float32", "float64"):
-        raise ShapeError(f"{op}: operands must share one float dtype, got {sorted(dtypes)}")
-    return next(iter(dtypes))
+    dtype = inputs[0].dtype if inputs else None
+    if dtype not in ("float32", "float64") or any(i.dtype != dtype for i in inputs):
+        raise ShapeError(f"{op}: operands must share one float dtype, got {sorted({i.dtype for i in inputs})}")
+    return dtype
 
 
 def one_input(op: str, inputs):
