@@ -1,1 +1,1 @@
-"""Symbolic differentiation: one table of VJP/JVP rules and the loops that run it."""
+"""Symbolic differentiation: the reverse, forward, Taylor and batching drivers over the rules each primitive carries (symdl.ir.ops), and the MATLAB API (dlfeval, dlgradient, ...)."""
