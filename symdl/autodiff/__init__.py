@@ -1,1 +1,3 @@
-"""Symbolic differentiation: the reverse, forward, Taylor and batching drivers over the rules each primitive carries (symdl.ir.ops), and the MATLAB API (dlfeval, dlgradient, ...)."""
+"""Symbolic differentiation: the reverse, forward, Taylor and batching
+drivers over the rules each primitive carries (``symdl.ir.ops``), and the
+MATLAB API (``dlfeval``, ``dlgradient``, ...)."""
