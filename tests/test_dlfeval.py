@@ -851,3 +851,50 @@ def test_second_order_bilinear_form_against_numpy(name):
     ref = (fn(x0 + e * u + e * v) - fn(x0 + e * u - e * v)
            - fn(x0 - e * u + e * v) + fn(x0 - e * u - e * v)) / (4 * e * e)
     assert float(np.dot(u, data(hv))) == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+def test_gradient_with_respect_to_a_value_whose_node_is_an_input():
+    # z = x * 1.0 canonicalises to x's node, but d/dz holds x fixed:
+    # d/dz (z^2 + 3x) = 2z = 4 at x = 2 (not 2x + 3 = 7, the derivative in x)
+    def f(x):
+        z = x * 1.0
+        y = z * z + 3.0 * x
+        return symdl.dlgradient(y, z), symdl.dlgradient(y, x)
+    gz, gx = symdl.dlfeval(f, symdl.dlarray(2.0))
+    assert float(gz) == 4.0 and float(gx) == 7.0
+
+    def same_object(x):
+        z = x  # the input itself: d/dz is d/dx
+        return symdl.dlgradient(z * z + 3.0 * x, z)
+    assert float(symdl.dlfeval(same_object, symdl.dlarray(2.0))) == 7.0
+
+    def relabelled(x):
+        z = symdl.dlarray(x, "CB")  # a relabelling of the input is the input
+        return symdl.dlgradient(symdl.sum(z * z), z)
+    g = symdl.dlfeval(relabelled, symdl.dlarray(np.array([[1.0, 2.0]])))
+    np.testing.assert_array_equal(symdl.extractdata(g), [[2.0, 4.0]])
+
+
+def test_gradient_with_respect_to_an_intermediate_sees_paths_through_earlier_gradients():
+    # g = d(z^3)/dz = 3 z^2 is a function of z; d g / d z = 6 z (was 0: the
+    # replay treated the earlier gradient as a constant)
+    def f(x):
+        z = x * 2.0
+        g = symdl.dlgradient(z ** 3, z, enable_higher_derivatives=True)
+        return g, symdl.dlgradient(g, z), symdl.dlgradient(g, x)
+    g, dgdz, dgdx = symdl.dlfeval(f, symdl.dlarray(1.5))
+    z = 3.0
+    assert float(g) == 3 * z**2 and float(dgdz) == 6 * z and float(dgdx) == 6 * z * 2.0
+
+    def through_inputs_gradient(x):
+        g = symdl.dlgradient(x ** 3, x, enable_higher_derivatives=True)   # 3 x^2
+        z = x * 1.0
+        w = g + z * z                                                    # 3 x^2 + z^2
+        return symdl.dlgradient(w, z)                                    # 2 z, x held fixed
+    assert float(symdl.dlfeval(through_inputs_gradient, symdl.dlarray(1.5))) == 3.0
+
+    def without_higher(x):
+        z = x * 2.0
+        g = symdl.dlgradient(z ** 3, z)                  # not traced further (MATLAB's default)
+        return symdl.dlgradient(g * z, z)                # so d(g z)/dz = g
+    assert float(symdl.dlfeval(without_higher, symdl.dlarray(1.5))) == 3 * 3.0**2

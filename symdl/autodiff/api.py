@@ -142,11 +142,14 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         if not is_traced(leaf):
             raise ValueError("dlgradient: x is not traced; differentiate with respect to dlfeval inputs "
                              "or values computed from them")
-    direct = [leaf for leaf in leaves if leaf._node.op == "input"]
+    # An input of the call is differentiated directly; any value computed in
+    # the call by replaying the user's operations, even when its node is an
+    # input's (z = x * 1.0 is x's node, but d/dz holds x fixed)
+    direct = [leaf for leaf in leaves if _is_input_itself(leaf)]
     wrt = list(dict.fromkeys(leaf._node for leaf in direct))
     ynode = B.reshape(y._node, ()) if y.shape != () else y._node
     by_node = dict(zip(wrt, gradient_nodes(ynode, wrt))) if wrt else {}
-    grads = [by_node[leaf._node] if leaf._node.op == "input" else _intermediate_gradient(root, y, leaf)
+    grads = [by_node[leaf._node] if _is_input_itself(leaf) else _intermediate_gradient(root, y, leaf)
              for leaf in leaves]
     nodes = []
     for leaf, g in zip(leaves, grads):
@@ -157,7 +160,10 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         # constant to any later differentiation, as MATLAB's untraced gradients.
         nodes = [B.emit("stop_gradient", (n,)) for n in nodes]
     values = root.values(nodes)
-    outs = [dlarray._wrap(v, n, root, leaf._fmt) for v, n, leaf in zip(values, nodes, leaves)]
+    # each gradient remembers how it was made, so that a later gradient with
+    # respect to a value computed in the call can replay it (see _replay)
+    outs = [dlarray._wrap(v, n, root, leaf._fmt, ("gradient", y, leaf, enable_higher_derivatives))
+            for v, n, leaf in zip(values, nodes, leaves)]
     result = tree_unflatten(treedef, outs)
     return result[0] if len(xs) == 1 else result
 
@@ -237,6 +243,11 @@ def _replay(y: dlarray, stand_ins: dict[int, Node]) -> Node:
             keep.append(d)
             stack.pop()
             continue
+        if origin[0] == "gradient":
+            built[key] = _replay_gradient(origin, stand_ins, built)
+            keep.append(d)
+            stack.pop()
+            continue
         parts = [origin[1]] if origin[0] == "alias" else list(origin[2])
         pending = [p for p in parts if id(p) not in built]
         if pending:
@@ -250,6 +261,30 @@ def _replay(y: dlarray, stand_ins: dict[int, Node]) -> Node:
         keep.append(d)
         stack.pop()
     return built[id(y)]
+
+
+def _replay_gradient(origin: tuple, stand_ins: dict[int, Node], built: dict[int, Node]) -> Node:
+    """A gradient ``dlgradient(y, x)`` made earlier in the call, rebuilt with
+    the replay's stand-ins, so that paths through it are differentiated too
+    (the gradient of a gradient with respect to an intermediate).  Its own x
+    gets a fresh stand-in, replaced afterwards by x as the replay sees it."""
+    _, y, x, higher = origin
+    x_node = _replay(x, stand_ins) if id(x) not in built else built[id(x)]
+    inner = B.input_node(active_root().fresh_name("__wrt__"), x.shape, dtype_name(x.dtype))
+    ynode = _replay(y, {**stand_ins, id(x): inner})
+    ynode = B.reshape(ynode, ()) if ynode.shape != () else ynode
+    (g,) = gradient_nodes(ynode, [inner])
+    g = B.fill(0.0, inner) if g is None else B.convert(g, inner.dtype)
+    g = B.substitute([g], {inner: x_node})[0]
+    return g if higher else B.emit("stop_gradient", (g,))
+
+
+def _is_input_itself(x: dlarray) -> bool:
+    """Whether ``x`` is an input of the trace (or a relabelling of one), not a
+    value computed from inputs."""
+    while x._origin is not None and x._origin[0] == "alias":
+        x = x._origin[1]
+    return x._origin is None and x._node.op == "input"
 
 
 def _intermediate_gradient(root: TraceContext, y: dlarray, x: dlarray) -> Node | None:
