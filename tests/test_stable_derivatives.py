@@ -158,3 +158,15 @@ def test_declared_partials_are_checked():
         symdl.elementwise(lambda a: a ** 2, partials=[2])
     with pytest.raises(ValueError, match="not the function's arguments"):
         symdl.elementwise(lambda a: a ** 2, partials=lambda a: [2 * sympy.Symbol("q")])
+
+
+def test_derivative_of_a_power_in_its_exponent_is_zero_at_a_zero_base():
+    # d/dp x**p = log(x) x**p, which is 0 (not 0 * -inf = NaN) at x == 0 for
+    # p > 0: one zero in the data must not poison the gradient
+    import symdl
+    x = np.array([0.0, 1.0, 2.0])
+    p = np.array([1.5, 2.0, 0.5])
+    got = symdl.grad(lambda q: np.sum(x ** q))(p)
+    np.testing.assert_allclose(got, [0.0, 0.0, np.log(2.0) * 2.0 ** 0.5], rtol=1e-15)
+    second = symdl.hessian(lambda q: np.sum(x ** q))(p)       # log(x)^2 x^p on the diagonal
+    np.testing.assert_allclose(np.diag(second), [0.0, 0.0, np.log(2.0) ** 2 * 2.0 ** 0.5], rtol=1e-14)
