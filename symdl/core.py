@@ -16,8 +16,8 @@ from .ir.shapes import broadcast_shapes
 from .tracing import active_root, tracing_active
 from .ir.shapes import dtype_name
 
-__all__ = ["apply", "to_operands", "promote", "Spec", "is_traced", "node_of", "untraced_pair", "untraced_single",
-           "ARITHMETIC"]
+__all__ = ["apply", "to_operands", "traced_with_numbers", "promote", "Spec", "is_traced", "node_of",
+           "untraced_pair", "untraced_single", "ARITHMETIC"]
 
 # The dlarray class; symdl.array imports this module and then sets it here
 # (a module-level import would be circular).
@@ -122,6 +122,42 @@ def to_operands(operands: Sequence[Any], dtype: str | None = None) -> list:
                 raise TypeError(f"symdl: expected a numeric operand, got {type(x).__name__} of dtype {arr.dtype}")
             out.append(arr.astype(dtype))
     return out
+
+
+# ---------------------------------------------------------------- traced values with Python numbers
+# The commonest traced operation: a traced dlarray and Python numbers
+# (``y * 0.999``, ``x - lr * g``, ``maximum(x, 0.0)``).  The same node and
+# value as ``apply`` after ``to_operands`` (the numbers as weak scalars of the
+# array's dtype, the same builder call), without the general bookkeeping.
+
+_EXACT = 2 ** 53
+
+
+def traced_with_numbers(op: str, operands: Sequence[Any], attrs: dict):
+    """``apply(op, to_operands(operands), **attrs)`` when the operands are
+    traced float dlarrays of one dtype and Python numbers; else None."""
+    root = active_root()
+    if root is None:
+        return None
+    dt = None
+    for x in operands:
+        if type(x) is dlarray:
+            if x._trace is not root or x._node is None:
+                return None
+            d = x._value.dtype
+            if dt is None:
+                if d != _F64 and d != _F32:
+                    return None
+                dt = d
+            elif d != dt:
+                return None
+        elif not (type(x) is float or type(x) is int and -_EXACT < x < _EXACT):
+            return None
+    if dt is None:
+        return None
+    parts = tuple(x if type(x) is dlarray else np.asarray(x, dtype=dt) for x in operands)
+    node = B.emit(op, [x._node if type(x) is dlarray else root.const(x) for x in parts], **attrs)
+    return dlarray._wrap(root.value(node), node, root, None, (op, attrs, parts))
 
 
 # ---------------------------------------------------------------- untraced arithmetic fast path

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core import ARITHMETIC, apply, promote, to_operands, untraced_pair, untraced_single
+from .core import ARITHMETIC, apply, promote, to_operands, traced_with_numbers, untraced_pair, untraced_single
 from .ir.shapes import ShapeError, broadcast_shapes, normalize_axes
 
 __all__ = [
@@ -51,7 +51,9 @@ def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
 
 
 def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **attrs):
-    out = apply(op, to_operands(operands, dtype), **attrs)
+    out = traced_with_numbers(op, operands, attrs) if dtype is None else None
+    if out is None:
+        out = apply(op, to_operands(operands, dtype), **attrs)
     out._fmt = _fmt_for(operands, out.ndim)  # labels of an operand of the result's rank
     return out
 

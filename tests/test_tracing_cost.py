@@ -337,3 +337,54 @@ def test_full_collections_wait_for_the_outermost_dlfeval_and_thresholds_come_bac
         assert gc.get_threshold() == (500, 5, 5)        # the user's own choice stands
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_traced_values_with_python_numbers_match_the_general_path(dtype):
+    from symdl import functions as F
+    from symdl.core import apply, to_operands
+
+    cases = [("add", (1.0, 1.0), 0.0, 2.5), ("add", (1.0, -1.0), 0.0, 3), ("mul", (1, 1), None, 0.999),
+             ("mul", (1, -1), None, 3.0), ("maximum", None, None, 0.0), ("pow", None, None, 1.5)]
+
+    def f(x):
+        for op, first, second, number in cases:
+            attrs = {} if first is None else ({"coeffs": first, "const": second} if op == "add" else {"exps": first})
+            for operands in ((x, number), (number, x)):
+                fast = F._elementwise(op, list(operands), **attrs)
+                general = apply(op, to_operands(list(operands)), **attrs)
+                assert fast._node is general._node, (op, operands)
+                assert fast.dtype == general.dtype == dtype
+                assert fast._value.tobytes() == general._value.tobytes()
+                assert fast.fmt == "CB"
+        y = x * 0.5 - 2
+        return symdl.dlgradient(symdl.sum(y * y), y)   # through the recorded operations
+
+    x = dlarray(np.array([[1.5, -2.0], [0.25, 4.0]], dtype=dtype), "CB")
+    g = symdl.dlfeval(f, x)
+    np.testing.assert_allclose(extractdata(g), 2 * (extractdata(x) * 0.5 - 2), rtol=1e-6)
+
+
+def test_numbers_that_are_not_plain_python_floats_take_the_general_path():
+    from symdl import core
+
+    calls = []
+    real = core.traced_with_numbers
+
+    def spy(op, operands, attrs):
+        out = real(op, operands, attrs)
+        calls.append(out is not None)
+        return out
+
+    def f(x):
+        return [x * True, x * 2 ** 60, x * np.float64(2.0), x * np.array(2.0), x * 2.0]
+
+    core_fn = symdl.functions.traced_with_numbers
+    symdl.functions.traced_with_numbers = spy
+    try:
+        out = symdl.dlfeval(f, dlarray(np.array([1.0, 3.0], dtype=np.float32)))
+    finally:
+        symdl.functions.traced_with_numbers = core_fn
+    assert calls[-1] is True and not any(calls[:4])   # only the plain float took the fast path
+    assert [o.dtype for o in out] == [np.float32, np.float32, np.float64, np.float32, np.float32]
+    np.testing.assert_allclose(extractdata(out[1]), np.array([1.0, 3.0]) * 2.0 ** 60, rtol=1e-6)
