@@ -3,16 +3,15 @@ the graph of every operation on traced dlarrays."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import importlib
 import threading
 import weakref
 from typing import Any
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 
 import numpy as np
 
+from .collector import calm_collector
 from .ir import build as B
 from .ir.interpret import evaluate
 from .ir.node import Node
@@ -151,39 +150,11 @@ def tracing_active() -> bool:
     return bool(_STATE.stack)
 
 
-# Full collections of the cyclic garbage collector scan the whole heap, and a
-# long trace grows the heap by a few objects per operation: without this,
-# tracing slows down with the trace's length (30,000 ops: 22 % of the time in
-# nine full collections).  Young collections still run as usual; only the
-# full ones wait until the outermost dlfeval call returns.
-_GC_LOCK = threading.Lock()
-_GC_DEFERRALS = [0, None]  # active deferrals (all threads), the threshold to restore
-_NO_FULL_COLLECTIONS = 1 << 30
-
-
-@contextlib.contextmanager
-def full_collections_deferred() -> Iterator[None]:
-    """Defer the garbage collector's full (generation 2) collections."""
-    with _GC_LOCK:
-        if _GC_DEFERRALS[0] == 0:
-            _GC_DEFERRALS[1] = gc.get_threshold()
-            young, middle, _ = _GC_DEFERRALS[1]
-            gc.set_threshold(young, middle, _NO_FULL_COLLECTIONS)
-        _GC_DEFERRALS[0] += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_DEFERRALS[0] -= 1
-            if _GC_DEFERRALS[0] == 0 and gc.get_threshold()[2] == _NO_FULL_COLLECTIONS:
-                gc.set_threshold(*_GC_DEFERRALS[1])  # (unless the user set other thresholds meanwhile)
-
-
 def run_traced(fun: Callable, args: tuple, kwargs: dict, wrap_input: Callable[[Any, TraceContext], Any]):
     """Run ``fun`` in a new context with dlarray leaves of the arguments traced."""
     from .tree import tree_map
     from .array import dlarray
-    with full_collections_deferred(), TraceContext() as ctx:
+    with calm_collector(), TraceContext() as ctx:
         targs, tkwargs = tree_map(lambda a: wrap_input(a, ctx) if isinstance(a, dlarray) else a,
                                   (args, kwargs))
         out = fun(*targs, **tkwargs)
