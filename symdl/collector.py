@@ -1,23 +1,19 @@
-"""Keeping Python's cyclic garbage collector off a long trace's back.
+"""Keeping Python's cyclic garbage collector's full collections off a long
+trace's back.
 
 Every traced operation allocates a few container objects (a node, a dlarray,
-tuples) that live as long as the trace, and the collector keeps
-re-examining the heap they join: full collections scan all of it (at 30,000
-traced ops they took 22 % of the time), and young collections got slower as
-the trace grew (10,000 ops: 29-30 us per op against 22 us with the
-collector off).  While the outermost ``dlfeval`` call runs:
+tuples) that live as long as the trace.  Full collections scan the whole
+heap, so with the trace growing they came more often and cost more: at
+30,000 traced ops they took 22 % of the time.  While the outermost
+``dlfeval`` call runs, full collections wait until it returns; young
+collections run as usual, so cyclic garbage made meanwhile is still found
+(once old, after the call).  A program that sets thresholds of its own during
+the call keeps them.
 
-- full collections wait until it returns;
-- the objects alive when it started are in the collector's permanent
-  generation (``gc.freeze()``, as large Python servers use it before forking),
-  so collections during the call look at what the call makes; the call
-  unfreezes them when it returns.
-
-Measured effect: 22-24 us per traced op from 1,000 to 100,000 ops (was 25 us
-at 1,000 and 29-31 us beyond).  Cyclic garbage made during the call is still
-collected by young collections (or, once old, after the call).  A program
-that froze objects itself, or set thresholds of its own during the call,
-keeps its settings.
+(Freezing the heap alive at the start, ``gc.freeze()``, made traces faster
+only in a process that had not collected garbage just before; in the
+benchmark's setting, a collection before every run, it changed nothing, so
+the process's generations are left alone.)
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ class _State:
         self.lock = threading.Lock()
         self.depth = 0             # active dlfeval calls, all threads
         self.threshold = None      # the thresholds to restore
-        self.froze = False         # whether this module froze the heap
 
 
 _STATE = _State()
@@ -52,18 +47,11 @@ def calm_collector() -> Iterator[None]:
             s.threshold = gc.get_threshold()
             young, middle, _ = s.threshold
             gc.set_threshold(young, middle, _NO_FULL_COLLECTIONS)
-            s.froze = gc.get_freeze_count() == 0  # never on top of the program's own freezing
-            if s.froze:
-                gc.freeze()
         s.depth += 1
     try:
         yield
     finally:
         with s.lock:
             s.depth -= 1
-            if s.depth == 0:
-                if gc.get_threshold()[2] == _NO_FULL_COLLECTIONS:
-                    gc.set_threshold(*s.threshold)
-                if s.froze:
-                    gc.unfreeze()
-                    s.froze = False
+            if s.depth == 0 and gc.get_threshold()[2] == _NO_FULL_COLLECTIONS:
+                gc.set_threshold(*s.threshold)
