@@ -16,7 +16,7 @@ from symdl.ir.node import Node
 from . import llvm
 from .abi import NativeEntry
 from .emit import emit_module
-from .lower.decompose import decompose
+from .decompose import decompose
 from .plan import check_plan, make_plan
 
 __all__ = ["Artifact", "Build", "BACKEND_PASSES", "run_passes", "compile_graph", "graph_ir", "export_object",

@@ -240,7 +240,7 @@ def test_every_differentiable_primitive_has_an_instance():
 def test_user_functions_decompose_into_native_ops():
     import sympy
     import symdl
-    from codegen.lower.decompose import decompose
+    from codegen.decompose import decompose
     from symdl.ir.rewrite import toposort
     sec = symdl.elementwise(lambda t: sympy.sec(t) + sympy.cot(t), name="catalogue_sec")
     a = x("a", (4,))

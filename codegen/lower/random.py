@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from symdl.ir import philox
-
 from ..views import View
 from .scalar import I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
@@ -25,6 +23,7 @@ def _unit(b, w_hi, w_lo, dtype: str) -> ir.Value:
 
 
 def _random(em, kernel) -> None:
+    from symdl.ir import philox  # (at use: importing symdl.ir imports all of symdl)
     b = em.b
     node = kernel.node
     kv = em.plan.location[node.inputs[0]]

@@ -9,7 +9,7 @@ from symdl.ir.node import Node
 from symdl.ir.ops import primitive
 from symdl.ir.rewrite import toposort
 
-from .table import has_lowering
+from .lower.table import has_lowering
 
 __all__ = ["decompose"]
 
