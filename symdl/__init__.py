@@ -14,6 +14,7 @@ from .functions import (
     reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
 )
 from .inspect import trace
+from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
@@ -31,4 +32,5 @@ __all__ = [
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
+    "relu", "leakyrelu", "elu", "gelu", "softmax",
 ]

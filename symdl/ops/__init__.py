@@ -1,0 +1,3 @@
+"""The deep-learning operations (SPEC §4), each a decomposition into
+primitives, so their derivatives of every order come from the primitives'
+rules: activations (``activations``)."""

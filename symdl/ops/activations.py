@@ -1,0 +1,131 @@
+"""Activations with MATLAB's semantics: relu, leakyrelu, elu, gelu, softmax.
+
+Each is written with symdl's functions, so it works on formatted and
+unformatted dlarrays, traced or not, and its derivatives of every order come
+from the primitives' rules.  The formulas are the numerically stable ones:
+elu evaluates ``expm1`` of ``min(x, 0)`` only (no overflow for large x), and
+softmax subtracts the maximum along its dimension (treated as a constant:
+softmax does not change with the shift, so the derivative is exact and
+skips the maximum's tie rule).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+
+from .. import functions as F
+from ..array import dlarray, finddim
+from ..core import apply
+
+__all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax"]
+
+
+def _array(x, where: str) -> dlarray:
+    if isinstance(x, dlarray):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: X must be a dlarray or a real numeric array, got {type(x).__name__}")
+    return dlarray(arr)
+
+
+def _real(value, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def relu(X):
+    """Rectified linear unit ``max(X, 0)`` (derivative 0 at 0, as MATLAB's).
+
+    Example:
+        >>> import symdl
+        >>> symdl.relu(symdl.dlarray([-1.5, 0.0, 2.0]))
+        dlarray([0., 0., 2.])
+    """
+    return F.maximum(_array(X, "relu"), 0.0)
+
+
+def leakyrelu(X, scale: float = 0.01):
+    """``X`` where positive, ``scale * X`` elsewhere (MATLAB's default scale 0.01).
+
+    Example:
+        >>> import symdl
+        >>> symdl.leakyrelu(symdl.dlarray([-2.0, 3.0]), 0.1)
+        dlarray([-0.2,  3. ])
+    """
+    X = _array(X, "leakyrelu")
+    scale = _real(scale, "scale", "leakyrelu")
+    return F.where(X > 0.0, X, X * scale)
+
+
+def elu(X, alpha: float = 1.0):
+    """Exponential linear unit: ``X`` where positive, ``alpha * (exp(X) - 1)``
+    elsewhere; ``alpha`` must be positive.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> np.round(symdl.extractdata(symdl.elu(symdl.dlarray([-1.0, 2.0]))), 6)
+        array([-0.632121,  2.      ])
+    """
+    X = _array(X, "elu")
+    alpha = _real(alpha, "alpha", "elu")
+    if not alpha > 0:
+        raise ValueError(f"elu: alpha must be positive, got {alpha!r}")
+    # expm1 of min(X, 0) only: exact near 0, and no overflow for large X
+    return F.maximum(X, 0.0) + F.expm1(F.minimum(X, 0.0)) * alpha
+
+
+def gelu(X, approximation: str = "none"):
+    """Gaussian error linear unit ``X/2 (1 + erf(X/sqrt 2))``; with
+    ``approximation='tanh'``, ``X/2 (1 + tanh(sqrt(2/pi) (X + 0.044715 X^3)))``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> np.round(symdl.extractdata(symdl.gelu(symdl.dlarray([-1.0, 1.0]))), 6)
+        array([-0.158655,  0.841345])
+    """
+    X = _array(X, "gelu")
+    if approximation == "none":
+        return X * 0.5 * (F.erf(X * (1.0 / math.sqrt(2.0))) + 1.0)
+    if approximation == "tanh":
+        inner = (X + F.power(X, 3) * 0.044715) * math.sqrt(2.0 / math.pi)
+        return X * 0.5 * (F.tanh(inner) + 1.0)
+    raise ValueError(f"gelu: approximation must be 'none' or 'tanh', got {approximation!r}")
+
+
+def softmax(X, dim=None):
+    """Softmax over the channel dimension ``'C'`` of a formatted dlarray (as
+    MATLAB), or over axis ``dim`` (an int or a label letter).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> Y = symdl.softmax(symdl.dlarray(np.array([[1.0, 0.0], [1.0, 1e4]]), "CB"))
+        >>> symdl.extractdata(Y)
+        array([[0.5, 0. ],
+               [0.5, 1. ]])
+    """
+    X = _array(X, "softmax")
+    if dim is None:
+        if X.fmt is None or "C" not in X.fmt:
+            raise ValueError("softmax: X has no 'C' (channel) dimension: give it a format with 'C' "
+                             f"or the axis as dim= (X has shape {X.shape}, fmt {X.fmt!r})")
+        dim = "C"
+    if isinstance(dim, str):
+        axes = finddim(X, dim)
+        if len(axes) != 1:
+            raise ValueError(f"softmax: dim {dim!r} must name exactly one dimension of X (fmt {X.fmt!r})")
+        axis = axes[0]
+    elif isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and -X.ndim <= dim < X.ndim:
+        axis = int(dim) % X.ndim
+    else:
+        raise ValueError(f"softmax: dim must be an axis of X (0..{X.ndim - 1}) or a label, got {dim!r}")
+    # the shift by the maximum is a constant to differentiation (softmax ignores it)
+    shift = apply("stop_gradient", [F.max(X, axis, keepdims=True)])
+    e = F.exp(X - shift)
+    out = e / F.sum(e, axis, keepdims=True)
+    out._fmt = X._fmt
+    return out
