@@ -15,6 +15,7 @@ from .functions import (
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
+from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
 from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
@@ -32,5 +33,6 @@ __all__ = [
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
-    "relu", "leakyrelu", "elu", "gelu", "softmax",
+    "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
+    "onehotencode", "onehotdecode",
 ]

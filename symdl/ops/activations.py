@@ -128,4 +128,6 @@ def softmax(X, dim=None):
     e = F.exp(X - shift)
     out = e / F.sum(e, axis, keepdims=True)
     out._fmt = X._fmt
+    from .losses import remember_softmax
+    remember_softmax(out, X, axis)  # crossentropy of this output works from the logits
     return out
