@@ -15,6 +15,7 @@ from .functions import (
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
+from .ops.fullyconnect import fullyconnect
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
 from .optim import adamupdate, dlupdate, rmspropupdate, sgdmupdate
 from .ir.graph import Graph
@@ -35,5 +36,5 @@ __all__ = [
     "maximum", "mean", "min", "minimum", "power", "prod", "reshape", "sign", "sin", "sinh",
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
-    "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate",
+    "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
 ]
