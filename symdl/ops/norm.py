@@ -1,0 +1,162 @@
+"""Normalisations with MATLAB's semantics: batchnorm (its three forms),
+layernorm, groupnorm, instancenorm.
+
+Each normalises ``X`` over some dimensions with the biased (population)
+variance, computed in two passes (``mean((X - mean)^2)``, no cancellation),
+then applies a per-channel scale and offset.  ``X`` must be formatted with a
+``'C'`` dimension; offset and scale hold one value per channel (any shape
+with that many elements, e.g. ``(C,)``, ``(C, 1)`` or MATLAB's ``1 x 1 x C``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functions as F
+from ..array import dlarray
+
+__all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm"]
+
+
+def _channel_axis(X, where: str) -> int:
+    if not isinstance(X, dlarray) or not X._fmt or X._fmt.count("C") != 1:
+        raise ValueError(f"{where}: X must be a formatted dlarray with one 'C' dimension, got "
+                         f"{type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
+    return X._fmt.index("C")
+
+
+def _per_channel(value, X: dlarray, axis: int, name: str, where: str):
+    """``value`` (one number per channel) shaped to broadcast along X's channel axis."""
+    v = value if isinstance(value, dlarray) else dlarray(np.asarray(value, dtype=X.dtype))
+    c = X.shape[axis]
+    if v.size != c:
+        raise ValueError(f"{where}: {name} must hold one value per channel ({c}), got shape {v.shape}")
+    shape = [1] * X.ndim
+    shape[axis] = c
+    out = F.reshape(v, shape)
+    out._fmt = None
+    return out
+
+
+def _moments(X, axes: tuple[int, ...]):
+    mean = F.mean(X, axes, keepdims=True)
+    d = X - mean
+    return mean, F.mean(d * d, axes, keepdims=True)
+
+
+def _labelled(Y, X) -> dlarray:
+    Y._fmt = X._fmt
+    return Y
+
+
+def batchnorm(X, offset, scale, running_mean=None, running_var=None, *, training: bool | None = None,
+              epsilon: float = 1e-5, mean_decay: float = 0.1, var_decay: float = 0.1):
+    """Batch normalisation over every dimension but ``'C'``.
+
+    - ``batchnorm(X, offset, scale)`` returns ``(Y, mean, var)`` of the batch;
+    - ``batchnorm(X, offset, scale, running_mean, running_var)`` returns ``Y``
+      normalised with the running statistics (inference);
+    - with ``training=True`` it normalises with the batch statistics and returns
+      ``(Y, new_running_mean, new_running_var)``, each running statistic
+      ``decay * batch + (1 - decay) * running``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[1.0, 3.0], [2.0, 2.0]]), "CB")
+        >>> Y, mu, var = symdl.batchnorm(X, np.zeros(2), np.ones(2))
+        >>> np.round(symdl.extractdata(Y), 4), symdl.extractdata(mu).ravel(), symdl.extractdata(var).ravel()
+        (array([[-1.,  1.],
+               [ 0.,  0.]]), array([2., 2.]), array([1., 0.]))
+    """
+    where = "batchnorm"
+    c = _channel_axis(X, where)
+    offset = _per_channel(offset, X, c, "offset", where)
+    scale = _per_channel(scale, X, c, "scale", where)
+    axes = tuple(k for k in range(X.ndim) if k != c)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{where}: give both running_mean and running_var, or neither")
+    if running_mean is None:
+        if training is False:
+            raise ValueError(f"{where}: inference (training=False) needs running_mean and running_var")
+        mean, var = _moments(X, axes)
+        Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+        return Y, _channels(mean, c), _channels(var, c)
+    rm = _per_channel(running_mean, X, c, "running_mean", where)
+    rv = _per_channel(running_var, X, c, "running_var", where)
+    if not training:
+        return _labelled((X - rm) / F.sqrt(rv + epsilon) * scale + offset, X)
+    mean, var = _moments(X, axes)
+    Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+    new_mean = _channels(mean * mean_decay + rm * (1.0 - mean_decay), c)
+    new_var = _channels(var * var_decay + rv * (1.0 - var_decay), c)
+    return Y, new_mean, new_var
+
+
+def _channels(stat, axis: int):
+    """A per-channel statistic as a (C, 1) column (MATLAB's C x 1)."""
+    out = F.reshape(stat, (stat.shape[axis], 1))
+    out._fmt = None
+    return out
+
+
+def layernorm(X, offset, scale, *, epsilon: float = 1e-5):
+    """Layer normalisation of each observation (and time step) over its
+    spatial and channel dimensions, then the per-channel scale and offset.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[1.0, 5.0], [3.0, 5.0]]), "CB")
+        >>> np.round(symdl.extractdata(symdl.layernorm(X, np.zeros(2), np.ones(2))), 4)
+        array([[-1.,  0.],
+               [ 1.,  0.]])
+    """
+    c = _channel_axis(X, "layernorm")
+    axes = tuple(k for k, label in enumerate(X._fmt) if label in "SCU")
+    offset = _per_channel(offset, X, c, "offset", "layernorm")
+    scale = _per_channel(scale, X, c, "scale", "layernorm")
+    mean, var = _moments(X, axes)
+    return _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+
+
+def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
+    """Group normalisation: the channels in ``num_groups`` groups of equal
+    size, each observation normalised over its spatial dimensions and the
+    channels of one group; ``num_groups = C`` is instance normalisation, 1 is
+    layer normalisation over space and channels.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[1.0], [3.0], [10.0], [30.0]]), "CB")
+        >>> np.round(symdl.extractdata(symdl.groupnorm(X, 2, np.zeros(4), np.ones(4))).ravel(), 4)
+        array([-1.,  1., -1.,  1.])
+    """
+    c = _channel_axis(X, "groupnorm")
+    channels = X.shape[c]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1 \
+            or channels % num_groups:
+        raise ValueError(f"groupnorm: num_groups must be a positive divisor of the number of channels "
+                         f"({channels}), got {num_groups!r}")
+    offset = _per_channel(offset, X, c, "offset", "groupnorm")
+    scale = _per_channel(scale, X, c, "scale", "groupnorm")
+    g = int(num_groups)
+    shape = list(X.shape)
+    grouped = F.reshape(X, shape[:c] + [g, channels // g] + shape[c + 1:])   # C -> (groups, per group)
+    axes = tuple(k for k, label in enumerate(X._fmt) if label in "SU" and k < c) + (c + 1,) + \
+        tuple(k + 1 for k, label in enumerate(X._fmt) if label in "SU" and k > c)
+    mean, var = _moments(grouped, axes)
+    normed = F.reshape((grouped - mean) / F.sqrt(var + epsilon), shape)
+    return _labelled(normed * scale + offset, X)
+
+
+def instancenorm(X, offset, scale, *, epsilon: float = 1e-5):
+    """Instance normalisation: each channel of each observation over its
+    spatial dimensions (``groupnorm`` with one group per channel).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[[1.0], [2.0]], [[3.0], [6.0]]]), "SCB")   # 2 positions, 2 channels
+        >>> np.round(symdl.extractdata(symdl.instancenorm(X, np.zeros(2), np.ones(2))).ravel(), 4)
+        array([-1., -1.,  1.,  1.])
+    """
+    c = _channel_axis(X, "instancenorm")
+    return groupnorm(X, X.shape[c], offset, scale, epsilon=epsilon)

@@ -1,0 +1,114 @@
+"""Normalisations (SPEC §4, §8): batchnorm's three forms, layernorm,
+groupnorm, instancenorm against numpy formulas (population variance),
+derivatives against central differences, finite with a constant channel,
+and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symdl
+from helpers import check_grads
+
+RNG = np.random.default_rng(11)
+IMG = RNG.standard_normal((3, 2, 4, 5))      # H W C N
+OFF = RNG.standard_normal(4)
+SCL = RNG.uniform(0.5, 2.0, 4)
+EPS = 1e-5
+
+
+def data(x):
+    return symdl.extractdata(x)
+
+
+def ref_norm(x, axes):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + EPS), mean, var
+
+
+def affine(y, axis, ndim):
+    shape = [1] * ndim
+    shape[axis] = -1
+    return y * SCL.reshape(shape) + OFF.reshape(shape)
+
+
+def test_batchnorm_three_forms():
+    X = symdl.dlarray(IMG, "SSCB")
+    Y, mu, var = symdl.batchnorm(X, OFF, SCL)
+    ny, nmu, nvar = ref_norm(IMG, (0, 1, 3))
+    np.testing.assert_allclose(data(Y), affine(ny, 2, 4), rtol=1e-12)
+    np.testing.assert_allclose(data(mu).ravel(), nmu.ravel(), rtol=1e-13)
+    np.testing.assert_allclose(data(var).ravel(), nvar.ravel(), rtol=1e-13)
+    assert Y.fmt == "SSCB" and data(mu).shape == (4, 1)
+    rm, rv = RNG.standard_normal(4), RNG.uniform(0.5, 2, 4)
+    Yi = symdl.batchnorm(X, OFF, SCL, rm, rv)                              # inference
+    np.testing.assert_allclose(data(Yi), affine((IMG - rm.reshape(1, 1, 4, 1)) /
+                                                np.sqrt(rv.reshape(1, 1, 4, 1) + EPS), 2, 4), rtol=1e-12)
+    Yt, nm, nv = symdl.batchnorm(X, OFF, SCL, rm.reshape(4, 1), rv.reshape(4, 1), training=True)
+    np.testing.assert_allclose(data(Yt), data(Y), rtol=1e-14)
+    np.testing.assert_allclose(data(nm).ravel(), 0.1 * nmu.ravel() + 0.9 * rm, rtol=1e-13)
+    np.testing.assert_allclose(data(nv).ravel(), 0.1 * nvar.ravel() + 0.9 * rv, rtol=1e-13)
+
+
+def test_layer_group_and_instance_norm():
+    X = symdl.dlarray(IMG, "SSCB")
+    np.testing.assert_allclose(data(symdl.layernorm(X, OFF, SCL)), affine(ref_norm(IMG, (0, 1, 2))[0], 2, 4),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(data(symdl.instancenorm(X, OFF, SCL)), affine(ref_norm(IMG, (0, 1))[0], 2, 4),
+                               rtol=1e-12, atol=1e-14)
+    grouped = IMG.reshape(3, 2, 2, 2, 5)                                   # C = 4 -> 2 groups of 2
+    ref = ref_norm(grouped, (0, 1, 3))[0].reshape(3, 2, 4, 5)
+    np.testing.assert_allclose(data(symdl.groupnorm(X, 2, OFF, SCL)), affine(ref, 2, 4), rtol=1e-12, atol=1e-14)
+    cbt = RNG.standard_normal((4, 3, 2))                                   # C B T: per observation and step
+    np.testing.assert_allclose(data(symdl.layernorm(symdl.dlarray(cbt, "CBT"), OFF, SCL)),
+                               affine(ref_norm(cbt, (0,))[0], 0, 3), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("which", ["batchnorm", "layernorm", "groupnorm", "instancenorm"])
+def test_derivatives_against_central_differences(which):
+    x0 = RNG.standard_normal((3, 4, 3))                                    # S C B
+    w = RNG.standard_normal((3, 4, 3))
+    axes = {"batchnorm": (0, 2), "layernorm": (0, 1), "instancenorm": (0,)}
+
+    def f(x, off, scl):
+        if isinstance(x, symdl.dlarray):
+            X = symdl.dlarray(x, "SCB")
+            y = {"batchnorm": lambda: symdl.batchnorm(X, off, scl)[0],
+                 "layernorm": lambda: symdl.layernorm(X, off, scl),
+                 "groupnorm": lambda: symdl.groupnorm(X, 2, off, scl),
+                 "instancenorm": lambda: symdl.instancenorm(X, off, scl)}[which]()
+            return symdl.sum(y * w)
+        if which == "groupnorm":
+            g = x.reshape(3, 2, 2, 3)
+            y = ref_norm(g, (0, 2))[0].reshape(3, 4, 3)
+        else:
+            y = ref_norm(x, axes[which])[0]
+        return np.sum((y * scl.reshape(1, 4, 1) + off.reshape(1, 4, 1)) * w)
+    check_grads(f, [x0, OFF.copy(), SCL.copy()], order=2)
+
+
+def test_constant_channel_is_finite_to_second_order():
+    x = np.ones((2, 3, 4))
+    x[:, 1, :] = RNG.standard_normal((2, 4))
+
+    def f(z):
+        y = symdl.sum(symdl.batchnorm(z, np.zeros(3), np.ones(3))[0] ** 2)
+        g = symdl.dlgradient(y, z, enable_higher_derivatives=True)
+        return symdl.dlgradient(symdl.sum(g * g), z)
+    assert np.isfinite(data(symdl.dlfeval(f, symdl.dlarray(x, "SCB")))).all()
+
+
+def test_bad_input_is_a_clear_error():
+    X = symdl.dlarray(IMG, "SSCB")
+    with pytest.raises(ValueError, match=r"batchnorm: offset must hold one value per channel \(4\), got shape \(3,\)"):
+        symdl.batchnorm(X, np.zeros(3), SCL)
+    with pytest.raises(ValueError, match="give both running_mean and running_var"):
+        symdl.batchnorm(X, OFF, SCL, np.zeros(4))
+    with pytest.raises(ValueError, match="inference .* needs running_mean and running_var"):
+        symdl.batchnorm(X, OFF, SCL, training=False)
+    with pytest.raises(ValueError, match="groupnorm: num_groups must be a positive divisor of the number of channels"):
+        symdl.groupnorm(X, 3, OFF, SCL)
+    with pytest.raises(ValueError, match="layernorm: X must be a formatted dlarray with one 'C' dimension"):
+        symdl.layernorm(symdl.dlarray(IMG), OFF, SCL)
