@@ -15,6 +15,7 @@ from .functions import (
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
+from .ops.dropout import dropout
 from .ops.fullyconnect import fullyconnect
 from .ops.norm import batchnorm, groupnorm, instancenorm, layernorm
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
@@ -38,5 +39,5 @@ __all__ = [
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
-    "batchnorm", "layernorm", "groupnorm", "instancenorm",
+    "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout",
 ]
