@@ -16,6 +16,7 @@ from .functions import (
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.dropout import dropout
+from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
 from .ops.norm import batchnorm, groupnorm, instancenorm, layernorm
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
@@ -39,5 +40,5 @@ __all__ = [
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
-    "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout",
+    "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed",
 ]
