@@ -18,7 +18,7 @@ from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.dropout import dropout
 from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
-from .ops.norm import batchnorm, groupnorm, instancenorm, layernorm
+from .ops.norm import batchnorm, crosschannelnorm, groupnorm, instancenorm, layernorm
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
 from .optim import adamupdate, dlupdate, rmspropupdate, sgdmupdate
 from .ir.graph import Graph
@@ -40,5 +40,5 @@ __all__ = [
     "sqrt", "square", "squeeze", "stack", "sum", "tan", "tanh", "transpose", "where", "cumsum", "sigmoid",
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
-    "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed",
+    "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
 ]

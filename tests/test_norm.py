@@ -112,3 +112,41 @@ def test_bad_input_is_a_clear_error():
         symdl.groupnorm(X, 3, OFF, SCL)
     with pytest.raises(ValueError, match="layernorm: X must be a formatted dlarray with one 'C' dimension"):
         symdl.layernorm(symdl.dlarray(IMG), OFF, SCL)
+
+
+def ref_crosschannel(x, w, alpha, beta, k, axis):
+    sq = x ** 2
+    c = x.shape[axis]
+    before = (w - 1) // 2
+    ss = np.zeros_like(x)
+    for ch in range(c):
+        lo, hi = max(0, ch - before), min(c, ch - before + w)
+        window = np.take(sq, range(lo, hi), axis=axis).sum(axis=axis)
+        index = [slice(None)] * x.ndim
+        index[axis] = ch
+        ss[tuple(index)] = window
+    return x / (k + alpha * ss / w) ** beta
+
+
+@pytest.mark.parametrize("w", [1, 3, 4, 5])
+def test_crosschannelnorm_against_numpy_and_central_differences(w):
+    x = RNG.standard_normal((2, 5, 3))                                     # S C B
+    got = symdl.crosschannelnorm(symdl.dlarray(x, "SCB"), w, alpha=0.5, beta=0.75, k=1.5)
+    np.testing.assert_allclose(data(got), ref_crosschannel(x, w, 0.5, 0.75, 1.5, 1), rtol=1e-13)
+    assert got.fmt == "SCB"
+    weights = RNG.standard_normal((2, 5, 3))
+
+    def f(z):
+        if isinstance(z, symdl.dlarray):
+            return symdl.sum(symdl.crosschannelnorm(symdl.dlarray(z, "SCB"), w, alpha=0.5, beta=0.75, k=1.5)
+                             * weights)
+        return np.sum(ref_crosschannel(z, w, 0.5, 0.75, 1.5, 1) * weights)
+    check_grads(f, [x], order=2)
+
+
+def test_crosschannelnorm_bad_input():
+    X = symdl.dlarray(IMG, "SSCB")
+    with pytest.raises(ValueError, match="window_channel_size must be a positive integer"):
+        symdl.crosschannelnorm(X, 0)
+    with pytest.raises(TypeError, match="crosschannelnorm: beta must be a real number"):
+        symdl.crosschannelnorm(X, 3, beta="x")

@@ -1,5 +1,6 @@
 """Normalisations with MATLAB's semantics: batchnorm (its three forms),
-layernorm, groupnorm, instancenorm.
+layernorm, groupnorm, instancenorm, and crosschannelnorm (local response
+normalisation).
 
 Each normalises ``X`` over some dimensions with the biased (population)
 variance, computed in two passes (``mean((X - mean)^2)``, no cancellation),
@@ -15,7 +16,7 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray
 
-__all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm"]
+__all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm", "crosschannelnorm"]
 
 
 def _channel_axis(X, where: str) -> int:
@@ -160,3 +161,55 @@ def instancenorm(X, offset, scale, *, epsilon: float = 1e-5):
     """
     c = _channel_axis(X, "instancenorm")
     return groupnorm(X, X.shape[c], offset, scale, epsilon=epsilon)
+
+
+def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    """Local response normalisation across channels:
+    ``X / (k + alpha * ss / window_channel_size) ** beta``, ``ss`` the sum of
+    squares over a window of channels around each channel (``(w - 1) // 2``
+    before it and the rest after, clipped at the edges).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[1.0], [2.0], [3.0]]), "CB")
+        >>> np.round(symdl.extractdata(symdl.crosschannelnorm(X, 3, alpha=1.0, beta=1.0, k=0.0)).ravel(), 4)
+        array([0.6   , 0.4286, 0.6923])
+    """
+    c = _channel_axis(X, "crosschannelnorm")
+    w = window_channel_size
+    if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+        raise ValueError(f"crosschannelnorm: window_channel_size must be a positive integer, got {w!r}")
+    for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"crosschannelnorm: {name} must be a real number, got {value!r}")
+    channels, before = X.shape[c], (int(w) - 1) // 2
+    sq = X * X
+    ss = None
+    for shift in range(-before, int(w) - before):      # channel c + shift contributes to channel c
+        lo, hi = max(0, -shift), min(channels, channels - shift)
+        if lo >= hi:
+            continue
+        part = F.take(sq, np.arange(lo + shift, hi + shift), axis=c)
+        pad = [(0, 0)] * X.ndim
+        pad[c] = (lo, channels - hi)
+        part = _pad_zeros(part, pad)
+        ss = part if ss is None else ss + part
+    return _labelled(X / F.power(ss * (float(alpha) / int(w)) + float(k), float(beta)), X)
+
+
+def _pad_zeros(x, pad):
+    """``x`` with zeros before and after along each axis (``pad[axis] = (before, after)``)."""
+    for axis, (before, after) in enumerate(pad):
+        parts = []
+        if before:
+            shape = list(x.shape)
+            shape[axis] = before
+            parts.append(np.zeros(shape, dtype=x.dtype))
+        parts.append(x)
+        if after:
+            shape = list(x.shape)
+            shape[axis] = after
+            parts.append(np.zeros(shape, dtype=x.dtype))
+        if len(parts) > 1:
+            x = F.concatenate(parts, axis)
+    return x
