@@ -76,3 +76,20 @@ def test_higher_order_bound_holds():
     assert [int(r[0]) for r in rows] == [1, 2, 4, 6, 8], stdout
     for _, nodes, ops, _, _ in rows:
         assert int(nodes) <= 1.5 * int(ops), stdout
+
+
+def test_custom_training_loop_learns_the_spirals(tmp_path):
+    out = tmp_path / "spirals.png"
+    stdout = run_example("custom_training_loop.py", "--out", str(out), "--iterations", "900")
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
+    losses = [float(loss) for _, loss, _ in rows]
+    assert [int(i) for i, _, _ in rows] == [1, 300, 600, 900]
+    assert losses[0] > 1.0 and losses[-1] < 0.05 and losses == sorted(losses, reverse=True)
+    accuracy = float(re.search(r"training accuracy ([\d.]+)", stdout).group(1))
+    assert accuracy >= 0.95
+    check = re.search(r"compiled vs interpreted: loss ([\d.e+-]+), gradients ([\d.e+-]+)", stdout)
+    assert float(check.group(1)) < 1e-12 and float(check.group(2)) < 1e-12
+    if HAS_MATPLOTLIB:
+        assert out.exists() and out.stat().st_size > 10_000
+    else:
+        assert "matplotlib is not installed: no plot written" in stdout and not out.exists()
