@@ -12,30 +12,14 @@ skips the maximum's tie rule).
 from __future__ import annotations
 
 import math
-from numbers import Real
-
 import numpy as np
 
 from .. import functions as F
-from ..array import dlarray, finddim
+from ..array import finddim
 from ..core import apply
+from .args import as_dlarray, real_number
 
 __all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax"]
-
-
-def _array(x, where: str) -> dlarray:
-    if isinstance(x, dlarray):
-        return x
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: X must be a dlarray or a real numeric array, got {type(x).__name__}")
-    return dlarray(arr)
-
-
-def _real(value, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
-    return float(value)
 
 
 def relu(X):
@@ -46,7 +30,7 @@ def relu(X):
         >>> symdl.relu(symdl.dlarray([-1.5, 0.0, 2.0]))
         dlarray([0., 0., 2.])
     """
-    return F.maximum(_array(X, "relu"), 0.0)
+    return F.maximum(as_dlarray(X, "X", "relu"), 0.0)
 
 
 def leakyrelu(X, scale: float = 0.01):
@@ -57,8 +41,8 @@ def leakyrelu(X, scale: float = 0.01):
         >>> symdl.leakyrelu(symdl.dlarray([-2.0, 3.0]), 0.1)
         dlarray([-0.2,  3. ])
     """
-    X = _array(X, "leakyrelu")
-    scale = _real(scale, "scale", "leakyrelu")
+    X = as_dlarray(X, "X", "leakyrelu")
+    scale = real_number(scale, "scale", "leakyrelu")
     return F.where(X > 0.0, X, X * scale)
 
 
@@ -71,8 +55,8 @@ def elu(X, alpha: float = 1.0):
         >>> np.round(symdl.extractdata(symdl.elu(symdl.dlarray([-1.0, 2.0]))), 6)
         array([-0.632121,  2.      ])
     """
-    X = _array(X, "elu")
-    alpha = _real(alpha, "alpha", "elu")
+    X = as_dlarray(X, "X", "elu")
+    alpha = real_number(alpha, "alpha", "elu")
     if not alpha > 0:
         raise ValueError(f"elu: alpha must be positive, got {alpha!r}")
     # expm1 of min(X, 0) only: exact near 0, and no overflow for large X
@@ -88,7 +72,7 @@ def gelu(X, approximation: str = "none"):
         >>> np.round(symdl.extractdata(symdl.gelu(symdl.dlarray([-1.0, 1.0]))), 6)
         array([-0.158655,  0.841345])
     """
-    X = _array(X, "gelu")
+    X = as_dlarray(X, "X", "gelu")
     if approximation == "none":
         return X * 0.5 * (F.erf(X * (1.0 / math.sqrt(2.0))) + 1.0)
     if approximation == "tanh":
@@ -108,7 +92,7 @@ def softmax(X, dim=None):
         array([[0.5, 0. ],
                [0.5, 1. ]])
     """
-    X = _array(X, "softmax")
+    X = as_dlarray(X, "X", "softmax")
     if dim is None:
         if X.fmt is None or "C" not in X.fmt:
             raise ValueError("softmax: X has no 'C' (channel) dimension: give it a format with 'C' "

@@ -7,17 +7,9 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from .args import as_dlarray
 
 __all__ = ["fullyconnect"]
-
-
-def _as_dl(value, name: str) -> dlarray:
-    if isinstance(value, dlarray):
-        return value
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"fullyconnect: {name} must be a dlarray or a real numeric array, got {type(value).__name__}")
-    return dlarray(arr)
 
 
 def fullyconnect(X, weights, bias):
@@ -40,8 +32,8 @@ def fullyconnect(X, weights, bias):
     if not isinstance(X, dlarray) or not X._fmt:
         raise ValueError("fullyconnect: X must be a formatted dlarray (e.g. 'CB' or 'SSCB'), so that its "
                          f"observations are known; got {type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
-    W = _as_dl(weights, "weights")
-    b = _as_dl(bias, "bias")
+    W = as_dlarray(weights, "weights", "fullyconnect")
+    b = as_dlarray(bias, "bias", "fullyconnect")
     fmt = X._fmt
     batch = [k for k, c in enumerate(fmt) if c == "B"]
     time = [k for k, c in enumerate(fmt) if c == "T"]

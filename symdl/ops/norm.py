@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from .args import real_number
 
 __all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm", "crosschannelnorm"]
 
@@ -179,9 +180,7 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
     w = window_channel_size
     if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
         raise ValueError(f"crosschannelnorm: window_channel_size must be a positive integer, got {w!r}")
-    for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"crosschannelnorm: {name} must be a real number, got {value!r}")
+    alpha, beta, k = (real_number(v, n, "crosschannelnorm") for v, n in ((alpha, "alpha"), (beta, "beta"), (k, "k")))
     channels, before = X.shape[c], (int(w) - 1) // 2
     sq = X * X
     ss = None
