@@ -15,6 +15,7 @@ from .functions import (
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
+from .ops.conv import dlconv
 from .ops.dropout import dropout
 from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
@@ -42,5 +43,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool",
+    "maxpool", "avgpool", "dlconv",
 ]

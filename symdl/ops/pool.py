@@ -19,57 +19,9 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from .spatial import pad_constant, padding_pairs, per_axis
 
 __all__ = ["maxpool", "avgpool"]
-
-
-def _per_axis(value, n: int, name: str, where: str) -> tuple[int, ...]:
-    values = (value,) * n if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else tuple(value)
-    if len(values) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{where}: {name} must be an int or {n} ints (one per spatial dimension), got {value!r}")
-    return tuple(int(v) for v in values)
-
-
-def _padding(padding, sizes, pool, stride, where: str) -> list[tuple[int, int]]:
-    n = len(sizes)
-    if isinstance(padding, str):
-        if padding != "same":
-            raise ValueError(f"{where}: padding must be 'same', an int, or one (before, after) pair per "
-                             f"spatial dimension, got {padding!r}")
-        pads = []
-        for size, k, s in zip(sizes, pool, stride):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))   # the odd one after (bottom, right), as MATLAB
-        return pads
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-        pads = [(int(padding), int(padding))] * n
-    else:
-        try:
-            pads = [(int(a), int(b)) for a, b in padding]
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: padding must be 'same', an int, or one (before, after) pair per "
-                             f"spatial dimension, got {padding!r}") from None
-    if len(pads) != n or any(a < 0 or b < 0 for a, b in pads):
-        raise ValueError(f"{where}: padding must be non-negative, one (before, after) pair per spatial "
-                         f"dimension ({n}), got {padding!r}")
-    return pads
-
-
-def _pad(X, axes, pads, value: float):
-    for axis, (before, after) in zip(axes, pads):
-        parts = []
-        for width in (before, None, after):
-            if width is None:
-                parts.append(X)
-            elif width:
-                shape = list(X.shape)
-                shape[axis] = width
-                parts.append(np.full(shape, value, dtype=X.dtype))
-        if len(parts) > 1:
-            fmt = X._fmt
-            X = F.concatenate(parts, axis)
-            X._fmt = fmt
-    return X
 
 
 def _windows(X, pool_size, stride, padding, fill: float, where: str):
@@ -78,17 +30,17 @@ def _windows(X, pool_size, stride, padding, fill: float, where: str):
                          f"got {type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
     axes = [k for k, c in enumerate(X._fmt) if c == "S"]
     sizes = [X.shape[k] for k in axes]
-    pool = _per_axis(pool_size, len(axes), "pool_size", where)
-    stride = _per_axis(stride, len(axes), "stride", where)
+    pool = per_axis(pool_size, len(axes), "pool_size", where)
+    stride = per_axis(stride, len(axes), "stride", where)
     if any(v < 1 for v in pool + stride):
         raise ValueError(f"{where}: pool_size and stride must be positive, got {pool_size!r} and {stride!r}")
-    pads = _padding(padding, sizes, pool, stride, where)
+    pads = padding_pairs(padding, sizes, pool, stride, where)
     padded = [n + a + b for n, (a, b) in zip(sizes, pads)]
     if any(k > n for k, n in zip(pool, padded)):
         raise ValueError(f"{where}: the pool {pool} is larger than the (padded) spatial size {tuple(padded)} "
                          f"of X (shape {X.shape}, fmt {X._fmt!r})")
     out = [(n - k) // s + 1 for n, k, s in zip(padded, pool, stride)]
-    Xp = _pad(X, axes, pads, fill)
+    Xp = pad_constant(X, axes, pads, fill)
     slices = []
     for offset in itertools.product(*(range(k) for k in pool)):
         index = [slice(None)] * X.ndim
