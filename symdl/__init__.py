@@ -20,7 +20,7 @@ from .ops.dropout import dropout
 from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
 from .ops.norm import batchnorm, crosschannelnorm, groupnorm, instancenorm, layernorm
-from .ops.pool import avgpool, maxpool
+from .ops.pool import avgpool, maxpool, maxunpool
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
 from .optim import adamupdate, dlupdate, rmspropupdate, sgdmupdate
 from .ir.graph import Graph
@@ -43,5 +43,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool", "dlconv",
+    "maxpool", "avgpool", "maxunpool", "dlconv",
 ]

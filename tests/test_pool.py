@@ -95,3 +95,28 @@ def test_bad_input_is_a_clear_error():
         symdl.maxpool(symdl.dlarray(np.ones((3, 3))), 2)
     with pytest.raises(ValueError, match="pool_size and stride must be positive"):
         symdl.avgpool(X, 2, stride=0)
+
+
+def test_maxpool_indices_and_maxunpool_are_matlabs_pair():
+    x = RNG.standard_normal((4, 5, 2, 3))
+    X = symdl.dlarray(x, "SSCB")
+    Y, idx, size = symdl.maxpool(X, (2, 2), stride=(2, 2), padding=((0, 0), (0, 1)), return_indices=True)
+    assert size == x.shape and idx.shape == Y.shape
+    np.testing.assert_array_equal(x.reshape(-1)[idx], data(Y))          # each index points at its window's max
+    U = symdl.maxunpool(Y, idx, size)
+    expected = np.zeros(x.size)
+    np.add.at(expected, idx.reshape(-1), data(Y).reshape(-1))
+    np.testing.assert_array_equal(data(U), expected.reshape(x.shape))
+    assert U.fmt == "SSCB"
+    # unpooling is linear in Y: its gradient is the gather at the same indices
+    w = RNG.standard_normal(x.shape)
+    g = symdl.dlfeval(lambda y: symdl.dlgradient(symdl.sum(symdl.maxunpool(y, idx, size) * w), y), Y)
+    np.testing.assert_allclose(data(g), w.reshape(-1)[idx], rtol=1e-15)
+
+
+def test_maxunpool_bad_input():
+    Y = symdl.dlarray(np.ones((2, 2, 1, 1)), "SSCB")
+    with pytest.raises(ValueError, match="indices must be integers of Y's shape"):
+        symdl.maxunpool(Y, np.zeros((3,), dtype=int), (4, 4, 1, 1))
+    with pytest.raises(ValueError, match=r"indices must be in 0..15"):
+        symdl.maxunpool(Y, np.full((2, 2, 1, 1), 16), (4, 4, 1, 1))

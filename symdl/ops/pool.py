@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from ..core import apply
 from .spatial import pad_constant, padding_pairs, per_axis
 
-__all__ = ["maxpool", "avgpool"]
+__all__ = ["maxpool", "avgpool", "maxunpool"]
 
 
 def _windows(X, pool_size, stride, padding, fill: float, where: str):
@@ -41,17 +42,23 @@ def _windows(X, pool_size, stride, padding, fill: float, where: str):
                          f"of X (shape {X.shape}, fmt {X._fmt!r})")
     out = [(n - k) // s + 1 for n, k, s in zip(padded, pool, stride)]
     Xp = pad_constant(X, axes, pads, fill)
+    offsets = list(itertools.product(*(range(k) for k in pool)))
     slices = []
-    for offset in itertools.product(*(range(k) for k in pool)):
+    for offset in offsets:
         index = [slice(None)] * X.ndim
         for axis, o, s, m in zip(axes, offset, stride, out):
             index[axis] = slice(o, o + (m - 1) * s + 1, s)
         slices.append(Xp[tuple(index)])
-    return F.stack(slices, axis=0), math.prod(pool)
+    geometry = (axes, offsets, stride, [a for a, _ in pads])
+    return F.stack(slices, axis=0), math.prod(pool), geometry
 
 
-def maxpool(X, pool_size, stride=1, padding=0):
+def maxpool(X, pool_size, stride=1, padding=0, return_indices: bool = False):
     """The maximum over each pooling window of the spatial dimensions.
+    With ``return_indices=True``, ``(Y, indices, input_size)`` as MATLAB's
+    ``[Y, indx, inputSize] = maxpool(...)``: for each element of Y the flat
+    (C-order) index into X of the window's maximum (the first one at a tie),
+    for :func:`maxunpool`.
 
     Example:
         >>> import numpy as np, symdl
@@ -60,9 +67,11 @@ def maxpool(X, pool_size, stride=1, padding=0):
         dlarray([[ 5.,  7.],
                  [13., 15.]], fmt='SS')
     """
-    windows, _ = _windows(X, pool_size, stride, padding, -np.inf, "maxpool")
+    windows, _, geometry = _windows(X, pool_size, stride, padding, -np.inf, "maxpool")
     out = F.max(windows, axis=0)
     out._fmt = X._fmt
+    if return_indices:
+        return out, _argmax_indices(windows, geometry, X.shape), X.shape
     return out
 
 
@@ -77,7 +86,49 @@ def avgpool(X, pool_size, stride=1, padding=0):
         dlarray([[ 2.5,  4.5],
                  [10.5, 12.5]], fmt='SS')
     """
-    windows, count = _windows(X, pool_size, stride, padding, 0.0, "avgpool")
+    windows, count, _ = _windows(X, pool_size, stride, padding, 0.0, "avgpool")
     out = F.sum(windows, axis=0) * (1.0 / count)
     out._fmt = X._fmt
+    return out
+
+
+def _argmax_indices(windows, geometry, input_shape) -> np.ndarray:
+    """The flat index into the input of each window's first maximum."""
+    axes, offsets, stride, before = geometry
+    values = windows._value
+    best = np.argmax(values, axis=0)                       # which offset, per output element
+    coords = np.indices(best.shape)
+    position = list(coords)
+    chosen = np.array(offsets)[best]                       # (..., n spatial)
+    for k, (axis, s, b) in enumerate(zip(axes, stride, before)):
+        position[axis] = coords[axis] * s + chosen[..., k] - b
+    return np.ravel_multi_index(tuple(position), input_shape)
+
+
+def maxunpool(Y, indices, input_size):
+    """The inverse of max pooling: zeros of ``input_size`` with each element
+    of Y placed at its index (summed where windows overlap), as MATLAB's
+    ``maxunpool(Y, indx, inputSize)``.  Linear in Y, differentiable to any order.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([[1.0, 5.0], [3.0, 2.0]]), "SS")
+        >>> Y, idx, size = symdl.maxpool(X, 2, return_indices=True)
+        >>> symdl.maxunpool(Y, idx, size)
+        dlarray([[0., 5.],
+                 [0., 0.]], fmt='SS')
+    """
+    if not isinstance(Y, dlarray):
+        raise TypeError(f"maxunpool: Y must be a dlarray, got {type(Y).__name__}")
+    idx = np.asarray(indices)
+    size = tuple(int(d) for d in input_size)
+    total = math.prod(size)
+    if idx.shape != Y.shape or idx.dtype.kind not in "iu":
+        raise ValueError(f"maxunpool: indices must be integers of Y's shape {Y.shape}, got {idx.dtype}{idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= total):
+        raise ValueError(f"maxunpool: indices must be in 0..{total - 1} for input_size {size}")
+    flat = F.reshape(Y, (Y.size,))
+    placed = apply("take_add", [flat, idx.reshape(-1).astype(np.int64)], axis=0, size=total)
+    out = F.reshape(placed, size)
+    out._fmt = Y._fmt if Y._fmt and len(Y._fmt) == len(size) else None
     return out
