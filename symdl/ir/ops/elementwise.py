@@ -41,7 +41,12 @@ def elementwise_jvp(node: Node, tangents: list) -> Node | None:
     """``sum_i t_i * d node / d input_i`` (None when every tangent is zero)."""
     # one canonical sum built from its terms: no scaled product t * p made
     # only to be taken apart again by the sum (forward mode builds many)
-    terms = [(1.0, (t, p)) for t, p in zip(tangents, _partials(node)) if t is not None and p is not None]
+    split = _PARTIAL_TERMS.get(node.op)
+    if split is not None:  # partials as (coefficient, factors): not even the scaled partial is made
+        terms = [(c, (t, *factors)) for t, (c, factors) in zip(tangents, split(node))
+                 if t is not None and c != 0.0]
+    else:
+        terms = [(1.0, (t, p)) for t, p in zip(tangents, _partials(node)) if t is not None and p is not None]
     if not terms:
         return None
     out = B.sum_of_products(terms, node)
@@ -165,9 +170,30 @@ def _mul_partial(node: Node, i: int) -> Node:
     return B.scale(rest, float(e))
 
 
+def _mul_partial_terms(node: Node) -> list:
+    """d node / d input_i as (exponent, the other factors) pairs."""
+    out = []
+    for i in range(len(node.inputs)):
+        exps = list(node.attr("exps"))
+        e = exps[i]
+        exps[i] = e - 1
+        pairs = [(b, k) for b, k in zip(node.inputs, exps) if k != 0]
+        rest = (B.emit("mul", [b for b, _ in pairs], exps=tuple(k for _, k in pairs)),) if pairs else ()
+        out.append((float(e), rest))
+    return out
+
+
 define(Primitive("mul", Kind.ELEMENTWISE, _mul_infer, _mul_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
                  batch=elementwise_batch,
                  partials=lambda node: [_mul_partial(node, i) for i in range(len(node.inputs))]))
+
+
+#: The forward-mode partials of the canonical sum and product as
+#: (coefficient, factors) pairs (see elementwise_jvp).
+_PARTIAL_TERMS = {
+    "add": lambda node: [(c, ()) for c in node.attr("coeffs")],
+    "mul": _mul_partial_terms,
+}
 
 
 # ---------------------------------------------------------------- powers
