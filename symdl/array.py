@@ -33,9 +33,10 @@ class dlarray:
 
     # _origin: how a traced value was made, (op, attrs, operands) as the user's
     # code called it, before canonical forms merged it into its users; it lets
-    # dlgradient differentiate with respect to intermediate values.
-    # (weak references: side tables such as softmax's logits, for crossentropy)
-    __slots__ = ("_value", "_node", "_trace", "_fmt", "_origin", "__weakref__")
+    # dlgradient differentiate with respect to intermediate values.  An
+    # ("alias", x[, tag]) origin is x relabelled; a tag says what made x
+    # (softmax's logits, which crossentropy uses).
+    __slots__ = ("_value", "_node", "_trace", "_fmt", "_origin")
     __array_priority__ = 1000
 
     def __init__(self, data, fmt: str | None = None, dtype=None):

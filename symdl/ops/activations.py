@@ -15,11 +15,11 @@ import math
 import numpy as np
 
 from .. import functions as F
-from ..array import finddim
+from ..array import dlarray, finddim
 from ..core import apply
 from .args import as_dlarray, real_number
 
-__all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax"]
+__all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax", "softmax_logits", "shifted_by_max"]
 
 
 def relu(X):
@@ -107,11 +107,24 @@ def softmax(X, dim=None):
         axis = int(dim) % X.ndim
     else:
         raise ValueError(f"softmax: dim must be an axis of X (0..{X.ndim - 1}) or a label, got {dim!r}")
-    # the shift by the maximum is a constant to differentiation (softmax ignores it)
-    shift = apply("stop_gradient", [F.max(X, axis, keepdims=True)])
-    e = F.exp(X - shift)
+    e = F.exp(shifted_by_max(X, axis))
     out = e / F.sum(e, axis, keepdims=True)
-    out._fmt = X._fmt
-    from .losses import remember_softmax
-    remember_softmax(out, X, axis)  # crossentropy of this output works from the logits
-    return out
+    # an alias of the result that says where it came from: crossentropy of a
+    # softmax output works from the logits (log-softmax); the replay of
+    # dlgradient follows the alias as any other
+    return dlarray._wrap(out._value, out._node, out._trace, X._fmt, ("alias", out, ("softmax", X, axis)))
+
+
+def softmax_logits(Y) -> tuple | None:
+    """``(logits, axis)`` when ``Y`` is the output of :func:`softmax`, else None."""
+    origin = Y._origin if isinstance(Y, dlarray) else None
+    if origin is not None and origin[0] == "alias" and len(origin) > 2 and origin[2][0] == "softmax":
+        return origin[2][1:]
+    return None
+
+
+def shifted_by_max(X, axis: int):
+    """``X - max(X)`` along ``axis``, the maximum a constant to differentiation
+    (softmax and log-softmax do not change with the shift, so their
+    derivatives are exact, and the maximum's tie rule is never involved)."""
+    return X - apply("stop_gradient", [F.max(X, axis, keepdims=True)])

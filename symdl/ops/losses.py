@@ -11,32 +11,13 @@ logits (log-softmax), so it stays finite for logits of any size.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
-from ..core import apply
+from .activations import shifted_by_max, softmax_logits
 
 __all__ = ["crossentropy", "mse", "l1loss", "l2loss", "huber", "onehotencode", "onehotdecode"]
-
-#: id(softmax output) -> (weak reference to that output, logits, axis), so
-#: that crossentropy can use log-softmax (the log of a probability that
-#: underflowed to 0 is -inf).  Keyed by the output dlarray itself (traced or
-#: not), which the weak reference confirms; its entry goes with it.
-_SOFTMAX_LOGITS: dict[int, tuple] = {}
-
-
-def remember_softmax(out: dlarray, logits: dlarray, axis: int) -> None:
-    """Record that ``out`` is the softmax of ``logits`` along ``axis``."""
-    key = id(out)
-    _SOFTMAX_LOGITS[key] = (weakref.ref(out, lambda _, key=key: _SOFTMAX_LOGITS.pop(key, None)), logits, axis)
-
-
-def _softmax_source(Y: dlarray) -> tuple | None:
-    entry = _SOFTMAX_LOGITS.get(id(Y))
-    return None if entry is None or entry[0]() is not Y else entry[1:]
 
 _NORMALIZATIONS = ("batch-size", "all-elements", "none")
 
@@ -85,10 +66,10 @@ def crossentropy(Y, targets, normalization: str = "batch-size"):
         0.289909
     """
     Y, T = _pair(Y, targets, "crossentropy")
-    source = _softmax_source(Y)
-    if source is not None:
+    source = softmax_logits(Y)
+    if source is not None:  # log-softmax of the logits: finite where Y underflowed to 0
         logits, axis = source
-        shifted = logits - apply("stop_gradient", [F.max(logits, axis, keepdims=True)])
+        shifted = shifted_by_max(logits, axis)
         log_y = shifted - F.log(F.sum(F.exp(shifted), axis, keepdims=True))
     else:
         log_y = F.log(Y)
