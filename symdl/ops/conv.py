@@ -13,9 +13,8 @@ from __future__ import annotations
 import itertools
 
 from .. import functions as F
-from ..array import dlarray
 from .args import as_dlarray
-from .spatial import pad_constant, padding_pairs, per_axis
+from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
 __all__ = ["dlconv"]
 
@@ -38,11 +37,8 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
                [20., 24.]])
     """
     where = "dlconv"
-    if not isinstance(X, dlarray) or not X._fmt or "S" not in X._fmt or X._fmt.count("C") != 1:
-        raise ValueError(f"{where}: X must be a formatted dlarray with spatial ('S') and channel ('C') "
-                         f"dimensions, e.g. 'SSCB'; got {type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
+    space = spatial_axes(X, where, channels=True)
     W = as_dlarray(weights, "weights", where)
-    space = [k for k, c in enumerate(X._fmt) if c == "S"]
     c_axis = X._fmt.index("C")
     n, channels = len(space), X.shape[c_axis]
     if W.ndim == n + 2:

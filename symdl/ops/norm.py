@@ -16,6 +16,7 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray
 from .args import real_number
+from .spatial import pad_constant
 
 __all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm", "crosschannelnorm"]
 
@@ -189,26 +190,6 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
         if lo >= hi:
             continue
         part = F.take(sq, np.arange(lo + shift, hi + shift), axis=c)
-        pad = [(0, 0)] * X.ndim
-        pad[c] = (lo, channels - hi)
-        part = _pad_zeros(part, pad)
+        part = pad_constant(part, [c], [(lo, channels - hi)], 0.0)
         ss = part if ss is None else ss + part
     return _labelled(X / F.power(ss * (float(alpha) / int(w)) + float(k), float(beta)), X)
-
-
-def _pad_zeros(x, pad):
-    """``x`` with zeros before and after along each axis (``pad[axis] = (before, after)``)."""
-    for axis, (before, after) in enumerate(pad):
-        parts = []
-        if before:
-            shape = list(x.shape)
-            shape[axis] = before
-            parts.append(np.zeros(shape, dtype=x.dtype))
-        parts.append(x)
-        if after:
-            shape = list(x.shape)
-            shape[axis] = after
-            parts.append(np.zeros(shape, dtype=x.dtype))
-        if len(parts) > 1:
-            x = F.concatenate(parts, axis)
-    return x

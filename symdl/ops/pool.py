@@ -20,16 +20,13 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray
 from ..core import apply
-from .spatial import pad_constant, padding_pairs, per_axis
+from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
 __all__ = ["maxpool", "avgpool", "maxunpool"]
 
 
 def _windows(X, pool_size, stride, padding, fill: float, where: str):
-    if not isinstance(X, dlarray) or not X._fmt or "S" not in X._fmt:
-        raise ValueError(f"{where}: X must be a formatted dlarray with spatial ('S') dimensions, e.g. 'SSCB'; "
-                         f"got {type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
-    axes = [k for k, c in enumerate(X._fmt) if c == "S"]
+    axes = spatial_axes(X, where)
     sizes = [X.shape[k] for k in axes]
     pool = per_axis(pool_size, len(axes), "pool_size", where)
     stride = per_axis(stride, len(axes), "stride", where)

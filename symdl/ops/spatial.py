@@ -8,8 +8,20 @@ import math
 import numpy as np
 
 from .. import functions as F
+from ..array import dlarray
 
-__all__ = ["per_axis", "padding_pairs", "pad_constant"]
+__all__ = ["spatial_axes", "per_axis", "padding_pairs", "pad_constant"]
+
+
+def spatial_axes(X, where: str, channels: bool = False) -> list[int]:
+    """The axes of X's spatial ('S') dimensions; X must be formatted with
+    them (and, with ``channels``, with one 'C' dimension)."""
+    fmt = X._fmt if isinstance(X, dlarray) else None
+    if not fmt or "S" not in fmt or (channels and fmt.count("C") != 1):
+        need = "spatial ('S') and channel ('C') dimensions" if channels else "spatial ('S') dimensions"
+        raise ValueError(f"{where}: X must be a formatted dlarray with {need}, e.g. 'SSCB'; "
+                         f"got {type(X).__name__} with fmt {fmt!r}")
+    return [k for k, c in enumerate(fmt) if c == "S"]
 
 
 def per_axis(value, n: int, name: str, where: str) -> tuple[int, ...]:
