@@ -41,7 +41,8 @@ def elementwise_jvp(node: Node, tangents: list) -> Node | None:
     """``sum_i t_i * d node / d input_i`` (None when every tangent is zero)."""
     # one canonical sum built from its terms: no scaled product t * p made
     # only to be taken apart again by the sum (forward mode builds many)
-    split = _PARTIAL_TERMS.get(node.op)
+    from .registry import primitive
+    split = primitive(node.op).partial_terms
     if split is not None:  # partials as (coefficient, factors): not even the scaled partial is made
         terms = [(c, (t, *factors)) for t, (c, factors) in zip(tangents, split(node))
                  if t is not None and c != 0.0]
@@ -95,6 +96,14 @@ def elementwise_primitive(name: str, impl: Callable[..., np.ndarray], *, arity: 
         differentiable=differentiable, arity=arity, decomposition=decomposition))
 
 
+def _as_partials(terms_rule):
+    """Partials as nodes from their (coefficient, factors) form (None where 0)."""
+    def partials(node: Node) -> list:
+        return [None if c == 0.0 else B.scale(rest[0], c) if rest else B.fill(c, node, ())
+                for c, rest in terms_rule(node)]
+    return partials
+
+
 # ---------------------------------------------------------------- n-ary sum: const + sum(c_i * x_i)
 
 def _add_infer(inputs, attrs):
@@ -118,12 +127,12 @@ def _add_impl(values, node):
     return np.asarray(out, dtype=dt)
 
 
-def _add_partials(node: Node) -> list:
-    return [None if c == 0.0 else B.fill(c, node, ()) for c in node.attr("coeffs")]
+def _add_partial_terms(node: Node) -> list:
+    return [(c, ()) for c in node.attr("coeffs")]
 
 
 define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
-                 batch=elementwise_batch, partials=_add_partials))
+                 batch=elementwise_batch, partials=_as_partials(_add_partial_terms), partial_terms=_add_partial_terms))
 
 
 # ---------------------------------------------------------------- n-ary product: prod(x_i ** e_i), integer e_i
@@ -158,20 +167,8 @@ def _mul_impl(values, node):
     return np.asarray(out, dtype=dt)
 
 
-def _mul_partial(node: Node, i: int) -> Node:
-    exps = list(node.attr("exps"))
-    e = exps[i]
-    exps[i] = e - 1
-    pairs = [(b, k) for b, k in zip(node.inputs, exps) if k != 0]
-    if pairs:
-        rest = B.emit("mul", [b for b, _ in pairs], exps=tuple(k for _, k in pairs))
-    else:
-        rest = B.fill(1.0, node, ())
-    return B.scale(rest, float(e))
-
-
 def _mul_partial_terms(node: Node) -> list:
-    """d node / d input_i as (exponent, the other factors) pairs."""
+    """d node / d input_i as (exponent, (the other factors,)) pairs."""
     out = []
     for i in range(len(node.inputs)):
         exps = list(node.attr("exps"))
@@ -185,15 +182,7 @@ def _mul_partial_terms(node: Node) -> list:
 
 define(Primitive("mul", Kind.ELEMENTWISE, _mul_infer, _mul_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
                  batch=elementwise_batch,
-                 partials=lambda node: [_mul_partial(node, i) for i in range(len(node.inputs))]))
-
-
-#: The forward-mode partials of the canonical sum and product as
-#: (coefficient, factors) pairs (see elementwise_jvp).
-_PARTIAL_TERMS = {
-    "add": lambda node: [(c, ()) for c in node.attr("coeffs")],
-    "mul": _mul_partial_terms,
-}
+                 partials=_as_partials(_mul_partial_terms), partial_terms=_mul_partial_terms))
 
 
 # ---------------------------------------------------------------- powers

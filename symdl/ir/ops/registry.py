@@ -56,6 +56,10 @@ JvpRule = Callable[["Node", list], "Node | None"]
 BatchRule = Callable[["Node", list, int], "Node"]
 #: Elementwise only: ``partials(node) -> [d node / d input_i | None]``.
 PartialsRule = Callable[["Node"], list]
+#: Optionally, the same partials as ``(coefficient, factors)`` pairs (the
+#: partial is ``coefficient * prod(factors)``), so forward mode builds no
+#: node for the scaled partial (canonical sums and products).
+PartialTermsRule = Callable[["Node"], list]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +82,7 @@ class Primitive:
     jvp: JvpRule | None = None
     batch: BatchRule | None = None
     partials: PartialsRule | None = None
+    partial_terms: PartialTermsRule | None = None
     differentiable: bool = True
     arity: int | None = None
     decomposition: Callable[[Node, Callable[[str], bool]], Node] | None = None
