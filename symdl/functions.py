@@ -50,7 +50,17 @@ def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
     return None
 
 
-def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **attrs):
+def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, untraced: str | None = None,
+                 **attrs):
+    """Elementwise ``op`` on dlarray/numpy/number operands.  The common cases
+    skip the general bookkeeping and give its exact result: untraced float
+    arrays through the numpy kernel ``ARITHMETIC[untraced]`` (see
+    :mod:`symdl.core`), traced arrays with Python numbers straight to the builder."""
+    if untraced is not None:
+        values = untraced_pair(op, *operands) if len(operands) == 2 else untraced_single(operands[0])
+        if values is not None:
+            out = ARITHMETIC[untraced](*values) if len(operands) == 2 else ARITHMETIC[untraced](values)
+            return dlarray._wrap(out, None, None, _fmt_for(operands, out.ndim))
     out = traced_with_numbers(op, operands, attrs) if dtype is None else None
     if out is None:
         out = apply(op, to_operands(operands, dtype), **attrs)
@@ -60,16 +70,6 @@ def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, **a
 
 # ---------------------------------------------------------------- arithmetic
 
-def _fast_binary(name: str, op: str, a, b):
-    """The untraced fast path of arithmetic operator ``name`` (see
-    :mod:`symdl.core`): the general path's result, or None when it does not apply."""
-    values = untraced_pair(op, a, b)
-    if values is None:
-        return None
-    out = ARITHMETIC[name](*values)
-    return dlarray._wrap(out, None, None, _fmt_for((a, b), out.ndim))
-
-
 def add(a, b):
     """Elementwise ``a + b`` (broadcasting).
 
@@ -78,10 +78,7 @@ def add(a, b):
         >>> symdl.functions.add(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([1.5, 2.5])
     """
-    fast = _fast_binary("add", "add", a, b)
-    if fast is not None:
-        return fast
-    return _elementwise("add", [a, b], coeffs=(1.0, 1.0), const=0.0)
+    return _elementwise("add", [a, b], untraced="add", coeffs=(1.0, 1.0), const=0.0)
 
 
 def subtract(a, b):
@@ -92,10 +89,7 @@ def subtract(a, b):
         >>> symdl.functions.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([0.5, 1.5])
     """
-    fast = _fast_binary("subtract", "add", a, b)
-    if fast is not None:
-        return fast
-    return _elementwise("add", [a, b], coeffs=(1.0, -1.0), const=0.0)
+    return _elementwise("add", [a, b], untraced="subtract", coeffs=(1.0, -1.0), const=0.0)
 
 
 def negative(a):
@@ -106,10 +100,7 @@ def negative(a):
         >>> symdl.functions.negative(symdl.dlarray([1.0, -2.0]))
         dlarray([-1.,  2.])
     """
-    value = untraced_single(a)
-    if value is not None:
-        return dlarray._wrap(ARITHMETIC["negative"](value), None, None, a._fmt)
-    return _elementwise("add", [a], coeffs=(-1.0,), const=0.0)
+    return _elementwise("add", [a], untraced="negative", coeffs=(-1.0,), const=0.0)
 
 
 def multiply(a, b):
@@ -120,10 +111,7 @@ def multiply(a, b):
         >>> symdl.functions.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
         dlarray([3., 6.])
     """
-    fast = _fast_binary("multiply", "mul", a, b)
-    if fast is not None:
-        return fast
-    return _elementwise("mul", [a, b], exps=(1, 1))
+    return _elementwise("mul", [a, b], untraced="multiply", exps=(1, 1))
 
 
 def divide(a, b):
@@ -134,10 +122,7 @@ def divide(a, b):
         >>> symdl.functions.divide(symdl.dlarray([1.0, 2.0]), 4.0)
         dlarray([0.25, 0.5 ])
     """
-    fast = _fast_binary("divide", "mul", a, b)
-    if fast is not None:
-        return fast
-    return _elementwise("mul", [a, b], exps=(1, -1))
+    return _elementwise("mul", [a, b], untraced="divide", exps=(1, -1))
 
 
 def _scalar_exponent(p) -> float | None:
