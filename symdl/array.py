@@ -171,7 +171,14 @@ class dlarray:
         return f"dlarray({body}{fmt}{traced})"
 
     def __array__(self, dtype=None, copy=None):
-        self._guard()
+        if is_traced(self):
+            # numpy (or scipy, or any library calling __array__) would compute
+            # on a plain copy and the result would silently lose its
+            # derivative (SPEC §9.1): refuse, and say how to do either on purpose.
+            raise TypeError(
+                f"a traced dlarray (shape {self.shape}) cannot be converted to a numpy array: its derivative "
+                "would be silently lost. Use symdl.extractdata(x) to detach on purpose, or symdl.stack / "
+                "symdl.concatenate (or symdl.numpy.array) to build arrays of traced values")
         return np.array(self._value, dtype=dtype, copy=True)
 
     def __hash__(self):
