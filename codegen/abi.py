@@ -98,7 +98,7 @@ class NativeEntry:
     def _prepare(self, k: int, arr, names) -> np.ndarray:
         shape, dtype = self.in_specs[k]
         if type(arr) is not np.ndarray or arr.dtype is not dtype or not arr.flags.c_contiguous:
-            arr = np.ascontiguousarray(arr, dtype=dtype)
+            arr = np.asarray(arr, dtype=dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
         if arr.shape != shape:
             name = names[k] if names else f"input {k}"
             raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")

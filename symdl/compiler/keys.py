@@ -16,6 +16,7 @@ import numpy as np
 from ..array import dlarray
 from ..tree import Treedef, tree_flatten
 from .trace import leaf_array
+from ..ir.shapes import dtype_name
 
 __all__ = ["signature_key", "static_key", "Unkeyable", "unkeyable_error", "FLOAT_PART"]
 
@@ -129,16 +130,17 @@ def static_key(value: Any, found: list | None = None) -> Any:
 _FIXED_CALLABLES = (types.BuiltinFunctionType, types.BuiltinMethodType, np.ufunc, type, types.ModuleType)
 
 
-FLOAT_PART = ("F", (), np.dtype(np.float64).str, None)  # a Python float input (scalar results come back as floats)
+FLOAT_PART = ("F", (), "float64", None)  # a Python float input (scalar results come back as floats)
 
 
 def _input_part(x) -> tuple:
     if type(x) is float:
         return FLOAT_PART
     if isinstance(x, dlarray):
-        return ("D", x._value.shape, x._value.dtype.str, x._fmt)
+        # dtype by name: byte order is the caller's business (converted on entry)
+        return ("D", x._value.shape, dtype_name(x._value.dtype), x._fmt)
     arr = leaf_array(x)
-    return ("A", arr.shape, arr.dtype.str, None)
+    return ("A", arr.shape, dtype_name(arr.dtype), None)
 
 
 def signature_key(leaves: list, treedef: Treedef, is_input: Callable, traced: bool,

@@ -152,7 +152,9 @@ def leaf_array(x) -> np.ndarray:
     if isinstance(x, dlarray):
         return x._value
     arr = np.asarray(x)
-    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+    # the dlarray rule (SPEC §1): float32 and float64 stay, other numbers
+    # (integers, float16, long double) compute in float64
+    return arr if dtype_name(arr.dtype) in ("float32", "float64") else arr.astype(np.float64)
 
 
 def trace_program(fun: Callable, args: tuple, kwargs: dict, is_input: Callable,
