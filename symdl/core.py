@@ -156,7 +156,16 @@ def traced_with_numbers(op: str, operands: Sequence[Any], attrs: dict):
     if dt is None:
         return None
     parts = tuple(x if type(x) is dlarray else np.asarray(x, dtype=dt) for x in operands)
-    node = B.emit(op, [x._node if type(x) is dlarray else root.const(x) for x in parts], **attrs)
+    if op == "mul" and len(parts) == 2 and attrs["exps"] == (1, 1) and \
+            (type(parts[0]) is dlarray) is not (type(parts[1]) is dlarray):
+        # ``y * c``: the canonical form of a product with a constant factor
+        # is the scaled term ``c y`` (see canonical_product), built directly
+        # (no constant node, no product to take apart).  ``c`` is rounded to
+        # the array's dtype, as the constant node would hold it.
+        y, c = parts if type(parts[0]) is dlarray else parts[::-1]
+        node = B.scale(y._node, float(c))
+    else:
+        node = B.emit(op, [x._node if type(x) is dlarray else root.const(x) for x in parts], **attrs)
     return dlarray._wrap(root.value(node), node, root, None, (op, attrs, parts))
 
 

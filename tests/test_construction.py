@@ -184,3 +184,37 @@ def test_array_constants_are_freed_with_their_graph():
     ref = weakref.ref(c)
     del c
     assert ref() is None  # the recent-nodes buffer holds small nodes only
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_traced_product_with_a_number_is_the_general_paths_node(dtype):
+    """``y * c`` under dlfeval builds the scaled term directly (core's fast
+    path); it must be the node the general path (a product with a constant
+    node, canonicalised) gives, for every kind of ``y`` and awkward ``c``."""
+    import symdl
+    from symdl.array import dlarray
+
+    def kinds(x):
+        return {"input": x, "scaled": x * 3.0, "power": x * x, "sum": x + symdl.sin(x),
+                "scaled sum": (x + 1.0) * 2.0, "product": x * symdl.exp(x)}
+
+    numbers = [0.999, 2, -1.0, 1.0, 0.0, -0.0, float("inf"), float("nan"), 1e-310, 0.1]
+
+    def check(x):
+        for name, y in kinds(x).items():
+            for c in numbers:
+                for fast in (y * c, c * y):
+                    cnode = B.const(float(np.asarray(c, dtype=dtype)), (), dtype)
+                    general = B.emit("mul", [y._node, cnode], exps=(1, 1))
+                    if c != c:  # NaN attrs never compare equal, so NaN nodes are not shared: same content
+                        assert fast._node.digest == general.digest, (name, c)
+                    else:
+                        assert fast._node is general, (name, c)
+                    # values agree up to the reassociation of constant factors, (3 c) x vs (3 x) c, and
+                    # distribution, c (x + 1) = c x + c (real-number algebra: not at infinite c)
+                    if np.isfinite(c):
+                        np.testing.assert_allclose(symdl.extractdata(fast), symdl.extractdata(y) * np.asarray(c, dtype),
+                                                   rtol=4 * np.finfo(dtype).eps)
+        return x
+
+    symdl.dlfeval(check, dlarray(np.array([0.5, -2.0, 3.0], dtype=dtype)))

@@ -70,7 +70,9 @@ def _collect_terms(inputs, coeffs, constant: float) -> tuple[dict[Node, float], 
     for term, c in zip(inputs, coeffs):
         if term.op == "add":
             changed = True
-            constant += c * term.attr("const")
+            inner_constant = term.attr("const")
+            if inner_constant != 0.0:  # (an infinite c times a zero constant is no NaN term)
+                constant += c * inner_constant
             inner = zip(term.inputs, term.attr("coeffs"))
         elif term.op == "const" and term.const_scalar() is not None:
             changed = True
@@ -81,7 +83,9 @@ def _collect_terms(inputs, coeffs, constant: float) -> tuple[dict[Node, float], 
         for t, k in inner:
             if t in terms:
                 changed = True
-            terms[t] = terms.get(t, 0.0) + c * k
+                terms[t] += c * k
+            else:
+                terms[t] = c * k  # (not 0.0 + c k: that turns a -0.0 coefficient into +0.0)
     return terms, constant, changed
 
 
