@@ -25,7 +25,8 @@ import numpy as np
 
 from . import build as B
 from .interpret import eval_node
-from .node import Node, make_node, sort_key
+from .node import Node, make_node, precedes
+from .node import ordered as in_order
 from .ops import primitive
 from .rewrite import constructor, rule
 
@@ -53,10 +54,9 @@ def _already_canonical(inputs: tuple[Node, ...], nested: str) -> bool:
     for t in inputs:
         if t.op == nested or t.op == "const":
             return False
-        k = sort_key(t)
-        if prev is not None and not prev < k:
+        if prev is not None and not precedes(prev, t):
             return False
-        prev = k
+        prev = t
     return True
 
 
@@ -96,7 +96,7 @@ def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tupl
     if len(inputs) > 1 and _already_canonical(inputs, "add"):
         return None
     terms, constant, changed = _collect_terms(inputs, coeffs, constant)
-    ordered = sorted(terms, key=sort_key)
+    ordered = in_order(terms)
     trivial = len(ordered) == 1 and terms[ordered[0]] == 1.0 and constant == 0.0
     if not changed and not trivial and tuple(ordered) == inputs:
         return None
@@ -132,8 +132,8 @@ def _mul_canonical(inputs, exps) -> bool:
         if f.op == "const" or (f.op == "mul" and len(f.inputs) == 1) or \
                 (f.op == "add" and len(f.inputs) == 1 and f.attr("const") == 0.0):
             return False
-        k = (sort_key(f), e > 0)
-        if prev is not None and not prev < k:
+        k = (f, e > 0)
+        if prev is not None and not (prev[1] < k[1] if prev[0] is f else precedes(prev[0], f)):
             return False
         prev = k
     return True
@@ -203,7 +203,7 @@ def canonical_product(inputs: tuple[Node, ...], exps, shape: tuple[int, ...], dt
     if len(inputs) > 1 and _mul_canonical(inputs, exps):
         return None
     factors, coeff, changed = _collect_factors(inputs, exps)
-    ordered = sorted(factors, key=lambda kb: (sort_key(kb[0]), kb[1]))
+    ordered = in_order(factors, base=lambda kb: kb[0])
     trivial = len(ordered) == 1 and factors[ordered[0]] == 1
     if not changed and not trivial and tuple(b for b, _ in ordered) == inputs:
         return None

@@ -167,6 +167,30 @@ def sort_key(node: Node) -> tuple:
     return key
 
 
+def precedes(a: Node, b: Node) -> bool:
+    """``sort_key(a) < sort_key(b)``, hashing only to break a tie in depth
+    (most operands of a new sum or product differ in depth, and a new node's
+    content digest is otherwise never needed while tracing)."""
+    da, db = a.depth, b.depth
+    if da != db:
+        return da < db
+    return sort_key(a) < sort_key(b)
+
+
+def ordered(items, base=None) -> list:
+    """``items`` in :func:`sort_key` order of their nodes (``base(item)``;
+    default: the items are nodes), ties broken by the items themselves.  The
+    digests are computed only when two depths tie."""
+    items = list(items)
+    nodes = items if base is None else [base(i) for i in items]
+    depths = [n.depth for n in nodes]
+    if len(set(depths)) == len(depths):
+        return [items[k] for _, k in sorted(zip(depths, range(len(items))))]
+    if base is None:
+        return sorted(items, key=sort_key)
+    return sorted(items, key=lambda i: (sort_key(base(i)), i[1:]))
+
+
 def _own_digest(node: Node, input_digests: bytes) -> bytes:
     attrs = node.attrs
     # repr is exact for the usual attrs (ints, floats, strings, tuples of them);
