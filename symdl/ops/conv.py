@@ -16,7 +16,7 @@ from .. import functions as F
 from .args import as_dlarray
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
-__all__ = ["dlconv"]
+__all__ = ["dlconv", "dltranspconv"]
 
 
 def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
@@ -87,3 +87,7 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
     Y = F.transpose(total, inverse)
     Y._fmt = X._fmt
     return Y
+
+
+def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
+    raise NotImplementedError
