@@ -116,11 +116,12 @@ def _sample_points(x) -> np.ndarray:
     if xs.size < 2:
         raise ValueError(f"{_WHERE}: x must hold at least 2 sample points, got {xs.size}")
     if not np.all(np.isfinite(xs)):
-        raise ValueError(f"{_WHERE}: x must be finite, got {xs[~np.isfinite(xs)][0]!r} in it")
+        raise ValueError(f"{_WHERE}: x must be finite, got {float(xs[~np.isfinite(xs)][0])!r} in it")
     s = np.sort(xs)
     same = np.flatnonzero(s[1:] == s[:-1])
     if same.size:
-        raise ValueError(f"{_WHERE}: the sample points x must be distinct, {s[same[0]]!r} appears more than once")
+        raise ValueError(f"{_WHERE}: the sample points x must be distinct, {float(s[same[0]])!r} appears "
+                         f"more than once")
     return xs
 
 
@@ -258,8 +259,8 @@ def _pchip_slopes(xs, v, delta, trail, dtype):
     one = np.ones((), dtype)
     sl, sr = F.where(strict, dl, one), F.where(strict, dr, one)
     inner = F.where(strict, (w1 + w2) / (w1 / sl + w2 / sr), np.zeros((), dtype))
-    first = _pchip_end(h[0], h[1], delta[0:1], delta[1:2], trail, dtype)
-    last = _pchip_end(h[-1], h[-2], delta[-1:], delta[-2:-1], trail, dtype)
+    first = _pchip_end(float(h[0]), float(h[1]), delta[0:1], delta[1:2], trail, dtype)
+    last = _pchip_end(float(h[-1]), float(h[-2]), delta[-1:], delta[-2:-1], trail, dtype)
     return F.concatenate([first, inner, last], axis=0)
 
 
