@@ -146,6 +146,11 @@ def test_two_and_three_points_spline_is_the_line_and_the_parabola():
     np.testing.assert_allclose(data(symdl.interp1(x3, v3, xq, "spline")), parabola, rtol=1e-12, atol=1e-12)
     pchip2 = data(symdl.interp1(np.array([0.0, 2.0]), np.array([1.0, 5.0]), xq, "pchip"))
     np.testing.assert_allclose(pchip2, 1.0 + 2.0 * xq, rtol=1e-13, atol=1e-13)
+    for n in (3, 4):                     # the smallest cases of pchip's end formula and of not-a-knot
+        xs, vs = np.sort(RNG.uniform(0.0, 3.0, n)), RNG.standard_normal(n)
+        for method in ("pchip", "spline"):
+            np.testing.assert_allclose(data(symdl.interp1(xs, vs, xq, method)), scipy_ref(xs, vs, xq, method),
+                                       rtol=1e-11, atol=1e-11)
 
 
 def test_pchip_keeps_monotone_data_monotone_and_flat_parts_flat():
@@ -165,6 +170,17 @@ def test_float32_stays_float32():
         assert out.dtype == np.float32
         np.testing.assert_allclose(data(out), scipy_ref(X, v.astype(np.float64), xq.astype(np.float64), method),
                                    rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+def test_python_number_query_keeps_float32_and_labels_are_left_alone():
+    v = symdl.dlarray(RNG.standard_normal((7, 2)).astype(np.float32), "CB")
+    out = symdl.interp1(X, v, 1.5)
+    assert out.dtype == np.float32 and out.shape == (2,)
+    assert v.fmt == "CB"                                          # the caller's array keeps its labels
+    q = symdl.dlarray(np.array([[0.5, 2.0]]), "CB")
+    out = symdl.interp1(X, np.arange(7.0), q)
+    assert out.fmt == "CB"                     # a vector v: the result is shaped (and labelled) like xq
+    np.testing.assert_allclose(data(out), np.interp(data(q), X, np.arange(7.0)))
 
 
 # ---------------------------------------------------------------- derivatives
@@ -261,6 +277,13 @@ def test_third_derivative_in_v_through_pchip():
     fd = (s[0] - s[1]) / (2 * h)
     assert abs(d3) > 1e-3                                  # the check is not vacuous
     assert d3 == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_hessian_transform_in_xq_is_the_second_derivative():
+    v = V_SMOOTH[:, 0]
+    H = symdl.hessian(lambda xq: symdl.sum(symdl.interp1(X, v, xq, "spline")))(XQ_SMOOTH)
+    np.testing.assert_allclose(np.asarray(H), np.diag(CubicSpline(X, v).derivative(2)(XQ_SMOOTH)), rtol=1e-10,
+                               atol=1e-10)
 
 
 # ---------------------------------------------------------------- compiled code

@@ -26,7 +26,7 @@ from numbers import Real
 import numpy as np
 
 from .. import functions as F
-from ..array import dlarray
+from ..array import dlarray, stripdims
 from ..core import is_traced
 
 __all__ = ["interp1"]
@@ -126,14 +126,18 @@ def _sample_points(x) -> np.ndarray:
 
 
 def _operands(v, xq, n: int):
-    vv = _array(v, "v")
+    vv = stripdims(_array(v, "v"))
     q = _array(xq, "xq")
     if vv.ndim == 0 or vv.shape[0] != n:
         raise ValueError(f"{_WHERE}: v must have len(x) = {n} rows (a vector of {n} values, or an array "
                          f"interpolated along its first dimension), got shape {vv.shape}")
-    dtype = "float32" if vv.dtype == np.float32 and q.dtype == np.float32 else "float64"
-    vv, q = F.astype(vv, dtype), F.astype(q, dtype)
-    vv._fmt = None
+    # float32 stays float32; a Python number as xq takes v's dtype (as numpy's weak scalars)
+    weak = isinstance(xq, (int, float)) and not isinstance(xq, bool)
+    dtype = "float32" if vv.dtype == np.float32 and (weak or q.dtype == np.float32) else "float64"
+    if vv.dtype != dtype:
+        vv = F.astype(vv, dtype)
+    if q.dtype != dtype:
+        q = F.astype(q, dtype)
     return vv, q, dtype
 
 
