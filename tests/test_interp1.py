@@ -303,6 +303,11 @@ def test_compiled_with_new_queries_in_other_intervals(method):
         got = np.asarray(cf(v, xq))
         np.testing.assert_allclose(got, scipy_ref(X, v, xq, method), rtol=1e-12, atol=1e-12, equal_nan=True)
         np.testing.assert_allclose(got, data(f(v, xq)), rtol=1e-13, atol=1e-13, equal_nan=True)
+    # NaN and infinite queries: the native comparisons treat them as the interpreter does
+    odd = np.array([np.nan, np.inf, -np.inf])
+    np.testing.assert_array_equal(np.asarray(cf(v, odd)), data(f(v, odd)))
+    extrap = symdl.compile(lambda v, xq: symdl.interp1(X, v, xq, method, "extrap"), v, odd)
+    np.testing.assert_array_equal(np.asarray(extrap(v, odd)), data(symdl.interp1(X, v, odd, method, "extrap")))
 
 
 @pytest.mark.parametrize("method", ["linear", "pchip", "spline"])

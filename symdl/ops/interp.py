@@ -328,7 +328,8 @@ def _outside(out, xs, q, trail, method: str, fill, dtype):
     the method's own value, except below the first sample for 'previous'
     and above the last for 'next', which have no sample to take (NaN)."""
     nan = np.asarray(np.nan, dtype)
-    below, above = F.compare("lt", q, xs[0]), F.compare("gt", q, xs[-1])
+    # the ends in the working dtype, as the bins see them
+    below, above = F.compare("lt", q, np.asarray(xs[0], dtype)), F.compare("gt", q, np.asarray(xs[-1], dtype))
     if fill is None:
         if method == "previous":
             return F.where(_column(below, trail), nan, out)
