@@ -329,6 +329,20 @@ def test_compiled_gradient_with_new_queries(method):
         np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["pchip", "spline", "next"])
+def test_compiled_graph_with_derivatives_matches_the_interpreter(method):
+    from helpers import assert_compiled_matches_interpreter
+
+    def fun(v, xq):
+        y = symdl.interp1(X, v, xq, method, "extrap")
+        gv, gq = symdl.dlgradient(symdl.sum(y * y), v, xq, enable_higher_derivatives=True)
+        return y, gv, gq, symdl.dlgradient(symdl.sum(gq), xq)
+    v0, q0 = V_SMOOTH, np.array([0.2, 3.1, 6.6])
+    graph = symdl.trace(fun, v0, q0)
+    assert_compiled_matches_interpreter(graph.inputs, graph.outputs,
+                                        [(v0, q0), (V_SMOOTH[::-1].copy(), np.array([7.5, -0.4, 2.6]))])
+
+
 def test_accelerated_function_reuses_its_trace_for_new_intervals():
     v = RNG.standard_normal(7)
     fast = symdl.dlaccelerate(lambda xq: symdl.interp1(X, v, xq, "spline"))
