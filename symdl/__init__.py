@@ -15,7 +15,8 @@ from .functions import (
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
-from .ops.conv import dlconv
+from .ops.conv import dlconv, dltranspconv
+from .ops.interp import interp1
 from .ops.dropout import dropout
 from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
@@ -43,5 +44,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool", "maxunpool", "dlconv",
+    "maxpool", "avgpool", "maxunpool", "dlconv", "dltranspconv", "interp1",
 ]

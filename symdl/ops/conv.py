@@ -1,22 +1,27 @@
-"""dlconv: MATLAB's convolution (cross-correlation) over the spatial
-dimensions, 1-D to 3-D, with stride, padding (numbers or ``'same'``),
-dilation and groups.
+"""dlconv and dltranspconv: MATLAB's convolution (cross-correlation) over the
+spatial dimensions, 1-D to 3-D, with stride, padding (numbers or ``'same'``),
+dilation and groups, and its transpose (adjoint) with cropping.
 
-Written as a decomposition: for each position in the filter, a strided slice
+Written as decompositions: for each position in the filter, a strided slice
 of the zero-padded input (channels last) times that position's weights,
-summed, so derivatives of every order come from the slice and contraction
-rules.  (Fast convolution kernels belong to the code generator.)
+summed; the transpose places each position's product at the strided output
+positions it came from (``unslice``, the adjoint of a slice).  Derivatives of
+every order come from the slice and contraction rules.  (Fast convolution
+kernels belong to the code generator.)
 """
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from .. import functions as F
+from ..core import apply
 from .args import as_dlarray
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
-__all__ = ["dlconv"]
+__all__ = ["dlconv", "dltranspconv"]
 
 
 def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
@@ -87,3 +92,135 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
     Y = F.transpose(total, inverse)
     Y._fmt = X._fmt
     return Y
+
+
+
+def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
+    """Transposed convolution of ``X`` (formatted, e.g. ``'SSCB'``) with
+    ``weights``, plus ``bias``: MATLAB's ``dltranspconv``, the adjoint of
+    :func:`dlconv` with the same weights, stride and dilation.
+
+    ``weights`` is ``filterH x filterW x numFilters x numChannels`` (one size
+    per spatial dimension; ``numChannels`` is X's channel count, the result
+    has ``numFilters`` channels), or for grouped transposed convolution
+    MATLAB's 5-D ``filterH x filterW x numFiltersPerGroup x
+    numChannelsPerGroup x numGroups``.  This is the layout of dlconv's weights
+    read the other way, so ``dltranspconv(Y, W, 0)`` is the transpose of
+    ``dlconv(X, W, 0)``.  ``bias`` holds numFilters (x numGroups) values or one.
+
+    Each spatial output size is ``stride*(in - 1) + dilation*(filter - 1) + 1``
+    minus the cropping.  ``cropping``: an int for every edge, one int per
+    spatial dimension (both edges), one ``(before, after)`` pair per spatial
+    dimension, or ``'same'`` (output size ``stride * in``; an odd total crop
+    takes the extra row or column from the end, as MATLAB).
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> X = symdl.dlarray(np.array([1.0, 2.0]).reshape(2, 1, 1), "SCB")
+        >>> W = np.array([1.0, 10.0, 100.0]).reshape(3, 1, 1)
+        >>> symdl.extractdata(symdl.dltranspconv(X, W, 0.0, stride=2))[:, 0, 0]
+        array([  1.,  10., 102.,  20., 200.])
+    """
+    where = "dltranspconv"
+    space = spatial_axes(X, where, channels=True)
+    W = as_dlarray(weights, "weights", where)
+    c_axis = X._fmt.index("C")
+    n, channels = len(space), X.shape[c_axis]
+    if W.ndim == n + 2:
+        groups = 1
+        W = F.reshape(W, W.shape + (1,))
+    elif W.ndim == n + 3:
+        groups = W.shape[n + 2]
+    else:
+        raise ValueError(f"{where}: weights must have {n + 2} dimensions (filter sizes, numFilters, numChannels) or "
+                         f"{n + 3} (filter sizes, numFiltersPerGroup, numChannelsPerGroup, numGroups) for X with "
+                         f"{n} spatial dimensions, got shape {W.shape}")
+    per_group_out, per_group_in = W.shape[n], W.shape[n + 1]
+    filters = per_group_out * groups
+    if per_group_in * groups != channels:
+        raise ValueError(f"{where}: weights take {per_group_in} channels per group x {groups} groups, but X has "
+                         f"{channels} channels (shape {X.shape}, fmt {X._fmt!r})")
+    b = as_dlarray(bias, "bias", where)
+    if b.size not in (1, filters):
+        raise ValueError(f"{where}: bias must hold {filters} values (one per filter) or one, got shape {b.shape}")
+    kernel = W.shape[:n]
+    stride = per_axis(stride, n, "stride", where)
+    dilation = per_axis(dilation, n, "dilation", where)
+    if any(v < 1 for v in stride + dilation):
+        raise ValueError(f"{where}: stride and dilation must be positive, got {stride} and {dilation}")
+    sizes = [X.shape[k] for k in space]
+    reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    full = [(m - 1) * s + r for m, s, r in zip(sizes, stride, reach)]
+    crops = _cropping_pairs(cropping, n, reach, stride, where)
+    out = [f - a - z for f, (a, z) in zip(full, crops)]
+    if any(o < 1 for o in out):
+        raise ValueError(f"{where}: cropping {cropping!r} removes the whole output (uncropped spatial size "
+                         f"{tuple(full)}, cropping {tuple(crops)})")
+    # channels last: (spatial..., other..., C)
+    others = [k for k in range(X.ndim) if k not in space and k != c_axis]
+    Xc = F.transpose(X, space + others + [c_axis])
+    rest = Xc.shape[n:-1]
+    total = None
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        # input index i lands at output o*d + i*s - crop_before; keep those inside [0, out)
+        first, last = [], []
+        for o, d, s, m, (before, _), size in zip(offset, dilation, stride, sizes, crops, out):
+            shift = o * d - before
+            first.append(max(0, -(shift // s) if shift < 0 else 0))
+            last.append(min(m - 1, (size - 1 - shift) // s))
+        if any(f > e for f, e in zip(first, last)):
+            continue                                                    # this filter tap is cropped away
+        window = Xc[tuple(slice(f, e + 1) for f, e in zip(first, last)) + (Ellipsis,)]   # (in..., other..., C)
+        w = W[offset]                                                   # (F/G, C/G, G)
+        parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], F.transpose(w[:, :, g], (1, 0)))
+                 for g in range(groups)]
+        term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
+        starts = [o * d - before + f * s for o, d, (before, _), f, s in zip(offset, dilation, crops, first, stride)]
+        stops = [a + (e - f) * s + 1 for a, f, e, s in zip(starts, first, last, stride)]
+        placed = apply("unslice", [term], starts=tuple(starts) + (0,) * (len(rest) + 1),
+                       stops=tuple(stops) + tuple(rest) + (filters,), steps=tuple(stride) + (1,) * (len(rest) + 1),
+                       shape=tuple(out) + tuple(rest) + (filters,))
+        total = placed if total is None else total + placed
+    if total is None:       # every tap cropped away (stride larger than the filter): bias only
+        total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), tuple(out) + tuple(rest) + (filters,))
+    total = total + F.reshape(b, (-1,)) if b.size == filters else total + F.reshape(b, ())
+    order = space + others + [c_axis]
+    inverse = [order.index(k) for k in range(X.ndim)]
+    Y = F.transpose(total, inverse)
+    Y._fmt = X._fmt
+    return Y
+
+
+def _cropping_pairs(cropping, n: int, reach, stride, where: str) -> list[tuple[int, int]]:
+    """(before, after) crops per spatial axis; negative only for 'same' with a
+    stride larger than the filter's reach (then the end is padded with zeros,
+    which is what the transpose of dlconv's 'same' does)."""
+    if isinstance(cropping, str):
+        if cropping != "same":
+            raise ValueError(f"{where}: cropping must be 'same', a non-negative int, one int per spatial "
+                             f"dimension or one (before, after) pair per spatial dimension, got {cropping!r}")
+        pairs = []
+        for r, s in zip(reach, stride):
+            total = r - s                       # output size stride * input size
+            pairs.append((total // 2, total - total // 2) if total >= 0 else (0, total))
+        return pairs
+    if isinstance(cropping, (int, np.integer)) and not isinstance(cropping, bool):
+        pairs = [(int(cropping), int(cropping))] * n
+    else:
+        items = list(cropping) if isinstance(cropping, (list, tuple, np.ndarray)) else None
+        if items is not None and len(items) == n and all(isinstance(c, (int, np.integer)) and
+                                                         not isinstance(c, bool) for c in items):
+            pairs = [(int(c), int(c)) for c in items]
+        else:
+            try:
+                pairs = [(int(a), int(z)) for a, z in items]
+                ok = all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for p in items for c in p)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{where}: cropping must be 'same', a non-negative int, one int per spatial "
+                                 f"dimension or one (before, after) pair per spatial dimension, got {cropping!r}")
+    if len(pairs) != n or any(a < 0 or z < 0 for a, z in pairs):
+        raise ValueError(f"{where}: cropping must be non-negative, one value or (before, after) pair per spatial "
+                         f"dimension ({n}), got {cropping!r}")
+    return pairs
