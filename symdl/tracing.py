@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-import weakref
 from typing import Any
 from collections.abc import Callable, MutableMapping
 
@@ -14,7 +13,7 @@ import numpy as np
 from .collector import calm_collector
 from .ir import build as B
 from .ir.interpret import evaluate
-from .ir.node import Node
+from .ir.node import VALUE_TABLES, Node
 from .ir.shapes import dtype_name
 
 __all__ = ["TraceContext", "current", "active_root", "tracing_active"]
@@ -39,6 +38,54 @@ def _stack() -> list[TraceContext]:
     return _STATE.stack
 
 
+class NodeValues(MutableMapping):
+    """Values by node for one trace, weakly keyed: a node that nothing uses
+    any more (a discarded intermediate, a printed or compared value) takes
+    its value with it.  Keyed by each node's own intern reference, so the hot
+    paths (``TraceContext.value``) look up ``data[node._ref]`` directly with
+    no new weak reference per access; the node's death drops the entry while
+    the table is registered (from the root trace's start to its end)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self):
+        self.data: dict = {}
+
+    def __getitem__(self, node: Node) -> np.ndarray:
+        return self.data[node._ref]
+
+    def get(self, node: Node, default=None):
+        return self.data.get(node._ref, default)
+
+    def __setitem__(self, node: Node, value: np.ndarray) -> None:
+        self.data[node._ref] = value
+
+    def __delitem__(self, node: Node) -> None:
+        del self.data[node._ref]
+
+    def __contains__(self, node) -> bool:
+        return isinstance(node, Node) and node._ref in self.data
+
+    def __iter__(self):
+        for ref in list(self.data):
+            node = ref()
+            if node is not None:
+                yield node
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def track(self) -> None:
+        VALUE_TABLES.append(self.data)
+
+    def untrack(self) -> None:
+        """Stop following node deaths (the trace is over: nothing adds values)."""
+        for k, table in enumerate(VALUE_TABLES):
+            if table is self.data:
+                del VALUE_TABLES[k]
+                break
+
+
 class TraceContext:
     """One ``dlfeval`` call.  Nested calls share the outermost call's values,
     so what an inner call traced stays differentiable in the outer one."""
@@ -51,8 +98,7 @@ class TraceContext:
         # discarded intermediate, a printed or compared value) takes its value
         # with it; every live node keeps its value, so nothing is evaluated
         # twice and dlgradient finds the forward values it needs.
-        self.memo: MutableMapping[Node, np.ndarray] = \
-            self.root.memo if self.parent else weakref.WeakKeyDictionary()
+        self.memo: NodeValues = self.root.memo if self.parent else NodeValues()
         self.active = False
         # Python control flow that read traced values: (node, value seen).
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
@@ -83,6 +129,8 @@ class TraceContext:
 
     def __enter__(self) -> TraceContext:
         self.active = True
+        if self.parent is None:
+            self.memo.track()
         _stack().append(self)
         return self
 
@@ -90,6 +138,8 @@ class TraceContext:
         self.active = False
         popped = _stack().pop()
         assert popped is self
+        if self.parent is None:
+            self.memo.untrack()
 
     # ------------------------------------------------------------ values
     def fresh_name(self, prefix: str) -> str:
@@ -107,16 +157,16 @@ class TraceContext:
 
     def value(self, node: Node) -> np.ndarray:
         """The value of ``node``, evaluated once (only what the memo lacks)."""
-        memo = self.memo
-        v = memo.get(node)
+        data = self.memo.data
+        v = data.get(node._ref)
         if v is None:
             try:  # the usual case: a new node whose operands all have values
-                operands = [memo[i] for i in node.inputs]
+                operands = [data[i._ref] for i in node.inputs]
             except KeyError:
-                return evaluate([node], memo)[0]
+                return evaluate([node], self.memo)[0]
             if node.op == "input":
-                return evaluate([node], memo)[0]  # the interpreter's error for an unbound input
-            v = memo[node] = _interpreter.eval_node(node, operands)
+                return evaluate([node], self.memo)[0]  # the interpreter's error for an unbound input
+            v = data[node._ref] = _interpreter.eval_node(node, operands)
         return v
 
     def values(self, nodes: list[Node]) -> list[np.ndarray]:

@@ -71,7 +71,7 @@ class Node:
     are never ordered or serialised.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order", "_ref", "__weakref__")
 
     op: str
     inputs: tuple[Node, ...]
@@ -248,6 +248,8 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_order(node, None)
     ref = _Ref(node, _forget)
     ref.key = key
+    hash(ref)  # cached now: a dead reference must still hash (see _forget)
+    _set_ref(node, ref)
     _INTERN[key] = ref
     if not (attrs and type(attrs[0][1]) is ArrayValue):
         _RECENT.append(node)
@@ -255,8 +257,9 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
 
 
 _new = object.__new__
-_set_op, _set_inputs, _set_attrs, _set_shape, _set_dtype, _set_depth, _set_digest, _set_order = (
-    getattr(Node, name).__set__ for name in ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order"))
+_set_op, _set_inputs, _set_attrs, _set_shape, _set_dtype, _set_depth, _set_digest, _set_order, _set_ref = (
+    getattr(Node, name).__set__
+    for name in ("op", "inputs", "attrs", "shape", "dtype", "depth", "_digest", "_order", "_ref"))
 
 
 class _Ref(weakref.ref):
@@ -267,5 +270,16 @@ class _Ref(weakref.ref):
 
 
 def _forget(ref: _Ref) -> None:
+    if _INTERN is None:  # interpreter shutdown: module globals are gone
+        return
     if _INTERN.get(ref.key) is ref:  # not a newer node made under the same key
         del _INTERN[ref.key]
+    for values in VALUE_TABLES:
+        values.pop(ref, None)
+
+
+# Tables of per-trace values keyed by the nodes' own intern references
+# (``node._ref``): a lookup needs no new weak reference, and a node's death
+# (the callback above) drops its value from every table registered here, as
+# a WeakKeyDictionary would (see symdl.tracing.NodeValues).
+VALUE_TABLES: list[dict] = []
