@@ -286,8 +286,6 @@ def test_a_discarded_intermediate_releases_its_value():
     import gc
     import weakref
 
-    import symdl.ir.node as N
-
     def f(x):
         kept = symdl.exp(x)
         dropped = symdl.sin(x) * 3.0
@@ -394,30 +392,3 @@ def test_numbers_that_are_not_plain_python_floats_take_the_general_path():
     assert [o.dtype for o in out] == [np.float32, np.float32, np.float64, np.float32, np.float32]
     np.testing.assert_allclose(extractdata(out[1]), np.array([1.0, 3.0]) * 2.0 ** 60, rtol=1e-6)
 
-
-def test_a_dropped_intermediate_takes_its_value_with_it():
-    """The trace's values are weakly keyed by node: an intermediate nothing
-    uses any more frees its array during the trace, not at its end."""
-    import gc
-    import weakref
-
-    import symdl.ir.node as N
-
-    def f(x):
-        root = active_root()
-        t = symdl.exp(x * 3.0) + 1.0   # a temporary no later op uses
-        value = weakref.ref(root.memo[t._node])
-        assert value() is not None
-        del t
-        y = x
-        for _ in range(N.RECENT_NODES):  # (the builders hold the most recent nodes a while)
-            y = symdl.sin(y)
-        gc.collect()
-        return value() is None, y
-
-    freed, y = symdl.dlfeval(f, dlarray(np.array([0.5, 1.0])))
-    assert freed
-    expected = np.array([0.5, 1.0])
-    for _ in range(N.RECENT_NODES):
-        expected = np.sin(expected)
-    np.testing.assert_allclose(symdl.extractdata(y), expected, rtol=1e-12)
