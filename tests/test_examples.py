@@ -78,9 +78,29 @@ def test_higher_order_bound_holds():
         assert int(nodes) <= 1.5 * int(ops), stdout
 
 
+def test_custom_training_loop_learns_the_digits(tmp_path):
+    # the CNN of seeds 001/003 on scikit-learn's bundled digits (issue 7's example)
+    out = tmp_path / "digits_loss.png"
+    stdout = run_example("custom_training_loop.py", "--out", str(out))
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
+    assert [int(r[0]) for r in rows] == list(range(1, 13)), stdout
+    assert float(rows[0][2]) > 5 * float(rows[-1][2])                 # the loss fell
+    accuracy = float(re.search(r"test accuracy ([\d.]+); HitRate ([\d.]+) %", stdout).group(1))
+    hit_rate = float(re.search(r"HitRate ([\d.]+) %", stdout).group(1))
+    assert accuracy >= 0.97, stdout
+    # 12 epochs of 12 mini-batches: the first full and the first partial batch trace
+    assert hit_rate == pytest.approx(100 * (144 - 2) / 144, abs=0.1)
+    check = re.search(r"compiled vs interpreted: loss ([\d.e+-]+), gradients ([\d.e+-]+)", stdout)
+    assert float(check.group(1)) < 1e-5 and float(check.group(2)) < 1e-4   # float32
+    if HAS_MATPLOTLIB:
+        assert out.exists() and out.stat().st_size > 10_000
+    else:
+        assert "matplotlib is not installed: no plot written" in stdout and not out.exists()
+
+
 def test_custom_training_loop_learns_the_spirals(tmp_path):
     out = tmp_path / "spirals.png"
-    stdout = run_example("custom_training_loop.py", "--out", str(out), "--iterations", "900")
+    stdout = run_example("spirals.py", "--out", str(out), "--iterations", "900")
     rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
     losses = [float(loss) for _, loss, _ in rows]
     assert [int(i) for i, _, _ in rows] == [1, 300, 600, 900]
