@@ -241,3 +241,41 @@ def test_bad_input_is_a_clear_error():
         symdl.attention(Qf, K, V, 2, scale="big")
     with pytest.raises(TypeError, match="attention: values must be a dlarray or a real numeric array"):
         symdl.attention(Qf, K, "v", 2)
+
+
+def test_against_pytorch_when_installed():
+    torch = pytest.importorskip("torch")
+    C, Cv, B, Nq, Nk, heads = 6, 4, 2, 3, 5, 2
+    Q, K, V = qkv(C, Cv, B, Nq, Nk)
+    A = RNG.random((Nk, Nq)) > 0.4
+    A[0] = True
+
+    def per_head(x, d):                     # C x B x N -> B x heads x N x d
+        return torch.tensor(x.reshape(heads, d, B, -1).transpose(2, 0, 3, 1))
+    y = torch.nn.functional.scaled_dot_product_attention(per_head(Q, C // heads), per_head(K, C // heads),
+                                                         per_head(V, Cv // heads), attn_mask=torch.tensor(A.T))
+    Y, _ = symdl.attention(symdl.dlarray(Q, "CBT"), K, V, heads, attention_mask=A)
+    np.testing.assert_allclose(data(Y), y.numpy().transpose(1, 3, 0, 2).reshape(Cv, B, Nq), rtol=1e-10, atol=1e-12)
+
+
+def test_masks_as_traced_arguments_are_never_frozen_into_a_trace():
+    Q, K, V = qkv(2, 2, 1, 3, 3)
+
+    def f(q, mask):
+        Y, _ = symdl.attention(symdl.dlarray(q, "CBT"), K, V, 1, attention_mask=mask)
+        return Y
+    accelerated = symdl.dlaccelerate(f)
+    for _ in range(2):
+        A = RNG.random((3, 3)) > 0.5
+        A[0] = True
+        Y = symdl.dlfeval(accelerated, symdl.dlarray(Q), symdl.dlarray(A.astype(float)))
+        assert_close(data(Y), attention_ref(Q, K, V, 1, keep=A[:, :, None])[0], 1e-12, 1e-12, "mask argument")
+    assert accelerated.hit_rate == 50
+
+
+def test_bad_format_strings_name_data_format():
+    Q, K, V = qkv(2, 2, 1, 3, 3)
+    with pytest.raises(ValueError, match="attention: data_format 'CBX' is not a valid format"):
+        symdl.attention(Q, K, V, 1, data_format="CBX")
+    with pytest.raises(ValueError, match="attention: data_format is only for unformatted queries"):
+        symdl.attention(symdl.dlarray(Q, "CBT"), K, V, 1, data_format="CBT")

@@ -348,3 +348,38 @@ def test_bad_input_is_a_clear_error():
         symdl.gru(Xgf, np.zeros((2, 5)), Wg, Rg, bg)
     with pytest.raises(ValueError, match="gru: X must have at least one observation and one time step"):
         symdl.gru(symdl.dlarray(np.zeros((3, 2, 0)), "CBT"), H0g, Wg, Rg, bg)
+
+
+def test_against_pytorch_when_installed():
+    # an independent implementation: PyTorch's LSTM has MATLAB's gate order
+    # (i, f, g, o), its GRU is MATLAB's 'recurrent-bias-after-multiplication'
+    # (r, z, n; bias_ih, then bias_hh)
+    torch = pytest.importorskip("torch")
+    D, N, T, H = 3, 2, 5, 4
+    X, H0, C0, W, R, b = lstm_args(D, N, T, H)
+    net = torch.nn.LSTM(D, H).double()
+    with torch.no_grad():
+        for p, v in ((net.weight_ih_l0, W), (net.weight_hh_l0, R), (net.bias_ih_l0, b), (net.bias_hh_l0, 0 * b)):
+            p.copy_(torch.tensor(v))
+        y, (h, c) = net(torch.tensor(X.transpose(2, 1, 0)), (torch.tensor(H0.T[None]), torch.tensor(C0.T[None])))
+    Y, hN, cN = symdl.lstm(symdl.dlarray(X, "CBT"), H0, C0, W, R, b)
+    np.testing.assert_allclose(data(Y), y.numpy().transpose(2, 1, 0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(data(cN), c.numpy()[0].T, rtol=1e-10, atol=1e-12)
+    Xg, H0g, Wg, Rg, bg = gru_args(D, N, T, H, bias=6)
+    net = torch.nn.GRU(D, H).double()
+    with torch.no_grad():
+        for p, v in ((net.weight_ih_l0, Wg), (net.weight_hh_l0, Rg), (net.bias_ih_l0, bg[:3 * H]),
+                     (net.bias_hh_l0, bg[3 * H:])):
+            p.copy_(torch.tensor(v))
+        y, h = net(torch.tensor(Xg.transpose(2, 1, 0)), torch.tensor(H0g.T[None]))
+    Y, hN = symdl.gru(symdl.dlarray(Xg, "CBT"), H0g, Wg, Rg, bg, reset_gate_mode="recurrent-bias-after-multiplication")
+    np.testing.assert_allclose(data(Y), y.numpy().transpose(2, 1, 0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(data(hN), h.numpy()[0].T, rtol=1e-10, atol=1e-12)
+
+
+def test_bad_format_strings_name_data_format():
+    X, H0, C0, W, R, b = lstm_args(3, 2, 4, 2)
+    with pytest.raises(ValueError, match="lstm: data_format 'CBQ' is not a valid format for X"):
+        symdl.lstm(X, H0, C0, W, R, b, data_format="CBQ")
+    with pytest.raises(ValueError, match="lstm: X must have a 'C' dimension"):
+        symdl.lstm(X, H0, C0, W, R, b, data_format="UBT")

@@ -14,6 +14,7 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray, stripdims
 from ..core import apply
+from ..formats import canonical_permutation, check_fmt
 from .args import as_dlarray
 from .dropout import dropout
 
@@ -39,7 +40,10 @@ class _Layout:
                 raise ValueError(f"{where}: data_format must be a string with one label per dimension of queries "
                                  f"(shape {queries.shape}), got {data_format!r}")
             self.in_fmt, self.formatted = data_format.upper(), False
-        fmt = dlarray(np.zeros((1,) * len(self.in_fmt)), self.in_fmt)._fmt      # validates, canonical order
+        try:
+            fmt = canonical_permutation(check_fmt(self.in_fmt, len(self.in_fmt)))[1]
+        except ValueError as err:
+            raise ValueError(f"{where}: data_format {data_format!r} is not a valid format: {err}") from None
         seq = [c for c in fmt if c in "ST"]
         if "C" not in fmt or len(seq) > 1 or any(c not in "SCBT" for c in fmt):
             raise ValueError(f"{where}: queries must have a 'C' dimension, at most one 'S' or 'T' dimension and "
@@ -82,10 +86,12 @@ def _keep_mask(padding_mask, attention_mask, layout: _Layout, nk: int, nq: int, 
     ``(B, Nk, Nq)`` (or None: all)."""
     keep = None
     if padding_mask is not None:
-        P = layout.split(padding_mask, "padding_mask", where)
+        P = as_dlarray(padding_mask, "padding_mask", where)
+        given = P.shape
+        P = layout.split(P, "padding_mask", where)
         if P.shape[1:] != (nk, batch):
             raise ValueError(f"{where}: padding_mask must match the keys in the sequence and batch dimensions "
-                             f"(NumKeys {nk}, NumObservations {batch}), got shape {tuple(padding_mask.shape)}")
+                             f"(NumKeys {nk}, NumObservations {batch}), got shape {given}")
         # MATLAB reads the first channel only
         keep = F.reshape(F.transpose(P[0], (1, 0)), (batch, nk, 1)) != 0.0
     if attention_mask is None or (isinstance(attention_mask, str) and attention_mask.lower() == "none"):
@@ -106,7 +112,7 @@ def _keep_mask(padding_mask, attention_mask, layout: _Layout, nk: int, nq: int, 
         else:
             raise ValueError(f"{where}: attention_mask must be NumKeys x NumQueries = {nk} x {nq} or NumKeys x "
                              f"NumQueries x NumObservations = {nk} x {nq} x {batch}, got shape {A.shape}")
-        A = A != 0.0
+    A = A != 0.0
     return A if keep is None else F.logical_and(keep, A)
 
 

@@ -61,7 +61,10 @@ class _Sequence:
             if not isinstance(data_format, str) or len(data_format) != X.ndim:
                 raise ValueError(f"{where}: data_format must be a string with one label per dimension of X "
                                  f"(shape {X.shape}), got {data_format!r}")
-            canon = dlarray(X, data_format.upper())
+            try:
+                canon = dlarray(X, data_format.upper())
+            except ValueError as err:
+                raise ValueError(f"{where}: data_format {data_format!r} is not a valid format for X: {err}") from None
             fmt = canon._fmt
             self.formatted, self.order = False, [c for c in data_format.upper() if c != "S"]
         if "C" not in fmt or any(c not in "SCBT" for c in fmt):
