@@ -1,7 +1,8 @@
 """attention: values against a plain numpy loop over observations and heads
 in MATLAB's layout (several shapes, float32 and float64, scale, padding and
 attention masks, 'SCB' and unformatted layouts), weights' layout,
-derivatives against central differences to second order, stability for
+derivatives against central differences to second order, a third derivative
+with masks against differences of the second, stability for
 large scores, dropout, compiled == eager, and bad input."""
 
 from __future__ import annotations
@@ -279,3 +280,40 @@ def test_bad_format_strings_name_data_format():
         symdl.attention(Q, K, V, 1, data_format="CBX")
     with pytest.raises(ValueError, match="attention: data_format is only for unformatted queries"):
         symdl.attention(symdl.dlarray(Q, "CBT"), K, V, 1, data_format="CBT")
+
+
+def test_third_derivative_with_masks_against_differences_of_the_second():
+    C, B, Nq, Nk = 2, 1, 2, 3
+    sizes = [C * B * Nq, C * B * Nk, C * B * Nk]
+    theta = RNG.standard_normal(sum(sizes))
+    u = RNG.standard_normal(theta.shape)
+    pad = np.ones((1, B, Nk))
+    pad[0, 0, 2] = 0                                      # a masked key: -inf inside the softmax
+
+    def model(t):
+        q = symdl.reshape(t[:sizes[0]], (C, B, Nq))
+        k = symdl.reshape(t[sizes[0]:sizes[0] + sizes[1]], (C, B, Nk))
+        v = symdl.reshape(t[sizes[0] + sizes[1]:], (C, B, Nk))
+        Y, _ = symdl.attention(symdl.dlarray(q, "CBT"), k, v, 1, padding_mask=pad, attention_mask="causal")
+        return symdl.sum(symdl.stripdims(Y) ** 2)
+
+    def third(t):
+        g = symdl.dlgradient(model(t), t, enable_higher_derivatives=True)
+        g2 = symdl.dlgradient(symdl.sum(g * u), t, enable_higher_derivatives=True)
+        return symdl.dlgradient(symdl.sum(g2 * u), t)
+    got = data(symdl.dlfeval(third, symdl.dlarray(theta)))
+    hv = symdl.hvp(model)
+
+    def q(t):
+        return float(np.dot(np.asarray(hv(t, u)), u))
+    want = np.zeros_like(theta)
+    for j in range(theta.size):
+        def d(h, j=j):
+            tp, tm = theta.copy(), theta.copy()
+            tp[j] += h
+            tm[j] -= h
+            return (q(tp) - q(tm)) / (2 * h)
+        want[j] = (4 * d(5e-5) - d(1e-4)) / 3
+    assert np.all(np.isfinite(got))
+    assert_close(got, want, 1e-6, 1e-7, "third derivative")
+    assert np.max(np.abs(want)) > 1e-3
