@@ -22,6 +22,8 @@ from .ops.embed import embed
 from .ops.fullyconnect import fullyconnect
 from .ops.norm import batchnorm, crosschannelnorm, groupnorm, instancenorm, layernorm
 from .ops.pool import avgpool, maxpool, maxunpool
+from .ops.recurrent import gru, lstm
+from .ops.attention import attention
 from .ops.losses import crossentropy, huber, l1loss, l2loss, mse, onehotdecode, onehotencode
 from .optim import adamupdate, dlupdate, rmspropupdate, sgdmupdate
 from .ir.graph import Graph
@@ -44,5 +46,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool", "maxunpool", "dlconv", "dltranspconv", "interp1",
+    "maxpool", "avgpool", "maxunpool", "dlconv", "dltranspconv", "interp1", "lstm", "gru", "attention",
 ]
