@@ -41,7 +41,7 @@ def emit(op: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     if prim.arity is not None and len(inputs) != prim.arity:
         raise ShapeError(f"{op}: takes {prim.arity} operands, got {len(inputs)}")
     shape, dtype = prim.infer(inputs, attrs)
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(map(int, shape))
     construct = CONSTRUCTORS.get(op)
     if construct is not None:
         # canonical before interning: the raw node is never built

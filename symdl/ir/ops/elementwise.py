@@ -106,10 +106,13 @@ def _as_partials(terms_rule):
 
 # ---------------------------------------------------------------- n-ary sum: const + sum(c_i * x_i)
 
+_ADD_SHAPE = elementwise_infer("add")
+
+
 def _add_infer(inputs, attrs):
     if len(attrs["coeffs"]) != len(inputs):
         raise ShapeError("add: one coefficient per term is required")
-    return elementwise_infer("add")(inputs, attrs)
+    return _ADD_SHAPE(inputs, attrs)
 
 
 @quietly
@@ -141,7 +144,10 @@ def _mul_infer(inputs, attrs):
     exps = attrs["exps"]
     if len(exps) != len(inputs) or not all(isinstance(e, int) and e != 0 for e in exps):
         raise ShapeError("mul: one non-zero integer exponent per factor is required")
-    return elementwise_infer("mul")(inputs, attrs)
+    return _MUL_SHAPE(inputs, attrs)
+
+
+_MUL_SHAPE = elementwise_infer("mul")
 
 
 def _int_power(v: np.ndarray, e: int) -> np.ndarray:
