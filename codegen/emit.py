@@ -25,6 +25,7 @@ from .views import View
 __all__ = ["emit_module", "ERR_INDEX"]
 
 ERR_INDEX = 3
+SPLIT_ABOVE = 24  # plans with more kernels get one LLVM function per kernel (see Emitter.run)
 PTR = ir.PointerType()
 
 
@@ -128,6 +129,38 @@ def _has_masked_read_below(n: Node, plan: Plan) -> bool:
     return False
 
 
+class _KernelBases(dict):
+    """Buffer base pointers of a kernel function, loaded in its entry block on
+    first use: loading every buffer in every kernel function would make the
+    code quadratic in the number of kernels."""
+
+    def __init__(self, em: Emitter, args: ir.Value, entry_bases: dict):
+        super().__init__()
+        self.em, self.args, self.entry_bases = em, args, entry_bases
+        plan = em.plan
+        self.n_in = sum(1 for b in plan.buffers if b.kind == "input")
+        self.n_out = sum(1 for b in plan.buffers if b.kind == "output")
+        self.buffers = {b.id: b for b in plan.buffers}
+        self.workspace = None
+
+    def __missing__(self, buf_id: int) -> ir.Value:
+        em, buf = self.em, self.buffers[buf_id]
+        if buf.kind not in ("input", "output", "work"):
+            value = self.entry_bases[buf_id]  # a constant: a module global
+        else:
+            with em.b.goto_block(em.alloca_block):  # (before its terminator: dominates every use)
+                if buf.kind == "input":
+                    value = em._load_ptr(self.args, buf.index, f"in{buf.index}")
+                elif buf.kind == "output":
+                    value = em._load_ptr(self.args, self.n_in + buf.index, f"out{buf.index}")
+                else:
+                    if self.workspace is None:
+                        self.workspace = em._load_ptr(self.args, self.n_in + self.n_out, "workspace")
+                    value = em.b.gep(self.workspace, [I64(buf.offset)], source_etype=I8, name=f"w{buf.id}")
+        self[buf_id] = value
+        return value
+
+
 class Emitter:
     """The LLVM function being built, and the loop machinery the lowering
     table's emitters use (``loop``, ``loop_nest``, ``load``, ``store``,
@@ -171,12 +204,55 @@ class Emitter:
                 g.align = 64
                 g.initializer = ir.Constant(ty, data)
                 self.bases[buf.id] = g
-        for kernel in plan.kernels:
-            if isinstance(kernel, LoopKernel):
-                self._loop_kernel(kernel)
-            else:
-                lowering(kernel.node.op).kernel(self, kernel)
+        if len(plan.kernels) <= SPLIT_ABOVE:
+            for kernel in plan.kernels:
+                self._kernel(kernel)
+            self.b.ret(I32(0))
+            return
+        # Many kernels (an unrolled recurrence, a deep network's gradient):
+        # one internal function per kernel, called in order from the entry.
+        # LLVM's optimisation and code generation grow faster than linearly
+        # with a function's size, so one huge function took minutes where
+        # the same code in small functions takes seconds.
+        entry = (self.fn, self.b, self.alloca_block, dict(self.bases))
+        for k, kernel in enumerate(plan.kernels):
+            fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), f"{self.fn.name}_k{k}")
+            fn.linkage = "internal"
+            fn.attributes.add("noinline")
+            self._enter(fn, entry[3])
+            self._kernel(kernel)
+            self.b.ret(I32(0))
+            self._leave(entry)
+            rc = self.b.call(fn, [self.fn.args[0]])
+            ok = self.fn.append_basic_block(f"after_k{k}")
+            fail = self.fn.append_basic_block(f"fail_k{k}")
+            self.b.cbranch(self.b.icmp_signed("==", rc, I32(0)), ok, fail)
+            with self.b.goto_block(fail):
+                self.b.ret(rc)
+            self.b.position_at_end(ok)
         self.b.ret(I32(0))
+
+    def _kernel(self, kernel) -> None:
+        if isinstance(kernel, LoopKernel):
+            self._loop_kernel(kernel)
+        else:
+            lowering(kernel.node.op).kernel(self, kernel)
+
+    def _enter(self, fn: ir.Function, entry_bases: dict) -> None:
+        """Emit into ``fn`` (a kernel function taking the entry's ``args``):
+        its own builder, stack slots and error block; buffer bases loaded
+        from ``args`` when the kernel first uses them (constants are module
+        globals, shared)."""
+        block = fn.append_basic_block("entry")
+        self.fn, self.b, self.alloca_block, self._fail_block = fn, ir.IRBuilder(block), block, None
+        self.ctx.b = self.b
+        self.bases = _KernelBases(self, fn.args[0], entry_bases)
+
+    def _leave(self, entry: tuple) -> None:
+        self.fn, self.b, self.alloca_block, bases = entry
+        self.bases = dict(bases)
+        self.ctx.b = self.b
+        self._fail_block = None
 
     def _load_ptr(self, args, index: int, name: str) -> ir.Value:
         slot = self.b.gep(args, [I64(index)], source_etype=PTR)

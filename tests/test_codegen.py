@@ -941,3 +941,34 @@ def test_codegen_modules_import_before_symdl():
     for module in ("codegen.compiler", "codegen.lower", "codegen.plan", "codegen.emit"):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, f"import {module} first: {done.stderr[-500:]}"
+
+
+# ---------------------------------------------------------------- plans split into kernel functions
+
+def test_a_plan_with_many_kernels_runs_as_kernel_functions_and_matches_the_interpreter():
+    """Above SPLIT_ABOVE kernels each kernel is its own LLVM function (an
+    unrolled recurrence's gradient compiles in linear time); the results are
+    the interpreter's, and a run-time index error in a late kernel still
+    reaches Python as NativeError with the entry usable afterwards."""
+    from codegen.emit import SPLIT_ABOVE
+    from codegen.plan import make_plan
+
+    x = inp("x", (3, 3))
+    w = inp("w", (3, 3))
+    i = inp("i", (2,), "int64")
+    h = x
+    for _ in range(SPLIT_ABOVE):  # a matrix product and a nonlinearity per step: several kernels each
+        h = B.fn("tanh", B.add(B.dot_general(w, h, ((1,), (0,))), x))
+    outs = [h, B.fn("exp", B.take(h, i, 0)), B.reduce_sum(B.mul(h, h), (0, 1))]
+    assert len(make_plan([x, w, i], outs).kernels) > SPLIT_ABOVE
+    rng = np.random.default_rng(3)
+    entry = assert_compiled_matches_interpreter(
+        [x, w, i], outs, [(rng.standard_normal((3, 3)), rng.standard_normal((3, 3)) * 0.5, [0, 2]),
+                          (rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), [-1, 1])], rtol=1e-12)
+    ir_text = compile_graph([x, w, i], outs, keep_ir=True).llvm_ir
+    assert f"_k{SPLIT_ABOVE}" in ir_text   # really split
+    with pytest.raises(NativeError, match="out of range"):
+        entry(np.ones((3, 3)), np.eye(3), np.array([0, 3]))
+    xv, wv, iv = np.ones((3, 3)), np.eye(3) * 0.5, np.array([1, 0])
+    for got, expected in zip(entry(xv, wv, iv), interpret(outs, {x: xv, w: wv, i: iv})):
+        assert_same(got, expected, 1e-12, 1e-14, "after an index error")
