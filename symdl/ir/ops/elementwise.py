@@ -144,26 +144,34 @@ def _mul_infer(inputs, attrs):
     return elementwise_infer("mul")(inputs, attrs)
 
 
-def _int_power(v: np.ndarray, e: int) -> np.ndarray:
-    """v ** e by square-and-multiply, as the compiled code computes it (so
-    the roundings are the same), then 1 / that for e < 0."""
-    n, result, base = abs(e), None, v
+def _int_power(v: np.ndarray, n: int) -> np.ndarray:
+    """v ** n (n > 0) by square-and-multiply, as the compiled code computes
+    it (so the roundings are the same)."""
+    result, base = None, v
     while n:
         if n & 1:
             result = base if result is None else result * base
         n >>= 1
         if n:
             base = base * base
-    return 1 / result if e < 0 else result
+    return result
 
 
 @quietly
 def _mul_impl(values, node):
+    # numerator / denominator, the same operations in the same order as the
+    # compiled code (codegen/lower/elementwise.py): a / b is one IEEE
+    # division, as numpy's (a * (1 / b) overflows where 1 / b does, at
+    # subnormal b, and rounds twice)
     dt = np.dtype(node.dtype)
-    out = None
+    num = den = None
     for v, e in zip(values, node.attr("exps")):
-        term = _int_power(v, e)
-        out = term if out is None else out * term
+        term = _int_power(v, abs(e))
+        if e > 0:
+            num = term if num is None else num * term
+        else:
+            den = term if den is None else den * term
+    out = num if den is None else (dt.type(1) if num is None else num) / den
     return np.asarray(out, dtype=dt)
 
 
