@@ -270,18 +270,18 @@ def _minmax_share(node, v: Node, operand: int) -> Node:
     if node.inputs[1 - operand].op == "const":
         share = B.where(mine, v, zero)
     elif node.inputs[operand].op == "const":
-        return B.where(theirs, zero, v)
+        share = B.where(theirs, zero, v)
     else:
         share = B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
-    return nan_where_nan(node.inputs[operand], share)
+    return nan_where_nan(node, share)
 
 
-def nan_where_nan(x: Node, share: Node) -> Node:
-    """``share`` with NaN where ``x`` is NaN: a selection by comparison (which
-    is false for NaN) would give a NaN operand none of the cotangent, and the
-    NaN would never reach the gradient (numpy's formula ``2 * maximum(x, 0) *
-    (x > 0)`` is NaN at NaN; SPEC 9.3)."""
-    is_nan = B.compare("ne", x, x)
+def nan_where_nan(out: Node, share: Node) -> Node:
+    """``share`` with NaN where the output ``out`` is NaN.  A selection by
+    comparison (false for NaN) would give no operand any of the cotangent,
+    and the NaN would never reach the gradient; numpy's formula (``2 *
+    maximum(x, 0) * (x > 0)``) and central differences are NaN there (SPEC 9.3)."""
+    is_nan = B.compare("ne", out, out)
     return B.where(is_nan, B.fill(float("nan"), share, ()), share)
 
 
