@@ -236,7 +236,7 @@ def _same(got, want, what):
 values = st.lists(st.sampled_from(SPECIAL), min_size=3, max_size=3).map(np.array)
 
 
-@settings(max_examples=int(__import__("os").environ.get("MI_EX", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), values, values)
 def test_random_programs_interpreted_equals_compiled(steps, x, y):
     def f(a, b):
@@ -252,7 +252,7 @@ def test_random_programs_interpreted_equals_compiled(steps, x, y):
         _same(c, t._value, f"output {k} of {steps} at x={x}, y={y}")
 
 
-@settings(max_examples=int(__import__("os").environ.get("MI_EX", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), values, values)
 def test_random_programs_ieee_match_numpy(steps, x, y):
     def f(a, b):

@@ -273,16 +273,19 @@ def _minmax_share(node, v: Node, operand: int) -> Node:
         share = B.where(theirs, zero, v)
     else:
         share = B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
-    return nan_where_nan(node, share)
+    return nan_where_nan(node, v, share)
 
 
-def nan_where_nan(out: Node, share: Node) -> Node:
-    """``share`` with NaN where the output ``out`` is NaN.  A selection by
-    comparison (false for NaN) would give no operand any of the cotangent,
-    and the NaN would never reach the gradient; numpy's formula (``2 *
-    maximum(x, 0) * (x > 0)``) and central differences are NaN there (SPEC 9.3)."""
-    is_nan = B.compare("ne", out, out)
-    return B.where(is_nan, B.fill(float("nan"), share, ()), share)
+def nan_where_nan(out: Node, v: Node, share: Node) -> Node:
+    """``share`` (an operand's part of ``v``) made NaN where the output ``out``
+    is NaN and ``v`` is not 0.  A selection by comparison (false for NaN)
+    would give no operand any of ``v``, and the NaN would never reach the
+    gradient; numpy's formula (``2 * maximum(x, 0) * (x > 0)``) and central
+    differences are NaN there (SPEC 9.3).  A zero ``v`` (another row of a
+    Jacobian) still gives 0."""
+    zero = B.fill(0.0, share, ())
+    nan_or_zero = B.where(B.compare("eq", v, zero), zero, B.fill(float("nan"), share, ()))
+    return B.where(B.compare("ne", out, out), nan_or_zero, share)
 
 
 def _minmax_vjp(node, g):

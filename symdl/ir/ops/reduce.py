@@ -54,7 +54,8 @@ def _reduce_max_vjp(node, g):
     share = B.expand_to(B.div(g, count), x.shape, axes)
     # a NaN element makes the maximum NaN, equal to no element: every
     # partial of it is NaN (the JVP is 0/0 = NaN there already)
-    return [nan_where_nan(B.expand_to(node, x.shape, axes), B.where(mask, share, B.fill(0.0, x, ())))]
+    return [nan_where_nan(B.expand_to(node, x.shape, axes), B.expand_to(g, x.shape, axes),
+                          B.where(mask, share, B.fill(0.0, x, ())))]
 
 
 def _reduce_max_jvp(node, t):
