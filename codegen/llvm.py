@@ -150,6 +150,8 @@ _WORKER: _OptimiserProcess | None = None
 
 def _worker() -> _OptimiserProcess:
     global _WORKER
+    if _WORKER is not None and _WORKER.owner != os.getpid():
+        _WORKER = None  # inherited through fork: the parent's helper is not ours to use
     if _WORKER is None or _WORKER.runs >= WORKER_RUNS or not _WORKER.alive():
         if _WORKER is not None:
             _WORKER.close()
@@ -169,6 +171,7 @@ class _OptimiserProcess:
     def __init__(self):
         self.runs = 0
         self.proc = None
+        self.owner = os.getpid()
         # The child runs this file by path: it imports llvmlite and the
         # standard library only (not symdl), so it starts in a fraction of
         # a second.
@@ -177,7 +180,7 @@ class _OptimiserProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')",
                  str(here)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(here.parent.parent))
-        except OSError:
+        except (OSError, ValueError, TypeError):  # no executable, no processes allowed
             self._broken()
 
     def _broken(self) -> None:
@@ -262,8 +265,17 @@ def _serve() -> None:
 
 @atexit.register
 def _stop_worker() -> None:
-    if _WORKER is not None:
+    if _WORKER is not None and _WORKER.owner == os.getpid():
         _WORKER.close()
+
+
+def _forget_worker() -> None:
+    global _WORKER
+    _WORKER = None
+
+
+# a forked child must not write into its parent's helper's pipe
+os.register_at_fork(after_in_child=_forget_worker)
 
 
 def _for_target(ir_text: str, target: HostTarget):

@@ -105,3 +105,26 @@ def test_without_a_helper_process_llvm_runs_here(monkeypatch):
     target = llvm.host_target()
     assert llvm.optimize(text, target) == llvm._optimize_here(text, target, True)
     assert llvm._WORKER_BROKEN
+
+
+def _compile_in_child(queue) -> None:
+    f = symdl.compile(lambda x: symdl.sum(symdl.cos(x) * 0.75), np.ones(2))
+    queue.put(float(f(np.zeros(2))))
+
+
+def test_a_forked_child_gets_a_helper_of_its_own(monkeypatch):
+    import multiprocessing
+    monkeypatch.setenv("SYMDL_CACHE_DIR", "0")
+    monkeypatch.setattr(llvm, "_IN_PROCESS_DONE", llvm.IN_PROCESS_RUNS)
+    parent_worker = llvm._worker()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_compile_in_child, args=(queue,))
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(timeout=120)
+    assert child.exitcode == 0 and got == 1.5
+    # the parent's helper was not disturbed by the child
+    assert llvm._worker() is parent_worker and parent_worker.alive()
+    f = symdl.compile(lambda x: symdl.sum(symdl.cos(x) * 0.25), np.ones(2))
+    assert float(f(np.zeros(2))) == 0.5
