@@ -137,6 +137,15 @@ def _cancels(x):
     return x + (x - x)
 
 
+def test_ieee_llvm_ir_has_no_fast_math_flags():
+    x = np.ones(64)
+    f = lambda v: np.sum(v * 2.0)  # noqa: E731
+    assert "reassoc" in symdl.compile(f, x).llvm_ir  # the default sums vectorised
+    ir = symdl.compile(f, x, ieee=True).llvm_ir
+    for flag in ("reassoc", "fast", "nnan", "ninf", "nsz", "arcp", "contract", "afn"):
+        assert f" {flag} " not in ir
+
+
 def test_ieee_accelerated_function_pickles():
     acc = symdl.dlaccelerate(_cancels, ieee=True)
     acc(dlarray(1.0))

@@ -118,7 +118,7 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     # IEEE semantics also changes the code made from one graph (no
     # re-association in reductions): part of the key
     key = cache_key(graph_digest(inputs, outputs), target.key + ("|ieee" if ieee else ""), llvm.versions())
-    name = f"symdl_{key[:24]}"
+    name = f"symdl_{key[:24]}" + (IEEE_SUFFIX if ieee else "")
     hit = load_entry(key)
     if hit is not None:
         header, code = hit
@@ -149,11 +149,16 @@ def check_ieee(ieee, where: str) -> bool:
     return bool(ieee)
 
 
+#: The entry names of code built with ieee=True end so: ``build_ir`` of
+#: such an entry rebuilds the IEEE code (its caller knows only the name).
+IEEE_SUFFIX = "_ieee"
+
+
 def build_ir(inputs: list[Node], outputs: list[Node], name: str) -> str:
     """The optimised LLVM IR of already simplified ``outputs`` (what
-    ``build_artifact`` compiled for them)."""
-    return run_passes(Build(list(inputs), list(outputs), name, ieee=ieee_active()), "optimise",
-                      observe=_observe).optimised
+    ``build_artifact`` compiled for them under the entry ``name``)."""
+    ieee = ieee_active() or name.endswith(IEEE_SUFFIX)
+    return run_passes(Build(list(inputs), list(outputs), name, ieee=ieee), "optimise", observe=_observe).optimised
 
 
 def build_export(inputs: list[Node], outputs: list[Node], c_name: str) -> tuple[bytes, list[Node]]:
