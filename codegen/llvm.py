@@ -1,5 +1,9 @@
 """The one module that talks to ``llvmlite.binding``: target machine, the
 optimisation pipeline, object code, and loading object code into the process.
+
+Optimisation runs in a helper process after the first few (see
+:func:`optimize`: llvmlite's pass builder leaks native memory on every run);
+``SYMDL_LLVM_WORKER=0`` keeps it in this process.
 """
 
 from __future__ import annotations
