@@ -1,6 +1,8 @@
 """Compiled function transforms in the style of JAX: grad, value_and_grad,
 jacobian, hessian, hvp, derivative.  Each traces once per input signature,
-differentiates symbolically, and runs native code from then on."""
+differentiates symbolically, and runs native code from then on.  Each takes
+``ieee=True`` for step-by-step IEEE semantics instead of real-number
+simplification (docs/ieee.md)."""
 
 from __future__ import annotations
 
