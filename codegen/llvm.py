@@ -108,17 +108,25 @@ def optimize(ir_text: str, target: HostTarget, unroll: bool = True) -> str:
     global _IN_PROCESS_DONE
     with _LOCK:
         if _IN_PROCESS_DONE >= IN_PROCESS_RUNS and _worker_enabled():
-            try:
-                text = _worker().optimize(ir_text, target, unroll)
-            except _WorkerDied:
-                try:
-                    text = _worker().optimize(ir_text, target, unroll)
-                except _WorkerDied as err:
-                    raise RuntimeError(f"LLVM crashed optimising this module (in a helper process): {err}") from None
+            text = _optimize_in_worker(ir_text, target, unroll)
             if text is not None:
                 return text
         _IN_PROCESS_DONE += 1
         return _optimize_here(ir_text, target, unroll)
+
+
+def _optimize_in_worker(ir_text: str, target: HostTarget, unroll: bool) -> str | None:
+    """The optimised IR from the helper process; ``None`` (optimise here)
+    when no helper works: a helper that dies is replaced once, and if the
+    new one dies too, helpers are not used again in this process."""
+    global _WORKER_BROKEN
+    for _ in range(2):
+        try:
+            return _worker().optimize(ir_text, target, unroll)
+        except _WorkerDied:
+            pass
+    _WORKER_BROKEN = True
+    return None
 
 
 def _optimize_here(ir_text: str, target: HostTarget, unroll: bool) -> str:
@@ -169,8 +177,7 @@ class _OptimiserProcess:
     Requests and replies are length-prefixed JSON over its stdin/stdout.  If
     no child can be started, ``optimize`` answers ``None`` and the caller
     optimises in process from then on; a child that dies during a request
-    is replaced once, and a second death is a ``RuntimeError`` (LLVM
-    crashed on this module: the parent would crash too)."""
+    raises ``_WorkerDied`` (see :func:`_optimize_in_worker`)."""
 
     def __init__(self):
         self.runs = 0
@@ -179,11 +186,16 @@ class _OptimiserProcess:
         # The child runs this file by path: it imports llvmlite and the
         # standard library only (not symdl), so it starts in a fraction of
         # a second.
+        # It finds llvmlite where this process found it.
         here = Path(__file__).resolve()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        if getattr(sys, "frozen", False) or not sys.executable:
+            self._broken()  # no Python interpreter to start (a frozen application)
+            return
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')",
-                 str(here)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(here.parent.parent))
+                 str(here)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(here.parent.parent), env=env)
         except (OSError, ValueError, TypeError):  # no executable, no processes allowed
             self._broken()
 

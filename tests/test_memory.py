@@ -128,3 +128,16 @@ def test_a_forked_child_gets_a_helper_of_its_own(monkeypatch):
     assert llvm._worker() is parent_worker and parent_worker.alive()
     f = symdl.compile(lambda x: symdl.sum(symdl.cos(x) * 0.25), np.ones(2))
     assert float(f(np.zeros(2))) == 0.5
+
+
+def test_a_helper_that_cannot_run_means_llvm_runs_here(monkeypatch):
+    # a child that exits at once (it could not import llvmlite, say): the
+    # build still succeeds, in this process, and no helper is tried again
+    monkeypatch.setattr(llvm, "_IN_PROCESS_DONE", llvm.IN_PROCESS_RUNS)
+    monkeypatch.setattr(llvm, "_WORKER", None)
+    monkeypatch.setattr(llvm, "_WORKER_BROKEN", False)
+    monkeypatch.setattr(llvm.sys, "executable", "/bin/false")
+    text = _ir(3.5, "mem_false_helper")
+    target = llvm.host_target()
+    assert llvm.optimize(text, target) == llvm._optimize_here(text, target, True)
+    assert llvm._WORKER_BROKEN
