@@ -272,3 +272,31 @@ def test_random_programs_ieee_match_numpy(steps, x, y):
 
     want = _numpy(f, x, y)
     _same(symdl.compile(f, x, y, ieee=True)(x, y), want, f"{steps} at x={x}, y={y}")
+
+
+# ---------------------------------------------------------------- derivatives under ieee=True
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_ieee_derivatives_match_sympy(order):
+    import sympy
+    t = sympy.Symbol("t")
+    expr = sympy.exp(sympy.sin(t)) / (1 + t ** 2)
+    reference = sympy.lambdify(t, sympy.diff(expr, t, order), "numpy")
+    xs = np.linspace(-2.0, 2.0, 9)
+    got = symdl.derivative(lambda x: np.exp(np.sin(x)) / (1.0 + x ** 2), order=order, ieee=True)(xs)
+    np.testing.assert_allclose(got, reference(xs), rtol=1e-11, atol=1e-12)
+
+
+def test_ieee_hessian_and_hvp_match_central_differences():
+    def f(x):
+        return np.sum(np.sin(x) * x ** 2) + np.tanh(x[0] * x[1])
+
+    x = np.array([0.3, -0.7, 1.1])
+    eps = 1e-4
+    def grad_fd(y):
+        return np.array([(f(y + eps * e) - f(y - eps * e)) / (2 * eps) for e in np.eye(3)])
+    hess_fd = np.array([(grad_fd(x + eps * e) - grad_fd(x - eps * e)) / (2 * eps) for e in np.eye(3)])
+    np.testing.assert_allclose(symdl.grad(f, ieee=True)(x), grad_fd(x), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(symdl.hessian(f, ieee=True)(x), hess_fd, rtol=1e-5, atol=1e-6)
+    v = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(symdl.hvp(f, ieee=True)(x, v), hess_fd @ v, rtol=1e-5, atol=1e-6)
