@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from symdl.ir.node import Node
+from symdl.ir.rewrite import ieee_semantics
 
 from . import llvm
 from .abi import NativeEntry
@@ -56,12 +57,15 @@ class Artifact:
 @dataclass
 class Build:
     """What the passes know about one graph so far.  ``c_name`` asks for the
-    C-callable wrapper of ``symdl.export``."""
+    C-callable wrapper of ``symdl.export``; ``ieee`` asks for step-by-step
+    IEEE code (decomposition without re-canonicalising, reductions and
+    contractions in order, without LLVM's ``reassoc``)."""
 
     inputs: list[Node]
     outputs: list[Node]
     name: str
     c_name: str | None = None
+    ieee: bool = False
     plan: object = None
     ir: str = ""
     optimised: str = ""
@@ -112,7 +116,8 @@ def run_passes(build: Build, until: str = "object_code",
     """Run the back-end passes in order up to and including ``until``;
     ``observe(name, build)`` after each (debug dumps)."""
     for name, run in BACKEND_PASSES:
-        run(build)
+        with ieee_semantics(build.ieee):
+            run(build)
         if observe is not None:
             observe(name, build)
         if name == until:

@@ -260,8 +260,8 @@ def _multiply_values(a, b) -> np.ndarray:
 
 @quietly
 def _divide_values(a, b) -> np.ndarray:
-    # ``_mul_impl`` with exponents (1, -1): a * (1 / b), not a / b
-    return _as_array(a * (1 / b))
+    # ``_mul_impl`` with exponents (1, -1): a / b
+    return _as_array(a / b)
 
 
 #: The untraced kernels of the arithmetic operators, by public name.

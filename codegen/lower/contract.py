@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from symdl.ir.rewrite import ieee_active
+
 from .scalar import llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
@@ -58,6 +60,7 @@ def _dot_general(em, kernel) -> None:
         em.loop_nest(head, over_head)
         return
     acc = em.alloca(ty)
+    flags = () if ieee_active() else ("reassoc",)  # ieee=True: contraction sums left to right
 
     def outer(out_idx):
         b.store(ir.Constant(ty, 0.0), acc)
@@ -65,7 +68,7 @@ def _dot_general(em, kernel) -> None:
         def inner(c_idx):
             ia, ib = indices(out_idx, c_idx)
             prod = b.fmul(em.load(av, ia, a.dtype), em.load(bv, ib, bnode.dtype))
-            b.store(b.fadd(b.load(acc, typ=ty), prod, flags=("reassoc",)), acc)
+            b.store(b.fadd(b.load(acc, typ=ty), prod, flags=flags), acc)
         em.loop_nest(contract_shape, inner)
         em.store(b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
     em.loop_nest(node.shape, outer)

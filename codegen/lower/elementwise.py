@@ -41,29 +41,32 @@ def _add(ctx, node, args):
     return acc
 
 
-def _int_power(ctx, x, e: int):
+def _int_power(ctx, x, n: int):
     b = ctx.b
-    n = abs(e)
     result = None
     base = x
-    while n:  # square-and-multiply: exact for |e| <= 2, a few roundings otherwise
+    while n:  # square-and-multiply: exact for n <= 2, a few roundings otherwise
         if n & 1:
             result = base if result is None else b.fmul(result, base)
         n >>= 1
         if n:
             base = b.fmul(base, base)
-    if e < 0:
-        result = b.fdiv(ctx.const(x.type, 1.0), result)
     return result
 
 
 @scalar("mul")
 def _mul(ctx, node, args):
-    acc = None
+    # numerator / denominator: a / b is one IEEE division (see _mul_impl)
+    num = den = None
     for x, e in zip(args, node.attr("exps")):
-        term = _int_power(ctx, x, e)
-        acc = term if acc is None else ctx.b.fmul(acc, term)
-    return acc
+        term = _int_power(ctx, x, abs(e))
+        if e > 0:
+            num = term if num is None else ctx.b.fmul(num, term)
+        else:
+            den = term if den is None else ctx.b.fmul(den, term)
+    if den is None:
+        return num
+    return ctx.b.fdiv(ctx.const(den.type, 1.0) if num is None else num, den)
 
 
 @scalar("powc")

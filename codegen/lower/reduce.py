@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from symdl.ir.rewrite import ieee_active
+
 from .scalar import llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
@@ -37,8 +39,11 @@ def _reduce(em, kernel, init: float, combine) -> None:
 def _sum(em, kernel) -> None:
     # 'reassoc' on the accumulation only: LLVM may then keep several partial
     # sums in vector registers (a summation order like numpy's pairwise one,
-    # not left to right); every other operation stays strict IEEE.
-    _reduce(em, kernel, 0.0, lambda b, a, v: b.fadd(a, v, flags=("reassoc",)))
+    # not left to right); every other operation stays strict IEEE.  With
+    # ieee=True the sum is left to right (re-association can turn an
+    # overflow into a finite result).
+    flags = () if ieee_active() else ("reassoc",)
+    _reduce(em, kernel, 0.0, lambda b, a, v: b.fadd(a, v, flags=flags))
 
 
 def _max(em, kernel) -> None:

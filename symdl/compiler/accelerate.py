@@ -16,7 +16,8 @@ from ..tracing import active_root
 from ..tree import flatten_call, tree_flatten
 from .dispatch import CacheAttributes, SignatureCache
 from .watch import FunctionWatch
-from .pipeline import debug
+from .pipeline import check_ieee, debug
+from ..ir.rewrite import ieee_semantics
 from .trace import is_dlarray_leaf, trace_program
 
 __all__ = ["dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "FunctionWatch"]
@@ -57,9 +58,10 @@ class AcceleratedFunction(CacheAttributes):
         2.0
     """
 
-    def __init__(self, function: Callable, cache_size: int = 50):
+    def __init__(self, function: Callable, cache_size: int = 50, ieee: bool = False):
         if not callable(function):
             raise TypeError(f"dlaccelerate: fun must be callable, got {type(function).__name__}")
+        self._ieee = check_ieee(ieee, "dlaccelerate")
         self._cache = SignatureCache(function, cache_size, is_input=is_dlarray_leaf)
         self.enabled = True
         self.check_mode = "none"
@@ -69,6 +71,11 @@ class AcceleratedFunction(CacheAttributes):
     @property
     def function(self) -> Callable:
         return self._cache.function
+
+    @property
+    def ieee(self) -> bool:
+        """Traces are built with step-by-step IEEE semantics (docs/ieee.md)."""
+        return self._ieee
 
     @property
     def check_mode(self) -> str:
@@ -117,7 +124,8 @@ class AcceleratedFunction(CacheAttributes):
             # outer trace can differentiate through it (never a silent zero).
             debug("dlaccelerate: traced call inside dlfeval runs the function body")
             return self.function(*args, **kwargs)
-        return self._cache.call(args, kwargs, leaves, treedef, traced=False)
+        with ieee_semantics(self._ieee):
+            return self._cache.call(args, kwargs, leaves, treedef, traced=False)
 
     def _dlfeval_call(self, args: tuple, kwargs: dict) -> Any:
         """``dlfeval(accfun, ...)``: a traced call, run by the cached native trace."""
@@ -125,14 +133,15 @@ class AcceleratedFunction(CacheAttributes):
             from ..autodiff.api import dlfeval
             return dlfeval(self.function, *args, **kwargs)
         leaves, treedef = flatten_call(args, kwargs)
-        return self._cache.call(args, kwargs, leaves, treedef, traced=True)
+        with ieee_semantics(self._ieee):
+            return self._cache.call(args, kwargs, leaves, treedef, traced=True)
 
     def _check(self, result, args, kwargs, traced: bool, key) -> None:
         # The reference runs the Python body in the interpreter with the same
         # random key as the native call: symdl.rand gives no false alarm, while
         # numpy's random numbers (frozen into the trace) do differ.
         from ..random import forced_key
-        with forced_key(key):
+        with forced_key(key), ieee_semantics(self._ieee):
             _, reference = trace_program(self.function, args, kwargs, is_dlarray_leaf, gradients_allowed=traced)
         got, _ = tree_flatten(result)
         want, _ = tree_flatten(reference)
@@ -147,18 +156,20 @@ class AcceleratedFunction(CacheAttributes):
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
         return {"cache": self._cache, "enabled": self._enabled, "check_mode": self._check_mode,
-                "check_tolerance": self._check_tolerance}
+                "check_tolerance": self._check_tolerance, "ieee": self._ieee}
 
     def __setstate__(self, state):
         self._cache = state["cache"]
+        self._ieee = state.get("ieee", False)
         self.enabled = state["enabled"]
         self.check_mode = state["check_mode"]
         self.check_tolerance = state["check_tolerance"]
 
 
-def dlaccelerate(fun: Callable, cache_size: int = 50) -> AcceleratedFunction:
+def dlaccelerate(fun: Callable, cache_size: int = 50, *, ieee: bool = False) -> AcceleratedFunction:
     """Accelerate ``fun``: traces are cached per input signature and run as
-    native code.  See :class:`AcceleratedFunction`.
+    native code.  See :class:`AcceleratedFunction`.  ``ieee=True`` keeps
+    step-by-step IEEE semantics (no real-number simplification: docs/ieee.md).
 
     Example:
         >>> import symdl
@@ -168,4 +179,4 @@ def dlaccelerate(fun: Callable, cache_size: int = 50) -> AcceleratedFunction:
     """
     if isinstance(fun, AcceleratedFunction):
         fun = fun.function
-    return AcceleratedFunction(fun, cache_size)
+    return AcceleratedFunction(fun, cache_size, ieee)

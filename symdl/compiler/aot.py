@@ -111,9 +111,10 @@ class CompiledFunction:
                f"{len(p.array_outputs)} outputs>"
 
 
-def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A001 (SPEC name)
+def compile(fun: Callable, *example_args: Any, ieee: bool = False) -> CompiledFunction:  # noqa: A001 (SPEC name)
     """Trace ``fun`` on ``example_args`` (it may call dlgradient) and compile it
-    to native code for that signature.
+    to native code for that signature.  ``ieee=True`` keeps step-by-step IEEE
+    semantics (no real-number simplification: docs/ieee.md).
 
     Example:
         >>> import symdl
@@ -126,8 +127,10 @@ def compile(fun: Callable, *example_args: Any) -> CompiledFunction:  # noqa: A00
     """
     if not callable(fun):
         raise TypeError(f"compile: fun must be callable, got {type(fun).__name__}")
+    from .pipeline import check_ieee, ieee_semantics
+    ieee = check_ieee(ieee, "compile")
     leaves, treedef = tree_flatten((example_args, {}))
-    with gc_paused():
+    with gc_paused(), ieee_semantics(ieee):
         program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
         artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
     n = len(program.array_outputs)

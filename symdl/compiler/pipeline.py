@@ -19,15 +19,19 @@ import gc
 import os
 import time
 
+import numpy as np
+
 from codegen import llvm
 from codegen.compiler import Artifact, Build, run_passes
 
 from ..cache import cache_key, load_entry, store_entry
 from ..ir.node import Node
+from ..ir.rewrite import ieee_semantics, ieee_active
 from ..ir.serialize import graph_digest, graph_to_json
 from ..simplify import simplify
 
-__all__ = ["build_artifact", "build_ir", "build_export", "debug", "debug_level", "gc_paused", "STATS"]
+__all__ = ["build_artifact", "build_ir", "build_export", "debug", "debug_level", "gc_paused", "STATS",
+           "ieee_semantics", "check_ieee"]
 
 STATS = {"compiled": 0, "disk_hits": 0, "compile_seconds": 0.0}
 
@@ -105,11 +109,16 @@ def _simplified(outputs: list[Node], fast_math: bool) -> list[Node]:
 
 def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = False) -> tuple[Artifact, list[Node]]:
     """Native code for ``outputs(inputs)`` (disk cache first); returns the
-    artifact and the simplified outputs it computes."""
+    artifact and the simplified outputs it computes.  Under
+    :func:`~symdl.ir.rewrite.ieee_semantics` (the caller's ``ieee=True``)
+    simplification keeps IEEE results and the code re-associates nothing."""
     outputs = _simplified(outputs, fast_math)
     target = llvm.host_target()
-    key = cache_key(graph_digest(inputs, outputs), target.key, llvm.versions())
-    name = f"symdl_{key[:24]}"
+    ieee = ieee_active()
+    # IEEE semantics also changes the code made from one graph (no
+    # re-association in reductions): part of the key
+    key = cache_key(graph_digest(inputs, outputs), target.key + ("|ieee" if ieee else ""), llvm.versions())
+    name = f"symdl_{key[:24]}" + (IEEE_SUFFIX if ieee else "")
     hit = load_entry(key)
     if hit is not None:
         header, code = hit
@@ -119,7 +128,7 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
                         [tuple(s) for s in header["out_specs"]], header["workspace_bytes"],
                         header["target_key"]), outputs
     start = time.perf_counter()
-    art = run_passes(Build(list(inputs), list(outputs), name), observe=_observe).artifact()
+    art = run_passes(Build(list(inputs), list(outputs), name, ieee=ieee), observe=_observe).artifact()
     seconds = time.perf_counter() - start
     STATS["compiled"] += 1
     STATS["compile_seconds"] += seconds
@@ -133,15 +142,29 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     return art, outputs
 
 
+def check_ieee(ieee, where: str) -> bool:
+    """The ``ieee=`` argument of ``where``: a bool (anything else is a TypeError)."""
+    if not isinstance(ieee, (bool, np.bool_)):
+        raise TypeError(f"{where}: ieee must be True or False, got {type(ieee).__name__} {ieee!r}")
+    return bool(ieee)
+
+
+#: The entry names of code built with ieee=True end so: ``build_ir`` of
+#: such an entry rebuilds the IEEE code (its caller knows only the name).
+IEEE_SUFFIX = "_ieee"
+
+
 def build_ir(inputs: list[Node], outputs: list[Node], name: str) -> str:
     """The optimised LLVM IR of already simplified ``outputs`` (what
-    ``build_artifact`` compiled for them)."""
-    return run_passes(Build(list(inputs), list(outputs), name), "optimise", observe=_observe).optimised
+    ``build_artifact`` compiled for them under the entry ``name``)."""
+    ieee = ieee_active() or name.endswith(IEEE_SUFFIX)
+    return run_passes(Build(list(inputs), list(outputs), name, ieee=ieee), "optimise", observe=_observe).optimised
 
 
 def build_export(inputs: list[Node], outputs: list[Node], c_name: str) -> tuple[bytes, list[Node]]:
     """Object code with the C-callable ``c_name`` (see codegen.export) and
     the simplified outputs it computes."""
     outputs = _simplified(outputs, False)
-    build = run_passes(Build(list(inputs), list(outputs), f"{c_name}__entry", c_name), observe=_observe)
+    build = run_passes(Build(list(inputs), list(outputs), f"{c_name}__entry", c_name, ieee=ieee_active()),
+                       observe=_observe)
     return build.object_code, outputs

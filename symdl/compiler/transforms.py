@@ -1,6 +1,8 @@
 """Compiled function transforms in the style of JAX: grad, value_and_grad,
 jacobian, hessian, hvp, derivative.  Each traces once per input signature,
-differentiates symbolically, and runs native code from then on."""
+differentiates symbolically, and runs native code from then on.  Each takes
+``ieee=True`` for step-by-step IEEE semantics instead of real-number
+simplification (docs/ieee.md)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from ..autodiff.taylor import taylor_derivatives
 from ..core import is_traced
 from ..ir import build as B
 from ..ir.node import Node
+from ..ir.rewrite import ieee_semantics
 from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
+from .pipeline import check_ieee
 from .trace import is_numeric_leaf
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
@@ -76,14 +80,17 @@ class _Transform(CacheAttributes):
     once an all-float signature has been seen twice, a native dispatcher that
     handles those calls in about a tenth of a microsecond and hands anything
     else to :meth:`_call`.  Attributes as ``dlaccelerate``'s: ``cache_size``,
-    ``hit_rate``, ``occupancy``, ``clear_cache()``.
+    ``hit_rate``, ``occupancy``, ``clear_cache()``; ``ieee`` (read it, set
+    it when building): traced, differentiated and compiled with step-by-step
+    IEEE semantics (docs/ieee.md).
     """
 
     __slots__ = ("_cache", "__dict__", "__weakref__")
 
-    def __init__(self, traced: Callable, name: str, doc_fun: Callable):
+    def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False):
         if not callable(doc_fun):
             raise TypeError(f"{name}: fun must be callable, got {type(doc_fun).__name__}")
+        self.ieee = check_ieee(ieee, name)
         self._cache = SignatureCache(traced, is_input=is_numeric_leaf, out_wrap="match", gradients=True,
                                      where=name, python_entry=self._call)
         self.__name__ = name
@@ -99,13 +106,14 @@ class _Transform(CacheAttributes):
             # Inside another trace (grad of grad, dlfeval, compile): build the
             # derivative symbolically there, so the outer trace sees through it.
             return cache.function(*args)
-        return cache.call(args, {}, leaves, treedef, traced=True)
+        with ieee_semantics(self.ieee):
+            return cache.call(args, {}, leaves, treedef, traced=True)
 
     def __repr__(self) -> str:
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """The gradient of scalar ``fun`` with respect to argument(s) ``argnums``.
 
     Example:
@@ -114,10 +122,10 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
         >>> g(np.array([1.0, 2.0]))
         array([ 3., 12.])
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun)
+    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun, ieee)
 
 
-def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """``(fun(*args), grad(fun)(*args))`` in one native call.
 
     Example:
@@ -125,7 +133,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transfor
         >>> symdl.value_and_grad(lambda x1, x2: (x2 - x1 ** 2) ** 2 + (1 - x1) ** 2, argnums=(0, 1))(2.0, 2.0)
         (5.0, (18.0, -4.0))
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun)
+    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun, ieee)
 
 
 def _gradient_fn(fun, argnums, with_value):
@@ -221,7 +229,7 @@ def _nest(outer: Treedef, inner: Treedef, blocks: list[list[Node]]):
     return tree_unflatten(outer, [tree_unflatten(inner, [_wrap(b) for b in row]) for row in blocks])
 
 
-def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """The Jacobian of ``fun``: output dimensions first, then input dimensions
     (as JAX).  Reverse or forward mode, whichever needs fewer basis vectors.
     A container argument (or result) gives a container of blocks, the
@@ -249,10 +257,10 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
         for xs, in_def in flat:
             result.append(_nest(out_def, in_def, [[_jacobian_node(y, x) for x in xs] for y in ys]))
         return result[0] if single else tuple(result)
-    return _Transform(traced, "jacobian", fun)
+    return _Transform(traced, "jacobian", fun, ieee)
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """The Hessian of scalar ``fun``, shaped ``x.shape + x.shape`` (for a tuple
     of argnums, a tuple of tuples of blocks; for a container argument, the
     container of containers of blocks, as JAX).
@@ -281,10 +289,10 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> _Transform:
             blocks.append(tuple(_nest(def_i, def_j, [[_jacobian_node(g, x) for x in leaves_j] for g in g_i])
                                 for leaves_j, def_j in flat))
         return blocks[0][0] if single else tuple(blocks)
-    return _Transform(traced, "hessian", fun)
+    return _Transform(traced, "hessian", fun, ieee)
 
 
-def hvp(fun: Callable, argnums: int = 0) -> _Transform:
+def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
     """Hessian-vector product without forming the Hessian (forward over
     reverse): ``hvp(fun)(*args, v)``; ``v`` has the structure of the
     differentiated argument (array, float or container), and so has the result.
@@ -323,7 +331,7 @@ def hvp(fun: Callable, argnums: int = 0) -> _Transform:
                 k += 1
             out.append(_wrap(B.fill(0.0, x) if hv is None else hv))
         return tree_unflatten(x_def, out)
-    return _Transform(traced, "hvp", fun)
+    return _Transform(traced, "hvp", fun, ieee)
 
 
 def _check_elementwise(x: Node, y: Node) -> None:
@@ -341,7 +349,7 @@ def _check_elementwise(x: Node, y: Node) -> None:
                              f"(shape {node.shape}) to its input of shape {x.shape}")
 
 
-def derivative(fun: Callable, order: int = 1) -> _Transform:
+def derivative(fun: Callable, order: int = 1, *, ieee: bool = False) -> _Transform:
     """The ``order``-th derivative of an elementwise scalar function, evaluated
     over whole arrays: ``derivative(f, 2)(x)[i] = f''(x[i])``, built by
     Taylor-mode propagation (the graph grows about linearly with the order).
@@ -363,7 +371,7 @@ def derivative(fun: Callable, order: int = 1) -> _Transform:
         # Taylor-mode propagation: O(order^2) work per op, where nested
         # differentiation grows much faster (see autodiff/taylor.py)
         return _wrap(taylor_derivatives(y._node, x._node, order)[order])
-    return _Transform(traced, "derivative", fun)
+    return _Transform(traced, "derivative", fun, ieee)
 
 
 

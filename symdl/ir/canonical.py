@@ -11,10 +11,14 @@ name handle nodes made raw (``rebuild``, deserialisation) and must agree.
 shape, ``x ** 1``, ``where(c, a, a)``, ...).  ``fold``: constant folding
 through the reference interpreter.
 
-Exactness: every rule here holds for all IEEE inputs, NaN and infinities
-included, except that sums are re-associated.  ``0 * x`` and ``x / x`` are kept
-(they are NaN for infinite or zero ``x``); dropping them is the fast-math set
-in :mod:`symdl.simplify.fastmath`.
+Semantics: ``canonical`` is real-number algebra, not step-by-step IEEE
+evaluation: collecting like terms cancels an inf or NaN (``x - x`` is 0 even
+at inf), re-association and distribution (``c (a + b) -> c a + c b``) move
+roundings, overflows and cancellations.  ``0 * x`` and ``x / x`` are kept
+(dropping them is the fast-math set in :mod:`symdl.simplify.fastmath`).
+``identity`` and ``fold`` are exact for every IEEE input; they are the only
+sets under :func:`~symdl.ir.rewrite.ieee_semantics`, where the constructors
+keep sums and products as written.  docs/ieee.md says all this for users.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .interpret import eval_node
 from .node import Node, make_node, precedes
 from .node import ordered as in_order
 from .ops import primitive
-from .rewrite import constructor, rule
+from .rewrite import constructor, ieee_active, rule
 
 FOLD_LIMIT = 1 << 16  # fold constant results up to this many elements
 
@@ -112,7 +116,10 @@ def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tupl
 
 @constructor("add")
 def construct_add(inputs, attrs, shape, dtype) -> Node | None:
-    """The constructor of sums (before any node exists)."""
+    """The constructor of sums (before any node exists); under IEEE
+    semantics the sum stays as written (``None``)."""
+    if ieee_active():
+        return None
     return canonical_sum(inputs, attrs["coeffs"], attrs["const"], shape, dtype)
 
 
@@ -226,7 +233,10 @@ def canonical_product(inputs: tuple[Node, ...], exps, shape: tuple[int, ...], dt
 
 @constructor("mul")
 def construct_mul(inputs, attrs, shape, dtype) -> Node | None:
-    """The constructor of products (before any node exists)."""
+    """The constructor of products (before any node exists); under IEEE
+    semantics the product stays as written (``None``)."""
+    if ieee_active():
+        return None
     return canonical_product(inputs, attrs["exps"], shape, dtype)
 
 
@@ -380,3 +390,8 @@ def outer_product(node: Node) -> Node | None:
     b2 = B.reshape(B.transpose(b, list(bb) + free_b + list(cb)), batch_shape + [1] * nfa + [b.shape[i] for i in free_b])
     out = B.mul(a2, b2)
     return out if out.shape == node.shape else B.broadcast_to(out, node.shape)
+
+
+# The exact algebra of symdl.simplify is a construction set too (see
+# symdl.ir.rewrite.CONSTRUCTION): registered as soon as nodes can be built.
+from ..simplify import algebra as _algebra  # noqa: E402, F401

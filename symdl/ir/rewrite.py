@@ -10,23 +10,56 @@ or ``None`` when it does not apply.  The same tables serve two callers:
   derivatives collect like terms as they are built;
 * passes: :func:`rewrite_graph` runs named sets over a whole graph to a fixed
   point (see :mod:`symdl.simplify`).
+
+Under :func:`ieee_semantics` (``ieee=True`` of ``compile``, ``dlaccelerate``
+and the transforms) only the sets in :data:`IEEE_EXACT` run, and the
+constructors of sums and products keep their operands as written: nodes are
+then evaluated step by step, as numpy evaluates the program (no like terms
+collected, no re-association, no ``log(exp(x)) -> x``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from .node import Node
 
 __all__ = ["rule", "RULE_SETS", "CONSTRUCTION", "AFTER_CONSTRUCTOR", "CONSTRUCTORS", "constructor",
-           "rewrite_node", "rewrite_graph", "toposort"]
+           "rewrite_node", "rewrite_graph", "toposort", "ieee_semantics", "ieee_active", "IEEE_EXACT"]
 
 Rule = Callable[[Node], "Node | None"]
 RULE_SETS: dict[str, dict[str, list[Rule]]] = defaultdict(lambda: defaultdict(list))
 
-#: Rule sets applied to every node as it is built.
-CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "fold")
+#: Rule sets applied to every node as it is built.  ``algebra`` is among
+#: them so that a traced value (the interpreter's) and compiled code compute
+#: the same simplified graph: nothing is simplified only on the way to LLVM.
+CONSTRUCTION: tuple[str, ...] = ("canonical", "identity", "algebra", "fold")
+
+#: The rule sets that never change an IEEE result (structural identities
+#: and constant folding by the interpreter): the only ones under
+#: :func:`ieee_semantics`.
+IEEE_EXACT: frozenset[str] = frozenset({"identity", "fold"})
+
+_IEEE: contextvars.ContextVar[bool] = contextvars.ContextVar("symdl_ieee", default=False)
+
+
+def ieee_active() -> bool:
+    """Whether nodes are being built with step-by-step IEEE semantics."""
+    return _IEEE.get()
+
+
+@contextlib.contextmanager
+def ieee_semantics(on: bool = True) -> Iterator[None]:
+    """Build (trace, differentiate, compile) with step-by-step IEEE semantics
+    inside the block when ``on``; with real-number algebra when not."""
+    token = _IEEE.set(bool(on))
+    try:
+        yield
+    finally:
+        _IEEE.reset(token)
 
 #: A constructor builds the canonical form of ``op(inputs; attrs)`` from the
 #: fields, before any node exists, so the raw node (which the ``canonical``
@@ -43,7 +76,7 @@ AFTER_CONSTRUCTOR: tuple[str, ...] = tuple(s for s in CONSTRUCTION if s != "cano
 _MAX_STEPS = 64
 
 
-_PLANS: dict[tuple, tuple] = {}  # (sets, op) -> rules to try, in order
+_PLANS: dict[tuple, tuple] = {}  # (sets, op, ieee) -> rules to try, in order
 
 
 def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
@@ -65,10 +98,11 @@ def constructor(op: str) -> Callable[[Constructor], Constructor]:
 
 
 def _rules_for(sets: tuple, op: str) -> tuple:
-    key = (sets, op)
+    ieee = _IEEE.get()
+    key = (sets, op, ieee)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = tuple(fn for name in sets
+        plan = tuple(fn for name in sets if not ieee or name in IEEE_EXACT
                      for fn in (*RULE_SETS[name].get(op, ()), *RULE_SETS[name].get("*", ())))
         _PLANS[key] = plan
     return plan
@@ -122,7 +156,7 @@ def toposort(outputs: Iterable[Node]) -> list[Node]:
 def _construct(node: Node, inputs: tuple[Node, ...]) -> Node | None:
     """``node`` with new inputs through its constructor, if it has one (the
     node's shape is kept, as :func:`~symdl.ir.build.rebuild` keeps it)."""
-    construct = CONSTRUCTORS.get(node.op)
+    construct = None if _IEEE.get() else CONSTRUCTORS.get(node.op)
     return None if construct is None else construct(inputs, dict(node.attrs), node.shape, node.dtype)
 
 

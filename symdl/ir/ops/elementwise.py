@@ -150,26 +150,34 @@ def _mul_infer(inputs, attrs):
 _MUL_SHAPE = elementwise_infer("mul")
 
 
-def _int_power(v: np.ndarray, e: int) -> np.ndarray:
-    """v ** e by square-and-multiply, as the compiled code computes it (so
-    the roundings are the same), then 1 / that for e < 0."""
-    n, result, base = abs(e), None, v
+def _int_power(v: np.ndarray, n: int) -> np.ndarray:
+    """v ** n (n > 0) by square-and-multiply, as the compiled code computes
+    it (so the roundings are the same)."""
+    result, base = None, v
     while n:
         if n & 1:
             result = base if result is None else result * base
         n >>= 1
         if n:
             base = base * base
-    return 1 / result if e < 0 else result
+    return result
 
 
 @quietly
 def _mul_impl(values, node):
+    # numerator / denominator, the same operations in the same order as the
+    # compiled code (codegen/lower/elementwise.py): a / b is one IEEE
+    # division, as numpy's (a * (1 / b) overflows where 1 / b does, at
+    # subnormal b, and rounds twice)
     dt = np.dtype(node.dtype)
-    out = None
+    num = den = None
     for v, e in zip(values, node.attr("exps")):
-        term = _int_power(v, e)
-        out = term if out is None else out * term
+        term = _int_power(v, abs(e))
+        if e > 0:
+            num = term if num is None else num * term
+        else:
+            den = term if den is None else den * term
+    out = num if den is None else (dt.type(1) if num is None else num) / den
     return np.asarray(out, dtype=dt)
 
 
@@ -266,10 +274,24 @@ def _minmax_share(node, v: Node, operand: int) -> Node:
         mine, theirs = theirs, mine
     zero = B.fill(0.0, v, ())
     if node.inputs[1 - operand].op == "const":
-        return B.where(mine, v, zero)
-    if node.inputs[operand].op == "const":
-        return B.where(theirs, zero, v)
-    return B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
+        share = B.where(mine, v, zero)
+    elif node.inputs[operand].op == "const":
+        share = B.where(theirs, zero, v)
+    else:
+        share = B.where(mine, v, B.where(theirs, zero, B.scale(v, 0.5)))
+    return nan_where_nan(node, v, share)
+
+
+def nan_where_nan(out: Node, v: Node, share: Node) -> Node:
+    """``share`` (an operand's part of ``v``) made NaN where the output ``out``
+    is NaN and ``v`` is not 0.  A selection by comparison (false for NaN)
+    would give no operand any of ``v``, and the NaN would never reach the
+    gradient; numpy's formula (``2 * maximum(x, 0) * (x > 0)``) and central
+    differences are NaN there (SPEC 9.3).  A zero ``v`` (another row of a
+    Jacobian) still gives 0."""
+    zero = B.fill(0.0, share, ())
+    nan_or_zero = B.where(B.compare("eq", v, zero), zero, B.fill(float("nan"), share, ()))
+    return B.where(B.compare("ne", out, out), nan_or_zero, share)
 
 
 def _minmax_vjp(node, g):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import build as B
+from .elementwise import nan_where_nan
 from ..node import Node
 from .movement import linear_jvp
 from .registry import Kind, Primitive, ShapeError, define, one_input
@@ -51,7 +52,10 @@ def _reduce_max_vjp(node, g):
     x, axes = node.inputs[0], node.attr("axes")
     mask, count = _max_mask_and_count(node)
     share = B.expand_to(B.div(g, count), x.shape, axes)
-    return [B.where(mask, share, B.fill(0.0, x, ()))]
+    # a NaN element makes the maximum NaN, equal to no element: every
+    # partial of it is NaN (the JVP is 0/0 = NaN there already)
+    return [nan_where_nan(B.expand_to(node, x.shape, axes), B.expand_to(g, x.shape, axes),
+                          B.where(mask, share, B.fill(0.0, x, ())))]
 
 
 def _reduce_max_jvp(node, t):
