@@ -14,6 +14,7 @@ from .functions import (
     reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
 )
 from .inspect import trace
+from . import linalg
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.conv import dlconv
 from .ops.dropout import dropout
@@ -43,5 +44,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool", "maxunpool", "dlconv",
+    "maxpool", "avgpool", "maxunpool", "dlconv", "linalg",
 ]
