@@ -260,19 +260,29 @@ def _eigh_parts(node):
     return w, v
 
 
+#: Eigenvalues closer than this many ulps of the largest one (times n) are
+#: one repeated eigenvalue: no eigensolver separates them (their computed
+#: gap is rounding noise), and 1 / gap would only amplify that noise.
+_TIE_ULPS = 64
+
+
 def _eigh_gaps(w: Node) -> Node:
-    """F[i, j] = 1 / (w[j] - w[i]) off the diagonal and 0 where the
-    eigenvalues are equal (the diagonal, and exactly repeated eigenvalues:
-    there the eigenvectors are any basis of the eigenspace and symdl drops
-    their coupling, see docs/linalg.md).  The inner ``where`` keeps the
+    """F[i, j] = 1 / (w[j] - w[i]) between distinct eigenvalues, and 0 on
+    the diagonal and between repeated eigenvalues (equal to within
+    ``_TIE_ULPS * n`` ulps of the largest): there the eigenvectors are any
+    basis of the eigenspace and symdl drops their coupling, which is exact
+    for every function invariant under a change of that basis (eigenvalues,
+    projectors); see docs/linalg.md.  The inner ``where`` keeps the
     derivative of the unused branch finite."""
     n = w.shape[-1]
     wi = B.reshape(w, w.shape + (1,))
     wj = B.reshape(w, w.shape[:-1] + (1, n))
     gap = B.sub(wj, wi)
-    zero = B.fill(0.0, gap, ())
-    apart = B.compare("ne", gap, zero)
-    return B.where(apart, B.div(B.fill(1.0, gap, ()), B.where(apart, gap, B.fill(1.0, gap, ()))), zero)
+    eps = float(np.finfo(w.dtype).eps) * _TIE_ULPS * n
+    scale = B.reshape(B.reduce_max(B.fn("abs", w), (w.ndim - 1,)), w.shape[:-1] + (1, 1))
+    apart = B.compare("gt", B.fn("abs", gap), B.mul(scale, B.fill(eps, w, ())))
+    one, zero = B.fill(1.0, gap, ()), B.fill(0.0, gap, ())
+    return B.where(apart, B.div(one, B.where(apart, gap, one)), zero)
 
 
 def _eigh_jvp(node, t):
