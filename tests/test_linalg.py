@@ -43,6 +43,11 @@ def symmetric(rng, shape, dtype="float64"):
     return ((m + np.swapaxes(m, -1, -2)) / 2).astype(dtype)
 
 
+def upper_only(s):
+    """The upper triangle of ``s`` with garbage below (UPLO='U' must not read it)."""
+    return np.triu(s) + 7 * np.tril(np.ones(s.shape), -1)
+
+
 def signed(v: np.ndarray) -> np.ndarray:
     """numpy's eigenvectors with symdl's sign convention: the component of
     largest magnitude of each eigenvector positive (first on ties)."""
@@ -71,7 +76,7 @@ FUNCTIONS = {
              symmetric),
     "eigh_upper": (lambda a: tuple(np.linalg.eigh(a, UPLO="U")),
                    lambda a: (np.linalg.eigh(a, "U")[0], signed(np.linalg.eigh(a, "U")[1])),
-                   lambda rng, shape, dtype: (np.triu(symmetric(rng, shape)) + 7 * np.tril(np.ones(shape), -1)).astype(dtype)),
+                   lambda rng, shape, dtype: upper_only(symmetric(rng, shape)).astype(dtype)),
     "eigvalsh": (np.linalg.eigvalsh, np.linalg.eigvalsh, symmetric),
 }
 
@@ -267,8 +272,8 @@ def test_solve_derivatives_in_both_operands():
 
 def test_float32_gradients_stay_float32():
     rng = np.random.default_rng(6)
-    check_grads(lambda a: np.linalg.inv(a) + np.linalg.slogdet(a)[1][..., None, None], [dominant(rng, (3, 3), "float32")],
-                order=1)
+    check_grads(lambda a: np.linalg.inv(a) + np.linalg.slogdet(a)[1][..., None, None],
+                [dominant(rng, (3, 3), "float32")], order=1)
     check_grads(np.linalg.eigvalsh, [symmetric(rng, (3, 3), "float32")], order=1)
 
 
