@@ -102,8 +102,8 @@ def det(a):
 
     Example:
         >>> import symdl
-        >>> float(symdl.linalg.det(symdl.dlarray([[1.0, 2.0], [3.0, 4.0]])))
-        -2.0000000000000004
+        >>> round(float(symdl.linalg.det(symdl.dlarray([[1.0, 2.0], [3.0, 4.0]]))), 12)
+        -2.0
     """
     return apply("det", [_square("det", a)])
 
