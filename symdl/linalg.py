@@ -1,5 +1,6 @@
 """``numpy.linalg`` on dlarrays: ``inv``, ``solve``, ``det``, ``slogdet``,
-``cholesky``, ``eigh``, ``eigvalsh`` and ``norm``, with numpy's signatures.
+``cholesky``, ``eigh``, ``eigvalsh``, ``norm``, ``vector_norm`` and
+``matrix_norm``, with numpy's signatures.
 
 Matrices are the last two axes; leading axes are a batch (broadcast as numpy
 does).  Every function is differentiable to any order and compiles to native
@@ -23,8 +24,8 @@ from . import functions as F
 from .core import apply, to_operands
 from .ir.shapes import broadcast_shapes, normalize_axes
 
-__all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "norm", "EighResult",
-           "SlogdetResult"]
+__all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "norm", "vector_norm",
+           "matrix_norm", "EighResult", "SlogdetResult"]
 
 #: numpy's result types, with numpy's field names.
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
@@ -278,8 +279,53 @@ def norm(x, ord=None, axis=None, keepdims=False):
     raise ValueError(f"linalg.norm: axis must name one or two axes, got {axis!r}")
 
 
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    """numpy's ``linalg.vector_norm``: the vector norm of order ``ord`` over
+    ``axis`` (an int, a tuple of axes taken together as one vector, or None:
+    all of ``x``), with the orders of :func:`norm`.
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.linalg.vector_norm(symdl.dlarray([[3.0], [4.0]])))
+        5.0
+    """
+    x = _array("vector_norm", "x", x)
+    if axis is None:
+        axes = tuple(range(x.ndim))
+    elif isinstance(axis, (int, np.integer)):
+        axes = (int(axis),)
+    elif isinstance(axis, tuple) and all(isinstance(i, (int, np.integer)) for i in axis):
+        axes = tuple(int(i) for i in axis)
+    else:
+        raise TypeError(f"linalg.vector_norm: axis must be None, an int or a tuple of ints, got {axis!r}")
+    axes = normalize_axes("linalg.vector_norm", axes, x.ndim)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = F.transpose(x, tuple(rest) + axes) if x.ndim else x
+    flat = F.reshape(moved, tuple(x.shape[i] for i in rest) + (math.prod(x.shape[i] for i in axes),))
+    out = _vector_norm(flat, ord, flat.ndim - 1, False)
+    if keepdims:
+        out = F.reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+    return out
+
+
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    """numpy's ``linalg.matrix_norm``: the matrix norm of order ``ord`` of the
+    last two axes (the orders of :func:`norm`).
+
+    Example:
+        >>> import symdl
+        >>> float(symdl.linalg.matrix_norm(symdl.dlarray([[3.0, 0.0], [0.0, 4.0]]), ord=2))
+        4.0
+    """
+    x = _array("matrix_norm", "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"linalg.matrix_norm: x must have at least 2 dimensions, got shape {x.shape}")
+    return _matrix_norm(x, ord, x.ndim - 2, x.ndim - 1, keepdims)
+
+
 # numpy.linalg.* on dlarrays (the numpy protocol table of symdl.functions)
 F.NUMPY_FUNCTIONS.update({
     np.linalg.inv: inv, np.linalg.solve: solve, np.linalg.det: det, np.linalg.slogdet: slogdet,
     np.linalg.cholesky: cholesky, np.linalg.eigh: eigh, np.linalg.eigvalsh: eigvalsh, np.linalg.norm: norm,
+    np.linalg.vector_norm: vector_norm, np.linalg.matrix_norm: matrix_norm,
 })

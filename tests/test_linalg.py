@@ -184,6 +184,24 @@ def test_norm_matches_numpy(dtype):
         assert_close(got, np.linalg.norm(x.astype(np.float64), o, (1, 2)), rtol, atol, f"compiled norm {o}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_and_matrix_norm_match_numpy(dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 4)).astype(dtype)
+    rtol, atol = tol(dtype)
+    for kw in [dict(), dict(ord=1), dict(axis=(0, 2), ord=np.inf), dict(axis=-1, keepdims=True, ord=3),
+               dict(axis=(2, 1), keepdims=True), dict(axis=None, keepdims=True, ord=-np.inf)]:
+        assert_close(data(np.linalg.vector_norm(symdl.dlarray(x), **kw)),
+                     np.linalg.vector_norm(x.astype(np.float64), **kw), rtol, atol, f"vector_norm {kw}")
+    for kw in [dict(), dict(ord="nuc"), dict(ord=2, keepdims=True), dict(ord=-np.inf)]:
+        assert_close(data(np.linalg.matrix_norm(symdl.dlarray(x), **kw)),
+                     np.linalg.matrix_norm(x.astype(np.float64), **kw), rtol, atol, f"matrix_norm {kw}")
+    with pytest.raises(ValueError, match="at least 2"):
+        L.matrix_norm(symdl.dlarray(x[0, 0]))
+    with pytest.raises(ValueError, match="'nuc'.*vectors"):
+        L.vector_norm(symdl.dlarray(x), ord="nuc")
+
+
 def test_matrix_norms_of_rank_deficient_matrices_are_accurate():
     # the singular values come from eigh of [[0, A], [A^T, 0]]: zero singular
     # values stay zero to eps * |A| (not sqrt(eps), as eigh of A^T A would give)
@@ -226,6 +244,8 @@ GRAD_CASES = {
     "norm_minus_2": (lambda a: np.linalg.norm(a, -2, axis=(-2, -1)), dominant),
     "norm_fro": (lambda a: np.linalg.norm(a, "fro", axis=(-2, -1)), dominant),
     "norm_vectors": (lambda a: np.linalg.norm(a, 3, axis=-1) + np.linalg.norm(a, 1.5, axis=-2), dominant),
+    "vector_norm_axes": (lambda a: np.linalg.vector_norm(a, axis=(-2, -1), ord=2.5), dominant),
+    "matrix_norm_inf": (lambda a: np.linalg.matrix_norm(a, ord=np.inf) + np.linalg.matrix_norm(a, ord=-1), dominant),
 }
 
 
