@@ -21,7 +21,8 @@ from collections import namedtuple
 import numpy as np
 
 from . import functions as F
-from .core import apply, to_operands
+from .core import apply, is_traced, to_operands
+from .ir.ops import linalg as G
 from .ir.shapes import broadcast_shapes, normalize_axes
 
 __all__ = ["inv", "solve", "det", "slogdet", "cholesky", "eigh", "eigvalsh", "norm", "vector_norm",
@@ -93,8 +94,11 @@ def inv(a):
                  [0.  , 0.25]])
     """
     a = _square("inv", a)
-    eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)
-    return apply("solve", [a, eye])
+    if is_traced(a):
+        # the identity as index arithmetic in the graph, not a stored constant of a's size
+        node = G.solve(a._node, G.eye_like(a._node))
+        return F.dlarray._wrap(a._trace.value(node), node, a._trace, None)
+    return apply("solve", [a, np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape)])
 
 
 def det(a):
