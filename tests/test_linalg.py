@@ -412,11 +412,30 @@ def test_singular_and_indefinite_matrices_give_nan_eager_and_compiled():
         assert np.all(np.isnan(chol[0])) and np.allclose(chol[1], np.linalg.cholesky(indefinite[1]))
 
 
-def test_nan_propagates():
-    a = np.array([[1.0, np.nan], [0.5, 2.0]])
-    inv, det, w = symdl.compile(lambda x: (np.linalg.inv(x), np.linalg.det(x), np.linalg.eigvalsh(x)), a)(a)
-    assert np.all(np.isnan(inv)) and np.isnan(det)
-    assert np.all(np.isfinite(w))  # eigvalsh reads the lower triangle only: the NaN is not read
+def test_a_matrix_with_nan_or_inf_gives_nan_eager_and_compiled():
+    # LAPACK's results are not defined there: the whole result of that matrix is NaN
+    good = np.array([[2.0, 0.5, 0.0], [0.5, 3.0, 0.1], [0.0, 0.1, 1.0]])
+    stack = np.array([good, good, good, good])
+    stack[0, 2, 0] = np.nan      # read by every function
+    stack[1, 1, 0] = np.inf
+    stack[2, 0, 2] = np.nan      # upper triangle: read by inv/det/slogdet, not by cholesky/eigh
+
+    def f(a):
+        return (np.linalg.inv(a), np.linalg.det(a), *np.linalg.slogdet(a), np.linalg.cholesky(a),
+                *np.linalg.eigh(a))
+
+    for out in (f(symdl.dlarray(stack)), symdl.compile(f, stack)(stack)):
+        inv, det, sign, logdet, chol, w, v = (data(o) for o in out)
+        for k in (0, 1, 2):
+            assert np.all(np.isnan(inv[k])) and np.isnan(det[k]) and np.isnan(sign[k]) and np.isnan(logdet[k])
+        for k in (0, 1):
+            assert np.all(np.isnan(chol[k])) and np.all(np.isnan(w[k])) and np.all(np.isnan(v[k]))
+        assert_close(chol[2], np.linalg.cholesky(good), 1e-12, 1e-13, "upper NaN not read")
+        assert_close(w[2], np.linalg.eigvalsh(good), 1e-12, 1e-13, "upper NaN not read")
+        assert_close(inv[3], np.linalg.inv(good), 1e-12, 1e-13, "the other matrices of the batch")
+    b = np.array([1.0, np.nan, 2.0])  # NaN in a right-hand side propagates by arithmetic, as in numpy
+    x = data(symdl.compile(lambda p, q: np.linalg.solve(p, q), good, b)(good, b))
+    assert np.isnan(x).any()
 
 
 # ---------------------------------------------------------------- errors

@@ -15,8 +15,8 @@
 
 No LAPACK: the matrices of symdl's users are small, and a dependency would
 follow every exported library.  Matrices numpy refuses (exactly singular in
-``solve``, not positive definite in ``cholesky``) give NaN, as in the
-interpreter.  Arithmetic is in the op's dtype, like numpy's float32 routines.
+``solve``, not positive definite in ``cholesky``) and matrices with a NaN or
+infinite entry give NaN, as in the interpreter.  Arithmetic is in the op's dtype, like numpy's float32 routines.
 """
 
 from __future__ import annotations
@@ -126,6 +126,18 @@ class _Matrices:
     def lt(self, a, c) -> ir.Value:
         return self.b.fcmp_ordered("<", a, c)
 
+    def nonfinite(self, view, n: int, lower: bool) -> ir.Value:
+        """Whether the matrix (its lower triangle with ``lower``) has a NaN or
+        infinite entry (x - x is NaN exactly for those)."""
+        b = self.b
+        flag = self.var(ir.Constant(I1, 0))
+
+        def check(i, j):
+            x = self.at(view, i, j)
+            self.set(flag, b.or_(self.get(flag), b.fcmp_unordered("!=", b.fsub(x, x), self.const(0.0))))
+        self.range(0, n, lambda i: self.range(0, b.add(i, I64(1)) if lower else n, lambda j: check(i, j)))
+        return self.get(flag)
+
     def fill_nan(self, view, rows: int, cols: int) -> None:
         nan = self.const(float("nan"))
         self.range(0, rows, lambda i: self.range(0, cols, lambda j: self.put(nan, view, i, j)))
@@ -219,7 +231,7 @@ def _solve(em, kernel) -> None:
             m.range(0, k, col)
         m.range(0, n, back)
         m.when(m.get(singular), lambda: m.fill_nan(out, n, k))
-    m.over_batch(a.shape[:-2], one)
+    m.over_batch(a.shape[:-2], lambda: m.when(m.nonfinite(av, n, False), lambda: m.fill_nan(out, n, k), one))
 
 
 def _determinant(mode: str):
@@ -257,7 +269,10 @@ def _determinant(mode: str):
             else:
                 result = m.get(sign)
             em.store(result, out, m.batch, m.dtype)
-        m.over_batch(a.shape[:-2], one)
+
+        def undefined():
+            em.store(m.const(float("nan")), out, m.batch, m.dtype)
+        m.over_batch(a.shape[:-2], lambda: m.when(m.nonfinite(av, n, False), undefined, one))
     return emit
 
 
@@ -288,7 +303,7 @@ def _cholesky(em, kernel) -> None:
             m.range(b.add(j, I64(1)), I64(n), lambda i: m.put(b.fdiv(dot_rows(i), d), out, i, j))
         m.range(0, n, column)
         m.when(m.get(bad), lambda: m.fill_nan(out, n, n))
-    m.over_batch(a.shape[:-2], one)
+    m.over_batch(a.shape[:-2], lambda: m.when(m.nonfinite(av, n, True), lambda: m.fill_nan(out, n, n), one))
 
 
 # ---------------------------------------------------------------- symmetric eigenproblem (cyclic Jacobi)
@@ -379,7 +394,7 @@ def _eigh(em, kernel) -> None:
         m.range(0, _MAX_SWEEPS, sweep)
         m.range(0, n, lambda k: m.put(s_at(k, k), out, 0, k))
         _sort_and_sign(m, out, n)
-    m.over_batch(a.shape[:-2], one)
+    m.over_batch(a.shape[:-2], lambda: m.when(m.nonfinite(av, n, True), lambda: m.fill_nan(out, n + 1, n), one))
 
 
 def _sort_and_sign(m: _Matrices, out, n: int) -> None:

@@ -10,7 +10,9 @@ two deliberate differences, both shared by the compiled kernels:
 * a matrix numpy refuses (``LinAlgError``: an exactly singular matrix in
   ``solve``, a matrix that is not positive definite in ``cholesky``) gives
   NaN for that matrix of the batch instead of an exception, since native
-  code cannot raise half-way through a graph;
+  code cannot raise half-way through a graph; so does a matrix with a NaN
+  or infinite entry (in the part read), where LAPACK's results are not
+  defined;
 * ``eigh`` returns its eigenvectors with a fixed sign (the component of
   largest magnitude is positive), so the result is a function of the matrix
   and native code and numpy agree.
@@ -158,14 +160,24 @@ def _per_matrix(fn, values, shape, dtype):
     return out
 
 
-def _guarded(fn):
-    """numpy's batched call; only when it refuses a matrix, one by one."""
+def _guarded(fn, lower: bool = False):
+    """numpy's batched call; only when it refuses a matrix, one by one.  A
+    matrix with a NaN or infinite entry (in the triangle read, with
+    ``lower``) gives NaN for all of its result: LAPACK's output is not
+    defined there, and the compiled kernels do the same."""
     def impl(values, node):
         values = [np.asarray(v, dtype=node.dtype) for v in values]
         try:
-            return np.asarray(fn(*values), dtype=node.dtype)
+            out = np.asarray(fn(*values), dtype=node.dtype)
         except np.linalg.LinAlgError:
-            return _per_matrix(fn, values, node.shape, node.dtype)
+            out = _per_matrix(fn, values, node.shape, node.dtype)
+        a = values[0]
+        read = np.tril(a) if lower else a
+        bad = ~np.isfinite(read).all(axis=(-2, -1))
+        if bad.any():
+            out = np.array(out)
+            out[bad] = np.nan
+        return out
     return impl
 
 
@@ -324,7 +336,8 @@ define(Primitive("logabsdet", Kind.LINALG, _square_infer("logabsdet", lambda s: 
 define(Primitive("det_sign", Kind.LINALG, _square_infer("det_sign", lambda s: s[:-2]),
                  _guarded(lambda a: np.linalg.slogdet(a)[0]), batch=_unary_batch("det_sign"),
                  differentiable=False, arity=1))
-define(Primitive("cholesky", Kind.LINALG, _square_infer("cholesky", lambda s: s), _guarded(_cholesky_np),
-                 vjp=_cholesky_vjp, jvp=_cholesky_jvp, batch=_unary_batch("cholesky"), arity=1))
+define(Primitive("cholesky", Kind.LINALG, _square_infer("cholesky", lambda s: s),
+                 _guarded(_cholesky_np, lower=True), vjp=_cholesky_vjp, jvp=_cholesky_jvp,
+                 batch=_unary_batch("cholesky"), arity=1))
 define(Primitive("eigh", Kind.LINALG, _square_infer("eigh", lambda s: s[:-2] + (s[-1] + 1, s[-1])),
-                 _guarded(_eigh_np), vjp=_eigh_vjp, jvp=_eigh_jvp, batch=_unary_batch("eigh"), arity=1))
+                 _guarded(_eigh_np, lower=True), vjp=_eigh_vjp, jvp=_eigh_jvp, batch=_unary_batch("eigh"), arity=1))
