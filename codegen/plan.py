@@ -246,8 +246,8 @@ class _Planner:
             self.location[node] = view
             scratch = None
             if low.scratch is not None:
-                size = low.scratch(node)
-                scratch = View(self._buffer("work", node.dtype, size).id, 0, (size,), (1,))
+                size, dtype = low.scratch(node)
+                scratch = View(self._buffer("work", dtype, size).id, 0, (size,), (1,))
             self.kernels.append(OpKernel(node, view, scratch))
             self.ready[node] = self.kernel_of[node] = len(self.kernels) - 1
 

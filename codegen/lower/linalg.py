@@ -16,7 +16,9 @@
 No LAPACK: the matrices of symdl's users are small, and a dependency would
 follow every exported library.  Matrices numpy refuses (exactly singular in
 ``solve``, not positive definite in ``cholesky``) and matrices with a NaN or
-infinite entry give NaN, as in the interpreter.  Arithmetic is in the op's dtype, like numpy's float32 routines.
+infinite entry give NaN, as in the interpreter.  Arithmetic is in the op's
+dtype, like numpy's float32 routines, except ``eigh``, which rotates in
+float64 (its many rotations would lose a digit in float32).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ class _Matrices:
     scalars (stack slots), counted loops with run-time bounds, branches, and
     reads/writes of element (i, j) of the current batch entry of a view."""
 
-    def __init__(self, em, kernel):
+    def __init__(self, em, kernel, compute: str | None = None):
         self.em, self.b, self.kernel = em, em.b, kernel
         self.node = kernel.node
-        self.dtype = self.node.dtype
-        self.ty = llvm_type(self.dtype)
+        self.dtype = self.node.dtype              # of the operands and the result in memory
+        self.compute = compute or self.dtype      # of the arithmetic and the scratch memory
+        self.ty = llvm_type(self.compute)
         self.batch: list = []
 
     # scalars
@@ -102,16 +105,19 @@ class _Matrices:
 
     # memory: element (i, j) of the current batch entry
     def at(self, view, i, j) -> ir.Value:
-        return self.em.load(view, self.batch + [_i64(i), _i64(j)], self.dtype)
+        value = self.em.load(view, self.batch + [_i64(i), _i64(j)], self.dtype)
+        return value if self.compute == self.dtype else self.b.fpext(value, self.ty)
 
     def put(self, value, view, i, j) -> None:
+        if self.compute != self.dtype:
+            value = self.b.fptrunc(value, llvm_type(self.dtype))
         self.em.store(value, view, self.batch + [_i64(i), _i64(j)], self.dtype)
 
     def scratch_at(self, n: int, i, j) -> ir.Value:
-        return self.em.load(self.kernel.scratch, [self._flat(n, i, j)], self.dtype)
+        return self.em.load(self.kernel.scratch, [self._flat(n, i, j)], self.compute)
 
     def scratch_put(self, value, n: int, i, j) -> None:
-        self.em.store(value, self.kernel.scratch, [self._flat(n, i, j)], self.dtype)
+        self.em.store(value, self.kernel.scratch, [self._flat(n, i, j)], self.compute)
 
     def _flat(self, n: int, i, j):
         i, j = _i64(i), _i64(j)
@@ -309,7 +315,9 @@ def _cholesky(em, kernel) -> None:
 # ---------------------------------------------------------------- symmetric eigenproblem (cyclic Jacobi)
 
 def _eigh(em, kernel) -> None:
-    m = _Matrices(em, kernel)
+    # float64 arithmetic for float32 too: the many rotations of Jacobi would
+    # otherwise lose a digit against LAPACK's float32 routine
+    m = _Matrices(em, kernel, "float64")
     b = m.b
     (a,) = kernel.node.inputs
     av, out = em.plan.location[a], kernel.out
@@ -323,11 +331,11 @@ def _eigh(em, kernel) -> None:
     def s_put(v, i, j):
         m.scratch_put(v, n, i, j)
 
-    def v_at(i, j):  # eigenvectors live in rows 1..n of the output
-        return m.at(out, b.add(_i64(i), I64(1)), j)
+    def v_at(i, j):  # the eigenvectors: rows n..2n-1 of the scratch memory
+        return m.scratch_at(n, b.add(_i64(i), I64(n)), j)
 
     def v_put(v, i, j):
-        m.put(v, out, b.add(_i64(i), I64(1)), j)
+        m.scratch_put(v, n, b.add(_i64(i), I64(n)), j)
 
     def rotate(p, q):
         apq = s_at(p, q)
@@ -393,6 +401,7 @@ def _eigh(em, kernel) -> None:
         m.set(rotated, ir.Constant(I1, 1))
         m.range(0, _MAX_SWEEPS, sweep)
         m.range(0, n, lambda k: m.put(s_at(k, k), out, 0, k))
+        m.range(0, n, lambda i: m.range(0, n, lambda j: m.put(v_at(i, j), out, b.add(i, I64(1)), j)))
         _sort_and_sign(m, out, n)
     m.over_batch(a.shape[:-2], lambda: m.when(m.nonfinite(av, n, True), lambda: m.fill_nan(out, n + 1, n), one))
 
@@ -426,8 +435,12 @@ def _sort_and_sign(m: _Matrices, out, n: int) -> None:
     m.range(0, n, sign)
 
 
-def _square_scratch(node) -> int:
-    return max(node.inputs[0].shape[-1] ** 2, 1)
+def _square_scratch(node) -> tuple[int, str]:
+    return max(node.inputs[0].shape[-1] ** 2, 1), node.dtype
+
+
+def _eigh_scratch(node) -> tuple[int, str]:
+    return max(2 * node.inputs[0].shape[-1] ** 2, 1), "float64"  # the matrix and the eigenvectors
 
 
 LOWERINGS["solve"] = Lowering(Placement.KERNEL, kernel=_solve, scratch=_square_scratch)
@@ -435,4 +448,4 @@ LOWERINGS["det"] = Lowering(Placement.KERNEL, kernel=_determinant("det"), scratc
 LOWERINGS["logabsdet"] = Lowering(Placement.KERNEL, kernel=_determinant("logabsdet"), scratch=_square_scratch)
 LOWERINGS["det_sign"] = Lowering(Placement.KERNEL, kernel=_determinant("det_sign"), scratch=_square_scratch)
 LOWERINGS["cholesky"] = Lowering(Placement.KERNEL, kernel=_cholesky)
-LOWERINGS["eigh"] = Lowering(Placement.KERNEL, kernel=_eigh, scratch=_square_scratch)
+LOWERINGS["eigh"] = Lowering(Placement.KERNEL, kernel=_eigh, scratch=_eigh_scratch)
