@@ -8,13 +8,13 @@ from .compiler.aot import CompiledFunction, compile, export, load
 from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
+from . import linalg  # numpy.linalg on dlarrays (symdl.linalg.inv, ...)
 from .functions import (
     abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, cumsum, dot,
     erf, exp, expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
     reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
 )
 from .inspect import trace
-from . import linalg
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.conv import dlconv
 from .ops.dropout import dropout
@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
-    "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
+    "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify", "linalg",
     "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",
@@ -44,5 +44,5 @@ __all__ = [
     "relu", "leakyrelu", "elu", "gelu", "softmax", "crossentropy", "mse", "l1loss", "l2loss", "huber",
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
-    "maxpool", "avgpool", "maxunpool", "dlconv", "linalg",
+    "maxpool", "avgpool", "maxunpool", "dlconv",
 ]
