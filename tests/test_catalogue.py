@@ -74,22 +74,6 @@ def _minmax_instance(op: str) -> Instance:
     return [a, b], {}, raw(op, (a, b)), lambda rng, shape: rng.uniform(-1, 1, shape) + rng.choice([-3, 3], shape)
 
 
-def _matrices(rng, shape):
-    """Well-conditioned (diagonally dominant) square matrices; other shapes uniform."""
-    m = rng.uniform(-1, 1, shape)
-    return m + 3 * np.eye(shape[-1]) if len(shape) >= 2 and shape[-1] == shape[-2] else m
-
-
-def _positive_definite(rng, shape):
-    m = rng.uniform(-1, 1, shape)
-    return m @ np.swapaxes(m, -1, -2) + shape[-1] * np.eye(shape[-1])
-
-
-def _linalg_instance(op: str, sampler=_matrices, shape=(2, 3, 3)) -> Instance:
-    a = x("a", shape)
-    return [a], {}, raw(op, (a,)), sampler
-
-
 INSTANCES: dict[str, Callable[[], Instance]] = {
     "add": lambda: (lambda a, b: ([a, b], {}, raw("add", (a, b), coeffs=(2.0, -0.5), const=1.0),
                                   uniform(-1, 1)))(x("a", (3, 1)), x("b", (1, 4))),
@@ -126,14 +110,36 @@ INSTANCES: dict[str, Callable[[], Instance]] = {
     "take_add": lambda: (lambda g, i: ([g], {i: np.array([[2, 0], [2, 2]])},
                                        raw("take_add", (g, i), axis=1, size=4), uniform(-1, 1)))(
         x("g", (3, 2, 2)), B.input_node("i", (2, 2), "int64")),
-    "solve": lambda: (lambda a, b: ([a, b], {}, raw("solve", (a, b)), _matrices))(x("a", (2, 3, 3)), x("b", (2, 3, 2))),
+}
+
+
+# linalg: samples where the derivatives exist and central differences are accurate
+def _matrices(rng, shape):
+    """Well-conditioned (diagonally dominant) square matrices; other shapes uniform."""
+    m = rng.uniform(-1, 1, shape)
+    return m + 3 * np.eye(shape[-1]) if len(shape) >= 2 and shape[-1] == shape[-2] else m
+
+
+def _positive_definite(rng, shape):
+    m = rng.uniform(-1, 1, shape)
+    return m @ np.swapaxes(m, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def _linalg_instance(op: str, sampler=_matrices, shape=(2, 3, 3)) -> Instance:
+    a = x("a", shape)
+    return [a], {}, raw(op, (a,)), sampler
+
+
+INSTANCES.update({
+    "solve": lambda: (lambda a, b: ([a, b], {}, raw("solve", (a, b)), _matrices))(
+        x("a", (2, 3, 3)), x("b", (2, 3, 2))),
     "det": lambda: _linalg_instance("det"),
     "logabsdet": lambda: _linalg_instance("logabsdet"),
     "det_sign": lambda: _linalg_instance("det_sign"),
     "cholesky": lambda: _linalg_instance("cholesky", _positive_definite),
     # random matrices (eigh reads the lower triangle): eigenvalues apart, so eigenvectors are differentiable
     "eigh": lambda: _linalg_instance("eigh", lambda rng, shape: rng.uniform(-1, 1, shape), (2, 4, 4)),
-}
+})
 
 
 def instance(op: str) -> Instance:
