@@ -295,6 +295,17 @@ def test_one_by_one_matrices_by_hand():
     assert got == pytest.approx([-1 / a ** 2, 1.0, 1 / a, 0.5 / np.sqrt(a), 1.0, 0.0], rel=1e-14)
 
 
+@pytest.mark.parametrize("name", ["inv", "logabsdet", "cholesky", "eigh", "norm_nuc"])
+def test_gradients_of_larger_batched_matrices(name):
+    fn, sample = GRAD_CASES[name]
+    rng = np.random.default_rng(13)
+    a = sample(rng, (2, 2, 6, 6))
+    weights = rng.standard_normal(np.asarray(fn(a)).shape)
+    got, _ = symdl_grads(fn, [a], weights)
+    expected = numeric_grad(lambda x: float(np.sum(np.asarray(fn(x)) * weights)), [a])
+    assert_close(got[0], expected[0], 1e-6, 1e-7, f"{name} gradient, 2x2 batch of 6x6")
+
+
 def test_solve_derivatives_in_both_operands():
     rng = np.random.default_rng(5)
     a, b = dominant(rng, (2, 3, 3)), rng.standard_normal((2, 3, 2))
