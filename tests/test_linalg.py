@@ -366,6 +366,21 @@ def test_compiled_gradients_and_hessians_match_the_interpreter():
         assert_close(flat[:, k], column.reshape(16), 1e-5, 1e-6, f"Hessian column {k}")
 
 
+def test_batching_solve_in_its_right_hand_side_only():
+    # vmap over b with one shared a: the batching rule broadcasts a (against a loop)
+    from symdl.autodiff.batching import batch_graph
+    from symdl.ir import build as B
+    from symdl.ir.interpret import interpret
+    rng = np.random.default_rng(14)
+    a, b = B.input_node("a", (3, 3), "float64"), B.input_node("b", (3, 2), "float64")
+    node = B.emit("solve", (a, b))
+    stacked = B.input_node("bs", (4, 3, 2), "float64")
+    (out,) = batch_graph([node], {b: stacked}, 4)
+    av, bv = dominant(rng, (3, 3)), rng.standard_normal((4, 3, 2))
+    got = interpret([out], {a: av, stacked: bv})[0]
+    np.testing.assert_allclose(got, np.stack([np.linalg.solve(av, bv[k]) for k in range(4)]), rtol=1e-12)
+
+
 # ---------------------------------------------------------------- degenerate eigenvalues
 
 def _degenerate(rng):
