@@ -44,8 +44,9 @@ def _array(fn: str, name: str, x):
 def _square(fn: str, a, name: str = "a"):
     a = _array(fn, name, a)
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"linalg.{fn}: {name} must be a square matrix or a stack of them (..., n, n), "
-                         f"got shape {a.shape}")
+        # numpy's exception type (a ValueError), so code that catches either works
+        raise np.linalg.LinAlgError(f"linalg.{fn}: {name} must be a square matrix or a stack of them "
+                                    f"(..., n, n), got shape {a.shape}")
     return a
 
 
