@@ -62,6 +62,7 @@ class OpKernel:
 
     node: Node
     out: View
+    scratch: View | None = None  # working memory of its own (Lowering.scratch)
 
 
 @dataclass
@@ -243,7 +244,11 @@ class _Planner:
             self._need(self._reads(node) if low.hosts_loop else list(node.inputs))
             view = self._fresh_view(node)
             self.location[node] = view
-            self.kernels.append(OpKernel(node, view))
+            scratch = None
+            if low.scratch is not None:
+                size, dtype = low.scratch(node)
+                scratch = View(self._buffer("work", dtype, size).id, 0, (size,), (1,))
+            self.kernels.append(OpKernel(node, view, scratch))
             self.ready[node] = self.kernel_of[node] = len(self.kernels) - 1
 
     def _place_leaf(self, node: Node) -> None:
@@ -375,7 +380,7 @@ def check_plan(plan: Plan) -> None:
         if isinstance(k, LoopKernel):
             views += [v for _, v in k.stores]
         else:
-            views.append(k.out)
+            views += [k.out] + ([k.scratch] if k.scratch is not None else [])
     for v in views:
         lo, hi = view_extent(v)
         if hi >= lo and (lo < 0 or hi >= sizes[v.buffer]):

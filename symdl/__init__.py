@@ -8,6 +8,7 @@ from .compiler.aot import CompiledFunction, compile, export, load
 from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
+from . import linalg  # numpy.linalg on dlarrays (symdl.linalg.inv, ...)
 from .functions import (
     abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, cumsum, dot,
     erf, exp, expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
-    "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify",
+    "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify", "linalg",
     "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",

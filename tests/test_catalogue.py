@@ -113,6 +113,35 @@ INSTANCES: dict[str, Callable[[], Instance]] = {
 }
 
 
+# linalg: samples where the derivatives exist and central differences are accurate
+def _matrices(rng, shape):
+    """Well-conditioned (diagonally dominant) square matrices; other shapes uniform."""
+    m = rng.uniform(-1, 1, shape)
+    return m + 3 * np.eye(shape[-1]) if len(shape) >= 2 and shape[-1] == shape[-2] else m
+
+
+def _positive_definite(rng, shape):
+    m = rng.uniform(-1, 1, shape)
+    return m @ np.swapaxes(m, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def _linalg_instance(op: str, sampler=_matrices, shape=(2, 3, 3)) -> Instance:
+    a = x("a", shape)
+    return [a], {}, raw(op, (a,)), sampler
+
+
+INSTANCES.update({
+    "solve": lambda: (lambda a, b: ([a, b], {}, raw("solve", (a, b)), _matrices))(
+        x("a", (2, 3, 3)), x("b", (2, 3, 2))),
+    "det": lambda: _linalg_instance("det"),
+    "logabsdet": lambda: _linalg_instance("logabsdet"),
+    "det_sign": lambda: _linalg_instance("det_sign"),
+    "cholesky": lambda: _linalg_instance("cholesky", _positive_definite),
+    # random matrices (eigh reads the lower triangle): eigenvalues apart, so eigenvectors are differentiable
+    "eigh": lambda: _linalg_instance("eigh", lambda rng, shape: rng.uniform(-1, 1, shape), (2, 4, 4)),
+})
+
+
 def instance(op: str) -> Instance:
     if op in INSTANCES:
         return INSTANCES[op]()

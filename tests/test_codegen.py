@@ -487,6 +487,78 @@ def random_case(op, dtype):
     return [key], outs, keys, 1e-13 if dtype == "float64" else 1e-6, 1e-15
 
 
+def _dominant(rng, shape):
+    """Diagonally dominant matrices: condition numbers of a few units, so
+    compiled and interpreted agree to a few ulps times the size."""
+    return rng.uniform(-1, 1, shape) + shape[-1] * np.eye(shape[-1])
+
+
+def _linalg_tolerances(dtype):
+    return (1e-10, 1e-12) if dtype == "float64" else (2e-4, 2e-5)
+
+
+@case("solve")
+def solve_case(op, dtype):
+    a = inp("a", (2, 4, 4), dtype)
+    b = inp("b", (2, 4, 3), dtype)
+    s = inp("s", (1, 1), dtype)
+    one = inp("one", (1, 1), dtype)
+    outs = [B.emit("solve", (a, b)),
+            B.emit("solve", (B.transpose(a, (0, 2, 1)), B.slice_(b, [slice(None), slice(None), slice(0, 1)]))),
+            B.emit("solve", (s, one)),
+            B.fn("exp", B.emit("solve", (a, B.fn("sin", b))))]
+    rng = np.random.default_rng(20)
+    vals = [(_dominant(rng, (2, 4, 4)), rng_values(rng, (2, 4, 3)), [[0.5]], [[2.0]])]
+    singular = _dominant(rng, (2, 4, 4))
+    singular[1] = np.outer([1.0, 2.0, 3.0, 4.0], [1.0, -1.0, 0.5, 2.0])  # rank one: NaN for this matrix only
+    vals.append((singular, rng_values(rng, (2, 4, 3)), [[0.0]], [[1.0]]))
+    pivoting = np.array([[[0.0, 1.0, 2.0, 0.5], [3.0, 0.1, 0.2, 1.0], [1.0, 4.0, 0.0, 0.3], [0.5, 0.5, 5.0, 0.0]]] * 2)
+    vals.append((pivoting, rng_values(rng, (2, 4, 3)), [[np.inf]], [[1.0]]))  # zero diagonal: rows must swap
+    return [a, b, s, one], outs, vals, *_linalg_tolerances(dtype)
+
+
+@case("det", "logabsdet", "det_sign")
+def det_case(op, dtype):
+    a = inp("a", (3, 3, 3), dtype)
+    e = inp("e", (2, 0, 0), dtype)
+    outs = [B.emit(op, (a,)), B.emit(op, (B.transpose(a, (0, 2, 1)),)), B.emit(op, (e,)),
+            B.emit(op, (B.slice_(a, [slice(None), slice(0, 1), slice(0, 1)]),))]
+    rng = np.random.default_rng(21)
+    general = rng.uniform(-1, 1, (3, 3, 3))  # either sign, pivoting on
+    special = np.array([general[0], [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]],  # singular: det 0
+                        [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -2.0]]])          # one swap
+    return [a, e], outs, [(general, np.zeros((2, 0, 0))), (special, np.zeros((2, 0, 0)))], *_linalg_tolerances(dtype)
+
+
+@case("cholesky")
+def cholesky_case(op, dtype):
+    a = inp("a", (2, 5, 5), dtype)
+    outs = [B.emit("cholesky", (a,)), B.emit("cholesky", (B.transpose(a, (0, 2, 1)),)),
+            B.emit("cholesky", (B.slice_(a, [slice(None), slice(0, 1), slice(0, 1)]),))]
+    rng = np.random.default_rng(22)
+    m = rng.uniform(-1, 1, (2, 5, 5))
+    pd = m @ np.swapaxes(m, 1, 2) + np.eye(5)
+    upper_garbage = pd + np.triu(rng.uniform(-9, 9, (2, 5, 5)), 1)  # only the lower triangle is read
+    not_pd = pd.copy()
+    not_pd[1] = -not_pd[1]  # NaN for this matrix only
+    return [a], outs, [(pd,), (upper_garbage,), (not_pd,)], *_linalg_tolerances(dtype)
+
+
+@case("eigh")
+def eigh_case(op, dtype):
+    a = inp("a", (2, 5, 5), dtype)
+    d = inp("d", (3, 3), dtype)
+    outs = [B.emit("eigh", (a,)), B.emit("eigh", (B.transpose(a, (0, 2, 1)),)), B.emit("eigh", (d,)),
+            B.fn("exp", B.emit("eigh", (B.slice_(a, [slice(None), slice(0, 1), slice(0, 1)]),)))]
+    rng = np.random.default_rng(23)
+    m = rng.uniform(-1, 1, (2, 5, 5))
+    diagonal = np.diag([2.0, -1.0, 0.5])  # already diagonal: sorted, unit vectors
+    scaled = 1e3 * m + np.triu(rng.uniform(-9, 9, (2, 5, 5)), 1)  # upper triangle not read
+    # eigenvectors move by eps * |A| / gap: the gaps of these samples are above 0.05 |A|
+    rtol, atol = (1e-9, 1e-10) if dtype == "float64" else (1e-3, 2e-4)
+    return [a, d], outs, [(m, diagonal), (scaled, diagonal[::-1, ::-1])], rtol, atol
+
+
 def user_function_case(op, dtype):
     fn = E.FUNCTIONS[op]
     k = len(fn.params)

@@ -11,6 +11,7 @@
 | :mod:`.index` | take, take_add |
 | :mod:`.random` | random |
 | :mod:`.scan` | cumsum |
+| :mod:`.linalg` | solve, det, logabsdet, det_sign, cholesky, eigh (kernels with scratch memory) |
 
 Every module of this package except the table itself registers lowerings
 and is imported here (sorted by name), so a new family is a new file.

@@ -37,6 +37,9 @@ ViewRule = Callable[[Any, Any], Any]
 KernelEmitter = Callable[[Any, Any], None]
 #: ``copies(node, out_view) -> [(operand, sub_view)]`` (COPY ops).
 CopyRule = Callable[[Any, Any], list]
+#: ``scratch(node) -> (elements, dtype)``: working memory a KERNEL op needs
+#: besides its output (a matrix being factorised), given as ``kernel.scratch``.
+ScratchRule = Callable[[Any], "tuple[int, str]"]
 #: ``region(node) -> (lo, hi) | None``: a masked read (unslice) reads inside
 #: its operand for ``lo <= i < hi`` along the last axis (None: no such split).
 RegionRule = Callable[[Any], "tuple[int, int] | None"]
@@ -60,6 +63,7 @@ class Lowering:
     kernel: KernelEmitter | None = None
     copies: CopyRule | None = None
     region: RegionRule | None = None
+    scratch: ScratchRule | None = None
     cheap: bool = False
     hosts_loop: bool = False
 

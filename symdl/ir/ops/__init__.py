@@ -16,6 +16,7 @@ losses, normalisation, prod, ...) is a decomposition into these.
 | :mod:`.index` | take, take_add |
 | :mod:`.random` | random |
 | :mod:`.scan` | cumsum |
+| :mod:`.linalg` | solve, det, logabsdet, det_sign, cholesky, eigh |
 
 Every module of this package is a family and is imported here (sorted by
 name), so a new family is a new file and nothing else.

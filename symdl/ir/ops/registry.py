@@ -40,6 +40,7 @@ class Kind(str, enum.Enum):
     CONTRACT = "contract"        # sums of products (dot_general)
     INDEX = "index"              # data-dependent indexing (gather, scatter-add)
     RANDOM = "random"            # counter-based random numbers
+    LINALG = "linalg"            # dense matrix factorisations on the last two axes (solve, det, eigh, ...)
 
 
 # Rule signatures (all return graph nodes, never numbers, so every rule can be
