@@ -57,7 +57,8 @@ def check_results(results: dict, ks) -> None:
 
 
 def entries(cache: Path) -> list[Path]:
-    return sorted(p for p in cache.rglob("*") if p.is_file())
+    """Entry files (and leftover temporary files) under ``cache``; not the key file."""
+    return sorted(p for p in cache.rglob("*") if p.is_file() and p.name != "key")
 
 
 CHILD = """

@@ -22,7 +22,7 @@ import time
 from codegen import llvm
 from codegen.compiler import Artifact, Build, run_passes
 
-from ..cache import cache_key, load_entry, store_entry
+from ..cache import cache_key, cached_artifact, store_entry
 from ..ir.node import Node
 from ..ir.serialize import graph_digest, graph_to_json
 from ..simplify import simplify
@@ -110,14 +110,12 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     target = llvm.host_target()
     key = cache_key(graph_digest(inputs, outputs), target.key, llvm.versions())
     name = f"symdl_{key[:24]}"
-    hit = load_entry(key)
+    hit = cached_artifact(key, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
+                          name, target.key)
     if hit is not None:
-        header, code = hit
         STATS["disk_hits"] += 1
         debug(f"disk cache hit {key[:12]}")
-        return Artifact(header["name"], code, [tuple(s) for s in header["in_specs"]],
-                        [tuple(s) for s in header["out_specs"]], header["workspace_bytes"],
-                        header["target_key"]), outputs
+        return hit, outputs
     start = time.perf_counter()
     art = run_passes(Build(list(inputs), list(outputs), name), observe=_observe).artifact()
     seconds = time.perf_counter() - start
