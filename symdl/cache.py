@@ -264,12 +264,27 @@ def _mac(secret: bytes, body: bytes) -> bytes:
     return hmac.new(secret, _MAGIC + body, hashlib.sha256).hexdigest().encode()
 
 
-def _read_regular(path: Path, limit: int) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file owned by this user of at
-    most ``limit`` bytes (not followed if a symlink; never blocks on a FIFO);
-    a hit also touches it (least-recently-used pruning)."""
+def _open_below(user: Path, parts: tuple[str, ...]) -> int:
+    """Open ``user/parts...`` following no symlink on the way (each
+    directory opened with O_NOFOLLOW, the next name relative to it)."""
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(user, dir_flags)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        for name in parts[:-1]:
+            next_fd = os.open(name, dir_flags, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        return os.open(parts[-1], _OPEN_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _read_regular(user: Path, parts: tuple[str, ...], limit: int) -> bytes | None:
+    """The bytes of ``user/parts...`` if it is a regular file owned by this
+    user of at most ``limit`` bytes (no symlink followed; never blocks on a
+    FIFO); a hit also touches it (least-recently-used pruning)."""
+    try:
+        fd = _open_below(user, parts)
     except OSError:
         return None
     try:
@@ -323,7 +338,7 @@ def load_entry(key: str) -> tuple[dict, bytes] | None:
     if found is None:
         return None
     user, secret = found
-    blob = _read_regular(_entry_path(user, key), MAX_ENTRY_BYTES)
+    blob = _read_regular(user, (CACHE_FORMAT, key[:2], f"{key}.o"), MAX_ENTRY_BYTES)
     return None if blob is None else _parse(blob, secret, key)
 
 
