@@ -565,6 +565,67 @@ class TestExport:
             symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.so", name=name)
         assert not (tmp_path / "libbad.so").exists()
 
+    @pytest.mark.parametrize("name", ["exp", "sqrt", "memcpy", "strlen", "printf", "malloc", "free", "tanh",
+                                      "main", "int", "return", "double", "class", "expf", "tanhl", "open",
+                                      "write", "pthread_create", "__x", "_X", "__symdl", "const0", "cube__entry"])
+    def test_refuses_library_keyword_and_reserved_names(self, tmp_path, name):
+        with pytest.raises(ValueError, match=rf"export: name '{name}' is"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.so", name=name)
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("name", [None, 3, b"cube"])
+    def test_name_of_another_type_is_a_type_error(self, tmp_path, name):
+        with pytest.raises(TypeError, match="name must be a str"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.o", name=name)
+
+    def test_accepts_ordinary_names(self, tmp_path):
+        # names near the refused ones: a prefix, a suffix, a single underscore
+        for name in ("exp_grad", "my_sqrt", "_private", "x", "main2", "Free"):
+            out = symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / f"{name}.o", name=name)
+            assert out.is_file() and f"int {name}(" in out.with_suffix(".h").read_text()
+
+    @needs_cc
+    def test_path_without_suffix_gets_so(self, tmp_path):
+        out = symdl.export(lambda x: x ** 3, 2.0, path=tmp_path / "libcube", name="cube")
+        assert out == tmp_path / "libcube.so" and out.is_file()
+        assert (tmp_path / "libcube.h").is_file()
+        lib = ctypes.CDLL(str(out))
+        x, y = ctypes.c_double(2.0), ctypes.c_double()
+        assert lib.cube(ctypes.byref(x), ctypes.byref(y)) == 0 and y.value == 8.0
+
+    @needs_cc
+    def test_user_object_file_beside_the_library_is_kept(self, tmp_path):
+        mine = tmp_path / "libcube.o"
+        mine.write_bytes(b"my own object file")
+        symdl.export(lambda x: x ** 3, 2.0, path=tmp_path / "libcube.so", name="cube")
+        assert mine.read_bytes() == b"my own object file"
+
+    def test_bad_paths_are_clear_errors(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        with pytest.raises(ValueError, match="not a directory"):
+            symdl.export(toy_grad, 2.0, 2.0, path=blocker / "lib.so", name="toy")
+        with pytest.raises(ValueError, match="is a directory"):
+            (tmp_path / "d.so").mkdir()
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "d.so", name="toy")
+        with pytest.raises(ValueError, match=r"must end in \.so"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "lib.h", name="toy")
+        with pytest.raises(TypeError, match="path must be a str"):
+            symdl.export(toy_grad, 2.0, 2.0, path=3, name="toy")
+        with pytest.raises(TypeError, match="fun must be callable"):
+            symdl.export(3, 2.0, path=tmp_path / "x.o", name="toy")
+
+    def test_linker_failure_is_a_runtime_error(self, tmp_path, monkeypatch):
+        from codegen import export as exp
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        cc = fake / "cc"
+        cc.write_text("#!/bin/sh\necho 'ld: cannot link' >&2\nexit 1\n")
+        cc.chmod(0o755)
+        monkeypatch.setattr(exp.shutil, "which", lambda prog: str(cc) if prog == "cc" else None)
+        with pytest.raises(RuntimeError, match="(?s)linking .*failed.*cannot link"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libtoy.so", name="toy")
+
     def test_refuses_non_array_outputs(self, tmp_path):
         def fun(x):
             return symdl.sum(x), "label"

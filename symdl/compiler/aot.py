@@ -17,7 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from codegen import compiler as C
-from codegen.export import c_header, link_shared
+from llvmlite.ir._utils import DuplicatedNameError
+
+from codegen.export import c_header, check_c_name, link_shared
 
 from ..array import dlarray
 from ..tree import tree_flatten, tree_map
@@ -401,7 +403,14 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
     """Write ``fun`` compiled for ``example_args`` as a C-callable shared
     library (``.so``; or an object file for a path ending in ``.o``) plus a C
     header beside it (same stem, ``.h``).  See :mod:`codegen.export` for the
-    calling convention.  Returns the library path.
+    calling convention.  Returns the library path (a ``path`` without a
+    suffix gets ``.so``).
+
+    ``name`` must be a C identifier that is not a C/C++ keyword, not a name
+    of the C standard library, libm or POSIX (``exp``, ``memcpy``, ``main``:
+    an exported symbol of that name would replace the library's for the
+    whole program) and not reserved (``__x``, ``_X``); otherwise a
+    ``ValueError``.
 
     Example:
         >>> import os, tempfile, symdl
@@ -411,17 +420,21 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
         >>> "int cube(const double *in0, double *out0);" in open(out[:-2] + ".h").read()
         True
     """
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
-        raise ValueError(f"export: name must be a C identifier, got {name!r}")
+    name = check_c_name(name)
+    path = _export_path(path)
+    if not callable(fun):
+        raise TypeError(f"export: fun must be callable, got {type(fun).__name__}")
     program, _ = trace_program(fun, example_args, {}, is_numeric_leaf, gradients_allowed=True)
     if program.guard_nodes:
         raise ValueError("export: fun's Python control flow depends on input values; exported code "
                          "cannot retrace, so write the branch with symdl.where instead")
     if any(slot[0] == "static" for slot in program.out_slots):
         raise ValueError("export: every output of fun must be an array")
-    code, outputs = build_export(program.inputs, program.array_outputs, name)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        code, outputs = build_export(program.inputs, program.array_outputs, name)
+    except DuplicatedNameError as err:  # a name the generated module already uses: check_c_name's list missed it
+        raise ValueError(f"export: name {name!r} clashes with a symbol of the generated code ({err}); "
+                         "choose another") from None
     notes = ()
     if program.uses_rng:
         last = len(program.inputs) - 1
@@ -429,14 +442,42 @@ def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "sym
                  "pass a new counter on every call for fresh random numbers.")
     header = c_header(name, [(n.shape, n.dtype) for n in program.inputs], [(n.shape, n.dtype) for n in outputs],
                       notes)
-    path.with_suffix(".h").write_text(header)
-    if path.suffix == ".o":
-        path.write_bytes(code)
-        return path
-    obj = path.with_suffix(".o")
-    obj.write_bytes(code)
     try:
-        link_shared(obj, path)
-    finally:
-        obj.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".h").write_text(header)
+        if path.suffix == ".o":
+            path.write_bytes(code)
+            return path
+        with tempfile.TemporaryDirectory(prefix="symdl-export-") as tmp:
+            obj = Path(tmp) / f"{name}.o"   # never beside the library: a user's own .o there stays
+            obj.write_bytes(code)
+            link_shared(obj, path)
+    except OSError as err:
+        raise ValueError(f"export: cannot write path {str(path)!r} (or its header): "
+                         f"{err.strerror or err}") from None
+    return path
+
+
+_LIBRARY_SUFFIXES = (".so", ".dylib", ".o")
+
+
+def _export_path(path) -> Path:
+    """``path`` as a Path ending in .so (added when it has no suffix), .dylib or .o."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"export: path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if not path.name or str(path).endswith(os.sep) or "\0" in str(path):
+        raise ValueError(f"export: path must name a file, got {str(path)!r}")
+    if path.suffix == "":
+        path = path.with_name(path.name + ".so")
+    if path.suffix not in _LIBRARY_SUFFIXES:
+        raise ValueError(f"export: path must end in .so, .dylib or .o (or have no suffix, then .so is "
+                         f"added), got {str(path)!r}")
+    if path.is_dir():
+        raise ValueError(f"export: path {str(path)!r} is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"export: path {str(path)!r} is inside {str(parent)!r}, which is not a directory")
     return path
