@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
 import struct
 import tempfile
@@ -122,8 +123,9 @@ class CompiledFunction:
         Written to a temporary file renamed into place."""
         path = _check_path(path, "save")
         blob, _ = _to_bytes(self, portable=True)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+        tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(8)}"
+        try:  # O_EXCL: a fresh file; mode 0666 less the umask, as a plain write would give
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as err:
             raise ValueError(f"save: cannot write path {str(path)!r}: {err.strerror or err}") from None
         try:
