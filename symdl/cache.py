@@ -492,6 +492,11 @@ def _prune(user: Path, limit: int, now: float) -> int:
     """Remove stale temporary files and, over ``limit``, the least recently
     used entries; returns the bytes left."""
     entries, temps = _scan(user)
+    try:  # a key writer killed before its link leaves a .tmp-key-* beside the key
+        temps += [(e.stat(follow_symlinks=False).st_mtime, Path(e.path)) for e in os.scandir(user)
+                  if e.name.startswith(".tmp-")]
+    except OSError:
+        pass
     for mtime, tmp in temps:
         if now - mtime > STALE_TMP_SECONDS:
             _remove(tmp)
