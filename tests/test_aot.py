@@ -16,6 +16,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -410,6 +411,19 @@ class TestSaveFormat:
         with pytest.raises(TypeError, match="path must be a str"):
             f.save(None)
 
+    def test_save_refuses_special_files_and_writes_through_symlinks(self, tmp_path):
+        f = symdl.compile(toy_grad, 2.0, 2.0)
+        fifo = tmp_path / "fifo.symdl"
+        os.mkfifo(fifo)
+        with pytest.raises(ValueError, match="not a regular file"):
+            f.save(fifo)                  # neither blocks nor replaces the FIFO
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        real, link = tmp_path / "real.symdl", tmp_path / "link.symdl"
+        real.write_bytes(b"old")
+        link.symlink_to(real)
+        f.save(link)
+        assert link.is_symlink() and symdl.load(real)(2.0, 2.0)[0] == 5.0
+
     @pytest.mark.parametrize("cut", [0, 1, 10, 30, -33, -1])
     def test_truncations(self, tmp_path, cut):
         path = tmp_path / "f.symdl"
@@ -603,7 +617,7 @@ class TestExport:
     def test_bad_paths_are_clear_errors(self, tmp_path):
         blocker = tmp_path / "file"
         blocker.write_text("x")
-        with pytest.raises(ValueError, match="not a directory"):
+        with pytest.raises(ValueError, match="(?i)not a directory"):
             symdl.export(toy_grad, 2.0, 2.0, path=blocker / "lib.so", name="toy")
         with pytest.raises(ValueError, match="is a directory"):
             (tmp_path / "d.so").mkdir()
@@ -614,6 +628,13 @@ class TestExport:
             symdl.export(toy_grad, 2.0, 2.0, path=3, name="toy")
         with pytest.raises(TypeError, match="fun must be callable"):
             symdl.export(3, 2.0, path=tmp_path / "x.o", name="toy")
+
+    def test_refuses_special_files_as_library_or_header(self, tmp_path):
+        for fifo in (tmp_path / "libf.so", tmp_path / "libg.h"):
+            os.mkfifo(fifo)
+            with pytest.raises(ValueError, match="not a regular file"):
+                symdl.export(toy_grad, 2.0, 2.0, path=fifo.with_suffix(".so"), name="toy")
+            assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
     def test_linker_failure_is_a_runtime_error(self, tmp_path, monkeypatch):
         from codegen import export as exp

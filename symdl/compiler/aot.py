@@ -247,19 +247,41 @@ def _check_path(path, where: str, must_exist: bool = False) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
     try:
+        text = os.fspath(path)
         path = Path(path)
     except TypeError as err:
         raise TypeError(f"{where}: path must be a str or os.PathLike ({err})") from None
-    if str(path) in ("", ".") or "\0" in str(path):
-        raise ValueError(f"{where}: path must name a file, got {str(path)!r}")
+    if not isinstance(text, str) or str(path) in ("", ".") or "\0" in text or text.endswith(os.sep):
+        raise ValueError(f"{where}: path must name a file, got {text!r}")
     if must_exist and not os.path.lexists(path):
         raise ValueError(f"{where}: path {str(path)!r} does not exist")
     if not must_exist:
-        if path.is_dir():
-            raise ValueError(f"{where}: path {str(path)!r} is a directory; give a file name")
-        if not path.parent.is_dir():
+        try:
+            if path.is_symlink():   # write where the link points (the rename replaces the target, not the link)
+                path = path.resolve()
+            _refuse_special(path, where)
+            parent_ok = path.parent.is_dir()
+        except OSError as err:
+            raise ValueError(f"{where}: cannot use path {str(path)!r}: {err.strerror or err}") from None
+        if not parent_ok:
             raise ValueError(f"{where}: the directory of path {str(path)!r} does not exist")
     return path
+
+
+def _refuse_special(path: Path, where: str) -> None:
+    """A path to write must be new or a regular file: writing to a FIFO
+    blocks, and renaming over a device (``/dev/null``) replaces it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ValueError(f"{where}: cannot use path {str(path)!r}: {err.strerror or err}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{where}: path {str(path)!r} is a directory; give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{where}: path {str(path)!r} exists and is not a regular file (a device, FIFO or "
+                         "socket); give the name of a new or regular file")
 
 
 # ---------------------------------------------------------------- the file format
@@ -469,16 +491,19 @@ def _export_path(path) -> Path:
         path = os.fsdecode(path)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"export: path must be a str or os.PathLike, got {type(path).__name__}")
+    text = os.fspath(path)
     path = Path(path)
-    if not path.name or str(path).endswith(os.sep) or "\0" in str(path):
-        raise ValueError(f"export: path must name a file, got {str(path)!r}")
+    if not isinstance(text, str) or not path.name or text.endswith(os.sep) or "\0" in text:
+        raise ValueError(f"export: path must name a file, got {text!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"export: path {text!r} is a directory; give a file name")
     if path.suffix == "":
         path = path.with_name(path.name + ".so")
     if path.suffix not in _LIBRARY_SUFFIXES:
         raise ValueError(f"export: path must end in .so, .dylib or .o (or have no suffix, then .so is "
                          f"added), got {str(path)!r}")
-    if path.is_dir():
-        raise ValueError(f"export: path {str(path)!r} is a directory; give a file name")
+    for written in (path, path.with_suffix(".h")):
+        _refuse_special(written, "export")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise ValueError(f"export: path {str(path)!r} is inside {str(parent)!r}, which is not a directory")
