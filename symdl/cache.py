@@ -334,6 +334,7 @@ def _parse(blob: bytes, secret: bytes, key: str) -> tuple[dict, bytes] | None:
 def load_entry(key: str) -> tuple[dict, bytes] | None:
     """(header, object code) of a valid entry for ``key`` written by this
     user's symdl, else None."""
+    max_bytes()  # a bad SYMDL_CACHE_MAX_MB is an error on a hit as on a miss
     found = _secret(create=False)
     if found is None:
         return None

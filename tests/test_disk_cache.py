@@ -695,3 +695,33 @@ def test_no_home_directory_falls_back_to_a_private_temporary_directory(tmp_path)
     assert float(outs[0][1]) == 27.0 and float(outs[1][1]) == 27.0
     assert (outs[0][2], outs[1][2]) == ("0", "1")
     assert stat.S_IMODE(base.stat().st_mode) == 0o700 and base.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory owned by another user needs root")
+def test_fallback_directory_planted_by_another_user_is_not_used(tmp_path, monkeypatch):
+    import tempfile
+    from symdl import cache as disk
+    for name in ("SYMDL_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"symdl-cache-{os.geteuid()}"
+    planted.mkdir(mode=0o777)
+    os.chown(planted, 12345, 12345)        # made first by another user of a shared /tmp
+    disk._warned.clear()
+    with pytest.warns(RuntimeWarning, match="not a directory owned by this user"):
+        out, compiled, hits = compile_and_count(1.0)
+    assert (compiled, hits) == (1, 0)
+    check_results({"1.0": out}, [1.0])
+    assert list(planted.iterdir()) == []
+
+
+def test_disabled_cache_info(tmp_path):
+    env = dict(child_env("0", tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "symdl", "cache", "info"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "disabled" in proc.stdout
