@@ -16,10 +16,9 @@ from typing import Any
 from collections.abc import Callable
 
 import numpy as np
-
-from codegen import compiler as C
 from llvmlite.ir._utils import DuplicatedNameError
 
+from codegen import compiler as C
 from codegen.export import c_header, check_c_name, link_shared
 
 from ..array import dlarray
