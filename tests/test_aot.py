@@ -383,6 +383,15 @@ class TestSaveFormat:
         with pytest.raises(ValueError, match=re.escape(str(path))):
             symdl.load(path)
 
+    def test_other_code_generator_version_is_a_value_error(self, tmp_path):
+        # object code of another code generator may use another calling convention: never mapped
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        path.write_bytes(_rewrite_header(path.read_bytes(),
+                                         lambda h: h.__setitem__("versions", h["versions"].replace("codegen", "cg"))))
+        with pytest.raises(ValueError, match="another version of symdl"):
+            symdl.load(path)
+
     def test_other_cpu_is_a_value_error(self, tmp_path):
         path = tmp_path / "f.symdl"
         symdl.compile(toy_grad, 2.0, 2.0).save(path)

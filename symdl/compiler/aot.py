@@ -291,8 +291,9 @@ def _to_bytes(cf: CompiledFunction, portable: bool) -> tuple[bytes, tuple | None
     parts are a ValueError."""
     from ..ir.serialize import NotPortable, graph_to_json, value_to_json
     p, art = cf._program, cf._artifact
+    from codegen import llvm
     header = {
-        "format": "symdl compiled function", "name": art.name,
+        "format": "symdl compiled function", "name": art.name, "versions": _versions(llvm),
         "in_specs": [[list(s), d] for s, d in art.in_specs], "out_specs": [[list(s), d] for s, d in art.out_specs],
         "workspace_bytes": art.workspace_bytes, "target_key": art.target_key,
         "graph": graph_to_json(p.inputs, p.graph_outputs),
@@ -354,6 +355,11 @@ def _from_bytes(blob: bytes, where: str, python_parts: tuple | None = None) -> C
     return cf
 
 
+def _versions(llvm) -> str:
+    from .. import __version__
+    return f"symdl {__version__}, {llvm.versions()}"
+
+
 def _specs(value) -> list[tuple[tuple[int, ...], str]]:
     if not isinstance(value, list) or not all(
             isinstance(v, list) and len(v) == 2 and isinstance(v[0], list) and isinstance(v[1], str)
@@ -369,6 +375,10 @@ def _decode(header: dict, code: bytes, python_parts: tuple | None) -> CompiledFu
     from ..tree import Treedef
     if not isinstance(header, dict) or header.get("format") != "symdl compiled function":
         raise ValueError("the header is not a compiled function's")
+    if header["versions"] != _versions(llvm):
+        # the calling convention of the object code belongs to the code generator that made it
+        raise ValueError(f"it was saved by another version of symdl or its code generator "
+                         f"({str(header['versions'])[:200]}; this is {_versions(llvm)}); compile it again")
     host = llvm.host_target().key
     if header["target_key"] != host:
         raise ValueError(f"it was compiled for another CPU ({str(header['target_key']).split('|')[:2]}; this "
