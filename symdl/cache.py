@@ -61,7 +61,7 @@ _KEY_BYTES = 32
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 _lock = threading.Lock()
-_secret_cache: dict[str, bytes | None] = {}   # user directory -> key (None: refused)
+_secret_cache: dict[str, bytes] = {}   # user directory -> its key, once read
 _warned: set[str] = set()
 _stores_since_scan = {"n": 0, "bytes": 0, "user": None}
 
@@ -226,8 +226,9 @@ def _secret(create: bool) -> tuple[Path, bytes] | None:
     if user is None:
         return None
     with _lock:
-        if str(user) in _secret_cache and _secret_cache[str(user)] is not None:
-            return user, _secret_cache[str(user)]
+        known = _secret_cache.get(str(user))
+        if known is not None:
+            return user, known
         path = user / "key"
         key = _read_key(path)
         if key is False and create:
