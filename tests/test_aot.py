@@ -645,6 +645,13 @@ class TestExport:
                 symdl.export(toy_grad, 2.0, 2.0, path=fifo.with_suffix(".so"), name="toy")
             assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
+    def test_name_clash_in_the_generated_module_is_a_value_error(self, tmp_path, monkeypatch):
+        # the net under check_c_name's table: a name the module already declares
+        from symdl.compiler import aot
+        monkeypatch.setattr(aot, "check_c_name", lambda name: name)
+        with pytest.raises(ValueError, match="clashes with a symbol of the generated code"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "clash.o", name="malloc")
+
     def test_linker_failure_is_a_runtime_error(self, tmp_path, monkeypatch):
         from codegen import export as exp
         fake = tmp_path / "bin"

@@ -130,8 +130,15 @@ attacks = {
     "fifo": fifo,
     "directory": directory,
 }
+def device():
+    # a character device node like /dev/zero (1, 5), made here in the cache
+    import stat
+    remove(victim)
+    os.mknod(victim, 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+
 if os.geteuid() == 0:
     attacks["owned by another user"] = chown_other
+    attacks["character device"] = device
 for cut in (1, 20, 37, size // 3, size // 2, size - 65, size - 64, size - 1):
     attacks[f"truncated to {cut}"] = (lambda c: lambda: put(good[:c]))(cut)
 bits = size * 8
