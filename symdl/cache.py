@@ -70,6 +70,11 @@ def _uid() -> int:
     return os.geteuid() if hasattr(os, "geteuid") else -1
 
 
+def _mine(st: os.stat_result) -> bool:
+    """Owned by this user (where the system has file owners)."""
+    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+
+
 def _warn_once(what: str, message: str) -> None:
     if what not in _warned:
         _warned.add(what)
@@ -141,7 +146,7 @@ def _owned_dir(path: Path, create: bool) -> bool:
             return False
     except OSError:
         return False
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != _uid():
+    if not stat.S_ISDIR(st.st_mode) or not _mine(st):
         return False
     if st.st_mode & 0o077:
         try:  # ours but open to others: close it (the MAC protects entries anyway)
@@ -182,7 +187,8 @@ def _read_key(path: Path) -> bytes | None | bool:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != _uid() or stat.S_IMODE(st.st_mode) != 0o600 \
+        private = stat.S_IMODE(st.st_mode) == 0o600 or not hasattr(os, "geteuid")   # no POSIX modes: ACLs
+        if not stat.S_ISREG(st.st_mode) or not _mine(st) or not private \
                 or st.st_size != 2 * _KEY_BYTES:
             return None
         text = os.read(fd, 2 * _KEY_BYTES + 1)
@@ -199,9 +205,8 @@ def _create_key(user: Path, path: Path) -> None:
     """Write a new random key, atomically and never over an existing one:
     written 0600 to a temporary file and hard-linked into place (the link
     fails if another process made the key first; then its key is used)."""
-    fd, tmp = tempfile.mkstemp(dir=user, prefix=".tmp-key-")
+    fd, tmp = tempfile.mkstemp(dir=user, prefix=".tmp-key-")   # made 0600
     try:
-        os.fchmod(fd, 0o600)
         os.write(fd, secrets.token_bytes(_KEY_BYTES).hex().encode("ascii"))
         os.fsync(fd)
         os.close(fd)
@@ -268,7 +273,7 @@ def _mac(secret: bytes, body: bytes) -> bytes:
 def _open_below(user: Path, parts: tuple[str, ...]) -> int:
     """Open ``user/parts...`` following no symlink on the way (each
     directory opened with O_NOFOLLOW, the next name relative to it)."""
-    dir_flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    dir_flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(user, dir_flags)
     try:
         for name in parts[:-1]:
@@ -290,7 +295,7 @@ def _read_regular(user: Path, parts: tuple[str, ...], limit: int) -> bytes | Non
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != _uid() or not 0 < st.st_size <= limit:
+        if not stat.S_ISREG(st.st_mode) or not _mine(st) or not 0 < st.st_size <= limit:
             return None
         chunks, left = [], st.st_size + 1   # one more: a file that grew is not the one we checked
         while left > 0:
@@ -460,7 +465,6 @@ def _scan(user: Path) -> tuple[list[tuple[float, int, Path]], list[tuple[float, 
         shards = list(os.scandir(top))
     except OSError:
         return entries, temps
-    uid = _uid()
     for shard in shards:
         try:
             if not shard.is_dir(follow_symlinks=False):
@@ -473,7 +477,7 @@ def _scan(user: Path) -> tuple[list[tuple[float, int, Path]], list[tuple[float, 
                 st = f.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if st.st_uid != uid:
+            if not _mine(st):
                 continue
             if f.name.startswith(".tmp-"):
                 temps.append((st.st_mtime, Path(f.path)))
