@@ -47,7 +47,7 @@ import warnings
 from pathlib import Path
 
 __all__ = ["cache_dir", "cache_root", "cache_key", "load_entry", "store_entry", "stored_graph", "cached_artifact",
-           "cache_info", "cache_clear", "max_bytes", "CACHE_FORMAT"]
+           "planned_layout", "cache_info", "cache_clear", "max_bytes", "CACHE_FORMAT"]
 
 CACHE_FORMAT = "v2"
 _MAGIC = b"SYMDL-OBJECT-CACHE 2\n"
@@ -363,11 +363,20 @@ def _specs(value) -> list[tuple[tuple[int, ...], str]] | None:
     return out
 
 
-def cached_artifact(key: str, in_specs: list, out_specs: list, name: str, target_key: str):
+def planned_layout(inputs, outputs, name: str) -> tuple[list, int]:
+    """(output specs, workspace bytes) of the code the back end makes for
+    this graph: the decompose and plan passes only (about a millisecond; no
+    LLVM), so a header can be checked against them."""
+    from codegen.compiler import Build, run_passes
+    build = run_passes(Build(list(inputs), list(outputs), name), "plan")
+    return [(tuple(n.shape), n.dtype) for n in build.outputs], build.plan.workspace_bytes
+
+
+def cached_artifact(key: str, inputs, outputs, name: str, target_key: str):
     """The :class:`codegen.compiler.Artifact` of a valid entry for ``key``
     whose header matches what the caller compiles (argument shapes and
-    dtypes, entry name, target), else None: a mismatch is a miss, never a
-    crash."""
+    dtypes, entry name, target, and the workspace the planner gives this
+    graph), else None: a mismatch is a miss, never a crash."""
     from codegen.compiler import Artifact
     hit = load_entry(key)
     if hit is None:
@@ -375,11 +384,16 @@ def cached_artifact(key: str, in_specs: list, out_specs: list, name: str, target
     header, code = hit
     got_in, got_out = _specs(header.get("in_specs")), _specs(header.get("out_specs"))
     work = header.get("workspace_bytes")
-    want_in = [(tuple(s), d) for s, d in in_specs]
-    want_out = [(tuple(s), d) for s, d in out_specs]
+    want_in = [(tuple(n.shape), n.dtype) for n in inputs]
+    want_out = [(tuple(n.shape), n.dtype) for n in outputs]
     if got_in != want_in or got_out != want_out or header.get("name") != name \
             or header.get("target_key") != target_key \
             or type(work) is not int or not 0 <= work <= MAX_WORKSPACE_BYTES:
+        return None
+    # The MAC says this user's symdl wrote the entry; the plan says it was
+    # written for this graph's memory layout (defence in depth: a header that
+    # undersized the workspace would make the native code write past it).
+    if planned_layout(inputs, outputs, name) != (got_out, work):
         return None
     return Artifact(name, code, got_in, got_out, work, target_key)
 

@@ -373,6 +373,7 @@ class TestSaveFormat:
 
     @pytest.mark.parametrize("field, value", [
         ("workspace_bytes", -1), ("workspace_bytes", 1 << 50), ("workspace_bytes", 1.5),
+        ("workspace_bytes", 1 << 20),
         ("out_specs", [[[7], "float64"]] * 3), ("in_specs", []), ("counts", [1, 0]), ("name", "not valid!"),
         ("graph", {"format": 1, "nodes": [["no_such_op", [], [], [], "float64"]], "inputs": [], "outputs": [0]}),
         ("guard_values", [1]), ("python", {}), ("format", "pickle")])
@@ -390,6 +391,19 @@ class TestSaveFormat:
         path.write_bytes(_rewrite_header(path.read_bytes(),
                                          lambda h: h.__setitem__("versions", h["versions"].replace("codegen", "cg"))))
         with pytest.raises(ValueError, match="another version of symdl"):
+            symdl.load(path)
+
+    def test_undersized_workspace_is_a_value_error(self, tmp_path):
+        def net(w, x):
+            y = symdl.sum(symdl.tanh(x @ w) ** 2)
+            return y, dlgradient(y, w)
+        path = tmp_path / "net.symdl"
+        symdl.compile(net, np.ones((3, 4)), np.ones((2, 3))).save(path)
+        works = []
+        path.write_bytes(_rewrite_header(path.read_bytes(), lambda h: (works.append(h["workspace_bytes"]),
+                                                                       h.__setitem__("workspace_bytes", 0))))
+        assert works[0] > 0
+        with pytest.raises(ValueError, match="workspace size"):
             symdl.load(path)
 
     def test_other_cpu_is_a_value_error(self, tmp_path):

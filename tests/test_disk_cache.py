@@ -455,6 +455,7 @@ class TestAuthenticatedEntries:
         _assert_miss_then_hit("copied from a cache with another key")
 
     @pytest.mark.parametrize("field, value", [("workspace_bytes", -1), ("workspace_bytes", 1 << 50),
+                                              ("workspace_bytes", 1 << 20),
                                               ("workspace_bytes", "64"), ("out_specs", [[[2], "float64"]] * 3),
                                               ("in_specs", [[[], "float32"], [[], "float64"]]),
                                               ("name", "symdl_other"), ("target_key", "x86|other")])
@@ -465,6 +466,24 @@ class TestAuthenticatedEntries:
         magic, header, code = _split(victim.read_bytes())
         victim.write_bytes(_assemble(magic, dict(header, **{field: value}), code, _secret_key(cache)))
         _assert_miss_then_hit(f"{field} = {value!r}")
+
+    def test_undersized_workspace_under_a_valid_mac_is_a_miss(self, cache):
+        # issue 10: workspace_bytes=0 in a header crashed the process (SIGSEGV)
+        def net(w, x):
+            y = symdl.sum(symdl.tanh(x @ w) ** 2)
+            return y, dlgradient(y, w)
+        w, x = np.linspace(-1, 1, 12).reshape(3, 4), np.linspace(0, 1, 6).reshape(2, 3)
+        want = symdl.dlfeval(net, dlarray(w), dlarray(x))    # the interpreter
+        symdl.compile(net, w, x)
+        (entry,) = entries(cache)
+        magic, header, code = _split(entry.read_bytes())
+        assert header["workspace_bytes"] > 0
+        entry.write_bytes(_assemble(magic, dict(header, workspace_bytes=0), code, _secret_key(cache)))
+        before = dict(backend.STATS)
+        got = symdl.compile(net, w, x)(w, x)
+        assert backend.STATS["compiled"] - before["compiled"] == 1, "the undersized header was used"
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g, extractdata(e), rtol=1e-12, atol=1e-12)
 
     def test_other_functions_code_under_a_valid_mac_with_other_specs_is_a_miss(self, cache):
         victim = None

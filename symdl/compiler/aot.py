@@ -371,6 +371,7 @@ def _specs(value) -> list[tuple[tuple[int, ...], str]]:
 def _decode(header: dict, code: bytes, python_parts: tuple | None) -> CompiledFunction:
     from codegen import llvm
     from codegen.compiler import Artifact
+    from ..cache import planned_layout
     from ..ir.serialize import graph_from_json, value_from_json
     from ..tree import Treedef
     if not isinstance(header, dict) or header.get("format") != "symdl compiled function":
@@ -395,6 +396,12 @@ def _decode(header: dict, code: bytes, python_parts: tuple | None) -> CompiledFu
         raise ValueError("output counts do not match the graph")
     if in_specs != [(x.shape, x.dtype) for x in inputs] or out_specs != [(x.shape, x.dtype) for x in outputs]:
         raise ValueError("the argument layout does not match the graph")
+    try:  # the memory layout the planner gives this graph (no LLVM): an undersized workspace is refused
+        planned = planned_layout(inputs, outputs, name)
+    except Exception as err:  # noqa: BLE001 (a graph from a file: any failure to plan it means a bad file)
+        raise ValueError(f"its graph cannot be planned ({type(err).__name__}: {err})") from None
+    if planned != (out_specs, work):
+        raise ValueError("the workspace size or outputs in the header do not match the graph's plan")
     guard_values = [value_from_json(v) for v in header["guard_values"]]
     if len(guard_values) != g or not all(type(v) is np.ndarray for v in guard_values):
         raise ValueError("malformed guard values")

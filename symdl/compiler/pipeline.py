@@ -110,8 +110,7 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     target = llvm.host_target()
     key = cache_key(graph_digest(inputs, outputs), target.key, llvm.versions())
     name = f"symdl_{key[:24]}"
-    hit = cached_artifact(key, [(n.shape, n.dtype) for n in inputs], [(n.shape, n.dtype) for n in outputs],
-                          name, target.key)
+    hit = cached_artifact(key, inputs, outputs, name, target.key)
     if hit is not None:
         STATS["disk_hits"] += 1
         debug(f"disk cache hit {key[:12]}")
