@@ -16,6 +16,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -277,6 +278,185 @@ class TestSaveLoad:
             symdl.load(path)
 
 
+class _Evil:
+    """Unpickling this runs a command: what a crafted format-1 (pickle) file did."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _rewrite_header(blob: bytes, change) -> bytes:
+    """``blob`` (a saved file) with its JSON header changed by ``change`` and
+    lengths and SHA-256 recomputed: a well-formed file with a bad field."""
+    import hashlib
+    import struct
+    magic = b"\x89SYMDL-COMPILED\r\n\x1a\n"
+    version, head_len, code_len = struct.unpack_from("<IQQ", blob, len(magic))
+    start = len(magic) + 20
+    header = json.loads(blob[start:start + head_len])
+    change(header)
+    head = json.dumps(header).encode()
+    body = magic + struct.pack("<IQQ", version, len(head), code_len) + head + blob[start + head_len:-32]
+    return body + hashlib.sha256(body).digest()
+
+
+def outputs_and_statics(x, scale, label):
+    """A dict output with a static string and a tuple, and static arguments."""
+    y = symdl.sum(x ** 2) * scale[0]
+    return {"loss": y, "grad": dlgradient(y, x), "label": label, "meta": (1, -0.0, None)}
+
+
+class TestSaveFormat:
+    def test_file_format_has_no_pickle(self, tmp_path):
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        blob = path.read_bytes()
+        assert blob.startswith(b"\x89SYMDL-COMPILED\r\n\x1a\n")
+        assert b"\x80\x04" not in blob[:64]        # no pickle stream (protocol 4 header)
+
+    def test_old_pickle_file_never_runs(self, tmp_path):
+        # issue 10: a crafted file ran os.system before the ValueError
+        marker = tmp_path / "pwned"
+        path = tmp_path / "evil.symdl"
+        path.write_bytes(b"SYMDL-COMPILED-FUNCTION 1\n" + pickle.dumps(_Evil(marker), protocol=4))
+        with pytest.raises(ValueError, match="no longer loaded"):
+            symdl.load(path)
+        assert not marker.exists()
+
+    def test_structures_statics_and_floats_round_trip(self, tmp_path):
+        f = symdl.compile(outputs_and_statics, np.zeros(3), (2, "k"), "run-1")
+        path = tmp_path / "f.symdl"
+        f.save(path)
+        g = symdl.load(path)
+        x = np.array([1.0, -2.0, 0.5])
+        out = g(x, (2, "k"), "run-1")
+        assert set(out) == {"loss", "grad", "label", "meta"}
+        close(out["loss"], 2 * np.sum(x ** 2))
+        close(out["grad"], 2 * 2 * x)
+        assert out["label"] == "run-1"
+        assert out["meta"] == (1, -0.0, None) and np.signbit(out["meta"][1])
+        with pytest.raises(ValueError, match=r"argument 2\b.*'run-1'.*'run-2'"):
+            g(x, (2, "k"), "run-2")
+        with pytest.raises(ValueError, match=r"argument 1\b"):
+            g(x, (3, "k"), "run-1")
+
+    def test_guards_survive_the_file(self, tmp_path):
+        f = symdl.compile(branchy, np.ones(2))
+        path = tmp_path / "g.symdl"
+        f.save(path)
+        g = symdl.load(path)
+        close(g(np.array([1.0, 2.0])), [2.0, 4.0])
+        with pytest.raises(ValueError, match="different branch"):
+            g(np.array([-1.0, -2.0]))
+
+    def test_float32_and_graph_of_a_loaded_function(self, tmp_path):
+        x = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+        f = symdl.compile(lambda v: symdl.sum(symdl.tanh(v)), x)
+        path = tmp_path / "t.symdl"
+        f.save(path)
+        g = symdl.load(path)
+        np.testing.assert_allclose(g(x), np.sum(np.tanh(x)), rtol=1e-6)
+        assert g(x).dtype == np.float32
+        (value,) = g.graph(x)
+        np.testing.assert_allclose(value, np.sum(np.tanh(x)), rtol=1e-6)
+
+    def test_identity_keyed_static_cannot_be_saved_but_pickles(self, tmp_path):
+        f = symdl.compile(lambda x, fn: symdl.sum(fn(x)), np.zeros(2), np.sin)
+        with pytest.raises(ValueError, match="save: .*ufunc"):
+            f.save(tmp_path / "f.symdl")
+        assert not (tmp_path / "f.symdl").exists()
+        g = pickle.loads(pickle.dumps(f))
+        close(g(np.array([0.5, 1.0]), np.sin), np.sum(np.sin([0.5, 1.0])))
+
+    @pytest.mark.parametrize("field, value", [
+        ("workspace_bytes", -1), ("workspace_bytes", 1 << 50), ("workspace_bytes", 1.5),
+        ("workspace_bytes", 1 << 20),
+        ("out_specs", [[[7], "float64"]] * 3), ("in_specs", []), ("counts", [1, 0]), ("name", "not valid!"),
+        ("graph", {"format": 1, "nodes": [["no_such_op", [], [], [], "float64"]], "inputs": [], "outputs": [0]}),
+        ("guard_values", [1]), ("python", {}), ("format", "pickle")])
+    def test_bad_header_field_under_a_good_checksum(self, tmp_path, field, value):
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        path.write_bytes(_rewrite_header(path.read_bytes(), lambda h: h.__setitem__(field, value)))
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            symdl.load(path)
+
+    def test_other_code_generator_version_is_a_value_error(self, tmp_path):
+        # object code of another code generator may use another calling convention: never mapped
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        path.write_bytes(_rewrite_header(path.read_bytes(),
+                                         lambda h: h.__setitem__("versions", h["versions"].replace("codegen", "cg"))))
+        with pytest.raises(ValueError, match="another version of symdl"):
+            symdl.load(path)
+
+    def test_undersized_workspace_is_a_value_error(self, tmp_path):
+        def net(w, x):
+            y = symdl.sum(symdl.tanh(x @ w) ** 2)
+            return y, dlgradient(y, w)
+        path = tmp_path / "net.symdl"
+        symdl.compile(net, np.ones((3, 4)), np.ones((2, 3))).save(path)
+        works = []
+        path.write_bytes(_rewrite_header(path.read_bytes(), lambda h: (works.append(h["workspace_bytes"]),
+                                                                       h.__setitem__("workspace_bytes", 0))))
+        assert works[0] > 0
+        with pytest.raises(ValueError, match="workspace size"):
+            symdl.load(path)
+
+    def test_other_cpu_is_a_value_error(self, tmp_path):
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        path.write_bytes(_rewrite_header(path.read_bytes(), lambda h: h.__setitem__("target_key", "riscv|x|y|O3")))
+        with pytest.raises(ValueError, match="another CPU"):
+            symdl.load(path)
+
+    def test_bad_paths(self, tmp_path):
+        with pytest.raises(ValueError, match="directory"):
+            symdl.load(tmp_path)
+        with pytest.raises(ValueError, match="does not exist"):
+            symdl.load(tmp_path / "missing.symdl")
+        with pytest.raises(TypeError, match="path must be a str"):
+            symdl.load(3)
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        with pytest.raises(ValueError, match="not a regular file"):
+            symdl.load(fifo)       # O_NONBLOCK: never waits for a writer
+        with pytest.raises(ValueError, match="not a regular file"):
+            symdl.load("/dev/zero")
+        f = symdl.compile(toy_grad, 2.0, 2.0)
+        with pytest.raises(ValueError, match="directory"):
+            f.save(tmp_path)
+        with pytest.raises(ValueError, match="does not exist"):
+            f.save(tmp_path / "no" / "such" / "dir.symdl")
+        with pytest.raises(TypeError, match="path must be a str"):
+            f.save(None)
+
+    def test_save_refuses_special_files_and_writes_through_symlinks(self, tmp_path):
+        f = symdl.compile(toy_grad, 2.0, 2.0)
+        fifo = tmp_path / "fifo.symdl"
+        os.mkfifo(fifo)
+        with pytest.raises(ValueError, match="not a regular file"):
+            f.save(fifo)                  # neither blocks nor replaces the FIFO
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+        real, link = tmp_path / "real.symdl", tmp_path / "link.symdl"
+        real.write_bytes(b"old")
+        link.symlink_to(real)
+        f.save(link)
+        assert link.is_symlink() and symdl.load(real)(2.0, 2.0)[0] == 5.0
+
+    @pytest.mark.parametrize("cut", [0, 1, 10, 30, -33, -1])
+    def test_truncations(self, tmp_path, cut):
+        path = tmp_path / "f.symdl"
+        symdl.compile(toy_grad, 2.0, 2.0).save(path)
+        blob = path.read_bytes()
+        path.write_bytes(blob[:cut] if cut else b"")
+        with pytest.raises(ValueError, match=re.escape(str(path))):
+            symdl.load(path)
+
+
 # ================================================================ pickling
 
 class TestPickle:
@@ -291,6 +471,17 @@ class TestPickle:
         assert backend.STATS["disk_hits"] == before["disk_hits"]
         with pytest.raises(ValueError, match=r"argument 0\b"):
             g(np.zeros(3), np.zeros(2))
+
+    def test_tampered_pickle_state_is_a_value_error(self):
+        f = symdl.compile(toy_grad, 2.0, 2.0)
+        state = f.__getstate__()
+        blob = bytearray(state["symdl-compiled-function"])
+        blob[len(blob) // 2] ^= 0x10
+        g = object.__new__(symdl.CompiledFunction)
+        with pytest.raises(ValueError, match="unpickling a CompiledFunction is damaged"):
+            g.__setstate__(dict(state, **{"symdl-compiled-function": bytes(blob)}))
+        with pytest.raises(ValueError, match="unpickling"):
+            g.__setstate__({"program": None})
 
     def test_spawn_worker(self, tmp_path, monkeypatch):
         f = symdl.compile(toy_grad, np.zeros(2), np.zeros(2))
@@ -410,6 +601,81 @@ class TestExport:
         with pytest.raises(ValueError, match="name"):
             symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.so", name=name)
         assert not (tmp_path / "libbad.so").exists()
+
+    @pytest.mark.parametrize("name", ["exp", "sqrt", "memcpy", "strlen", "printf", "malloc", "free", "tanh",
+                                      "main", "int", "return", "double", "class", "expf", "tanhl", "open",
+                                      "write", "pthread_create", "__x", "_X", "__symdl", "const0", "cube__entry"])
+    def test_refuses_library_keyword_and_reserved_names(self, tmp_path, name):
+        with pytest.raises(ValueError, match=rf"export: name '{name}' is"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.so", name=name)
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("name", [None, 3, b"cube"])
+    def test_name_of_another_type_is_a_type_error(self, tmp_path, name):
+        with pytest.raises(TypeError, match="name must be a str"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.o", name=name)
+
+    def test_accepts_ordinary_names(self, tmp_path):
+        # names near the refused ones: a prefix, a suffix, a single underscore
+        for name in ("exp_grad", "my_sqrt", "_private", "x", "main2", "Free"):
+            out = symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / f"{name}.o", name=name)
+            assert out.is_file() and f"int {name}(" in out.with_suffix(".h").read_text()
+
+    @needs_cc
+    def test_path_without_suffix_gets_so(self, tmp_path):
+        out = symdl.export(lambda x: x ** 3, 2.0, path=tmp_path / "libcube", name="cube")
+        assert out == tmp_path / "libcube.so" and out.is_file()
+        assert (tmp_path / "libcube.h").is_file()
+        lib = ctypes.CDLL(str(out))
+        x, y = ctypes.c_double(2.0), ctypes.c_double()
+        assert lib.cube(ctypes.byref(x), ctypes.byref(y)) == 0 and y.value == 8.0
+
+    @needs_cc
+    def test_user_object_file_beside_the_library_is_kept(self, tmp_path):
+        mine = tmp_path / "libcube.o"
+        mine.write_bytes(b"my own object file")
+        symdl.export(lambda x: x ** 3, 2.0, path=tmp_path / "libcube.so", name="cube")
+        assert mine.read_bytes() == b"my own object file"
+
+    def test_bad_paths_are_clear_errors(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        with pytest.raises(ValueError, match="(?i)not a directory"):
+            symdl.export(toy_grad, 2.0, 2.0, path=blocker / "lib.so", name="toy")
+        with pytest.raises(ValueError, match="is a directory"):
+            (tmp_path / "d.so").mkdir()
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "d.so", name="toy")
+        with pytest.raises(ValueError, match=r"must end in \.so"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "lib.h", name="toy")
+        with pytest.raises(TypeError, match="path must be a str"):
+            symdl.export(toy_grad, 2.0, 2.0, path=3, name="toy")
+        with pytest.raises(TypeError, match="fun must be callable"):
+            symdl.export(3, 2.0, path=tmp_path / "x.o", name="toy")
+
+    def test_refuses_special_files_as_library_or_header(self, tmp_path):
+        for fifo in (tmp_path / "libf.so", tmp_path / "libg.h"):
+            os.mkfifo(fifo)
+            with pytest.raises(ValueError, match="not a regular file"):
+                symdl.export(toy_grad, 2.0, 2.0, path=fifo.with_suffix(".so"), name="toy")
+            assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+    def test_name_clash_in_the_generated_module_is_a_value_error(self, tmp_path, monkeypatch):
+        # the net under check_c_name's table: a name the module already declares
+        from symdl.compiler import aot
+        monkeypatch.setattr(aot, "check_c_name", lambda name: name)
+        with pytest.raises(ValueError, match="clashes with a symbol of the generated code"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "clash.o", name="malloc")
+
+    def test_linker_failure_is_a_runtime_error(self, tmp_path, monkeypatch):
+        from codegen import export as exp
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        cc = fake / "cc"
+        cc.write_text("#!/bin/sh\necho 'ld: cannot link' >&2\nexit 1\n")
+        cc.chmod(0o755)
+        monkeypatch.setattr(exp.shutil, "which", lambda prog: str(cc) if prog == "cc" else None)
+        with pytest.raises(RuntimeError, match="(?s)linking .*failed.*cannot link"):
+            symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libtoy.so", name="toy")
 
     def test_refuses_non_array_outputs(self, tmp_path):
         def fun(x):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -57,7 +58,8 @@ def check_results(results: dict, ks) -> None:
 
 
 def entries(cache: Path) -> list[Path]:
-    return sorted(p for p in cache.rglob("*") if p.is_file())
+    """Entry files (and leftover temporary files) under ``cache``; not the key file."""
+    return sorted(p for p in cache.rglob("*") if p.is_file() and p.name != "key")
 
 
 CHILD = """
@@ -366,3 +368,379 @@ def test_entry_stores_the_graph_it_computes(tmp_path, monkeypatch):
         (value,) = Graph(ins, outs)(x)
         np.testing.assert_allclose(value, np.sum(np.sin(x) * weights))
     assert stored_graph("0" * 64) is None
+
+
+# ================================================================ trust (SPEC §9.3)
+
+def _user_dir(cache: Path) -> Path:
+    return cache / f"u{os.geteuid()}"
+
+
+def _split(blob: bytes) -> tuple[bytes, dict, bytes]:
+    """(magic line, header, object code) of an entry (the format of symdl.cache)."""
+    magic_end = blob.index(b"\n") + 1
+    n = int(blob[magic_end:magic_end + 16])
+    header = json.loads(blob[magic_end + 16:magic_end + 16 + n])
+    return blob[:magic_end], header, blob[magic_end + 16 + n:-64]
+
+
+def _assemble(magic: bytes, header: dict, code: bytes, mac_key: bytes | None) -> bytes:
+    """An entry with ``header`` and ``code``: authenticated with ``mac_key``,
+    or, with None, with the SHA-256 checksum the old format used (what an
+    attacker without the key can compute)."""
+    import hashlib
+    import hmac
+    head = json.dumps(header, sort_keys=True).encode()
+    body = b"%016d" % len(head) + head + code
+    if mac_key is None:
+        return magic + body + hashlib.sha256(body).hexdigest().encode()
+    return magic + body + hmac.new(mac_key, magic + body, hashlib.sha256).hexdigest().encode()
+
+
+def _secret_key(cache: Path) -> bytes:
+    return bytes.fromhex((_user_dir(cache) / "key").read_text())
+
+
+def _entry_of(cache: Path, before: list[Path]) -> Path:
+    (new,) = [p for p in entries(cache) if p not in before]
+    return new
+
+
+def _two_entries(cache: Path) -> tuple[Path, Path]:
+    """The entries of make_loss(1) (the victim) and make_loss(2)."""
+    compile_and_count(1.0)
+    (victim,) = entries(cache)
+    compile_and_count(2.0)
+    return victim, _entry_of(cache, [victim])
+
+
+def _assert_miss_then_hit(how: str) -> None:
+    out, compiled, hits = compile_and_count(1.0)
+    assert (compiled, hits) == (1, 0), f"{how}: the bad entry was used"
+    check_results({"1.0": out}, [1.0])
+    out, compiled, hits = compile_and_count(1.0)
+    assert (compiled, hits) == (0, 1), f"{how}: the entry was not rebuilt"
+    check_results({"1.0": out}, [1.0])
+
+
+class TestAuthenticatedEntries:
+    def test_key_file_is_private(self, cache):
+        compile_and_count(1.0)
+        key = _user_dir(cache) / "key"
+        st = key.lstat()
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+        assert stat.S_IMODE(_user_dir(cache).stat().st_mode) == 0o700
+
+    def test_planted_code_with_recomputed_sha256_is_a_miss(self, cache):
+        # issue 10: another function's object code under the victim's key,
+        # checksum recomputed, ran and gave the other function's results
+        victim, other = _two_entries(cache)
+        magic, header, _ = _split(victim.read_bytes())
+        _, other_header, other_code = _split(other.read_bytes())
+        planted = dict(other_header, key=header["key"], name=header["name"])
+        victim.write_bytes(_assemble(magic, planted, other_code, None))
+        _assert_miss_then_hit("planted with SHA-256")
+
+    def test_entry_copied_from_another_users_cache_is_a_miss(self, cache, tmp_path, monkeypatch):
+        elsewhere = tmp_path / "elsewhere"
+        monkeypatch.setenv("SYMDL_CACHE_DIR", str(elsewhere))
+        compile_and_count(1.0)
+        (theirs,) = entries(elsewhere)
+        monkeypatch.setenv("SYMDL_CACHE_DIR", str(cache))
+        compile_and_count(3.0)                      # makes this cache's (different) key
+        assert _secret_key(cache) != _secret_key(elsewhere)
+        target = _user_dir(cache) / theirs.relative_to(_user_dir(elsewhere))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(theirs.read_bytes())
+        _assert_miss_then_hit("copied from a cache with another key")
+
+    @pytest.mark.parametrize("field, value", [("workspace_bytes", -1), ("workspace_bytes", 1 << 50),
+                                              ("workspace_bytes", 1 << 20),
+                                              ("workspace_bytes", "64"), ("out_specs", [[[2], "float64"]] * 3),
+                                              ("in_specs", [[[], "float32"], [[], "float64"]]),
+                                              ("name", "symdl_other"), ("target_key", "x86|other")])
+    def test_header_that_does_not_match_the_graph_is_a_miss(self, cache, field, value):
+        # even under a valid MAC (a bug, or another symdl version's writer),
+        # a header that does not fit what is being compiled is never used
+        victim, _ = _two_entries(cache)
+        magic, header, code = _split(victim.read_bytes())
+        victim.write_bytes(_assemble(magic, dict(header, **{field: value}), code, _secret_key(cache)))
+        _assert_miss_then_hit(f"{field} = {value!r}")
+
+    def test_undersized_workspace_under_a_valid_mac_is_a_miss(self, cache):
+        # issue 10: workspace_bytes=0 in a header crashed the process (SIGSEGV)
+        def net(w, x):
+            y = symdl.sum(symdl.tanh(x @ w) ** 2)
+            return y, dlgradient(y, w)
+        w, x = np.linspace(-1, 1, 12).reshape(3, 4), np.linspace(0, 1, 6).reshape(2, 3)
+        want = symdl.dlfeval(net, dlarray(w), dlarray(x))    # the interpreter
+        symdl.compile(net, w, x)
+        (entry,) = entries(cache)
+        magic, header, code = _split(entry.read_bytes())
+        assert header["workspace_bytes"] > 0
+        entry.write_bytes(_assemble(magic, dict(header, workspace_bytes=0), code, _secret_key(cache)))
+        before = dict(backend.STATS)
+        got = symdl.compile(net, w, x)(w, x)
+        assert backend.STATS["compiled"] - before["compiled"] == 1, "the undersized header was used"
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g, extractdata(e), rtol=1e-12, atol=1e-12)
+
+    def test_other_functions_code_under_a_valid_mac_with_other_specs_is_a_miss(self, cache):
+        victim = None
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        f = symdl.compile(lambda x: x * 2.0, np.zeros(3))   # other output shapes
+        np.testing.assert_array_equal(f(np.ones(3)), 2.0 * np.ones(3))
+        other = _entry_of(cache, [victim])
+        magic, header, _ = _split(victim.read_bytes())
+        _, other_header, other_code = _split(other.read_bytes())
+        forged = dict(other_header, key=header["key"], name=header["name"])
+        victim.write_bytes(_assemble(magic, forged, other_code, _secret_key(cache)))
+        _assert_miss_then_hit("other specs under a valid MAC")
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="making a file owned by another user needs root")
+    def test_entry_owned_by_another_user_is_ignored(self, cache):
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        os.chown(victim, 12345, 12345)  # a valid entry, but not this user's
+        _assert_miss_then_hit("owned by another user")
+        assert victim.stat().st_uid == os.geteuid()
+
+
+class TestNonRegularEntries:
+    def test_symlink_to_dev_zero_is_a_miss(self, cache):
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        victim.unlink()
+        victim.symlink_to("/dev/zero")
+        _assert_miss_then_hit("symlink to /dev/zero")
+        assert not victim.is_symlink()
+
+    def test_symlink_to_a_valid_copy_is_a_miss(self, cache, tmp_path):
+        # even a symlink to this user's own valid bytes: never followed
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        copy = tmp_path / "copy.o"
+        copy.write_bytes(victim.read_bytes())
+        victim.unlink()
+        victim.symlink_to(copy)
+        _assert_miss_then_hit("symlink to a copy")
+
+    def test_fifo_entry_is_a_miss_not_a_hang(self, tmp_path):
+        cache = tmp_path / "symdl-cache"
+        env = child_env(cache, tmp_path)
+        first = run_child("compile", [1], env)
+        (victim,) = entries(cache)
+        victim.unlink()
+        os.mkfifo(victim)
+        res = run_child("compile", [1], env)         # run_child's timeout fails a hang
+        assert (res["compiled"], res["disk_hits"]) == (1, 0), res
+        check_results(res["results"], [1])
+        assert victim.is_file() and first["compiled"] == 1
+        assert run_child("compile", [1], env)["disk_hits"] == 1
+
+    def test_oversized_entry_is_not_read(self, cache, monkeypatch):
+        from symdl import cache as disk
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        monkeypatch.setattr(disk, "MAX_ENTRY_BYTES", victim.stat().st_size - 1)
+        out, compiled, hits = compile_and_count(1.0)
+        assert (compiled, hits) == (1, 0)
+        check_results({"1.0": out}, [1.0])
+
+    def test_shard_directory_replaced_by_a_symlink(self, cache, tmp_path):
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        shard = victim.parent
+        elsewhere = tmp_path / "elsewhere"
+        shard.rename(elsewhere)
+        shard.symlink_to(elsewhere)
+        out, compiled, hits = compile_and_count(1.0)
+        check_results({"1.0": out}, [1.0])
+        assert compiled + hits == 1
+        _, compiled, hits = compile_and_count(1.0)
+        assert (compiled, hits) == (0, 1)
+        assert not shard.is_symlink() and shard.is_dir()
+
+
+class TestKeyFile:
+    @pytest.mark.parametrize("how", ["world readable", "a directory", "a symlink", "not hex", "short"])
+    def test_untrusted_key_file_disables_the_cache(self, cache, tmp_path, how):
+        compile_and_count(1.0)
+        key = _user_dir(cache) / "key"
+        good = key.read_bytes()
+        from symdl import cache as disk
+        disk._secret_cache.clear()
+        disk._warned.clear()
+        key.unlink()
+        if how == "world readable":
+            key.write_bytes(good)
+            key.chmod(0o644)
+        elif how == "a directory":
+            key.mkdir()
+        elif how == "a symlink":
+            real = tmp_path / "real-key"
+            real.write_bytes(good)
+            real.chmod(0o600)
+            key.symlink_to(real)
+        else:
+            key.write_bytes(b"z" * 64 if how == "not hex" else good[:32])
+            key.chmod(0o600)
+        with pytest.warns(RuntimeWarning, match="key file"):
+            out, compiled, hits = compile_and_count(1.0)
+        assert (compiled, hits) == (1, 0), how
+        check_results({"1.0": out}, [1.0])
+        disk._secret_cache.clear()
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="making a directory owned by another user needs root")
+    def test_user_directory_owned_by_another_user_disables_the_cache(self, cache):
+        from symdl import cache as disk
+        disk._warned.clear()
+        user = _user_dir(cache)
+        user.mkdir(parents=True)
+        os.chown(user, 12345, 12345)
+        with pytest.warns(RuntimeWarning, match="not a directory owned by this user"):
+            out, compiled, hits = compile_and_count(1.0)
+        assert (compiled, hits) == (1, 0)
+        check_results({"1.0": out}, [1.0])
+        assert list(user.iterdir()) == []
+
+    def test_racing_processes_agree_on_one_key(self, tmp_path):
+        cache = tmp_path / "symdl-cache"
+        env = child_env(cache, tmp_path)
+        procs = [subprocess.Popen(child_command("compile", [k]), env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for k in (1, 2, 3)]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        # every entry is valid under the one key that survived
+        res = run_child("compile", [1, 2, 3], env)
+        assert res["disk_hits"] == 3, res
+
+
+class TestCleanUpAndLimit:
+    def test_stale_temporary_files_are_removed(self, cache):
+        compile_and_count(1.0)
+        (victim,) = entries(cache)
+        stale, fresh = victim.parent / ".tmp-killed.o", victim.parent / ".tmp-writing.o"
+        stale.write_bytes(b"partial")
+        fresh.write_bytes(b"partial")
+        old = time.time() - 3600
+        os.utime(stale, (old, old))
+        from symdl import cache as disk
+        disk._stores_since_scan["user"] = None        # as a new process: the next store scans
+        compile_and_count(2.0)
+        assert not stale.exists() and fresh.exists()
+
+    def test_size_limit_prunes_least_recently_used(self, cache, monkeypatch):
+        compile_and_count(1.0)
+        (first,) = entries(cache)
+        size = first.stat().st_size
+        limit_mb = 3.5 * size / (1 << 20)             # room for three entries
+        monkeypatch.setenv("SYMDL_CACHE_MAX_MB", repr(limit_mb))
+        for k in (2.0, 3.0):
+            compile_and_count(k)
+        old = time.time() - 100
+        for p in entries(cache):
+            os.utime(p, (old, old))
+        second_and_third = [p for p in entries(cache) if p != first]
+        assert compile_and_count(1.0)[2] == 1         # a hit touches the first entry: now most recent
+        compile_and_count(4.0)                        # four entries: over the limit, pruned to 80% of it
+        total = sum(p.stat().st_size for p in entries(cache))
+        assert total <= 0.8 * limit_mb * (1 << 20), (total, limit_mb)
+        assert first.exists(), "the recently used entry was pruned"
+        assert [p for p in second_and_third if p.exists()] == [], "least recently used entries were kept"
+        assert len(entries(cache)) == 2
+        assert compile_and_count(1.0)[2] == 1
+
+    @pytest.mark.parametrize("value", ["lots", "-1", "0", "nan"])
+    def test_bad_limit_is_a_value_error(self, cache, monkeypatch, value):
+        monkeypatch.setenv("SYMDL_CACHE_MAX_MB", value)
+        with pytest.raises(ValueError, match="SYMDL_CACHE_MAX_MB"):
+            compile_and_count(1.0)
+
+
+class TestCommandLine:
+    def _run(self, env, *args) -> str:
+        proc = subprocess.run([sys.executable, "-m", "symdl", *args], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def test_info_and_clear(self, tmp_path):
+        cache = tmp_path / "symdl-cache"
+        env = dict(child_env(cache, tmp_path), SYMDL_CACHE_MAX_MB="12")
+        run_child("compile", [1, 2], env)
+        files = entries(cache)
+        info = self._run(env, "cache", "info")
+        assert f"directory: {_user_dir(cache)}" in info
+        assert "entries:   2" in info and "limit:     12.0 MB" in info
+        size = sum(p.stat().st_size for p in files) / 1024
+        assert f"size:      {size:.1f} KB" in info
+        assert "removed 2 entries" in self._run(env, "cache", "clear")
+        assert entries(cache) == []
+        assert "entries:   0" in self._run(env, "cache", "info")
+
+    def test_bad_action_is_a_usage_error(self, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "symdl", "cache", "nuke"], env=child_env(tmp_path, tmp_path),
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+NO_HOME = """
+import pwd, sys
+def no_entry(uid):
+    raise KeyError(uid)
+pwd.getpwuid = no_entry          # no passwd entry for this uid, and HOME is unset
+import symdl
+from symdl.compiler import pipeline as backend
+from symdl.cache import cache_dir
+f = symdl.compile(lambda x: x ** 3, 2.0)
+print(cache_dir(), float(f(3.0)), backend.STATS["disk_hits"])
+"""
+
+
+def test_no_home_directory_falls_back_to_a_private_temporary_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "SYMDL_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", NO_HOME], env=env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(proc.stdout.split())
+    base = tmp_path / f"symdl-cache-{os.geteuid()}"
+    assert outs[0][0] == str(base / f"u{os.geteuid()}" / "v2")
+    assert float(outs[0][1]) == 27.0 and float(outs[1][1]) == 27.0
+    assert (outs[0][2], outs[1][2]) == ("0", "1")
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700 and base.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory owned by another user needs root")
+def test_fallback_directory_planted_by_another_user_is_not_used(tmp_path, monkeypatch):
+    import tempfile
+    from symdl import cache as disk
+    for name in ("SYMDL_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"symdl-cache-{os.geteuid()}"
+    planted.mkdir(mode=0o777)
+    os.chown(planted, 12345, 12345)        # made first by another user of a shared /tmp
+    disk._warned.clear()
+    with pytest.warns(RuntimeWarning, match="not a directory owned by this user"):
+        out, compiled, hits = compile_and_count(1.0)
+    assert (compiled, hits) == (1, 0)
+    check_results({"1.0": out}, [1.0])
+    assert list(planted.iterdir()) == []
+
+
+def test_disabled_cache_info(tmp_path):
+    env = dict(child_env("0", tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "symdl", "cache", "info"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "disabled" in proc.stdout

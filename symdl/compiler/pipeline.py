@@ -24,7 +24,7 @@ import numpy as np
 from codegen import llvm
 from codegen.compiler import Artifact, Build, run_passes
 
-from ..cache import cache_key, load_entry, store_entry
+from ..cache import cache_key, cached_artifact, store_entry
 from ..ir.node import Node
 from ..ir.rewrite import ieee_semantics, ieee_active
 from ..ir.serialize import graph_digest, graph_to_json
@@ -119,14 +119,11 @@ def build_artifact(inputs: list[Node], outputs: list[Node], fast_math: bool = Fa
     # re-association in reductions): part of the key
     key = cache_key(graph_digest(inputs, outputs), target.key + ("|ieee" if ieee else ""), llvm.versions())
     name = f"symdl_{key[:24]}" + (IEEE_SUFFIX if ieee else "")
-    hit = load_entry(key)
+    hit = cached_artifact(key, inputs, outputs, name, target.key)
     if hit is not None:
-        header, code = hit
         STATS["disk_hits"] += 1
         debug(f"disk cache hit {key[:12]}")
-        return Artifact(header["name"], code, [tuple(s) for s in header["in_specs"]],
-                        [tuple(s) for s in header["out_specs"]], header["workspace_bytes"],
-                        header["target_key"]), outputs
+        return hit, outputs
     start = time.perf_counter()
     art = run_passes(Build(list(inputs), list(outputs), name, ieee=ieee), observe=_observe).artifact()
     seconds = time.perf_counter() - start
