@@ -8,6 +8,8 @@ simplification and the disk cache in front of it, and ``compile_graph`` /
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,10 +50,31 @@ class Artifact:
             self._entry = NativeEntry(lib, self.name, self.in_specs, self.out_specs, self.workspace_bytes)
         return self._entry
 
+    def _checksum(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.name, repr(self.in_specs), repr(self.out_specs), str(self.workspace_bytes),
+                     self.target_key):
+            h.update(part.encode())
+            h.update(b"\0")
+        h.update(self.object_code)
+        return h.hexdigest()
+
     def __getstate__(self):
+        # Pickled for worker processes (AcceleratedFunction, transforms): the
+        # receiver checks the code and its layout before it maps anything, so
+        # bytes damaged on the way are a ValueError, never native code run.
         state = dict(self.__dict__)
         state["_entry"] = None
+        state["_checksum"] = self._checksum()
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        checksum = state.pop("_checksum", None)
+        self.__dict__.update(state)
+        if checksum is None or checksum != self._checksum():
+            raise ValueError("pickled compiled code is damaged (its checksum does not match); "
+                             "pickle the function again from the sending process")
 
 
 @dataclass
