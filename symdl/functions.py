@@ -388,6 +388,8 @@ def concatenate(arrays, axis=0):
     arrays = list(arrays)
     if not arrays:
         raise ValueError("concatenate: needs at least one array")
+    if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))):
+        raise TypeError(f"concatenate: axis must be an int or None, got {type(axis).__name__}")
     ops = to_operands(arrays)
     ndim = len(_shape(ops[0]))
     if axis is None:
