@@ -1,0 +1,3 @@
+"""placeholder"""
+def jvp(): pass
+def vjp(): pass
