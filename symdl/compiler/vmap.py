@@ -104,8 +104,10 @@ def _broadcast_axes(spec, tree, where: str, name: str) -> list:
         return [None if spec is None else int(spec)] * len(tree_flatten(tree)[0])
     children, shallow = tree_flatten(tree, is_leaf=lambda s: s is not tree)
     if shallow.kind == "leaf":
-        raise ValueError(f"{where}: {name} is a {type(spec).__name__} but the value it describes is a "
-                         f"{type(tree).__name__}, not a container; give an int or None")
+        what = f"an array of shape {np.shape(tree._value if isinstance(tree, dlarray) else tree)}" \
+            if isinstance(tree, (dlarray, np.ndarray)) else f"a {type(tree).__name__}"
+        raise ValueError(f"{where}: {name} is a {type(spec).__name__} but the value it describes is {what}, "
+                         f"not a container; give an int or None")
     if isinstance(tree, dict) and isinstance(spec, dict) and set(spec) == set(tree):
         specs = [spec[k] for k in tree]
     else:
