@@ -32,8 +32,8 @@ from ..ir.node import Node
 from ..tracing import active_root
 from ..tree import tree_flatten, tree_unflatten
 from .trace import is_numeric_leaf
-from .transforms import _Transform, _wrap
-from .vmap import leaf_node, output_nodes, stand_in
+from .transforms import _wrap
+from .vmap import InlineTransform, leaf_node, output_nodes, stand_in
 
 __all__ = ["jvp", "vjp"]
 
@@ -42,7 +42,7 @@ _TRANSFORMS: OrderedDict[tuple, tuple[Callable, dict]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _transform(fun: Callable, kind: str, make: Callable[[Callable], _Transform]) -> _Transform:
+def _transform(fun: Callable, kind: str, make: Callable[[Callable], InlineTransform]) -> InlineTransform:
     """The compiled transform ``kind`` of ``fun``, made once and kept (least
     recently used out).  A bound method is keyed by its object and function:
     ``obj.method`` is a new object on every attribute access."""
@@ -194,7 +194,7 @@ def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[A
     return _transform(fun, "jvp", _make_jvp)(tuple(primals), tuple(tangents))
 
 
-def _make_jvp(fun: Callable) -> _Transform:
+def _make_jvp(fun: Callable) -> InlineTransform:
     def traced(primals, tangents):
         root = active_root()
         tans = []
@@ -215,7 +215,7 @@ def _make_jvp(fun: Callable) -> _Transform:
         primal_out = tree_unflatten(out_def, [_wrap(o, f) for o, f in zip(both[:n], fmts)])
         tangent_out = tree_unflatten(out_def, [_wrap(t, f) for t, f in zip(both[n:], fmts)])
         return primal_out, tangent_out
-    return _Transform(traced, "jvp", fun)
+    return InlineTransform(traced, "jvp", fun)
 
 
 # ---------------------------------------------------------------- vjp
@@ -229,7 +229,7 @@ class Pullback:
 
     __slots__ = ("_transform", "_primals")
 
-    def __init__(self, transform: _Transform, primals: tuple):
+    def __init__(self, transform: InlineTransform, primals: tuple):
         self._transform, self._primals = transform, primals
 
     def __call__(self, cotangent: Any) -> tuple:
@@ -276,17 +276,17 @@ def vjp(fun: Callable, *primals: Any) -> tuple[Any, Pullback]:
     return out, Pullback(_transform(fun, "vjp_pullback", _make_pullback), primals)
 
 
-def _make_value(fun: Callable) -> _Transform:
+def _make_value(fun: Callable) -> InlineTransform:
     def traced(*primals):
         root = active_root()
         _primal_leaves(primals, "vjp", "primals")
         out = fun(*primals)
         output_nodes(out, root, "vjp")  # the same checks of the result as the pullback's
         return out
-    return _Transform(traced, "vjp", fun)
+    return InlineTransform(traced, "vjp", fun)
 
 
-def _make_pullback(fun: Callable) -> _Transform:
+def _make_pullback(fun: Callable) -> InlineTransform:
     def traced(primals, cotangent):
         root = active_root()
         standins, actual, leaves, treedef, outs, _, out_def, start = \
@@ -302,4 +302,4 @@ def _make_pullback(fun: Callable) -> _Transform:
         _mark_floats(leaves, grads, root)
         flat = tree_unflatten(treedef, [_wrap(g) for g in grads])
         return tuple(flat)
-    return _Transform(traced, "vjp pullback", fun)
+    return InlineTransform(traced, "vjp pullback", fun)

@@ -25,6 +25,7 @@ from ..ir.rewrite import toposort
 from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import Treedef, tree_flatten, tree_unflatten
+from .dispatch import calls_through_entry
 from .trace import is_numeric_leaf, leaf_array
 from .transforms import _Transform, _wrap
 
@@ -38,6 +39,22 @@ class BatchedControlFlowError(TypeError):
 
 
 # ---------------------------------------------------------------- shared by vmap, jvp and vjp
+
+@calls_through_entry
+class InlineTransform(_Transform):
+    """A transform that, called while any trace is active, is always built
+    symbolically in that trace, whatever its arguments: ``fun`` may close
+    over traced values of the outer trace (``grad(lambda w: ... vjp(lambda
+    x: f(x, w), x0) ...)``), which a separately compiled trace would
+    silently take for constants."""
+
+    __slots__ = ()
+
+    def _call(self, *args: Any) -> Any:
+        if active_root() is not None:
+            return self._cache.function(*args)
+        return super()._call(*args)
+
 
 def leaf_node(leaf, root, where: str, what: str) -> Node:
     """The graph node of an argument leaf in trace ``root``: its own node when
@@ -133,7 +150,7 @@ def _normalise(axis: int, ndim: int, where: str, what: str) -> int:
 
 # ---------------------------------------------------------------- vmap
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> _Transform:
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
     """``fun`` mapped over an axis of its arguments, as JAX's ``vmap``: the
     result stacks ``fun``'s results for each example along ``out_axes``.
 
@@ -237,7 +254,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> _Transform:
             results.append(_wrap(b))
         return tree_unflatten(out_def, results)
 
-    return _Transform(traced, "vmap", fun)
+    return InlineTransform(traced, "vmap", fun)
 
 
 def _check_axes_spec(spec, name: str) -> None:
