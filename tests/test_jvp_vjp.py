@@ -303,3 +303,19 @@ def test_vjp_errors():
         symdl.vjp(lambda s: s, "a")
     with pytest.raises(TypeError, match="fun must be callable"):
         symdl.vjp(3, X)
+
+
+def test_functions_closing_over_an_outer_traced_value():
+    # X and V are plain numpy arrays, w a value of grad's trace: jvp and vjp
+    # are built in grad's trace, so w stays a variable
+    def via_jvp(w):
+        return np.sum(symdl.jvp(lambda x: f(x, w), (X,), (V,))[1])
+
+    def via_vjp(w):
+        return np.sum(symdl.vjp(lambda x: f(x, w), X)[1](np.ones(3))[0] * V)
+
+    def ref(w):   # sum(J_x V), by a central difference along V
+        return float(np.sum(directional(lambda x: f(x, w), [X], [V])))
+    expect = numeric_grad(ref, [W])[0]
+    close(symdl.grad(via_jvp)(W), expect, rtol=1e-5, atol=1e-7)
+    close(symdl.grad(via_vjp)(W), expect, rtol=1e-5, atol=1e-7)   # 1 @ J_x @ V is the same number

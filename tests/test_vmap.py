@@ -333,3 +333,17 @@ def test_bad_axes_types_and_values():
         symdl.vmap(3)
     with pytest.raises(TypeError, match="fun must return arrays"):
         symdl.vmap(lambda x: "text")(X)
+
+
+def test_function_closing_over_an_outer_traced_value():
+    # X is a plain numpy array, w a value of grad's trace that the mapped
+    # function closes over: the map is built in grad's trace, so w stays a variable
+    got = symdl.grad(lambda w: np.sum(symdl.vmap(lambda x: per_example(x, w))(X)))(W)
+    close(got, numeric_grad(batch_loss, [X, W])[1], rtol=1e-7, atol=1e-9)
+
+
+def test_vmap_of_jacobian():
+    f = lambda v: np.tanh(v) * np.sum(v ** 2)   # noqa: E731
+    from test_transforms import central_jacobian
+    got = symdl.vmap(symdl.jacobian(f))(X)
+    close(got, np.stack([central_jacobian(f, x) for x in X]), rtol=1e-7, atol=1e-9)
