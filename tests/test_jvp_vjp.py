@@ -319,3 +319,21 @@ def test_functions_closing_over_an_outer_traced_value():
     expect = numeric_grad(ref, [W])[0]
     close(symdl.grad(via_jvp)(W), expect, rtol=1e-5, atol=1e-7)
     close(symdl.grad(via_vjp)(W), expect, rtol=1e-5, atol=1e-7)   # 1 @ J_x @ V is the same number
+
+
+def test_has_aux():
+    y, t, aux = symdl.jvp(lambda x: (np.sin(x), {"sq": x ** 2, "tag": "hi"}), (X,), (V,), has_aux=True)
+    close(t, np.cos(X) * V)
+    close(aux["sq"], X ** 2)
+    assert aux["tag"] == "hi"
+    y, pullback, aux = symdl.vjp(lambda x: (np.sum(x ** 2), x * 3.0), X, has_aux=True)
+    close(y, np.sum(X ** 2))
+    close(aux, X * 3.0)
+    close(pullback(2.0)[0], 4.0 * X)
+    # aux is a value of the outer trace too: grad of a function of it
+    got = symdl.grad(lambda x: np.sum(symdl.jvp(lambda z: (z ** 2, z ** 3), (x,), (V,), has_aux=True)[2]))(X)
+    close(got, 3 * X ** 2)
+    with pytest.raises(TypeError, match=r"has_aux=True, fun must return a pair \(output, aux\), got dlarray"):
+        symdl.jvp(lambda x: x, (X,), (V,), has_aux=True)
+    with pytest.raises(TypeError, match="has_aux must be True or False"):
+        symdl.vjp(np.sin, X, has_aux=1)

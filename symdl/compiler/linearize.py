@@ -117,19 +117,43 @@ def _count(treedef) -> int:
     return 1 if treedef.kind == "leaf" else sum(_count(c) for c in treedef.children)
 
 
-def _trace_on_stand_ins(fun, primals: tuple, root, where: str, check=None):
+def _split_aux(out, has_aux: bool, where: str):
+    """``(output, aux)`` of a ``has_aux`` function (JAX's convention), or
+    ``(out, None)``."""
+    if not has_aux:
+        return out, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"{where}: with has_aux=True, fun must return a pair (output, aux), got "
+                        f"{type(out).__name__}{f' of {len(out)}' if isinstance(out, (tuple, list)) else ''}")
+    return out[0], out[1]
+
+
+def _trace_on_stand_ins(fun, primals: tuple, root, where: str, check=None, has_aux: bool = False):
     """Run ``fun`` on stand-ins of the primal leaves.  Returns the stand-in
-    nodes, the real nodes they stand for, the output nodes/formats/structure,
-    and the index of the first guard ``fun`` recorded."""
+    nodes, the real nodes they stand for, the primal leaves and structure,
+    the output nodes/formats/structure, the index of the first guard ``fun``
+    recorded, and its aux result (``has_aux``)."""
     leaves, treedef = _primal_leaves(primals, where, "primals")
     actual = [leaf_node(leaf, root, where, f"primal leaf {k}") for k, leaf in enumerate(leaves)]
     if check is not None:
         check(leaves, treedef, actual)
     standins = [stand_in(root, x.shape, x.dtype, _value(leaf)) for x, leaf in zip(actual, leaves)]
     start = len(root.guards)
-    out = fun(*tree_unflatten(treedef, standins))
+    out, aux = _split_aux(fun(*tree_unflatten(treedef, standins)), has_aux, where)
     outs, fmts, out_def = output_nodes(out, root, where)
-    return [s._node for s in standins], actual, leaves, treedef, outs, fmts, out_def, start
+    return [s._node for s in standins], actual, leaves, treedef, outs, fmts, out_def, start, aux
+
+
+def _substitute_aux(aux, standins: list[Node], actual: list[Node], root):
+    """The aux result with the real arguments in place of their stand-ins
+    (its leaves that are not arrays pass through, as static values)."""
+    leaves, treedef = tree_flatten(aux)
+    traced = [k for k, leaf in enumerate(leaves) if isinstance(leaf, dlarray) and leaf._node is not None
+              and leaf._trace is root]
+    nodes = B.substitute([leaves[k]._node for k in traced], dict(zip(standins, actual)))
+    for k, node in zip(traced, nodes):
+        leaves[k] = _wrap(node, leaves[k]._fmt)
+    return tree_unflatten(treedef, leaves)
 
 
 def _value(leaf):
@@ -161,7 +185,7 @@ def _mark_floats(leaves, grads: list[Node], root) -> None:
 
 # ---------------------------------------------------------------- jvp
 
-def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[Any, Any]:
+def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list, has_aux: bool = False) -> tuple:
     """``(fun(*primals), J @ tangents)``: the function's value and its
     directional derivative along ``tangents`` (forward mode), as JAX's
     ``jvp``.
@@ -171,6 +195,8 @@ def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[A
     array, a float or a container of them, each tangent leaf of its primal's
     shape and dtype (a Python float tangent takes the primal's dtype).  The
     tangent result has the structure, shapes and dtypes of ``fun``'s result.
+    With ``has_aux=True``, ``fun`` returns ``(output, aux)`` and ``jvp``
+    returns ``(output, tangent, aux)`` (``aux`` not differentiated).
 
     Compiled and cached per function and input signature; inside another
     trace it is built symbolically there (``jvp`` of ``grad`` gives
@@ -191,10 +217,17 @@ def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list) -> tuple[A
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: primals has {len(primals)} entries but tangents has {len(tangents)}; they must "
                          f"have the same structure")
-    return _transform(fun, "jvp", _make_jvp)(tuple(primals), tuple(tangents))
+    _check_has_aux(has_aux, "jvp")
+    kind = "jvp_aux" if has_aux else "jvp"
+    return _transform(fun, kind, lambda f: _make_jvp(f, has_aux))(tuple(primals), tuple(tangents))
 
 
-def _make_jvp(fun: Callable) -> InlineTransform:
+def _check_has_aux(has_aux, where: str) -> None:
+    if not isinstance(has_aux, bool):
+        raise TypeError(f"{where}: has_aux must be True or False, got {has_aux!r}")
+
+
+def _make_jvp(fun: Callable, has_aux: bool) -> InlineTransform:
     def traced(primals, tangents):
         root = active_root()
         tans = []
@@ -206,14 +239,16 @@ def _make_jvp(fun: Callable) -> InlineTransform:
                                  f"{describe(t_def)}")
             tans.extend(_matching(t_leaves, actual, root, "jvp", "tangent", "primal"))
 
-        standins, actual, leaves, treedef, outs, fmts, out_def, start = \
-            _trace_on_stand_ins(fun, primals, root, "jvp", check)
+        standins, actual, leaves, treedef, outs, fmts, out_def, start, aux = \
+            _trace_on_stand_ins(fun, primals, root, "jvp", check, has_aux)
         touts = reverse.jvp(outs, standins, tans)
         touts = [B.fill(0.0, o) if t is None else t for t, o in zip(touts, outs)]
         both = _substitute(outs + touts, standins, actual, root, start)
         n = len(outs)
         primal_out = tree_unflatten(out_def, [_wrap(o, f) for o, f in zip(both[:n], fmts)])
         tangent_out = tree_unflatten(out_def, [_wrap(t, f) for t, f in zip(both[n:], fmts)])
+        if has_aux:
+            return primal_out, tangent_out, _substitute_aux(aux, standins, actual, root)
         return primal_out, tangent_out
     return InlineTransform(traced, "jvp", fun)
 
@@ -244,14 +279,16 @@ class Pullback:
         return f"<symdl vjp pullback of {getattr(self._transform.__wrapped__, '__name__', '?')}>"
 
 
-def vjp(fun: Callable, *primals: Any) -> tuple[Any, Pullback]:
+def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     """``(fun(*primals), pullback)`` with ``pullback(cotangent) = cotangent @ J``
     (reverse mode), as JAX's ``vjp``.
 
     Each primal is a float array, a float or a container of them.  The
     cotangent has the structure, shapes and dtypes of ``fun``'s result (a
     Python float takes the result's dtype); the pullback returns a tuple with
-    one gradient per primal, each of that primal's structure.
+    one gradient per primal, each of that primal's structure.  With
+    ``has_aux=True``, ``fun`` returns ``(output, aux)`` and ``vjp`` returns
+    ``(output, pullback, aux)`` (``aux`` not differentiated).
 
     The value and the pullback are compiled and cached per function and
     input signature; inside another trace they are built symbolically there.
@@ -272,25 +309,29 @@ def vjp(fun: Callable, *primals: Any) -> tuple[Any, Pullback]:
         raise TypeError(f"vjp: fun must be callable, got {type(fun).__name__}")
     if not primals:
         raise TypeError("vjp: give at least one primal: vjp(fun, *primals)")
-    out = _transform(fun, "vjp_value", _make_value)(*primals)
-    return out, Pullback(_transform(fun, "vjp_pullback", _make_pullback), primals)
+    _check_has_aux(has_aux, "vjp")
+    suffix = "_aux" if has_aux else ""
+    out = _transform(fun, "vjp_value" + suffix, lambda f: _make_value(f, has_aux))(*primals)
+    pullback = Pullback(_transform(fun, "vjp_pullback" + suffix, lambda f: _make_pullback(f, has_aux)), primals)
+    return (out[0], pullback, out[1]) if has_aux else (out, pullback)
 
 
-def _make_value(fun: Callable) -> InlineTransform:
+def _make_value(fun: Callable, has_aux: bool) -> InlineTransform:
     def traced(*primals):
         root = active_root()
         _primal_leaves(primals, "vjp", "primals")
-        out = fun(*primals)
+        result = fun(*primals)
+        out, _ = _split_aux(result, has_aux, "vjp")
         output_nodes(out, root, "vjp")  # the same checks of the result as the pullback's
-        return out
+        return result
     return InlineTransform(traced, "vjp", fun)
 
 
-def _make_pullback(fun: Callable) -> InlineTransform:
+def _make_pullback(fun: Callable, has_aux: bool) -> InlineTransform:
     def traced(primals, cotangent):
         root = active_root()
-        standins, actual, leaves, treedef, outs, _, out_def, start = \
-            _trace_on_stand_ins(fun, primals, root, "vjp")
+        standins, actual, leaves, treedef, outs, _, out_def, start, _ = \
+            _trace_on_stand_ins(fun, primals, root, "vjp", has_aux=has_aux)
         c_leaves, c_def = tree_flatten(cotangent)
         if c_def != out_def:
             raise ValueError(f"vjp pullback: the cotangent must have the structure of fun's result, "
