@@ -347,3 +347,13 @@ def test_vmap_of_jacobian():
     from test_transforms import central_jacobian
     got = symdl.vmap(symdl.jacobian(f))(X)
     close(got, np.stack([central_jacobian(f, x) for x in X]), rtol=1e-7, atol=1e-9)
+
+
+def test_axis_size():
+    got = symdl.vmap(lambda w: np.sum(w ** 2), in_axes=None, axis_size=3)(W)
+    close(got, np.full(3, np.sum(W ** 2)))
+    close(symdl.vmap(lambda x: x * 2.0, axis_size=4)(X), X * 2.0)
+    with pytest.raises(ValueError, match=r"axis_size is 3 but argument 0 has size 4"):
+        symdl.vmap(lambda x: x, axis_size=3)(X)
+    with pytest.raises(TypeError, match="axis_size must be None or a non-negative int"):
+        symdl.vmap(lambda x: x, axis_size=2.5)

@@ -150,7 +150,7 @@ def _normalise(axis: int, ndim: int, where: str, what: str) -> int:
 
 # ---------------------------------------------------------------- vmap
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None) -> InlineTransform:
     """``fun`` mapped over an axis of its arguments, as JAX's ``vmap``: the
     result stacks ``fun``'s results for each example along ``out_axes``.
 
@@ -159,7 +159,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
     positional argument, each an int, ``None`` or a container of them with
     the argument's structure (dict, list, tuple, dataclass).  ``out_axes``
     likewise for the result.  Arguments and results may be containers of
-    arrays.  Every batched argument must have the same batch size.
+    arrays.  Every batched argument must have the same batch size;
+    ``axis_size`` gives it when no argument is mapped (and is checked
+    against the arguments otherwise).
 
     ``fun`` is traced once per input signature on one example's shapes, its
     graph batched symbolically and compiled.  Python control flow that reads
@@ -181,11 +183,15 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
         raise TypeError(f"vmap: fun must be callable, got {type(fun).__name__}")
     _check_axes_spec(in_axes, "in_axes")
     _check_axes_spec(out_axes, "out_axes")
+    if axis_size is not None and (isinstance(axis_size, bool) or not isinstance(axis_size, (int, np.integer))
+                                  or axis_size < 0):
+        raise TypeError(f"vmap: axis_size must be None or a non-negative int, got {axis_size!r}")
 
     def traced(*args):
         root = active_root()
-        if not args:
-            raise TypeError("vmap: the mapped function needs at least one positional argument to map over")
+        if not args and axis_size is None:
+            raise TypeError("vmap: the mapped function needs at least one positional argument to map over "
+                            "(or give axis_size)")
         if isinstance(in_axes, (tuple, list)):
             if len(in_axes) != len(args):
                 raise ValueError(f"vmap: in_axes has {len(in_axes)} entries but the function was called with "
@@ -196,7 +202,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
             axes = [a for k, arg in enumerate(args) for a in _broadcast_axes(in_axes, arg, "vmap", "in_axes")]
         leaves, treedef = tree_flatten(args)
         paths = [p for k, arg in enumerate(args) for p in _leaf_paths(arg, f"argument {k}")]
-        n, sized = None, None
+        n, sized = (None, None) if axis_size is None else (int(axis_size), ("axis_size", None, None))
         new_leaves, replacements = [], {}
         for leaf, axis, path in zip(leaves, axes, paths):
             if axis is None:
@@ -213,6 +219,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
             size = node.shape[a]
             if n is None:
                 n, sized = size, (path, node.shape, a)
+            elif size != n and sized[1] is None:
+                raise ValueError(f"vmap: axis_size is {n} but {path} has size {size} along its mapped axis {a} "
+                                 f"(shape {node.shape})")
             elif size != n:
                 raise ValueError(f"vmap: batched arguments have different sizes along their mapped axes: {sized[0]} "
                                  f"has size {n} along axis {sized[2]} (shape {sized[1]}), {path} has size {size} "
@@ -229,7 +238,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> InlineTransform:
             new_leaves.append(s)
         if n is None:
             raise ValueError("vmap: no argument is mapped over (in_axes is None for every argument leaf); "
-                             "at least one must have an int axis")
+                             "at least one must have an int axis, or give axis_size")
         start = len(root.guards)
         out = fun(*tree_unflatten(treedef, new_leaves))
         _refuse_batched_guards(root, start, set(replacements))
