@@ -337,3 +337,10 @@ def test_has_aux():
         symdl.jvp(lambda x: x, (X,), (V,), has_aux=True)
     with pytest.raises(TypeError, match="has_aux must be True or False"):
         symdl.vjp(np.sin, X, has_aux=1)
+
+
+def test_no_perturbation_confusion():
+    # d/dx [ d/da (a x) at a = x ] = d/dx x = 1 (the inner derivative treats
+    # the closed-over x as a constant even though the primal is x itself)
+    assert symdl.grad(lambda x: symdl.jvp(lambda a: a * x, (x,), (1.0,))[1])(2.0) == 1.0
+    assert symdl.grad(lambda x: symdl.vjp(lambda a: a * x, x)[1](1.0)[0])(2.0) == 1.0
