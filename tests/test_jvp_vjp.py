@@ -344,3 +344,25 @@ def test_no_perturbation_confusion():
     # the closed-over x as a constant even though the primal is x itself)
     assert symdl.grad(lambda x: symdl.jvp(lambda a: a * x, (x,), (1.0,))[1])(2.0) == 1.0
     assert symdl.grad(lambda x: symdl.vjp(lambda a: a * x, x)[1](1.0)[0])(2.0) == 1.0
+
+
+def test_vmap_of_jvp_over_tangents_gives_jacobian_columns():
+    cols = symdl.vmap(lambda t: symdl.jvp(lambda x: f(x, W), (X,), (t,))[1], out_axes=1)(np.eye(4))
+    close(cols, central_jacobian(lambda x: f(x, W), X), rtol=1e-8, atol=1e-10)
+
+
+def test_vjp_float32_and_dlarrays():
+    x32 = X.astype(np.float32)
+    y, pullback = symdl.vjp(lambda x: np.exp(x) * x, x32)
+    (g,) = pullback(np.ones(4, np.float32))
+    assert y.dtype == np.float32 and g.dtype == np.float32
+    close(g, np.exp(X) * (1 + X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="cotangent leaf 0 has dtype float64, but its result has dtype float32"):
+        pullback(np.ones(4))
+    y, t = symdl.jvp(np.sin, (symdl.dlarray(X),), (symdl.dlarray(V),))
+    assert isinstance(y, symdl.dlarray) and isinstance(t, symdl.dlarray)
+    close(symdl.extractdata(t), np.cos(X) * V)
+    _, pullback = symdl.vjp(np.sin, symdl.dlarray(X))
+    (g,) = pullback(symdl.dlarray(V))
+    assert isinstance(g, symdl.dlarray)
+    close(symdl.extractdata(g), np.cos(X) * V)
