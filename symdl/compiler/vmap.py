@@ -299,6 +299,6 @@ def _refuse_batched_guards(root, start: int, stand_ins: set[Node]) -> None:
         del root.guards[start:]
         raise BatchedControlFlowError(
             "vmap: fun reads the value of a batched array in Python (float(), int(), bool(), `if` on a "
-            "comparison, .any()/.all(), an index made from it): each example could take another branch, which "
+            "comparison, .any()/.all(), an index made from it, extractdata): each example could take another branch, which "
             "cannot be batched (JAX's ConcretizationTypeError). Write the choice with symdl.where / "
             "maximum / minimum instead, or give that argument in_axes None")
