@@ -288,6 +288,8 @@ def test_value_dependent_control_flow_is_refused():
         symdl.grad(lambda x: np.sum(symdl.vmap(branchy)(x)))(X)
     with pytest.raises(TypeError, match="cannot be batched"):
         symdl.vmap(lambda v: v[int(v[0] > 0)])(X)
+    with pytest.raises(TypeError, match="cannot be batched"):
+        symdl.vmap(lambda v: v * symdl.extractdata(v))(X)   # detaching one example's data
 
 
 def test_mismatched_batch_sizes():
