@@ -33,7 +33,8 @@ from ..tracing import active_root
 from ..tree import tree_flatten, tree_unflatten
 from .trace import is_numeric_leaf
 from .transforms import _wrap
-from .vmap import InlineTransform, leaf_node, output_nodes, stand_in
+from .standins import leaf_node, stand_in
+from .vmap import InlineTransform, output_nodes
 
 __all__ = ["jvp", "vjp"]
 

@@ -21,11 +21,13 @@ from ..array import dlarray
 from ..autodiff.batching import batch_graph
 from ..ir import build as B
 from ..ir.node import Node
-from ..ir.rewrite import toposort
 from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import Treedef, tree_flatten, tree_unflatten
+from ..core import is_traced
+from ..tree import flatten_call
 from .dispatch import calls_through_entry
+from .standins import call_in_trace, depends_on, leaf_node, stand_in
 from .trace import is_numeric_leaf, leaf_array
 from .transforms import _Transform, _wrap
 
@@ -42,52 +44,21 @@ class BatchedControlFlowError(TypeError):
 
 @calls_through_entry
 class InlineTransform(_Transform):
-    """A transform that, called while any trace is active, is always built
-    symbolically in that trace, whatever its arguments: ``fun`` may close
-    over traced values of the outer trace (``grad(lambda w: ... vjp(lambda
-    x: f(x, w), x0) ...)``), which a separately compiled trace would
-    silently take for constants."""
+    """A transform that, called while another trace is active, is built in
+    that trace whenever its function closes over values of it, even with no
+    traced argument (``grad(lambda w: ... vjp(lambda x: f(x, w), x0) ...)``):
+    a separately compiled trace would take them for constants.  See
+    :func:`symdl.compiler.standins.call_in_trace`."""
 
     __slots__ = ()
 
     def _call(self, *args: Any) -> Any:
-        if active_root() is not None:
+        if active_root() is None:
+            return super()._call(*args)
+        leaves, treedef = flatten_call(args, {})
+        if any(is_traced(x) for x in leaves):
             return self._cache.function(*args)
-        return super()._call(*args)
-
-
-def leaf_node(leaf, root, where: str, what: str) -> Node:
-    """The graph node of an argument leaf in trace ``root``: its own node when
-    traced there, otherwise a constant of its value (numpy arrays and Python
-    floats reach a transform called inside another trace untraced)."""
-    if isinstance(leaf, dlarray):
-        if leaf._node is not None and leaf._trace is root:
-            return leaf._node
-        return root.const(np.asarray(leaf._value))
-    if is_numeric_leaf(leaf):
-        return root.const(leaf_array(leaf))
-    raise TypeError(f"{where}: {what} must be a float array or a float, got {type(leaf).__name__}")
-
-
-def stand_in(root, shape: tuple, dtype: str, value: np.ndarray | None) -> dlarray:
-    """A fresh input node standing for an argument while ``fun`` is traced:
-    a node of its own, so that equal constants, an argument passed twice or
-    a value the function also uses elsewhere never get mixed up with it.
-    ``value`` is what the tracer computes with (the interpreter needs one)."""
-    node = B.input_node(root.fresh_name("__standin__"), shape, dtype)
-    if value is None:
-        value = np.zeros(shape, dtype=dtype)
-    root.memo[node] = np.asarray(value, dtype=dtype)
-    return dlarray._wrap(root.memo[node], node, root, None)
-
-
-def depends_on(outputs: list[Node], sources: set[Node]) -> set[Node]:
-    """The nodes among the graph of ``outputs`` that depend on any of ``sources``."""
-    dep = set(sources)
-    for node in toposort(outputs):
-        if node not in dep and any(i in dep for i in node.inputs):
-            dep.add(node)
-    return dep
+        return call_in_trace(self._cache, args, leaves, treedef, self.ieee)
 
 
 def output_nodes(out, root, where: str) -> tuple[list[Node], list, Treedef]:
@@ -299,6 +270,6 @@ def _refuse_batched_guards(root, start: int, stand_ins: set[Node]) -> None:
         del root.guards[start:]
         raise BatchedControlFlowError(
             "vmap: fun reads the value of a batched array in Python (float(), int(), bool(), `if` on a "
-            "comparison, .any()/.all(), an index made from it, extractdata): each example could take another branch, which "
-            "cannot be batched (JAX's ConcretizationTypeError). Write the choice with symdl.where / "
+            "comparison, .any()/.all(), an index made from it, extractdata): each example could take another "
+            "branch, which cannot be batched (JAX's ConcretizationTypeError). Write the choice with symdl.where / "
             "maximum / minimum instead, or give that argument in_axes None")
