@@ -359,3 +359,25 @@ def test_axis_size():
         symdl.vmap(lambda x: x, axis_size=3)(X)
     with pytest.raises(TypeError, match="axis_size must be None or a non-negative int"):
         symdl.vmap(lambda x: x, axis_size=2.5)
+
+
+def test_transforms_with_untraced_arguments_inside_a_trace():
+    # A transform called inside another trace (dlfeval, vmap, grad) on plain
+    # numpy arguments: compiled on its own when its function is independent of
+    # the outer trace, built in the outer trace when it closes over its values.
+    # (These gave zeros before: the nested trace did not trace its inputs.)
+    x0 = np.array([1.0, 2.0])
+    ws = np.array([[3.0, 4.0], [5.0, 6.0]])
+    got = symdl.dlfeval(lambda w: symdl.jacobian(lambda x: x ** 2)(x0), symdl.dlarray(x0))
+    close(got, np.diag(2 * x0))
+    got = symdl.dlfeval(lambda w: symdl.hessian(lambda x: np.sum(x ** 3))(x0), symdl.dlarray(x0))
+    close(got, np.diag(6 * x0))
+    got = symdl.vmap(lambda w: symdl.jacobian(lambda x: x * w)(x0))(ws)
+    close(got, np.stack([np.diag(w) for w in ws]))
+    got = symdl.vmap(lambda w: symdl.grad(lambda x: np.sum(x * w ** 2))(x0))(ws)
+    close(got, ws ** 2)
+    got = symdl.grad(lambda w: np.sum(symdl.hessian(lambda x: np.sum(x ** 3 * w))(x0)))(ws[0])
+    close(got, 6 * x0)    # d/dw sum(diag(6 x w))
+    got = symdl.dlfeval(lambda w: symdl.dlgradient(np.sum(symdl.grad(lambda x: np.sum(x ** 2 * w))(x0)), w),
+                        symdl.dlarray(ws[0]))
+    close(symdl.extractdata(got), 2 * x0)

@@ -25,6 +25,7 @@ from ..tracing import active_root
 from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
 from .pipeline import check_ieee
+from .standins import call_in_trace
 from .trace import is_numeric_leaf
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
@@ -106,6 +107,10 @@ class _Transform(CacheAttributes):
             # Inside another trace (grad of grad, dlfeval, compile): build the
             # derivative symbolically there, so the outer trace sees through it.
             return cache.function(*args)
+        if active_root() is not None:
+            # Untraced arguments inside another trace: fun may still close over
+            # its values (compiler/standins.py)
+            return call_in_trace(cache, args, leaves, treedef, self.ieee)
         with ieee_semantics(self.ieee):
             return cache.call(args, {}, leaves, treedef, traced=True)
 
