@@ -344,6 +344,9 @@ def test_no_perturbation_confusion():
     # the closed-over x as a constant even though the primal is x itself)
     assert symdl.grad(lambda x: symdl.jvp(lambda a: a * x, (x,), (1.0,))[1])(2.0) == 1.0
     assert symdl.grad(lambda x: symdl.vjp(lambda a: a * x, x)[1](1.0)[0])(2.0) == 1.0
+    assert symdl.grad(lambda x: symdl.grad(lambda a: a * x)(x))(2.0) == 1.0     # was 2.0 before stand-ins
+    hv = symdl.grad(lambda x: np.sum(symdl.jacobian(lambda a: a * x)(x)))(X)        # d/dx sum(diag(x))
+    close(hv, np.ones(4))
 
 
 def test_vmap_of_jvp_over_tangents_gives_jacobian_columns():

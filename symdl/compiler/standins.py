@@ -12,9 +12,10 @@ shapes, which are then replaced by the real nodes (``vmap``: by the batched
 arguments).
 
 :func:`call_in_trace` is the rule for a transform called inside a trace with
-arguments none of which is traced there: the function may still close over
-values of the outer trace (``vmap(lambda w: jacobian(lambda x: x * w)(x0))``),
-so it is first built in the outer trace on stand-ins; only when the result
+any arguments: it is built in the outer trace on stand-ins (so
+``grad(lambda x: grad(lambda a: a * x)(x))`` is 1, not 2); when no argument
+is traced there, the function may still close over values of the outer trace
+(``vmap(lambda w: jacobian(lambda x: x * w)(x0))``), and only when the result
 turns out not to depend on the outer trace is it compiled on its own, in a
 trace of its own, and returned as plain numbers.
 """
@@ -96,11 +97,11 @@ def detached():
         state.stack = saved
 
 
-def _inline(function: Callable, args: tuple, root) -> Any:
+def _inline(function: Callable, args: tuple, root, may_miss: bool) -> Any:
     """``function(*args)`` built in trace ``root``, every numeric argument
-    leaf (untraced there) replaced by a stand-in and the stand-ins then by
-    constants.  :data:`MISS` when nothing in the result depends on the outer
-    trace (the guards discarded)."""
+    leaf replaced by a stand-in and the stand-ins then by the leaves' nodes
+    (constants for untraced leaves).  With ``may_miss``, :data:`MISS` when
+    nothing in the result depends on the outer trace (the guards discarded)."""
     leaves, treedef = tree_flatten(args)
     mapping: dict[Node, Node] = {}
     new_leaves = []
@@ -121,7 +122,7 @@ def _inline(function: Callable, args: tuple, root) -> Any:
              and o._trace is root]
     guards = root.guards[start:]
     nodes = B.substitute([out_leaves[k]._node for k in slots] + [g for g, _ in guards], mapping)
-    if not any(node.op == "input" for node in toposort(nodes)):
+    if may_miss and not any(node.op == "input" for node in toposort(nodes)):
         del root.guards[start:]   # a constant of the outer trace: compiled on its own instead
         return MISS
     root.guards[start:] = [(g, v) for g, (_, v) in zip(nodes[len(slots):], guards)]
@@ -131,11 +132,13 @@ def _inline(function: Callable, args: tuple, root) -> Any:
 
 
 def call_in_trace(cache, args: tuple, leaves: list, treedef, ieee: bool = False) -> Any:
-    """A transform's call inside another trace with no argument traced there
-    (see the module docstring): built in the outer trace when the function
-    closes over its values, otherwise compiled on its own (numbers out, as
-    outside any trace)."""
-    result = _inline(cache.function, args, active_root())
+    """A transform's call inside another trace (see the module docstring):
+    built in the outer trace on stand-ins when an argument is traced there
+    or the function closes over the trace's values, otherwise compiled on
+    its own (numbers out, as outside any trace)."""
+    root = active_root()
+    traced = any(isinstance(x, dlarray) and x._node is not None and x._trace is root for x in leaves)
+    result = _inline(cache.function, args, root, may_miss=not traced)
     if result is not MISS:
         return result
     with detached(), ieee_semantics(ieee):

@@ -57,7 +57,7 @@ class InlineTransform(_Transform):
             return super()._call(*args)
         leaves, treedef = flatten_call(args, {})
         if any(is_traced(x) for x in leaves):
-            return self._cache.function(*args)
+            return self._cache.function(*args)   # the function uses stand-ins itself
         return call_in_trace(self._cache, args, leaves, treedef, self.ieee)
 
 
