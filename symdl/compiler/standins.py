@@ -105,6 +105,9 @@ def _inline(function: Callable, args: tuple, root, may_miss: bool) -> Any:
     leaves, treedef = tree_flatten(args)
     mapping: dict[Node, Node] = {}
     new_leaves = []
+    # a Python float argument's gradient comes back as a float (trace_program's
+    # marks): a stand-in of a float input is one too, and so is a result marked
+    floats, marks = getattr(root, "float_inputs", None), getattr(root, "float_results", None)
     for leaf in leaves:
         if isinstance(leaf, dlarray) or is_numeric_leaf(leaf):
             const = leaf_node(leaf, root, "", "")
@@ -112,6 +115,8 @@ def _inline(function: Callable, args: tuple, root, may_miss: bool) -> Any:
                          leaf._value if isinstance(leaf, dlarray) else leaf_array(leaf))
             s._fmt = getattr(leaf, "_fmt", None)
             mapping[s._node] = const
+            if floats is not None and const in floats:
+                floats.add(s._node)
             new_leaves.append(s)
         else:
             new_leaves.append(leaf)
@@ -127,6 +132,8 @@ def _inline(function: Callable, args: tuple, root, may_miss: bool) -> Any:
         return MISS
     root.guards[start:] = [(g, v) for g, (_, v) in zip(nodes[len(slots):], guards)]
     for k, node in zip(slots, nodes):
+        if marks is not None and out_leaves[k]._node in marks:
+            marks.add(node)
         out_leaves[k] = wrap(node, out_leaves[k]._fmt)
     return tree_unflatten(out_def, out_leaves)
 
