@@ -369,3 +369,18 @@ def test_vjp_float32_and_dlarrays():
     (g,) = pullback(symdl.dlarray(V))
     assert isinstance(g, symdl.dlarray)
     close(symdl.extractdata(g), np.cos(X) * V)
+
+
+def test_ieee_keyword():
+    # (x + 1) - x: 1 in real-number algebra (the default), 0 step by step in
+    # IEEE at x = 1e300 (numpy's value)
+    x = np.array([[1e300, 1.0]])
+    fun = lambda x: (x + 1.0) - x   # noqa: E731
+    close(symdl.vmap(fun, ieee=True)(x), fun(x))
+    close(symdl.jvp(fun, (x,), (x,), ieee=True)[0], fun(x))
+    close(symdl.vjp(fun, x, ieee=True)[0], fun(x))
+    close(symdl.vmap(fun)(x), np.ones((1, 2)))
+    with pytest.raises(TypeError, match="ieee must be True or False"):
+        symdl.vmap(fun, ieee=1)
+    with pytest.raises(TypeError, match="ieee must be True or False"):
+        symdl.jvp(fun, (x,), (x,), ieee="yes")

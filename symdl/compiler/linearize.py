@@ -33,6 +33,7 @@ from ..tracing import active_root
 from ..tree import tree_flatten, tree_unflatten
 from .trace import is_numeric_leaf
 from .transforms import _wrap
+from .pipeline import check_ieee
 from .standins import leaf_node, stand_in
 from .vmap import InlineTransform, output_nodes
 
@@ -43,7 +44,7 @@ _TRANSFORMS: OrderedDict[tuple, tuple[Callable, dict]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _transform(fun: Callable, kind: str, make: Callable[[Callable], InlineTransform]) -> InlineTransform:
+def _transform(fun: Callable, kind: tuple, make: Callable[[Callable], InlineTransform]) -> InlineTransform:
     """The compiled transform ``kind`` of ``fun``, made once and kept (least
     recently used out).  A bound method is keyed by its object and function:
     ``obj.method`` is a new object on every attribute access."""
@@ -186,7 +187,8 @@ def _mark_floats(leaves, grads: list[Node], root) -> None:
 
 # ---------------------------------------------------------------- jvp
 
-def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list, has_aux: bool = False) -> tuple:
+def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list, has_aux: bool = False, *,
+        ieee: bool = False) -> tuple:
     """``(fun(*primals), J @ tangents)``: the function's value and its
     directional derivative along ``tangents`` (forward mode), as JAX's
     ``jvp``.
@@ -198,6 +200,7 @@ def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list, has_aux: b
     tangent result has the structure, shapes and dtypes of ``fun``'s result.
     With ``has_aux=True``, ``fun`` returns ``(output, aux)`` and ``jvp``
     returns ``(output, tangent, aux)`` (``aux`` not differentiated).
+    ``ieee=True``: step-by-step IEEE semantics (docs/ieee.md).
 
     Compiled and cached per function and input signature; inside another
     trace it is built symbolically there (``jvp`` of ``grad`` gives
@@ -219,8 +222,9 @@ def jvp(fun: Callable, primals: tuple | list, tangents: tuple | list, has_aux: b
         raise ValueError(f"jvp: primals has {len(primals)} entries but tangents has {len(tangents)}; they must "
                          f"have the same structure")
     _check_has_aux(has_aux, "jvp")
-    kind = "jvp_aux" if has_aux else "jvp"
-    return _transform(fun, kind, lambda f: _make_jvp(f, has_aux))(tuple(primals), tuple(tangents))
+    ieee = check_ieee(ieee, "jvp")
+    kind = ("jvp", has_aux, ieee)
+    return _transform(fun, kind, lambda f: _make_jvp(f, has_aux, ieee))(tuple(primals), tuple(tangents))
 
 
 def _check_has_aux(has_aux, where: str) -> None:
@@ -228,7 +232,7 @@ def _check_has_aux(has_aux, where: str) -> None:
         raise TypeError(f"{where}: has_aux must be True or False, got {has_aux!r}")
 
 
-def _make_jvp(fun: Callable, has_aux: bool) -> InlineTransform:
+def _make_jvp(fun: Callable, has_aux: bool, ieee: bool) -> InlineTransform:
     def traced(primals, tangents):
         root = active_root()
         tans = []
@@ -251,7 +255,7 @@ def _make_jvp(fun: Callable, has_aux: bool) -> InlineTransform:
         if has_aux:
             return primal_out, tangent_out, _substitute_aux(aux, standins, actual, root)
         return primal_out, tangent_out
-    return InlineTransform(traced, "jvp", fun)
+    return InlineTransform(traced, "jvp", fun, ieee)
 
 
 # ---------------------------------------------------------------- vjp
@@ -280,7 +284,7 @@ class Pullback:
         return f"<symdl vjp pullback of {getattr(self._transform.__wrapped__, '__name__', '?')}>"
 
 
-def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple:
+def vjp(fun: Callable, *primals: Any, has_aux: bool = False, ieee: bool = False) -> tuple:
     """``(fun(*primals), pullback)`` with ``pullback(cotangent) = cotangent @ J``
     (reverse mode), as JAX's ``vjp``.
 
@@ -289,7 +293,8 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     Python float takes the result's dtype); the pullback returns a tuple with
     one gradient per primal, each of that primal's structure.  With
     ``has_aux=True``, ``fun`` returns ``(output, aux)`` and ``vjp`` returns
-    ``(output, pullback, aux)`` (``aux`` not differentiated).
+    ``(output, pullback, aux)`` (``aux`` not differentiated).  ``ieee=True``:
+    step-by-step IEEE semantics (docs/ieee.md).
 
     The value and the pullback are compiled and cached per function and
     input signature; inside another trace they are built symbolically there.
@@ -311,13 +316,14 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple:
     if not primals:
         raise TypeError("vjp: give at least one primal: vjp(fun, *primals)")
     _check_has_aux(has_aux, "vjp")
-    suffix = "_aux" if has_aux else ""
-    out = _transform(fun, "vjp_value" + suffix, lambda f: _make_value(f, has_aux))(*primals)
-    pullback = Pullback(_transform(fun, "vjp_pullback" + suffix, lambda f: _make_pullback(f, has_aux)), primals)
+    ieee = check_ieee(ieee, "vjp")
+    out = _transform(fun, ("vjp_value", has_aux, ieee), lambda f: _make_value(f, has_aux, ieee))(*primals)
+    pullback = Pullback(_transform(fun, ("vjp_pullback", has_aux, ieee),
+                                   lambda f: _make_pullback(f, has_aux, ieee)), primals)
     return (out[0], pullback, out[1]) if has_aux else (out, pullback)
 
 
-def _make_value(fun: Callable, has_aux: bool) -> InlineTransform:
+def _make_value(fun: Callable, has_aux: bool, ieee: bool) -> InlineTransform:
     def traced(*primals):
         root = active_root()
         _primal_leaves(primals, "vjp", "primals")
@@ -325,10 +331,10 @@ def _make_value(fun: Callable, has_aux: bool) -> InlineTransform:
         out, _ = _split_aux(result, has_aux, "vjp")
         output_nodes(out, root, "vjp")  # the same checks of the result as the pullback's
         return result
-    return InlineTransform(traced, "vjp", fun)
+    return InlineTransform(traced, "vjp", fun, ieee)
 
 
-def _make_pullback(fun: Callable, has_aux: bool) -> InlineTransform:
+def _make_pullback(fun: Callable, has_aux: bool, ieee: bool) -> InlineTransform:
     def traced(primals, cotangent):
         root = active_root()
         standins, actual, leaves, treedef, outs, _, out_def, start, _ = \
@@ -344,4 +350,4 @@ def _make_pullback(fun: Callable, has_aux: bool) -> InlineTransform:
         _mark_floats(leaves, grads, root)
         flat = tree_unflatten(treedef, [_wrap(g) for g in grads])
         return tuple(flat)
-    return InlineTransform(traced, "vjp pullback", fun)
+    return InlineTransform(traced, "vjp pullback", fun, ieee)

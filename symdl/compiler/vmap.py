@@ -121,7 +121,8 @@ def _normalise(axis: int, ndim: int, where: str, what: str) -> int:
 
 # ---------------------------------------------------------------- vmap
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None) -> InlineTransform:
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None, *,
+         ieee: bool = False) -> InlineTransform:
     """``fun`` mapped over an axis of its arguments, as JAX's ``vmap``: the
     result stacks ``fun``'s results for each example along ``out_axes``.
 
@@ -132,7 +133,8 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
     likewise for the result.  Arguments and results may be containers of
     arrays.  Every batched argument must have the same batch size;
     ``axis_size`` gives it when no argument is mapped (and is checked
-    against the arguments otherwise).
+    against the arguments otherwise).  ``ieee=True``: step-by-step IEEE
+    semantics, as the other transforms (docs/ieee.md).
 
     ``fun`` is traced once per input signature on one example's shapes, its
     graph batched symbolically and compiled.  Python control flow that reads
@@ -234,7 +236,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
             results.append(_wrap(b))
         return tree_unflatten(out_def, results)
 
-    return InlineTransform(traced, "vmap", fun)
+    return InlineTransform(traced, "vmap", fun, ieee)
 
 
 def _check_axes_spec(spec, name: str) -> None:
