@@ -31,6 +31,8 @@ from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
 from .compiler.transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
+from .compiler.vmap import vmap
+from .compiler.linearize import jvp, vjp
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,7 @@ __all__ = [
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify", "linalg",
     "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
+    "vmap", "jvp", "vjp",
     "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",
     "concatenate", "cos", "cosh",
     "dot", "erf", "exp", "expand_dims", "expm1", "floor", "log", "log1p", "matmul", "max",

@@ -16,7 +16,6 @@ from ..autodiff.api import dlgradient
 from ..autodiff.batching import batch_graph
 from ..autodiff.reverse import jvp, vjp
 from ..autodiff.taylor import taylor_derivatives
-from ..core import is_traced
 from ..ir import build as B
 from ..ir.node import Node
 from ..ir.rewrite import ieee_semantics
@@ -25,6 +24,7 @@ from ..tracing import active_root
 from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
 from .pipeline import check_ieee
+from .standins import call_in_trace
 from .trace import is_numeric_leaf
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative"]
@@ -102,10 +102,11 @@ class _Transform(CacheAttributes):
         if result is not MISS:
             return result
         leaves, treedef = flatten_call(args, {})
-        if active_root() is not None and any(is_traced(x) for x in leaves):
+        if active_root() is not None:
             # Inside another trace (grad of grad, dlfeval, compile): build the
-            # derivative symbolically there, so the outer trace sees through it.
-            return cache.function(*args)
+            # derivative symbolically there, so the outer trace sees through it
+            # (on stand-ins for the arguments; compiler/standins.py).
+            return call_in_trace(cache, args, leaves, treedef, self.ieee)
         with ieee_semantics(self.ieee):
             return cache.call(args, {}, leaves, treedef, traced=True)
 
