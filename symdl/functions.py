@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 from typing import Any
 from collections.abc import Sequence
 
@@ -311,7 +312,14 @@ def reshape(x, shape, *more):
         shape = (shape, *more)
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
-    shape = [int(d) for d in shape]
+    try:
+        shape = [operator.index(d) for d in shape]
+    except TypeError:
+        raise TypeError(f"reshape: shape must be an int or a sequence of ints, got {shape!r}") from None
+    if any(d < -1 for d in shape):
+        raise ValueError(f"reshape: dimensions must be >= 0 (or one -1), got {tuple(shape)}")
+    if -1 not in shape and math.prod(shape) != x.size:
+        raise ValueError(f"reshape: cannot reshape shape {x.shape} into {tuple(shape)}")
     if shape.count(-1) > 1:
         raise ValueError(f"reshape: only one dimension may be -1, got {tuple(shape)}")
     if -1 in shape:
