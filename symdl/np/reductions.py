@@ -229,7 +229,7 @@ def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
         if extra is _NOVALUE:
             parts.append(None)
             continue
-        e = arr(extra) if isinstance(extra, (F.dlarray, list, tuple)) else np.asarray(extra, dtype=x.dtype)
+        e = arr(extra) if isinstance(extra, (F.dlarray, list, tuple)) else np.asarray(extra)
         if np.ndim(e._value if isinstance(e, F.dlarray) else e) == 0:
             shape = list(x.shape)
             shape[ax] = 1
