@@ -9,9 +9,19 @@ from .array import dlarray, dims, extractdata, finddim, stripdims
 from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllaplacian
 from .elementwise_api import elementwise
 from .functions import (
-    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, cumsum, dot,
-    erf, exp, expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
-    reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
+    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, cos, cosh, dot,
+    erf, exp, expand_dims, expm1, floor, log, log1p, matmul, maximum, minimum, power,
+    reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, tan, tanh, transpose,
+)
+from .np import (  # numpy's breadth (SPEC 9.2), with numpy's keywords; replaces the basic versions above
+    allclose, append, argmax, argmin, argpartition, argsort, around, array_equal, array_split, atleast_1d,
+    atleast_2d, atleast_3d, cbrt, clip, column_stack, concatenate, copy, count_nonzero, cross, cumprod, cumsum,
+    deg2rad, degrees, diag, diagonal, diff, dsplit, dstack, einsum, empty_like, exp2, fabs, fix, flatnonzero, flip,
+    fliplr, flipud, floor_divide, fmax, fmin, fmod, full_like, hsplit, hstack, hypot, inner, isclose, isfinite, isinf,
+    isnan, kron, log2, log10, logaddexp, logaddexp2, max, mean, min, mod, moveaxis, nan_to_num, nonzero, ones_like,
+    outer, pad, partition, prod, rad2deg, radians, ravel, reciprocal, remainder, repeat, result_type, rint, roll,
+    rot90, select, sinc, sort, split, stack, std, sum, swapaxes, tensordot, tile, tril, triu,
+    trunc, var, vsplit, vstack, where, zeros_like,
 )
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
@@ -44,4 +54,14 @@ __all__ = [
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
     "maxpool", "avgpool", "maxunpool", "dlconv",
+    # numpy's breadth (symdl.np; symdl.numpy is numpy's whole namespace)
+    "allclose", "append", "argmax", "argmin", "argpartition", "argsort", "around", "array_equal", "array_split",
+    "atleast_1d", "atleast_2d", "atleast_3d", "cbrt", "column_stack", "copy", "count_nonzero", "cross", "cumprod",
+    "deg2rad", "degrees", "diag", "diagonal", "diff", "dsplit", "dstack", "einsum", "empty_like", "exp2", "fabs",
+    "fix", "flatnonzero", "flip", "fliplr", "flipud", "floor_divide", "fmax", "fmin", "fmod", "full_like", "hsplit",
+    "hstack", "hypot", "inner", "isclose", "isfinite", "isinf", "isnan", "kron", "log2", "log10", "logaddexp",
+    "logaddexp2", "mod", "moveaxis", "nan_to_num", "nonzero", "ones_like", "outer", "pad", "partition", "rad2deg",
+    "radians", "ravel", "reciprocal", "remainder", "repeat", "result_type", "rint", "roll", "rot90", "select", "sinc",
+    "sort", "split", "std", "swapaxes", "tensordot", "tile", "tril", "triu", "trunc", "var", "vsplit", "vstack",
+    "zeros_like",
 ]

@@ -11,7 +11,7 @@ import builtins
 import numpy as np
 
 from .. import functions as F
-from . import contractions, elementwise, nondiff, reductions, shape, sorting
+from . import contractions, elementwise, nondiff, reductions, shape, sorting  # noqa: F401  (the modules, by job)
 from ._common import arr, no_out
 from .contractions import cross, einsum, inner, kron, outer, tensordot, trace
 from .elementwise import (cbrt, deg2rad, degrees, exp2, fabs, fmax, fmin, fmod, hypot, isfinite, isinf, isnan,
@@ -19,14 +19,25 @@ from .elementwise import (cbrt, deg2rad, degrees, exp2, fabs, fmax, fmin, fmod, 
                           remainder, sinc)
 from .nondiff import (allclose, around, array_equal, count_nonzero, empty_like, fix, floor_divide, full_like,
                       isclose, ones_like, result_type, rint, round, trunc, zeros_like)
-from .reductions import all, any, cumprod, diff, std, var
-from .shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, copy, diag, diagonal,
-                    dsplit, dstack, flip, fliplr, flipud, hsplit, hstack, moveaxis, pad, ravel, repeat, roll, rot90,
-                    select, split, swapaxes, tile, tril, triu, vsplit, vstack)
+from .reductions import all, any, cumprod, cumsum, diff, max, mean, min, prod, std, sum, var
+from .shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, copy, diag,
+                    diagonal, dsplit, dstack, flip, fliplr, flipud, hsplit, hstack, moveaxis, pad, ravel, repeat, roll,
+                    rot90, select, split, stack, swapaxes, tile, tril, triu, vsplit, vstack)
 from .sorting import argmax, argmin, argpartition, argsort, flatnonzero, nonzero, partition, sort
 
-__all__ = sorted({n for m in (elementwise, reductions, sorting, shape, contractions, nondiff) for n in m.__all__}
-                 | {"clip", "where"})
+__all__ = [
+    "all", "allclose", "any", "append", "argmax", "argmin", "argpartition", "argsort", "around",
+    "array_equal", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "cbrt", "clip", "column_stack",
+    "concatenate", "copy", "count_nonzero", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag",
+    "diagonal", "diff", "dsplit", "dstack", "einsum", "empty_like", "exp2", "fabs", "fix", "flatnonzero",
+    "flip", "fliplr", "flipud", "floor_divide", "fmax", "fmin", "fmod", "full_like", "hsplit", "hstack",
+    "hypot", "inner", "isclose", "isfinite", "isinf", "isnan", "kron", "log10", "log2", "logaddexp",
+    "logaddexp2", "max", "mean", "min", "mod", "moveaxis", "nan_to_num", "nonzero", "ones_like", "outer",
+    "pad", "partition", "prod", "rad2deg", "radians", "ravel", "reciprocal", "remainder", "repeat",
+    "result_type", "rint", "roll", "rot90", "round", "select", "sinc", "sort", "split", "stack", "std", "sum",
+    "swapaxes", "tensordot", "tile", "trace", "tril", "triu", "trunc", "var", "vsplit", "vstack", "where",
+    "zeros_like",
+]
 
 
 # ---------------------------------------------------------------- numpy's keywords on the basic functions

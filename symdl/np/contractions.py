@@ -302,7 +302,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 
     Example:
         >>> import numpy as np, symdl
-        >>> float(symdl.trace(symdl.dlarray(np.arange(9.0).reshape(3, 3))))
+        >>> float(np.trace(symdl.dlarray(np.arange(9.0).reshape(3, 3))))
         12.0
     """
     if out is not None:

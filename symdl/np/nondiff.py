@@ -78,8 +78,8 @@ def round(a, decimals=0, out=None):
     derivative (zero almost everywhere).
 
     Example:
-        >>> import symdl
-        >>> symdl.round(symdl.dlarray([0.5, 1.5, 2.675]), 2)
+        >>> import numpy as np, symdl
+        >>> np.round(symdl.dlarray([0.5, 1.5, 2.675]), 2)
         dlarray([0.5 , 1.5 , 2.68])
     """
     no_out("round", out)

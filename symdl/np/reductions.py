@@ -139,8 +139,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO
 
     Example:
         >>> import symdl
-        >>> float(symdl.var(symdl.dlarray([1.0, 2.0, 3.0, 4.0]), ddof=1))
-        1.6666666666666667
+        >>> x = symdl.dlarray([1.0, 2.0, 3.0, 4.0])
+        >>> float(symdl.var(x)), float(symdl.var(x[:2], ddof=1))
+        (1.25, 0.5)
     """
     no_out("var", out)
     if mean is not _NOVALUE:
@@ -251,8 +252,8 @@ def any(a, axis=None, out=None, keepdims=False, *, where=_NOVALUE):
     derivative (``if np.any(x > 0):`` is a guard in compiled code).
 
     Example:
-        >>> import symdl
-        >>> bool(symdl.any(symdl.dlarray([0.0, 2.0])))
+        >>> import numpy as np, symdl
+        >>> bool(np.any(symdl.dlarray([0.0, 2.0])))
         True
     """
     no_out("any", out)
@@ -265,8 +266,8 @@ def all(a, axis=None, out=None, keepdims=False, *, where=_NOVALUE):
     """Whether every element (along ``axis``) is nonzero (bool dlarray, no derivative).
 
     Example:
-        >>> import symdl
-        >>> bool(symdl.all(symdl.dlarray([0.0, 2.0])))
+        >>> import numpy as np, symdl
+        >>> bool(np.all(symdl.dlarray([0.0, 2.0])))
         False
     """
     no_out("all", out)
