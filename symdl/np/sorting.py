@@ -146,7 +146,10 @@ def _arg_extreme(name, a, axis, keepdims, sign):
         # numpy's first maximum: strictly larger than every element before it, not smaller than any after
         ok = F.logical_or(F.logical_and(before, _lt(y, best)), F.logical_and(after, _le(y, best)))
         guard_true(F.logical_or(ok, idx == k))
-    return k if keepdims else np.squeeze(k, axis=ax)
+    if keepdims:
+        return k
+    k = np.squeeze(k, axis=ax)
+    return k[()] if k.ndim == 0 else k  # a numpy integer for a single result, as numpy
 
 
 def argmax(a, axis=None, out=None, *, keepdims=False):
