@@ -288,10 +288,11 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     if x.ndim < 2:
         raise ValueError(f"diagonal: needs an array of at least two dimensions, got shape {x.shape}")
     offset = _int("diagonal", "offset", offset)
-    positions = np.diagonal(np.arange(x.size, dtype=np.int64).reshape(x.shape), offset,
-                            axis_of("diagonal", axis1, x.ndim), axis_of("diagonal", axis2, x.ndim))
-    if axis_of("diagonal", axis1, x.ndim) == axis_of("diagonal", axis2, x.ndim):
-        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    a1, a2 = axis_of("diagonal", axis1, x.ndim), axis_of("diagonal", axis2, x.ndim)
+    if a1 == a2:
+        raise ValueError(f"diagonal: axis1 and axis2 cannot be the same, got {axis1} and {axis2}")
+    # numpy's own index arithmetic, on the positions of the elements
+    positions = np.diagonal(np.arange(x.size, dtype=np.int64).reshape(x.shape), offset, a1, a2)
     return gather_flat(x, positions)
 
 
