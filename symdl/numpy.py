@@ -21,10 +21,10 @@ import numpy as _np
 from numpy import *  # noqa: F403  (numpy's namespace, overridden below where dlarrays need it)
 from numpy import linalg, random  # noqa: F401  (numpy.linalg dispatches on dlarrays by itself)
 
-globals().pop("test", None)  # numpy's test runner: not a function of arrays (and pytest would try to collect it)
-
 from . import functions as _F
 from .np import _common
+
+globals().pop("test", None)  # numpy's test runner: not a function of arrays (and pytest would try to collect it)
 
 # functions whose argument is itself a sequence of arrays: numpy's own
 # dispatch already finds the dlarrays in it
