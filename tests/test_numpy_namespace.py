@@ -233,6 +233,7 @@ def test_fmax_fmin_nan_to_num_handle_nan():
     (lambda x: numpy.einsum("ij,jk->iz", x, x), ValueError, "output label 'z'"),
     (lambda x: numpy.einsum("i->i", x), ValueError, "einsum: subscript 'i' has 1 labels"),
     (lambda x: numpy.einsum("ij,jk->ik", x, x.T[:2]), ValueError, "einsum: label 'j' has size"),
+    (lambda x: numpy.einsum("...j->j", x), ValueError, "einsum: output has more dimensions"),
     (lambda x: numpy.tensordot(x, x, axes=3), ValueError, "tensordot: axes=3"),
     (lambda x: numpy.tensordot(x, x, axes=([0], [0, 1])), ValueError, "tensordot"),
     (lambda x: numpy.cross(x[:, :1], x), ValueError, "cross: incompatible dimensions"),

@@ -81,6 +81,9 @@ def _parse(subscripts: str, shapes):
         if len(set(out.replace("...", ""))) != len(out.replace("...", "")):
             raise ValueError(f"einsum: output subscript {out!r} repeats a label")
         head, _, tail = out.partition("...")
+        if ell_rank and "..." not in out:
+            raise ValueError(f"einsum: output has more dimensions than subscripts given in {subscripts!r}, "
+                             "but no '...' ellipsis to broadcast the extra dimensions")
         out_labels = list(head) + (ell if "..." in out else []) + list(tail)
         known = {c for ls in labels for c in ls}
         for c in out_labels:
