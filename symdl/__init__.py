@@ -18,11 +18,12 @@ from .np import (  # numpy's breadth (SPEC 9.2), with numpy's keywords; replaces
     atleast_2d, atleast_3d, cbrt, clip, column_stack, concatenate, copy, count_nonzero, cross, cumprod, cumsum,
     deg2rad, degrees, diag, diagonal, diff, dsplit, dstack, einsum, empty_like, exp2, fabs, fix, flatnonzero, flip,
     fliplr, flipud, floor_divide, fmax, fmin, fmod, full_like, hsplit, hstack, hypot, inner, isclose, isfinite, isinf,
-    isnan, kron, log2, log10, logaddexp, logaddexp2, max, mean, min, mod, moveaxis, nan_to_num, nonzero, ones_like,
-    outer, pad, partition, prod, rad2deg, radians, ravel, reciprocal, remainder, repeat, result_type, rint, roll,
-    rot90, select, sinc, sort, split, stack, std, sum, swapaxes, tensordot, tile, tril, triu,
+    isnan, kron, log2, log10, logaddexp, logaddexp2, mod, moveaxis, nan_to_num, nonzero, ones_like,
+    outer, pad, partition, rad2deg, radians, ravel, reciprocal, remainder, repeat, result_type, rint, roll,
+    rot90, select, sinc, sort, split, stack, std, swapaxes, tensordot, tile, tril, triu,
     trunc, var, vsplit, vstack, where, zeros_like,
 )
+from .np.reductions import TOP_LEVEL as _REDUCTIONS
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.conv import dlconv
@@ -37,6 +38,8 @@ from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
 from .compiler.transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
+
+sum, mean, prod, max, min = (_REDUCTIONS[n] for n in ("sum", "mean", "prod", "max", "min"))
 
 __version__ = "0.1.0"
 

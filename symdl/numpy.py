@@ -94,15 +94,65 @@ def _install() -> None:
 _install()
 
 
+def _nesting(obj) -> tuple[int, ...]:
+    """The shape of the nested lists/tuples around the leaves; ragged nesting
+    is a ValueError, as numpy."""
+    if not isinstance(obj, (list, tuple)):
+        return ()
+    inner = {_nesting(v) for v in obj}
+    if len(inner) > 1:
+        raise ValueError(f"array: the nested sequences are ragged (shapes {sorted(inner)}); numpy needs "
+                         "a rectangular nesting")
+    return (len(obj),) + (inner.pop() if inner else ())
+
+
+def _leaves(obj, out: list) -> list:
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            _leaves(v, out)
+    else:
+        out.append(obj)
+    return out
+
+
 def _build(obj):
-    """Nested lists/tuples of numbers and dlarrays as one dlarray."""
+    """Nested lists/tuples of numbers and dlarrays as one dlarray.  Each
+    distinct traced value enters the graph once and a constant-index gather
+    places it, so a list of 100 000 references to a few values stays a small
+    graph (and its derivative a scatter-add)."""
     if isinstance(obj, _F.dlarray):
         return obj
-    if isinstance(obj, (list, tuple)):
-        if not obj:
-            return _F.dlarray(_np.zeros(0))
-        return _F.stack([_build(v) for v in obj])
-    return _np.asarray(obj)
+    outer = _nesting(obj)
+    leaves = _leaves(obj, [])
+    shapes = {tuple(_np.shape(v._value if isinstance(v, _F.dlarray) else v)) for v in leaves}
+    if len(shapes) > 1:
+        raise ValueError(f"array: the elements have different shapes {sorted(shapes)}")
+    shape = shapes.pop() if shapes else ()
+    constants, distinct, position = [], {}, []
+    for v in leaves:
+        if isinstance(v, _F.dlarray):
+            key = ("node", v._node) if v._node is not None else ("value", id(v))
+            distinct.setdefault(key, v)
+            position.append(key)
+        else:
+            position.append(len(constants))
+            constants.append(v)
+    slot = {k: i for i, k in enumerate(distinct)}
+    parts = [_F.reshape(v, (1,) + shape) for v in distinct.values()]
+    offset = 0
+    if constants:
+        # Python numbers are weak (a float32 value stays float32), numpy data is not
+        strong = [c.dtype for c in constants if isinstance(c, (_np.ndarray, _np.generic))]
+        dtype = _np.result_type(*[v.dtype for v in distinct.values()], *strong)
+        dtype = dtype if dtype in (_np.float32, _np.float64) else _np.float64
+        parts.insert(0, _np.asarray(constants, dtype=dtype).reshape((len(constants),) + shape))
+        offset = len(constants)
+    idx = _np.array([p if isinstance(p, int) else offset + slot[p] for p in position], dtype=_np.int64)
+    base = _F.concatenate(parts, axis=0) if len(parts) > 1 else _F.dlarray(parts[0]) \
+        if not isinstance(parts[0], _F.dlarray) else parts[0]
+    if not (len(idx) == base.shape[0] and (idx == _np.arange(len(idx))).all()):
+        base = _F.take(base, idx, axis=0)
+    return _F.reshape(base, tuple(outer) + shape)
 
 
 def array(object, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, like=None):

@@ -274,3 +274,23 @@ def all(a, axis=None, out=None, keepdims=False, *, where=_NOVALUE):
     if where is not _NOVALUE and where is not True:
         a = F.logical_or(F.compare("ne", arr(a), 0.0), ~np.asarray(where, dtype=bool))
     return reduce_bool("all", a, axis, bool(keepdims))
+
+
+# ---------------------------------------------------------------- symdl's own spelling
+# symdl.sum(x, axis, keepdims) takes keepdims second (SPEC section 1, as the
+# methods did); numpy's other keywords are accepted by name.  numpy.sum and
+# the dlarray methods use numpy's order (axis, dtype, out, keepdims).
+
+def _axis_keepdims_first(numpy_version):
+    def reduce(a, axis=None, keepdims=False, **numpy_keywords):
+        return numpy_version(a, axis, keepdims=keepdims, **numpy_keywords)
+    reduce.__name__ = reduce.__qualname__ = numpy_version.__name__
+    reduce.__doc__ = (f"``{numpy_version.__name__}`` over ``axis`` (int, tuple, label letter; None: all), "
+                      "``keepdims`` second; numpy's keywords (``dtype=``, ``initial=``, ``where=``) by name.\n\n"
+                      "    Example:\n        >>> import numpy as np, symdl\n"
+                      "        >>> x = symdl.dlarray(np.array([[1.0, 2.0], [3.0, 4.0]]), 'CB')\n"
+                      f"        >>> symdl.{numpy_version.__name__}(x, 'B', True).shape\n        (2, 1)\n")
+    return reduce
+
+
+TOP_LEVEL = {f.__name__: _axis_keepdims_first(f) for f in (sum, mean, prod, max, min)}
