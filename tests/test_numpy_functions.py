@@ -180,6 +180,10 @@ CASES = {
     "dstack": (lambda a, b: np.dstack([a, b]), [normal(2, 3), normal(2, 3)]),
     "column_stack": (lambda a, b: np.column_stack([a, b]), [normal(3), normal(3, 2)]),
     "stack_list_of_traced": (lambda a, b: np.stack([a, b], axis=1), [normal(3), normal(3)]),
+    "rollaxis": (lambda x: np.rollaxis(x, 2, 1), [normal(2, 3, 4)]),
+    "linspace": (lambda a, b: np.linspace(a, b, 5), [normal(2), normal(2)]),
+    "linspace_open_axis": (lambda a, b: np.linspace(a, b, 4, endpoint=False, axis=1), [normal(3), normal(1)]),
+    "linspace_one": (lambda a, b: np.linspace(a, b, 1), [normal(2), normal(2)]),
     "take_along_axis": (lambda x: np.take_along_axis(x, np.array([[1, 0], [2, 2]]), axis=1), [normal(2, 3)]),
     "floordiv_op_is_flat": (lambda x: x * (x // 1.0), [RNG.uniform(0.1, 0.9, 4) + np.array([0.0, 1.0, -2.0, 3.0])]),
 }

@@ -22,21 +22,20 @@ from .nondiff import (allclose, around, array_equal, count_nonzero, empty_like, 
 from .reductions import all, any, cumprod, cumsum, diff, max, mean, min, prod, std, sum, var
 from .shape import (append, array_split, atleast_1d, atleast_2d, atleast_3d, column_stack, concatenate, copy, diag,
                     diagonal, dsplit, dstack, flip, fliplr, flipud, hsplit, hstack, moveaxis, pad, ravel, repeat, roll,
-                    rot90, select, split, stack, swapaxes, tile, tril, triu, vsplit, vstack)
+                    linspace, rollaxis, rot90, select, split, stack, swapaxes, tile, tril, triu, vsplit, vstack)
 from .sorting import argmax, argmin, argpartition, argsort, flatnonzero, nonzero, partition, sort
 
 __all__ = [
-    "all", "allclose", "any", "append", "argmax", "argmin", "argpartition", "argsort", "around",
-    "array_equal", "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "cbrt", "clip", "column_stack",
-    "concatenate", "copy", "count_nonzero", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag",
-    "diagonal", "diff", "dsplit", "dstack", "einsum", "empty_like", "exp2", "fabs", "fix", "flatnonzero",
-    "flip", "fliplr", "flipud", "floor_divide", "fmax", "fmin", "fmod", "full_like", "hsplit", "hstack",
-    "hypot", "inner", "isclose", "isfinite", "isinf", "isnan", "kron", "log10", "log2", "logaddexp",
-    "logaddexp2", "max", "mean", "min", "mod", "moveaxis", "nan_to_num", "nonzero", "ones_like", "outer",
-    "pad", "partition", "prod", "rad2deg", "radians", "ravel", "reciprocal", "remainder", "repeat",
-    "result_type", "rint", "roll", "rot90", "round", "select", "sinc", "sort", "split", "stack", "std", "sum",
-    "swapaxes", "tensordot", "tile", "trace", "tril", "triu", "trunc", "var", "vsplit", "vstack", "where",
-    "zeros_like",
+    "all", "allclose", "any", "append", "argmax", "argmin", "argpartition", "argsort", "around", "array_equal",
+    "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "cbrt", "clip", "column_stack", "concatenate", "copy",
+    "count_nonzero", "cross", "cumprod", "cumsum", "deg2rad", "degrees", "diag", "diagonal", "diff", "dsplit",
+    "dstack", "einsum", "empty_like", "exp2", "fabs", "fix", "flatnonzero", "flip", "fliplr", "flipud",
+    "floor_divide", "fmax", "fmin", "fmod", "full_like", "hsplit", "hstack", "hypot", "inner", "isclose",
+    "isfinite", "isinf", "isnan", "kron", "linspace", "log10", "log2", "logaddexp", "logaddexp2", "max", "mean",
+    "min", "mod", "moveaxis", "nan_to_num", "nonzero", "ones_like", "outer", "pad", "partition", "prod", "rad2deg",
+    "radians", "ravel", "reciprocal", "remainder", "repeat", "result_type", "rint", "roll", "rollaxis", "rot90",
+    "round", "select", "sinc", "sort", "split", "stack", "std", "sum", "swapaxes", "tensordot", "tile", "trace",
+    "tril", "triu", "trunc", "var", "vsplit", "vstack", "where", "zeros_like",
 ]
 
 
@@ -161,6 +160,7 @@ _FUNCTIONS = {
     np.cross: cross, np.trace: trace,
     np.ravel: ravel, np.repeat: repeat, np.tile: tile, np.roll: roll, np.rot90: rot90, np.flip: flip,
     np.flipud: flipud, np.fliplr: fliplr, np.swapaxes: swapaxes, np.moveaxis: moveaxis,
+    np.rollaxis: rollaxis, np.linspace: linspace,
     np.atleast_1d: atleast_1d, np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.diag: diag,
     np.diagonal: diagonal, np.tril: tril, np.triu: triu, np.pad: pad, np.select: select, np.append: append,
     np.split: split, np.array_split: array_split, np.hsplit: hsplit, np.vsplit: vsplit, np.dsplit: dsplit,

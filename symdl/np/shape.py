@@ -18,7 +18,7 @@ from ._common import arr, axis_of, gather_flat
 __all__ = ["ravel", "repeat", "tile", "roll", "rot90", "flip", "flipud", "fliplr", "swapaxes", "moveaxis",
            "atleast_1d", "atleast_2d", "atleast_3d", "diag", "diagonal", "tril", "triu", "pad", "select",
            "append", "split", "array_split", "hsplit", "vsplit", "dsplit", "vstack", "hstack", "dstack",
-           "column_stack", "concatenate", "stack", "copy"]
+           "column_stack", "concatenate", "stack", "copy", "rollaxis", "linspace"]
 
 
 def _int(name, what, v) -> int:
@@ -230,6 +230,58 @@ def moveaxis(a, source, destination):
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
     return F.transpose(x, order)
+
+
+def rollaxis(a, axis, start=0):
+    """numpy's ``rollaxis``: axis ``axis`` moved to before position ``start``.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> symdl.rollaxis(symdl.dlarray(np.zeros((2, 3, 4))), 2).shape
+        (4, 2, 3)
+    """
+    x = arr(a)
+    ax = axis_of("rollaxis", axis, x.ndim)
+    start = _int("rollaxis", "start", start)
+    if not -x.ndim <= start <= x.ndim:
+        raise ValueError(f"rollaxis: start {start} out of range for {x.ndim} dimensions")
+    start = start % (x.ndim + 1) if start < 0 else start
+    if ax < start:
+        start -= 1
+    return moveaxis(x, ax, start) if ax != start else x
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (numpy's
+    formula: ``start + arange(num) * step``, the last one exactly ``stop``),
+    differentiable in ``start`` and ``stop``.
+
+    Example:
+        >>> import symdl
+        >>> symdl.linspace(symdl.dlarray(0.0), 1.0, 5)
+        dlarray([0.  , 0.25, 0.5 , 0.75, 1.  ])
+    """
+    num = _int("linspace", "num", num)
+    if num < 0:
+        raise ValueError(f"linspace: number of samples must be non-negative, got {num}")
+    lo, hi = F.to_operands([arr(start), arr(stop)], None if dtype is None else np.dtype(dtype).name)
+    lo, hi = arr(lo), arr(hi)
+    div = num - 1 if endpoint else num
+    shape = np.broadcast_shapes(lo.shape, hi.shape)
+    t = np.arange(num, dtype=lo.dtype).reshape((num,) + (1,) * len(shape))
+    delta = F.subtract(hi, lo)
+    step = F.divide(delta, float(div)) if div > 0 else None
+    if step is not None:
+        y = F.add(F.multiply(t, step), lo)
+    else:  # numpy: num of 1 (or 0) gives start alone
+        y = F.add(F.multiply(t, delta), lo)
+    if endpoint and num > 1:
+        y = F.concatenate([y[:-1], F.reshape(F.broadcast_to(hi, shape), (1,) + shape)], axis=0)
+    if axis != 0:
+        y = moveaxis(y, 0, axis)
+    if retstep:
+        return y, step if step is not None else F.multiply(delta, np.nan)
+    return y
 
 
 def _atleast(shapes_for, arys):
