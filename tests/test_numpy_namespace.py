@@ -264,3 +264,38 @@ def test_bad_input_is_a_clear_error(call, error, match, traced):
             symdl.dlfeval(call, x)
         else:
             call(x)
+
+
+# ---------------------------------------------------------------- the transforms compose with the new functions
+
+def _numeric_jacobian(f, a, eps=1e-6):
+    cols = []
+    for j in range(a.size):
+        d = numpy.zeros_like(a)
+        d.flat[j] = eps
+        cols.append((numpy.asarray(f(a + d)) - numpy.asarray(f(a - d))).ravel() / (2 * eps))
+    return numpy.stack(cols, axis=-1)
+
+
+def test_hessian_and_jacobian_through_sort_einsum_cumprod_logaddexp():
+    w = numpy.array([0.5, -1.0, 2.0, 0.25])
+
+    def f(x):
+        s = numpy.sort(x)
+        c = numpy.cumprod(x[::-1])
+        e = numpy.einsum("i,j,ij->", x, s, numpy.outer(c, w))
+        return numpy.sum(s ** 3 * w) + numpy.sum(numpy.logaddexp(x, 2.0 * x)) + 0.1 * e
+
+    def fx(x):
+        return numpy.concatenate([numpy.sort(x) ** 2, numpy.diff(numpy.cumprod(x)), [numpy.var(x)]])
+
+    a = numpy.array([0.3, -1.2, 0.9, 0.1])
+    grad = symdl.grad(f)
+    numpy.testing.assert_allclose(grad(a), _numeric_jacobian(f, a), rtol=1e-6, atol=1e-6)  # f itself: numpy
+    numpy.testing.assert_allclose(symdl.hessian(f)(a), _numeric_jacobian(grad, a), rtol=1e-6, atol=1e-6)
+    numpy.testing.assert_allclose(symdl.jacobian(fx)(a), _numeric_jacobian(fx, a), rtol=1e-6, atol=1e-6)
+    v = numpy.array([1.0, -0.5, 0.25, 2.0])
+    numpy.testing.assert_allclose(symdl.hvp(f)(a, v), _numeric_jacobian(grad, a) @ v, rtol=1e-6, atol=1e-6)
+    # another order of the elements: the compiled transforms trace again
+    b = a[::-1].copy()
+    numpy.testing.assert_allclose(symdl.hessian(f)(b), _numeric_jacobian(grad, b), rtol=1e-6, atol=1e-6)
