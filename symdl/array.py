@@ -157,17 +157,15 @@ class dlarray:
         return bool(self._value.reshape(()).item())
 
     def any(self, axis=None, out=None, keepdims=False, **kw):
-        """numpy's ``any``: a Python bool over everything (a guard when traced),
-        a bool dlarray along an axis."""
+        """numpy's ``any``: a Python bool over everything (in compiled code a
+        guard on that one bool), a bool dlarray along an axis."""
         if axis is None and not keepdims and not kw:
-            self._guard()
-            return bool(np.any(self._value))
+            return bool(_np().any(self, out=out))
         return _np().any(self, axis, out, keepdims, **kw)
 
     def all(self, axis=None, out=None, keepdims=False, **kw):
         if axis is None and not keepdims and not kw:
-            self._guard()
-            return bool(np.all(self._value))
+            return bool(_np().all(self, out=out))
         return _np().all(self, axis, out, keepdims, **kw)
 
     def __repr__(self) -> str:

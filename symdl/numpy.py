@@ -40,11 +40,17 @@ def _lift(v):
 
 
 def _wrap_function(fn):
+    """numpy's ``fn``; with a dlarray anywhere among the arguments, symdl's
+    version of it directly (numpy's own dispatch looks only at some
+    arguments: ``full_like(numpy_array, traced_value)`` would not reach symdl)."""
     @functools.wraps(fn)
     def call(*args, **kwargs):
         if _common.any_dl(args) or _common.any_dl(kwargs.values()):
             args = tuple(_lift(a) for a in args)
             kwargs = {k: _lift(v) for k, v in kwargs.items()}
+            impl = _F.NUMPY_FUNCTIONS.get(fn)
+            if impl is not None:
+                return impl(*args, **kwargs)
         return fn(*args, **kwargs)
     return call
 

@@ -172,3 +172,28 @@ def test_compiled_nonzero_allclose_and_any_are_guarded():
                                       a * (2.0 if np.allclose(a, 1.0) else 3.0))
         np.testing.assert_array_equal(symdl.extractdata(symdl.dlfeval(branch, _dl(a))),
                                       a * (2.0 if np.any(a > 1.0) else 3.0))
+
+
+def test_full_like_with_a_traced_fill_value_is_differentiable():
+    import symdl.numpy as snp
+    w = np.array([1.0, 2.0, 3.0])
+    for full_like in (symdl.full_like, snp.full_like):
+        g = symdl.grad(lambda v, full_like=full_like: np.sum(full_like(np.ones(3), v) * w))
+        assert float(g(2.0)) == 6.0
+    # numpy's own full_like dispatches when its first argument is a dlarray
+    g = symdl.grad(lambda v: np.sum(np.full_like(v * np.ones(3), v) * w))
+    assert float(g(2.0)) == 6.0
+
+
+def test_any_all_methods_guard_only_the_answer():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x * (2.0 if (x > 1.0).any() else 3.0) + float(np.count_nonzero(x))
+    acc = symdl.dlaccelerate(f)
+    for a in ([0.5, 2.0], [0.25, 3.0], [0.5, 0.5], [0.0, 0.7]):
+        a = np.array(a)
+        expected = a * (2.0 if (a > 1.0).any() else 3.0) + np.count_nonzero(a)
+        np.testing.assert_array_equal(symdl.extractdata(symdl.dlfeval(acc, _dl(a))), expected)
+    assert len(calls) == 3   # [0.25, 3] answers as [0.5, 2]; the others differ

@@ -67,9 +67,13 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
         >>> symdl.full_like(symdl.dlarray([1.0, 2.0]), 7.0)
         dlarray([7., 7.])
     """
-    if is_dl(fill_value):
-        fill_value._guard()
-        fill_value = fill_value._value
+    if is_dl(fill_value):  # a traced fill value stays differentiable: broadcast, not copied out
+        template = _like("full_like", a, 0, dtype, shape)
+        if not isinstance(template, F.dlarray):
+            raise TypeError(f"full_like: a dlarray fill_value needs a float dtype, got {template.dtype}")
+        filled = F.broadcast_to(F.astype(fill_value, template.dtype), template.shape)
+        filled._fmt = template._fmt
+        return filled
     return _like("full_like", a, fill_value, dtype, shape)
 
 
@@ -202,8 +206,10 @@ def count_nonzero(a, axis=None, *, keepdims=False):
     """
     x = arr(a)
     mask = x if x.dtype == np.bool_ else F.compare("ne", x, 0.0)
-    mask._guard()
-    return np.count_nonzero(mask._value, axis=axis, keepdims=keepdims)
+    counts = F.sum(F.where(mask, 1.0, 0.0), axis, keepdims)
+    counts._guard()  # Python gets the counts: a compiled trace holds while they are the same
+    out = np.count_nonzero(mask._value, axis=axis, keepdims=keepdims)
+    return out
 
 
 def result_type(*arrays_and_dtypes):
