@@ -299,3 +299,14 @@ def test_hessian_and_jacobian_through_sort_einsum_cumprod_logaddexp():
     # another order of the elements: the compiled transforms trace again
     b = a[::-1].copy()
     numpy.testing.assert_allclose(symdl.hessian(f)(b), _numeric_jacobian(grad, b), rtol=1e-6, atol=1e-6)
+
+
+def test_traced_keyword_values_keep_their_derivative():
+    a = numpy.array([1.0, -2.0, 3.0])
+
+    def f(x, s):
+        return (numpy.sum(x, initial=s) + numpy.max(x, where=x < 0, initial=s) + numpy.prod(x, initial=s)
+                + numpy.sum(numpy.nan_to_num(x / 0.0 * 0.0, nan=s)))
+    g = symdl.dlfeval(lambda x, s: symdl.dlgradient(f(x, s), s), symdl.dlarray(a), symdl.dlarray(0.5))
+    # d/ds: sum + max(-2, s) (s wins) + prod * s + three NaN replacements
+    assert float(g) == pytest.approx(1.0 + 1.0 + numpy.prod(a) + 3.0, rel=1e-14)

@@ -276,9 +276,11 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """
     x = arr(x)
     big = float(np.finfo(x.dtype).max)
-    posinf = big if posinf is None else float(posinf)
-    neginf = -big if neginf is None else float(neginf)
-    out = F.where(isnan(x), float(nan), x)
+    def value(v):  # a dlarray replacement keeps its derivative
+        return v if isinstance(v, F.dlarray) else float(v)
+    posinf = big if posinf is None else value(posinf)
+    neginf = -big if neginf is None else value(neginf)
+    out = F.where(isnan(x), value(nan), x)
     out = F.where(F.compare("eq", x, math.inf), posinf, out)
     out = F.where(F.compare("eq", x, -math.inf), neginf, out)
     out._fmt = x._fmt

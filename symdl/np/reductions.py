@@ -31,6 +31,16 @@ def _given(v) -> bool:
     return v is not _NOVALUE and v is not None
 
 
+def _operand(v):
+    """A scalar keyword value as an operand: a dlarray stays one (and keeps
+    its derivative), anything else becomes a Python float."""
+    return v if isinstance(v, F.dlarray) else float(v)
+
+
+def _differs(v, neutral: float) -> bool:
+    return _given(v) and (isinstance(v, F.dlarray) or v != neutral)
+
+
 def _where_mask(name, x, where):
     if where is _NOVALUE or where is True:
         return None
@@ -58,7 +68,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, wh
     if mask is not None:
         x = F.where(mask, x, 0.0)
     total = F.sum(x, axis, bool(keepdims))
-    return F.add(total, float(initial)) if _given(initial) and initial != 0 else total
+    return F.add(total, _operand(initial)) if _differs(initial, 0.0) else total
 
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=_NOVALUE):
@@ -93,7 +103,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, w
     if mask is not None:
         x = F.where(mask, x, 1.0)
     total = F.prod(x, axis, bool(keepdims))
-    return F.multiply(total, float(initial)) if _given(initial) and initial != 1 else total
+    return F.multiply(total, _operand(initial)) if _differs(initial, 1.0) else total
 
 
 def _extreme(name, fn, combine, a, axis, out, keepdims, initial, where):
@@ -103,12 +113,14 @@ def _extreme(name, fn, combine, a, axis, out, keepdims, initial, where):
     if mask is not None:
         if not _given(initial):
             raise ValueError(f"{name}: where= needs initial= (the value of an all-masked reduction)")
-        x = F.where(mask, x, float(initial))
+        x = F.where(mask, x, _operand(initial))
     if _given(initial) and builtins.any(x.shape[k] == 0 for k in axes_of(name, x, axis)):
         shape = [1 if i in axes_of(name, x, axis) else d for i, d in enumerate(x.shape)]
-        x = F.concatenate([x, np.full(shape, float(initial), dtype=x.dtype)], axis=axes_of(name, x, axis)[0])
+        fill = F.broadcast_to(F.astype(initial, x.dtype), shape) if isinstance(initial, F.dlarray) else \
+            np.full(shape, float(initial), dtype=x.dtype)
+        x = F.concatenate([x, fill], axis=axes_of(name, x, axis)[0])
     out = fn(x, axis, bool(keepdims))
-    return combine(out, float(initial)) if _given(initial) else out
+    return combine(out, _operand(initial)) if _given(initial) else out
 
 
 def max(a, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
