@@ -16,10 +16,11 @@ symdl's differentiable versions.  ``array``, ``asarray`` and the ``r_`` /
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as _np
 from numpy import *  # noqa: F403  (numpy's namespace, overridden below where dlarrays need it)
-from numpy import linalg, random  # noqa: F401  (numpy.linalg dispatches on dlarrays by itself)
+from numpy import random  # noqa: F401
 
 from . import functions as _F
 from .np import _common
@@ -98,6 +99,22 @@ def _install() -> None:
 
 
 _install()
+
+
+def _linalg_namespace() -> types.ModuleType:
+    """numpy.linalg with the same wrapping: ``np.linalg.det([[x, 1.0], [2.0, x]])``
+    reaches symdl's version for the functions symdl defines."""
+    space = types.ModuleType("symdl.numpy.linalg", _np.linalg.__doc__)
+    for name in dir(_np.linalg):
+        if name.startswith("_"):
+            continue
+        obj = getattr(_np.linalg, name)
+        is_function = callable(obj) and not isinstance(obj, type)
+        setattr(space, name, _wrap_function(obj) if is_function else obj)
+    return space
+
+
+linalg = _linalg_namespace()
 
 
 def _nesting(obj) -> tuple[int, ...]:

@@ -30,7 +30,8 @@ def test_plain_data_stays_numpy():
     assert isinstance(np.array([1.0, 2.0]), numpy.ndarray)
     assert isinstance(np.sum(np.ones(3)), numpy.floating)
     assert np.pi == numpy.pi and np.float32 is numpy.float32 and np.newaxis is None
-    assert np.linalg is numpy.linalg
+    assert np.linalg.LinAlgError is numpy.linalg.LinAlgError
+    numpy.testing.assert_allclose(np.linalg.norm(numpy.array([3.0, 4.0])), 5.0)  # plain data: numpy's
     numpy.testing.assert_array_equal(np.r_[1.0, 2.0, 0:2], numpy.r_[1.0, 2.0, 0:2])
     numpy.testing.assert_array_equal(np.c_[[1.0], [2.0]], numpy.c_[[1.0], [2.0]])
 
