@@ -311,3 +311,15 @@ def test_traced_keyword_values_keep_their_derivative():
     g = symdl.dlfeval(lambda x, s: symdl.dlgradient(f(x, s), s), symdl.dlarray(a), symdl.dlarray(0.5))
     # d/ds: sum + max(-2, s) (s wins) + prod * s + three NaN replacements
     assert float(g) == pytest.approx(1.0 + 1.0 + numpy.prod(a) + 3.0, rel=1e-14)
+
+
+def test_numpy_integer_axes_are_accepted():
+    a = numpy.arange(6.0).reshape(2, 3)
+    x = symdl.dlarray(a)
+    i0, i1 = numpy.int64(0), numpy.int64(1)
+    for k, f in enumerate([lambda m: numpy.sum(m, axis=i1), lambda m: numpy.var(m, axis=i0),
+                           lambda m: numpy.sort(m, axis=i0), lambda m: numpy.roll(m, i1, axis=i1),
+                           lambda m: numpy.cumsum(m, axis=i1), lambda m: numpy.max(m, axis=(i0, i1)),
+                           lambda m: numpy.expand_dims(m, i1), lambda m: numpy.concatenate([m, m], axis=i1),
+                           lambda m: numpy.stack([m, m], axis=i1), lambda m: numpy.mean(m, i0)]):
+        numpy.testing.assert_array_equal(symdl.extractdata(f(x)), f(a), err_msg=f"case {k}")
