@@ -218,10 +218,10 @@ def call_ufunc(ufunc, method: str, inputs, kwargs):
         result = fn(*inputs)
         return result if dtype is None else F.astype(result, dtype)
     if method == "reduce" and ufunc in REDUCERS:
-        fn = REDUCERS[ufunc]
         axis = kwargs.pop("axis", 0)
-        kwargs.pop("dtype", None) if ufunc in (np.logical_and, np.logical_or) else None
-        return fn(inputs[0], axis, **kwargs)
+        if ufunc in (np.logical_and, np.logical_or, np.maximum, np.minimum) and kwargs.get("dtype") is None:
+            kwargs.pop("dtype", None)  # these reductions have no dtype keyword; None is its default
+        return REDUCERS[ufunc](inputs[0], axis, **kwargs)
     if method == "accumulate" and ufunc in ACCUMULATORS:
         return ACCUMULATORS[ufunc](inputs[0], kwargs.pop("axis", 0), **kwargs)
     if method == "outer" and ufunc in F.NUMPY_UFUNCS and len(inputs) == 2 and not kwargs:
