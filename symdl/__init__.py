@@ -10,10 +10,21 @@ from .autodiff.api import dldivergence, dlfeval, dlgradient, dljacobian, dllapla
 from .elementwise_api import elementwise
 from . import linalg  # numpy.linalg on dlarrays (symdl.linalg.inv, ...)
 from .functions import (
-    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, concatenate, cos, cosh, cumsum, dot,
-    erf, exp, expand_dims, expm1, floor, log, log1p, matmul, max, maximum, mean, min, minimum, power, prod,
-    reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, stack, sum, tan, tanh, transpose, where,
+    abs, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, cos, cosh, dot,
+    erf, exp, expand_dims, expm1, floor, log, log1p, matmul, maximum, minimum, power,
+    reshape, sigmoid, sign, sin, sinh, sqrt, square, squeeze, tan, tanh, transpose,
 )
+from .np import (  # numpy's breadth (SPEC 9.2), with numpy's keywords; replaces the basic versions above
+    allclose, append, argmax, argmin, argpartition, argsort, around, array_equal, array_split, atleast_1d,
+    atleast_2d, atleast_3d, cbrt, clip, column_stack, concatenate, copy, count_nonzero, cross, cumprod, cumsum,
+    deg2rad, degrees, diag, diagonal, diff, dsplit, dstack, einsum, empty_like, exp2, fabs, fix, flatnonzero, flip,
+    fliplr, flipud, floor_divide, fmax, fmin, fmod, full_like, hsplit, hstack, hypot, inner, isclose, isfinite, isinf,
+    isnan, kron, linspace, log2, log10, logaddexp, logaddexp2, mod, moveaxis, nan_to_num, nonzero, ones_like,
+    outer, pad, partition, rad2deg, radians, ravel, reciprocal, remainder, repeat, result_type, rint, roll, rollaxis,
+    rot90, select, sinc, sort, split, stack, std, swapaxes, tensordot, tile, tril, triu,
+    trunc, var, vsplit, vstack, where, zeros_like,
+)
+from .np.reductions import TOP_LEVEL as _REDUCTIONS
 from .inspect import trace
 from .ops.activations import elu, gelu, leakyrelu, relu, softmax
 from .ops.conv import dlconv, dltranspconv
@@ -34,6 +45,8 @@ from .compiler.transforms import derivative, grad, hessian, hvp, jacobian, value
 from .compiler.vmap import vmap
 from .compiler.linearize import jvp, vjp
 
+sum, mean, prod, max, min = (_REDUCTIONS[n] for n in ("sum", "mean", "prod", "max", "min"))
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -51,4 +64,14 @@ __all__ = [
     "onehotencode", "onehotdecode", "sgdmupdate", "adamupdate", "rmspropupdate", "dlupdate", "fullyconnect",
     "batchnorm", "layernorm", "groupnorm", "instancenorm", "dropout", "embed", "crosschannelnorm",
     "maxpool", "avgpool", "maxunpool", "dlconv", "dltranspconv", "interp1", "lstm", "gru", "attention",
+    # numpy's breadth (symdl.np; symdl.numpy is numpy's whole namespace)
+    "allclose", "append", "argmax", "argmin", "argpartition", "argsort", "around", "array_equal", "array_split",
+    "atleast_1d", "atleast_2d", "atleast_3d", "cbrt", "column_stack", "copy", "count_nonzero", "cross", "cumprod",
+    "deg2rad", "degrees", "diag", "diagonal", "diff", "dsplit", "dstack", "einsum", "empty_like", "exp2", "fabs",
+    "fix", "flatnonzero", "flip", "fliplr", "flipud", "floor_divide", "fmax", "fmin", "fmod", "full_like", "hsplit",
+    "hstack", "hypot", "inner", "isclose", "isfinite", "isinf", "isnan", "kron", "linspace", "log2", "log10",
+    "logaddexp", "logaddexp2", "mod", "moveaxis", "nan_to_num", "nonzero", "ones_like", "outer", "pad", "partition",
+    "rad2deg", "radians", "ravel", "reciprocal", "remainder", "repeat", "result_type", "rint", "roll", "rollaxis",
+    "rot90", "select", "sinc", "sort", "split", "std", "swapaxes", "tensordot", "tile", "tril", "triu", "trunc",
+    "var", "vsplit", "vstack", "zeros_like",
 ]

@@ -156,13 +156,17 @@ class dlarray:
         self._guard()
         return bool(self._value.reshape(()).item())
 
-    def any(self) -> bool:
-        self._guard()
-        return bool(np.any(self._value))
+    def any(self, axis=None, out=None, keepdims=False, **kw):
+        """numpy's ``any``: a Python bool over everything (in compiled code a
+        guard on that one bool), a bool dlarray along an axis."""
+        if axis is None and not keepdims and not kw:
+            return bool(_np().any(self, out=out))
+        return _np().any(self, axis, out, keepdims, **kw)
 
-    def all(self) -> bool:
-        self._guard()
-        return bool(np.all(self._value))
+    def all(self, axis=None, out=None, keepdims=False, **kw):
+        if axis is None and not keepdims and not kw:
+            return bool(_np().all(self, out=out))
+        return _np().all(self, axis, out, keepdims, **kw)
 
     def __repr__(self) -> str:
         fmt = f", fmt={self._fmt!r}" if self._fmt else ""
@@ -195,6 +199,12 @@ class dlarray:
     def __rtruediv__(self, o): return F.divide(o, self)
     def __pow__(self, o): return F.power(self, o)
     def __rpow__(self, o): return F.power(o, self)
+    def __mod__(self, o): return _np().mod(self, o)
+    def __rmod__(self, o): return _np().mod(o, self)
+    def __floordiv__(self, o): return _np().floor_divide(self, o)
+    def __rfloordiv__(self, o): return _np().floor_divide(o, self)
+    def __divmod__(self, o): return _np().floor_divide(self, o), _np().mod(self, o)
+    def __rdivmod__(self, o): return _np().floor_divide(o, self), _np().mod(o, self)
     def __matmul__(self, o): return F.matmul(self, o)
     def __rmatmul__(self, o): return F.matmul(o, self)
     def __neg__(self): return F.negative(self)
@@ -219,16 +229,67 @@ class dlarray:
             axes = axes[0]
         return F.transpose(self, axes or None)
 
-    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
-    def prod(self, axis=None, keepdims=False): return F.prod(self, axis, keepdims)
-    def cumsum(self, axis=None, dtype=None): return F.cumsum(self, axis, dtype)
-    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return F.min(self, axis, keepdims)
+    # numpy's method signatures (axis, dtype, out, keepdims, ...); they call
+    # the functions of symdl.np, which check the keywords
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return _np().reductions.sum(self, axis, dtype, out, keepdims, **kw)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return _np().reductions.mean(self, axis, dtype, out, keepdims, **kw)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return _np().reductions.prod(self, axis, dtype, out, keepdims, **kw)
+
+    def max(self, axis=None, out=None, keepdims=False, **kw):
+        return _np().reductions.max(self, axis, out, keepdims, **kw)
+
+    def min(self, axis=None, out=None, keepdims=False, **kw):
+        return _np().reductions.min(self, axis, out, keepdims, **kw)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return _np().var(self, axis, dtype, out, ddof, keepdims, **kw)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return _np().std(self, axis, dtype, out, ddof, keepdims, **kw)
+
+    def cumsum(self, axis=None, dtype=None, out=None): return _np().reductions.cumsum(self, axis, dtype, out)
+    def cumprod(self, axis=None, dtype=None, out=None): return _np().cumprod(self, axis, dtype, out)
     def squeeze(self, axis=None): return F.squeeze(self, axis)
-    def astype(self, dtype): return F.astype(self, dtype)
-    def flatten(self): return F.reshape(self, (-1,))
-    def ravel(self): return F.reshape(self, (-1,))
+    def astype(self, dtype, *args, **kwargs): return F.astype(self, dtype)
+    def flatten(self, order="C"): return _np().ravel(self, order)
+    def ravel(self, order="C"): return _np().ravel(self, order)
+    def copy(self, order="C"): return _np().copy(self)
+    def dot(self, b, out=None): return _np()._FUNCTIONS[np.dot](self, b, out=out)
+
+    def clip(self, min=None, max=None, out=None, **kw):
+        return _np().clip(self, min, max, out, **kw)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False): return _np().argmax(self, axis, out, keepdims=keepdims)
+    def argmin(self, axis=None, out=None, *, keepdims=False): return _np().argmin(self, axis, out, keepdims=keepdims)
+    def argsort(self, axis=-1, kind=None, order=None): return _np().argsort(self, axis, kind, order)
+    def nonzero(self): return _np().nonzero(self)
+    def round(self, decimals=0, out=None): return _np().round(self, decimals, out)
+    def repeat(self, repeats, axis=None): return _np().repeat(self, repeats, axis)
+    def swapaxes(self, axis1, axis2): return _np().swapaxes(self, axis1, axis2)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return _np().diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        return _np().trace(self, offset, axis1, axis2, dtype, out)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """Sort in place, as numpy's method (the dlarray now holds the sorted,
+        still differentiable values)."""
+        s = _np().sort(self, axis, kind, order)
+        self._value, self._node, self._trace, self._origin = s._value, s._node, s._trace, s._origin
+
+    def item(self, *args):
+        if args:
+            return float(self.ravel()[int(np.ravel_multi_index(args, self.shape)) if len(args) > 1 else args[0]])
+        return self._scalar("float")
+
+    def tolist(self):
+        self._guard()
+        return self._value.tolist()
 
     # ------------------------------------------------------------ indexing
     def __getitem__(self, key):
@@ -244,14 +305,10 @@ class dlarray:
 
     # ------------------------------------------------------------ numpy protocols
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if kwargs.get("out") is not None:
-            raise TypeError(f"numpy.{ufunc.__name__}: dlarrays are immutable; out= is not supported")
-        fn = F.NUMPY_UFUNCS.get(ufunc)
-        if method == "__call__" and fn is not None and not kwargs:
-            return fn(*inputs)
-        if method == "reduce" and ufunc in (np.add, np.maximum, np.minimum, np.multiply):
-            reducer = {np.add: F.sum, np.maximum: F.max, np.minimum: F.min, np.multiply: F.prod}[ufunc]
-            return reducer(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+        from .np import call_ufunc
+        result = call_ufunc(ufunc, method, inputs, kwargs)
+        if result is not None:
+            return result
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
         raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it "
                         "(for plain data, call it on symdl.extractdata(x))")
@@ -262,6 +319,12 @@ class dlarray:
             raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: symdl has no derivative "
                             "rule for it (for plain data, call it on symdl.extractdata(x))")
         return fn(*args, **kwargs)
+
+
+def _np():
+    """symdl.np, where numpy's breadth lives (imported after this module)."""
+    from . import np as numpy_breadth
+    return numpy_breadth
 
 
 # ---------------------------------------------------------------- labels

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .core import ARITHMETIC, apply, promote, to_operands, traced_with_numbers, untraced_pair, untraced_single
-from .ir.shapes import ShapeError, broadcast_shapes, normalize_axes
+from .ir.shapes import ShapeError, broadcast_shapes
+from .ir.shapes import normalize_axes as _normalize_axes
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "negative", "power", "square", "sqrt",
@@ -28,6 +29,16 @@ __all__ = [
     "stack", "reshape", "transpose", "squeeze", "expand_dims", "compare", "logical_and",
     "logical_or", "logical_not", "take", "broadcast_to", "astype", "NUMPY_FUNCTIONS", "NUMPY_UFUNCS",
 ]
+
+def normalize_axes(op: str, axes, ndim: int) -> tuple[int, ...]:
+    """``ir.shapes.normalize_axes``, also for numpy integers (numpy code
+    passes ``np.int64`` axes)."""
+    if isinstance(axes, np.integer):
+        axes = int(axes)
+    elif isinstance(axes, (tuple, list)):
+        axes = tuple(int(a) if isinstance(a, np.integer) else a for a in axes)
+    return _normalize_axes(op, axes, ndim)
+
 
 # The dlarray class; symdl.array imports this module and then sets it here
 # (a module-level import would be circular).
@@ -378,7 +389,7 @@ def expand_dims(x, axis):
         (1, 3)
     """
     x = _arr(x)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     ndim = x.ndim + len(axes)
     axes = normalize_axes("expand_dims", axes, ndim)
     it = iter(x.shape)
@@ -668,3 +679,8 @@ NUMPY_FUNCTIONS = {
     np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim, np.size: lambda x: x.size,
 }
 NUMPY_FUNCTIONS.update({uf: fn for uf, fn in NUMPY_UFUNCS.items() if not isinstance(uf, np.ufunc)})
+
+
+# numpy's breadth (section 9.2 of the spec) lives in symdl.np, grouped by job;
+# importing it extends the two tables above in place.
+from . import np as _numpy_breadth  # noqa: E402,F401

@@ -52,7 +52,7 @@ def uniform(lo: float, hi: float) -> Callable:
 # domains of the functions whose derivative exists only on part of the line
 DOMAIN = {"log": (0.3, 2.0), "asin": (-0.8, 0.8), "acos": (-0.8, 0.8), "acosh": (1.2, 3.0),
           "atanh": (-0.8, 0.8), "log1p": (-0.5, 2.0), "abs": (0.2, 2.0), "pow": (0.3, 2.0),
-          "powc": (0.3, 2.0)}
+          "powc": (0.3, 2.0), "log2": (0.3, 2.0), "log10": (0.3, 2.0), "cbrt": (0.3, 2.0)}
 
 
 def _elementwise_instance(op: str) -> Instance:
@@ -74,7 +74,16 @@ def _minmax_instance(op: str) -> Instance:
     return [a, b], {}, raw(op, (a, b)), lambda rng, shape: rng.uniform(-1, 1, shape) + rng.choice([-3, 3], shape)
 
 
+def _mod_instance(op: str) -> Instance:
+    a, b = x("a", (3, 1)), x("b", (1, 4))
+    # a / b in (0.5, 0.97) or its negative: away from the jumps of the remainder
+    return [a, b], {}, raw(op, (a, b)), lambda rng, shape: rng.uniform(2.1, 2.9, shape) if shape == (3, 1) \
+        else rng.choice([-1.0, 1.0], shape) * rng.uniform(3.0, 4.0, shape)
+
+
 INSTANCES: dict[str, Callable[[], Instance]] = {
+    "mod": lambda: _mod_instance("mod"),
+    "fmod": lambda: _mod_instance("fmod"),
     "add": lambda: (lambda a, b: ([a, b], {}, raw("add", (a, b), coeffs=(2.0, -0.5), const=1.0),
                                   uniform(-1, 1)))(x("a", (3, 1)), x("b", (1, 4))),
     "mul": lambda: (lambda a, b: ([a, b], {}, raw("mul", (a, b), exps=(2, -1)), uniform(0.5, 2)))(

@@ -114,7 +114,8 @@ def case(*ops: str):
 
 BUILTIN_UNARY = ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
                  "asinh", "acosh", "atanh", "abs", "erf", "log1p", "expm1", "sign", "floor", "ceil",
-                 "round", "stop_gradient", "sigmoid", "softplus")
+                 "round", "stop_gradient", "sigmoid", "softplus",
+                 "log2", "log10", "exp2", "cbrt", "trunc")
 
 
 def _unary_outputs(f, dtype):
@@ -161,7 +162,8 @@ def _binary(op, a, b):
     return B.emit(op, (a, b))
 
 
-BINARY = ("add", "mul", "maximum", "minimum", "pow", "atan2", "gt", "ge", "lt", "le", "eq", "ne")
+BINARY = ("add", "mul", "maximum", "minimum", "pow", "atan2", "gt", "ge", "lt", "le", "eq", "ne",
+          "hypot", "logaddexp", "mod", "fmod", "floor_divide")
 
 
 @case(*BINARY)

@@ -165,10 +165,11 @@ LOWERINGS["iota"] = Lowering(Placement.LOOP, at_index=_iota, cheap=True)
 # ---------------------------------------------------------------- functions (symdl.ir.ops.functions)
 
 _INTRINSIC = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "abs": "fabs",
-              "floor": "floor", "ceil": "ceil", "round": "roundeven"}
+              "floor": "floor", "ceil": "ceil", "round": "roundeven", "trunc": "trunc"}
 _LIBM = {"tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh",
          "cosh": "cosh", "tanh": "tanh", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
-         "log1p": "log1p", "expm1": "expm1", "erf": "erf", "atan2": "atan2"}
+         "log1p": "log1p", "expm1": "expm1", "erf": "erf", "atan2": "atan2",
+         "log2": "log2", "log10": "log10", "exp2": "exp2", "cbrt": "cbrt", "hypot": "hypot", "fmod": "fmod"}
 
 
 def _intrinsic_emitter(name):
@@ -217,3 +218,50 @@ def _softplus(ctx, node, args):
     pos = b.select(b.fcmp_unordered("ugt", x, zero), x, zero)  # NaN stays NaN
     tail = b.call(ctx.libm("log1p", x.type), [_exp_neg_abs(ctx, x)])
     return b.fadd(pos, tail)
+
+
+@scalar("logaddexp")
+def _logaddexp(ctx, node, args):
+    # numpy's npy_logaddexp: x == y (equal infinities too) gives x + log 2;
+    # otherwise the larger plus log1p(exp(-|x - y|)); NaN stays NaN
+    x, y = args
+    b = ctx.b
+    d = b.fsub(x, y)
+    pos = b.fcmp_ordered(">", d, ctx.const(x.type, 0.0))
+    big = b.select(pos, x, y)
+    tail = b.call(ctx.libm("log1p", x.type), [_exp_neg_abs(ctx, d)])
+    out = b.select(b.fcmp_unordered("uno", d, d), d, b.fadd(big, tail))
+    return b.select(b.fcmp_ordered("==", x, y), b.fadd(x, ctx.const(x.type, 0.6931471805599453)), out)
+
+
+def _divmod(ctx, a, b_):
+    """numpy's npy_divmod: (floor quotient, remainder with the divisor's sign),
+    the same operations in the same order, so compiled == numpy bit for bit."""
+    b = ctx.b
+    ty = a.type
+    zero, one = ctx.const(ty, 0.0), ctx.const(ty, 1.0)
+    copysign = ctx.intrinsic("copysign", ty, 2)
+    mod = b.call(ctx.libm("fmod", ty, 2), [a, b_])
+    div = b.fdiv(b.fsub(a, mod), b_)
+    mod_nz = b.fcmp_unordered("!=", mod, zero)   # C's `if (mod)`: NaN is true
+    flip = b.and_(mod_nz, b.xor(b.fcmp_ordered("<", b_, zero), b.fcmp_ordered("<", mod, zero)))
+    mod = b.select(flip, b.fadd(mod, b_), mod)
+    div = b.select(flip, b.fsub(div, one), div)
+    mod = b.select(mod_nz, mod, b.call(copysign, [zero, b_]))
+    floor = b.call(ctx.intrinsic("floor", ty), [div])
+    floor = b.select(b.fcmp_ordered(">", b.fsub(div, floor), ctx.const(ty, 0.5)), b.fadd(floor, one), floor)
+    quot = b.select(b.fcmp_unordered("!=", div, zero), floor, b.call(copysign, [zero, b.fdiv(a, b_)]))
+    b_zero = b.fcmp_ordered("==", b_, zero)
+    return quot, mod, b_zero
+
+
+@scalar("mod")
+def _mod(ctx, node, args):
+    _, mod, b_zero = _divmod(ctx, *args)
+    return ctx.b.select(b_zero, ctx.b.call(ctx.libm("fmod", args[0].type, 2), list(args)), mod)
+
+
+@scalar("floor_divide")
+def _floor_divide(ctx, node, args):
+    quot, _, b_zero = _divmod(ctx, *args)
+    return ctx.b.select(b_zero, ctx.b.fdiv(*args), quot)

@@ -254,3 +254,69 @@ define_builtin("sign", 1, lambda sp, p: sp.sign(p[0]), np.sign, differentiable=F
 define_builtin("floor", 1, lambda sp, p: sp.floor(p[0]), np.floor, differentiable=False, head="floor")
 define_builtin("ceil", 1, lambda sp, p: sp.ceiling(p[0]), np.ceil, differentiable=False, head="ceiling")
 define_builtin("round", 1, lambda sp, p: sp.Function("round")(p[0]), np.round, differentiable=False)
+
+
+# ---------------------------------------------------------------- numpy's other elementwise functions
+# Each has a native routine (libm or a few instructions, codegen/lower/elementwise.py)
+# and declared partials: written with existing nodes, so every order follows.
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _log_base_partials(scale: float):
+    def partials(node: Node) -> list:  # d log_b(x) = 1 / (x ln b)
+        return [B.scale(B.ipow(node.inputs[0], -1), scale)]
+    return partials
+
+
+def _exp2_partials(node: Node) -> list:  # d 2**x = ln 2 * 2**x
+    return [B.scale(node, _LN2)]
+
+
+def _cbrt_partials(node: Node) -> list:
+    # d cbrt(x) = 1 / (3 cbrt(x)**2): +inf at 0, as numpy's/autograd's formula
+    return [B.scale(B.ipow(node, -2), 1.0 / 3.0)]
+
+
+def _hypot_partials(node: Node) -> list:  # d hypot / dx = x / hypot (NaN at the origin, as autograd)
+    x, y = node.inputs
+    return [B.div(x, node), B.div(y, node)]
+
+
+def _logaddexp_partials(node: Node) -> list:
+    # d/dx log(e^x + e^y) = sigmoid(x - y): bounded, and sigmoid's own
+    # partials are stable, so every order is finite for finite inputs
+    x, y = node.inputs
+    return [B.fn("sigmoid", B.sub(x, y)), B.fn("sigmoid", B.sub(y, x))]
+
+
+def _one(node: Node) -> Node:
+    return B.fill(1.0, node, ())
+
+
+def _mod_partials(node: Node) -> list:
+    # x - floor(x / y) * y: d/dx = 1, d/dy = -floor(x / y) (away from the jumps)
+    x, y = node.inputs
+    return [_one(node), B.neg(B.fn("floor", B.div(x, y)))]
+
+
+def _fmod_partials(node: Node) -> list:
+    # x - trunc(x / y) * y (the sign of x, as C's fmod)
+    x, y = node.inputs
+    return [_one(node), B.neg(B.fn("trunc", B.div(x, y)))]
+
+
+define_builtin("log2", 1, lambda sp, p: sp.log(p[0]) / sp.log(2), np.log2, partials=_log_base_partials(1 / _LN2))
+define_builtin("log10", 1, lambda sp, p: sp.log(p[0]) / sp.log(10), np.log10,
+               partials=_log_base_partials(1 / _LN10))
+define_builtin("exp2", 1, lambda sp, p: 2 ** p[0], np.exp2, partials=_exp2_partials)
+define_builtin("cbrt", 1, lambda sp, p: sp.sign(p[0]) * sp.Abs(p[0]) ** sp.Rational(1, 3), np.cbrt,
+               partials=_cbrt_partials)
+define_builtin("hypot", 2, lambda sp, p: sp.sqrt(p[0] ** 2 + p[1] ** 2), np.hypot, partials=_hypot_partials)
+define_builtin("logaddexp", 2, lambda sp, p: sp.log(sp.exp(p[0]) + sp.exp(p[1])), np.logaddexp,
+               partials=_logaddexp_partials)
+define_builtin("mod", 2, lambda sp, p: sp.Mod(p[0], p[1]), np.remainder, partials=_mod_partials)
+define_builtin("fmod", 2, lambda sp, p: p[0] - p[1] * sp.Function("trunc")(p[0] / p[1]), np.fmod,
+               partials=_fmod_partials)
+define_builtin("trunc", 1, lambda sp, p: sp.Function("trunc")(p[0]), np.trunc, differentiable=False)
+define_builtin("floor_divide", 2, lambda sp, p: sp.floor(p[0] / p[1]), np.floor_divide, differentiable=False)
