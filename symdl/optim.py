@@ -100,6 +100,30 @@ def _leaves(tree, params, name: str, where: str) -> list:
     return [t for _, _, t in _aligned(params, tree, name, where)]
 
 
+def _iteration(value, where: str):
+    """adamupdate's step count: a positive int, or a scalar dlarray holding
+    one (then a compiled training step is one trace for all iterations; its
+    value is checked where it is known, when tracing)."""
+    if not isinstance(value, dlarray):
+        return integer(value, "iteration (counted from 1)", where)
+    v = value._value
+    if value.size != 1:
+        raise ValueError(f"{where}: iteration must be a positive integer or a scalar dlarray holding one, "
+                         f"got a dlarray of shape {value.shape}")
+    if not (np.isfinite(v).all() and float(v.reshape(())) >= 1 and float(v.reshape(())).is_integer()):
+        raise ValueError(f"{where}: iteration must be a positive integer (counted from 1), got "
+                         f"{float(v.reshape(()))!r}")
+    return F.reshape(value, ())
+
+
+def _in_dtype_of(factor, p):
+    """A traced factor in the parameter's dtype (a float64 iteration must not
+    turn float32 parameters into float64 ones)."""
+    if isinstance(factor, dlarray) and isinstance(p, dlarray) and factor.dtype != p.dtype:
+        return factor.astype(p.dtype)
+    return factor
+
+
 def _number(value, name: str, where: str, kind: str) -> float:
     return real_number(value, name, where, kind)
 
@@ -140,6 +164,10 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
     ``params - learn_rate * m / (sqrt(v) + epsilon)``.
     Returns ``(params, avg_g, avg_sq_g)``.
 
+    ``iteration`` is an int, or a scalar dlarray holding one: pass it as a
+    dlarray to a ``dlaccelerate``d training step, so that one trace serves
+    every iteration (an int is a static argument: a new trace per value).
+
     Example:
         >>> import symdl
         >>> p, m, v = symdl.adamupdate(symdl.dlarray([1.0]), symdl.dlarray([2.0]), None, None, 1)
@@ -147,7 +175,7 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
         0.999
     """
     where = "adamupdate"
-    iteration = integer(iteration, "iteration (counted from 1)", where)
+    iteration = _iteration(iteration, where)
     lr = _number(learn_rate, "learn_rate", where, "non-negative")
     # below 1: the bias corrections divide by 1 - decay ** iteration
     b1 = _number(grad_decay, "grad_decay", where, "[0, 1)")
@@ -157,12 +185,14 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
     gs = _leaves(grad, params, "grad", where)
     ms = _leaves(avg_g, params, "avg_g", where)
     vs = _leaves(avg_sq_g, params, "avg_sq_g", where)
-    c1, c2 = 1.0 - b1 ** int(iteration), 1.0 - b2 ** int(iteration)
+    # with a dlarray iteration the bias corrections are computed in the graph,
+    # so a compiled training step serves every iteration with one trace
+    c1, c2 = 1.0 - b1 ** iteration, 1.0 - b2 ** iteration
     new_p, new_m, new_v = [], [], []
     for p, g, m, v in zip(ps, gs, ms, vs):
         m = g * (1.0 - b1) if m is None else m * b1 + g * (1.0 - b1)
         v = g * g * (1.0 - b2) if v is None else v * b2 + g * g * (1.0 - b2)
-        step = (m * (lr / c1)) / (F.sqrt(v * (1.0 / c2)) + eps)
+        step = (m * _in_dtype_of(lr / c1, p)) / (F.sqrt(v * _in_dtype_of(1.0 / c2, p)) + eps)
         new_p.append(p - step)
         new_m.append(m)
         new_v.append(v)
