@@ -42,7 +42,7 @@ def _shape_name(kind: str, keys) -> str:
     if kind == "dict":
         return f"a dict with keys {sorted(keys, key=str)}"
     if kind == "sequence":
-        return f"a list or tuple of {keys}"
+        return f"a list or tuple of {keys} items"
     return f"a {kind} {keys!r}"
 
 
