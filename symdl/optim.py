@@ -97,7 +97,17 @@ def _leaves(tree, params, name: str, where: str) -> list:
         if name == "grad":
             raise TypeError(f"{where}: grad must have the structure of params, got None")
         return [None] * len(tree_flatten(params)[0])
-    return [t for _, _, t in _aligned(params, tree, name, where)]
+    return [_in_dtype_of_param(t, p) for _, p, t in _aligned(params, tree, name, where)]
+
+
+def _in_dtype_of_param(leaf, p):
+    """A gradient or state leaf in its parameter's dtype: an update never
+    turns float32 parameters into float64 ones."""
+    dtype = p.dtype if isinstance(p, dlarray) else np.result_type(np.asarray(p).dtype, np.float64) \
+        if np.asarray(p).dtype.kind in "biu" else np.asarray(p).dtype
+    if isinstance(leaf, dlarray):
+        return leaf if leaf.dtype == dtype else leaf.astype(dtype)
+    return np.asarray(leaf, dtype=dtype)
 
 
 def _iteration(value, where: str):

@@ -353,3 +353,10 @@ def test_good_input_next_to_the_bad_still_works():
     p, m, s = symdl.adamupdate(P(), G(), None, None, np.int64(2), grad_decay=0.0, sq_grad_decay=0.0)
     assert p["b"][0].shape == (2,)
     assert symdl.onehotencode([2, 0], classes=[0, 1, 2], fmt="CB", dtype="float32").dtype == np.float32
+    # labels 'BC' put the classes along the second axis given, then the canonical order is 'CB'
+    bc = symdl.onehotencode([2, 0], classes=[0, 1, 2], fmt="BC")
+    np.testing.assert_array_equal(symdl.extractdata(bc), symdl.extractdata(symdl.onehotencode([2, 0], [0, 1, 2])))
+    # numpy weights are data: a float32 X keeps the computation in float32
+    x32 = symdl.dlarray(np.ones((3, 2), np.float32), "CB")
+    assert symdl.fullyconnect(x32, np.ones((4, 3)), np.zeros(4)).dtype == np.float32
+    assert symdl.mse(x32, np.zeros((3, 2))).dtype == np.float32

@@ -153,3 +153,19 @@ def test_state_dicts_may_list_their_keys_in_another_order():
     assert list(new) == ["a", "b"] and list(vel) == ["a", "b"]       # the parameters' structure
     np.testing.assert_allclose(symdl.extractdata(new["a"]), [0.95, 2.05], rtol=1e-15)
     np.testing.assert_allclose(float(new["b"]), 2.9, rtol=1e-15)
+
+
+@pytest.mark.parametrize("update", [
+    lambda p, g: symdl.sgdmupdate(p, g, g)[0],
+    lambda p, g: symdl.adamupdate(p, g, g, g, 2)[0],
+    lambda p, g: symdl.rmspropupdate(p, g, g)[0],
+])
+def test_float64_gradients_and_state_do_not_promote_float32_parameters(update):
+    # the update is computed in the parameters' dtype, as it would be with
+    # float32 gradients: equal to the same update with the gradients rounded first
+    p = {"w": symdl.dlarray(np.array([1.0, -2.0], dtype=np.float32))}
+    g64 = {"w": symdl.dlarray(np.array([0.1, 0.3]))}
+    g32 = {"w": symdl.dlarray(np.array([0.1, 0.3], dtype=np.float32))}
+    out = update(p, g64)["w"]
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(symdl.extractdata(out), symdl.extractdata(update(p, g32)["w"]))

@@ -41,10 +41,13 @@ def numeric(value, name: str, where: str) -> np.ndarray | dlarray:
     return arr
 
 
-def as_dlarray(value, name: str, where: str) -> dlarray:
-    """``value`` as a dlarray (a real numeric array is wrapped)."""
+def as_dlarray(value, name: str, where: str, like: dlarray | None = None) -> dlarray:
+    """``value`` as a dlarray (a real numeric array is wrapped; with ``like``,
+    in its dtype: numpy data does not turn a float32 computation into float64)."""
     value = numeric(value, name, where)
-    return value if isinstance(value, dlarray) else dlarray(value)
+    if isinstance(value, dlarray):
+        return value
+    return dlarray(value if like is None else value.astype(like.dtype, copy=False))
 
 
 def formatted(X, where: str, need: str = "", example: str = "'CB' or 'SSCB'") -> dlarray:

@@ -30,8 +30,8 @@ def fullyconnect(X, weights, bias):
         dlarray([[-3.5, -3.5]], fmt='CB')
     """
     X = formatted(X, "fullyconnect")
-    W = as_dlarray(weights, "weights", "fullyconnect")
-    b = as_dlarray(bias, "bias", "fullyconnect")
+    W = as_dlarray(weights, "weights", "fullyconnect", like=X)
+    b = as_dlarray(bias, "bias", "fullyconnect", like=X)
     fmt = X._fmt
     batch = [k for k, c in enumerate(fmt) if c == "B"]
     time = [k for k, c in enumerate(fmt) if c == "T"]
