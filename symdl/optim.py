@@ -110,6 +110,21 @@ def _in_dtype_of_param(leaf, p):
     return np.asarray(leaf, dtype=dtype)
 
 
+def _learn_rate(value, where: str):
+    """A non-negative finite number, or a scalar dlarray holding one (a
+    learning-rate schedule inside a compiled training step: one trace for
+    every rate; its value is checked where it is known, when tracing)."""
+    if not isinstance(value, dlarray):
+        return real_number(value, "learn_rate", where, "non-negative")
+    if value.size != 1:
+        raise ValueError(f"{where}: learn_rate must be a number or a scalar dlarray, got a dlarray of shape "
+                         f"{value.shape}")
+    rate = float(value._value.reshape(()))
+    if not (np.isfinite(rate) and rate >= 0):
+        raise ValueError(f"{where}: learn_rate must be a non-negative finite number, got {rate!r}")
+    return F.reshape(value, ())
+
+
 def _iteration(value, where: str):
     """adamupdate's step count: a positive int, or a scalar dlarray holding
     one (then a compiled training step is one trace for all iterations; its
@@ -145,7 +160,8 @@ def _zeros_like(p):
 def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float = 0.9):
     """Stochastic gradient descent with momentum:
     ``vel = momentum * vel - learn_rate * grad``, ``params = params + vel``.
-    Returns ``(params, vel)``.
+    Returns ``(params, vel)``.  ``learn_rate`` may be a scalar dlarray (a
+    schedule inside a compiled step: one trace for every rate).
 
     Example:
         >>> import symdl
@@ -154,14 +170,15 @@ def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float
         (0.98, -0.02)
     """
     where = "sgdmupdate"
-    lr = _number(learn_rate, "learn_rate", where, "non-negative")
+    lr = _learn_rate(learn_rate, where)
     mu = _number(momentum, "momentum", where, "[0, 1]")
     ps, pdef = tree_flatten(params)
     gs = _leaves(grad, params, "grad", where)
     vs = _leaves(vel, params, "vel", where)
     new_p, new_v = [], []
     for p, g, v in zip(ps, gs, vs):
-        v = g * -lr if v is None else v * mu - g * lr
+        rate = _in_dtype_of(lr, p)
+        v = g * -rate if v is None else v * mu - g * rate
         new_p.append(p + v)
         new_v.append(v)
     return tree_unflatten(pdef, new_p), tree_unflatten(pdef, new_v)
@@ -177,6 +194,7 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
     ``iteration`` is an int, or a scalar dlarray holding one: pass it as a
     dlarray to a ``dlaccelerate``d training step, so that one trace serves
     every iteration (an int is a static argument: a new trace per value).
+    ``learn_rate`` may be a scalar dlarray too, for the same reason.
 
     Example:
         >>> import symdl
@@ -186,7 +204,7 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
     """
     where = "adamupdate"
     iteration = _iteration(iteration, where)
-    lr = _number(learn_rate, "learn_rate", where, "non-negative")
+    lr = _learn_rate(learn_rate, where)
     # below 1: the bias corrections divide by 1 - decay ** iteration
     b1 = _number(grad_decay, "grad_decay", where, "[0, 1)")
     b2 = _number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
@@ -213,6 +231,7 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
                   epsilon: float = 1e-8):
     """RMSProp: ``v = decay * v + (1 - decay) * grad^2``,
     ``params - learn_rate * grad / (sqrt(v) + epsilon)``.  Returns ``(params, avg_sq_g)``.
+    ``learn_rate`` may be a scalar dlarray (one compiled trace for every rate).
 
     Example:
         >>> import symdl
@@ -221,7 +240,7 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
         (0.996838, 0.4)
     """
     where = "rmspropupdate"
-    lr = _number(learn_rate, "learn_rate", where, "non-negative")
+    lr = _learn_rate(learn_rate, where)
     b = _number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
     eps = _number(epsilon, "epsilon", where, "positive")
     ps, pdef = tree_flatten(params)
@@ -230,7 +249,7 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
     new_p, new_v = [], []
     for p, g, v in zip(ps, gs, vs):
         v = g * g * (1.0 - b) if v is None else v * b + g * g * (1.0 - b)
-        new_p.append(p - (g * lr) / (F.sqrt(v) + eps))
+        new_p.append(p - (g * _in_dtype_of(lr, p)) / (F.sqrt(v) + eps))
         new_v.append(v)
     return tree_unflatten(pdef, new_p), tree_unflatten(pdef, new_v)
 

@@ -169,3 +169,38 @@ def test_float64_gradients_and_state_do_not_promote_float32_parameters(update):
     out = update(p, g64)["w"]
     assert out.dtype == np.float32
     np.testing.assert_array_equal(symdl.extractdata(out), symdl.extractdata(update(p, g32)["w"]))
+
+
+def make_schedule_step(optimiser: str, calls: list):
+    def step(params, state, iteration, rate, X, T):
+        calls.append(1)
+        loss = model_loss(params, X, T)
+        grads = symdl.dlgradient(loss, params)
+        if optimiser == "adam":
+            avg_g, avg_sq_g = state if state is not None else (None, None)
+            params, avg_g, avg_sq_g = symdl.adamupdate(params, grads, avg_g, avg_sq_g, iteration, learn_rate=rate)
+            return params, (avg_g, avg_sq_g)
+        if optimiser == "sgdm":
+            return symdl.sgdmupdate(params, grads, state, learn_rate=rate)
+        return symdl.rmspropupdate(params, grads, state, learn_rate=rate)
+    return step
+
+
+@pytest.mark.parametrize("optimiser", ["adam", "sgdm", "rmsprop"])
+def test_a_learning_rate_schedule_as_a_dlarray_is_one_trace(optimiser):
+    # the rate halves every step: as a dlarray it is an input of the compiled
+    # step, not a static value; the results equal eager steps with float rates
+    calls = []
+    acc = symdl.dlaccelerate(make_schedule_step(optimiser, calls))
+    eager = make_schedule_step(optimiser, [])
+    X, T = symdl.dlarray(X_DATA, "CB"), symdl.dlarray(T_DATA, "CB")
+    p_c, s_c, p_e, s_e = init_params(), None, init_params(), None
+    for k in range(1, 6):
+        rate = 0.1 * 0.5 ** k
+        p_c, s_c = symdl.dlfeval(acc, p_c, s_c, symdl.dlarray(float(k)), symdl.dlarray(rate), X, T)
+        p_e, s_e = symdl.dlfeval(eager, p_e, s_e, k, rate, X, T)
+    for a, b in zip(leaves(p_c) + leaves(s_c), leaves(p_e) + leaves(s_e)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+    assert len(calls) == 2             # two traces (state None, then arrays) for five steps
+    with pytest.raises(ValueError, match="learn_rate must be a non-negative finite number, got -0.5"):
+        symdl.dlfeval(eager, p_e, s_e, 1, symdl.dlarray(-0.5), X, T)
