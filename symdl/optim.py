@@ -103,8 +103,10 @@ def _leaves(tree, params, name: str, where: str) -> list:
 def _in_dtype_of_param(leaf, p):
     """A gradient or state leaf in its parameter's dtype: an update never
     turns float32 parameters into float64 ones."""
-    dtype = p.dtype if isinstance(p, dlarray) else np.result_type(np.asarray(p).dtype, np.float64) \
-        if np.asarray(p).dtype.kind in "biu" else np.asarray(p).dtype
+    if isinstance(p, dlarray):
+        dtype = p.dtype
+    else:   # a number or numpy array; integers update as float64
+        dtype = np.asarray(p).dtype if np.asarray(p).dtype.kind == "f" else np.dtype(np.float64)
     if isinstance(leaf, dlarray):
         return leaf if leaf.dtype == dtype else leaf.astype(dtype)
     return np.asarray(leaf, dtype=dtype)
@@ -149,14 +151,6 @@ def _in_dtype_of(factor, p):
     return factor
 
 
-def _number(value, name: str, where: str, kind: str) -> float:
-    return real_number(value, name, where, kind)
-
-
-def _zeros_like(p):
-    return p * 0.0
-
-
 def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float = 0.9):
     """Stochastic gradient descent with momentum:
     ``vel = momentum * vel - learn_rate * grad``, ``params = params + vel``.
@@ -171,7 +165,7 @@ def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float
     """
     where = "sgdmupdate"
     lr = _learn_rate(learn_rate, where)
-    mu = _number(momentum, "momentum", where, "[0, 1]")
+    mu = real_number(momentum, "momentum", where, "[0, 1]")
     ps, pdef = tree_flatten(params)
     gs = _leaves(grad, params, "grad", where)
     vs = _leaves(vel, params, "vel", where)
@@ -206,9 +200,9 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
     iteration = _iteration(iteration, where)
     lr = _learn_rate(learn_rate, where)
     # below 1: the bias corrections divide by 1 - decay ** iteration
-    b1 = _number(grad_decay, "grad_decay", where, "[0, 1)")
-    b2 = _number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
-    eps = _number(epsilon, "epsilon", where, "positive")
+    b1 = real_number(grad_decay, "grad_decay", where, "[0, 1)")
+    b2 = real_number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
+    eps = real_number(epsilon, "epsilon", where, "positive")
     ps, pdef = tree_flatten(params)
     gs = _leaves(grad, params, "grad", where)
     ms = _leaves(avg_g, params, "avg_g", where)
@@ -241,8 +235,8 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
     """
     where = "rmspropupdate"
     lr = _learn_rate(learn_rate, where)
-    b = _number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
-    eps = _number(epsilon, "epsilon", where, "positive")
+    b = real_number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
+    eps = real_number(epsilon, "epsilon", where, "positive")
     ps, pdef = tree_flatten(params)
     gs = _leaves(grad, params, "grad", where)
     vs = _leaves(avg_sq_g, params, "avg_sq_g", where)
