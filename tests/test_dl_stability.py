@@ -8,6 +8,7 @@ log-softmax inside crossentropy, sigmoid, softplus as two-class
 crossentropy, gelu with and without the tanh approximation, elu, batchnorm
 and layernorm with the biased variance), written naively with mpmath and
 differentiated along a direction by ``mpmath.diff`` in 100-digit arithmetic
+(plus the digits of the largest input)
 at the inputs rounded to the dtype: it shares nothing with symdl's rules or
 numerics, and at that precision the naive formula is exact enough.
 symdl's side is reverse over reverse over reverse (``dlgradient`` with
@@ -31,10 +32,12 @@ POINTS = {
         "mixed-1e30": [1e30, -1e30, 1.0, 3e29],
         "close-1e4": [1e4, 1e4 - 1, 1e4 - 3, 1e4 + 2],      # large and nearly equal: cancellation
         "equal-neg-1e30": [-1e30, -1e30, -1e30, -1e30],
+        "mixed-1e200": [1e200, -1e200, 1.0, 3e199],          # x^2 overflows: beyond the normalisations' range
         "close-neg-1e4": [-1e4, -1e4 + 2, -1e4 + 0.5, -1e4 - 1],
     },
     "float32": {
         "mixed-1e4": [1e4, -1e4, 0.5, -2.0],
+        "mixed-1e30": [1e30, -1e30, 1.0, 3e29],              # x^2 overflows: beyond the normalisations' range
         "close-1e4": [1e4, 1e4 - 1, 1e4 - 3, 1e4 + 2],
         "close-neg-1e4": [-1e4, -1e4 + 2, -1e4 + 0.5, -1e4 - 1],
     },
@@ -162,16 +165,26 @@ OPS = {
 
 # ---------------------------------------------------------------- both sides
 
+def std(point) -> float:
+    """The population standard deviation, without overflow for huge inputs."""
+    p = np.asarray(point, dtype=np.float64)
+    top = float(np.max(np.abs(p))) or 1.0
+    return float(np.std(p / top)) * top
+
+
 @functools.cache
 def reference(name: str, point: tuple, v: tuple) -> list[float]:
-    """f(x) and d^k/dt^k f(x + t v) at t = 0, k = 1..3, in 100-digit arithmetic.
+    """f(x) and d^k/dt^k f(x + t v) at t = 0, k = 1..3, in 100-digit arithmetic
+    (plus the digits of the largest input).
 
     mpmath.diff steps t by about 1e-15: the normalisations vary on the scale of
     the inputs' spread, so for them t is measured in that unit and the
     derivatives scaled back."""
     fn = OPS[name][1]
-    unit = (float(np.std(point)) or 1.0) if name in NORMALISATIONS else 1.0
-    with mpmath.workdps(100):
+    unit = (std(point) or 1.0) if name in NORMALISATIONS else 1.0
+    # t moves x by ~1e-15 of the unit: enough digits to hold x and that step
+    digits = 100 + int(math.log10(max(1.0, max(abs(p) for p in point))))
+    with mpmath.workdps(digits):
         u = mpmath.mpf(unit)
 
         def along(t):
@@ -210,9 +223,12 @@ def check(name: str, dtype: str, label: str, compiled: bool) -> None:
     # an absolute floor for true values that are tiny by cancellation of
     # terms: of O(1) terms for most ops (softmax's derivatives at logits 1e4
     # apart), of O(1 / spread^k) terms for the k-th derivative of a
-    # normalisation (spread = sqrt(var + epsilon) of the inputs)
-    spread = math.sqrt(float(np.var(point.astype(np.float64))) + EPS) if name in NORMALISATIONS else 1.0
-    floors = [256 * eps * max(1.0, abs(want[0]))] + [256 * eps / spread ** k for k in ORDERS]
+    # normalisation (spread = sqrt(var + epsilon) of the inputs); and the
+    # smallest normal number of the dtype, for true values below it (1e-60
+    # is 0 in float32)
+    spread = math.hypot(std(point), math.sqrt(EPS)) if name in NORMALISATIONS else 1.0
+    tiny = float(np.finfo(dtype).tiny)
+    floors = [256 * eps * max(1.0, abs(want[0]))] + [256 * eps * (1.0 / spread) ** k + tiny for k in ORDERS]
     where = f"{name} at {label} ({dtype}, {'compiled' if compiled else 'interpreted'})"
     for k, g in zip(ORDERS, grads):
         got = symdl.extractdata(g)

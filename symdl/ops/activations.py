@@ -72,11 +72,18 @@ def gelu(X, approximation: str = "none"):
     """
     X = as_dlarray(X, "X", "gelu")
     choice(approximation, ("none", "tanh"), "approximation", "gelu")
+    # erf and tanh are +-1 to the last bit beyond |X| = 40, and their
+    # derivatives (x^k exp(-x^2/2) terms) underflow to 0 there: clamping X
+    # inside them changes no result, and keeps X^2, X^3 and the derivatives'
+    # polynomial factors from overflowing (inf * 0 = NaN) for huge X
+    Xc = F.clip(X, -_GELU_CLAMP, _GELU_CLAMP)
     if approximation == "none":
-        return X * 0.5 * (F.erf(X * (1.0 / math.sqrt(2.0))) + 1.0)
-    if approximation == "tanh":
-        inner = (X + F.power(X, 3) * 0.044715) * math.sqrt(2.0 / math.pi)
-        return X * 0.5 * (F.tanh(inner) + 1.0)
+        return X * 0.5 * (F.erf(Xc * (1.0 / math.sqrt(2.0))) + 1.0)
+    inner = (Xc + F.power(Xc, 3) * 0.044715) * math.sqrt(2.0 / math.pi)
+    return X * 0.5 * (F.tanh(inner) + 1.0)
+
+
+_GELU_CLAMP = 40.0
 
 
 def softmax(X, dim=None):

@@ -3,18 +3,21 @@ layernorm, groupnorm, instancenorm, and crosschannelnorm (local response
 normalisation).
 
 Each normalises ``X`` over some dimensions with the biased (population)
-variance, computed in two passes (``mean((X - mean)^2)``, no cancellation),
-then applies a per-channel scale and offset.  ``X`` must be formatted with a
+variance, computed in two passes (``mean((X - mean)^2)``, no cancellation)
+with the deviations scaled before they are squared (no overflow), then applies a per-channel scale and offset.  ``X`` must be formatted with a
 ``'C'`` dimension; offset and scale hold one value per channel (any shape
 with that many elements, e.g. ``(C,)``, ``(C, 1)`` or MATLAB's ``1 x 1 x C``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from ..core import apply
 from .args import flag, formatted, integer, numeric, real_number
 from .spatial import pad_constant
 
@@ -40,10 +43,25 @@ def _per_channel(value, X: dlarray, axis: int, name: str, where: str):
     return out
 
 
-def _moments(X, axes: tuple[int, ...]):
+def _normalised(X, axes: tuple[int, ...], epsilon: float):
+    """``(X - mean) / sqrt(var + epsilon)`` over ``axes``, with the mean and
+    the biased variance.
+
+    The deviations are divided by their largest magnitude ``s`` (at least
+    sqrt(epsilon)) before they are squared, so the squares never overflow,
+    whatever the size of X: ``u = d / s``, ``Y = u / sqrt(mean(u^2) +
+    epsilon / s^2)``.  Y does not change with ``s``, so ``s`` is a constant
+    to differentiation (as softmax's shift): the derivatives are exact.
+    The variance ``s^2 mean(u^2)`` overflows only where it is not a number
+    of the dtype."""
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
-    return mean, F.mean(d * d, axes, keepdims=True)
+    s = apply("stop_gradient", [F.max(F.abs(d), axes, keepdims=True)])
+    s = F.maximum(s, math.sqrt(epsilon)) if epsilon > 0 else F.where(s > 0.0, s, 1.0)
+    u = d / s
+    m2 = F.mean(u * u, axes, keepdims=True)
+    Y = u / F.sqrt(m2 + epsilon / (s * s))
+    return Y, mean, m2 * (s * s)
 
 
 def _labelled(Y, X) -> dlarray:
@@ -85,15 +103,15 @@ def batchnorm(X, offset, scale, running_mean=None, running_var=None, *, training
     if running_mean is None:
         if training is False:
             raise ValueError(f"{where}: inference (training=False) needs running_mean and running_var")
-        mean, var = _moments(X, axes)
-        Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+        normed, mean, var = _normalised(X, axes, epsilon)
+        Y = _labelled(normed * scale + offset, X)
         return Y, _channels(mean, c), _channels(var, c)
     rm = _per_channel(running_mean, X, c, "running_mean", where)
     rv = _per_channel(running_var, X, c, "running_var", where)
     if not training:
         return _labelled((X - rm) / F.sqrt(rv + epsilon) * scale + offset, X)
-    mean, var = _moments(X, axes)
-    Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+    normed, mean, var = _normalised(X, axes, epsilon)
+    Y = _labelled(normed * scale + offset, X)
     new_mean = _channels(mean * mean_decay + rm * (1.0 - mean_decay), c)
     new_var = _channels(var * var_decay + rv * (1.0 - var_decay), c)
     return Y, new_mean, new_var
@@ -122,8 +140,8 @@ def layernorm(X, offset, scale, *, epsilon: float = 1e-5):
     axes = tuple(k for k, label in enumerate(X._fmt) if label in "SCU")
     offset = _per_channel(offset, X, c, "offset", "layernorm")
     scale = _per_channel(scale, X, c, "scale", "layernorm")
-    mean, var = _moments(X, axes)
-    return _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+    normed, _, _ = _normalised(X, axes, epsilon)
+    return _labelled(normed * scale + offset, X)
 
 
 def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
@@ -155,8 +173,8 @@ def _groupnorm(X, num_groups, offset, scale, epsilon, where: str):
     grouped = F.reshape(X, shape[:c] + [g, channels // g] + shape[c + 1:])   # C -> (groups, per group)
     axes = tuple(k for k, label in enumerate(X._fmt) if label in "SU" and k < c) + (c + 1,) + \
         tuple(k + 1 for k, label in enumerate(X._fmt) if label in "SU" and k > c)
-    mean, var = _moments(grouped, axes)
-    normed = F.reshape((grouped - mean) / F.sqrt(var + epsilon), shape)
+    normed, _, _ = _normalised(grouped, axes, epsilon)
+    normed = F.reshape(normed, shape)
     return _labelled(normed * scale + offset, X)
 
 
