@@ -4,7 +4,8 @@ normalisation).
 
 Each normalises ``X`` over some dimensions with the biased (population)
 variance, computed in two passes (``mean((X - mean)^2)``, no cancellation)
-with the deviations scaled before they are squared (no overflow), then applies a per-channel scale and offset.  ``X`` must be formatted with a
+with the deviations scaled before they are squared (no overflow), then
+applies a per-channel scale and offset.  ``X`` must be formatted with a
 ``'C'`` dimension; offset and scale hold one value per channel (any shape
 with that many elements, e.g. ``(C,)``, ``(C, 1)`` or MATLAB's ``1 x 1 x C``).
 """
@@ -58,9 +59,10 @@ def _normalised(X, axes: tuple[int, ...], epsilon: float):
     d = X - mean
     s = apply("stop_gradient", [F.max(F.abs(d), axes, keepdims=True)])
     s = F.maximum(s, math.sqrt(epsilon)) if epsilon > 0 else F.where(s > 0.0, s, 1.0)
-    u = d / s
+    inv = 1.0 / s                      # per channel (group, ...): a multiply per element, not a divide
+    u = d * inv
     m2 = F.mean(u * u, axes, keepdims=True)
-    Y = u / F.sqrt(m2 + epsilon / (s * s))
+    Y = u * (1.0 / F.sqrt(m2 + epsilon * (inv * inv)))
     return Y, mean, m2 * (s * s)
 
 
