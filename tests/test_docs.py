@@ -40,7 +40,7 @@ def blocks(page: Path) -> list[tuple[str, str | None]]:
 _MARK = "@@symdl-docs-block-{}@@"
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_runs_and_prints_what_the_page_shows(page, tmp_path):
     # A page runs in a new process, as a reader would run it: nothing that other
     # tests defined (user functions, environment variables) shows up in its output.

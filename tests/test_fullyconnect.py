@@ -73,7 +73,7 @@ def test_bad_input_is_a_clear_error():
         symdl.fullyconnect(X, np.ones((4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match=r"bias must have shape \(4,\) or \(4, 1\), got \(3,\)"):
         symdl.fullyconnect(X, np.ones((4, 3)), np.zeros(3))
-    with pytest.raises(ValueError, match="X must be a formatted dlarray"):
+    with pytest.raises(TypeError, match="X must be a formatted dlarray"):   # a numpy array has no labels
         symdl.fullyconnect(np.ones((3, 5)), np.ones((4, 3)), np.zeros(4))
     with pytest.raises(TypeError, match="weights must be a dlarray or a real numeric array"):
         symdl.fullyconnect(X, "weights", np.zeros(4))

@@ -107,7 +107,7 @@ def test_bad_input_is_a_clear_error():
         symdl.crossentropy(symdl.dlarray(Y), ONEHOT)
     with pytest.raises(ValueError, match="normalization must be one of"):
         symdl.mse(cb(Y), T, normalization="mean")
-    with pytest.raises(ValueError, match="transition_point must be a positive number"):
+    with pytest.raises(ValueError, match="transition_point must be a positive finite number"):
         symdl.huber(cb(Y), T, transition_point=0)
     with pytest.raises(TypeError, match="crossentropy: Y must be a dlarray"):
         symdl.crossentropy(Y, ONEHOT)

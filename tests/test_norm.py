@@ -148,5 +148,5 @@ def test_crosschannelnorm_bad_input():
     X = symdl.dlarray(IMG, "SSCB")
     with pytest.raises(ValueError, match="window_channel_size must be a positive integer"):
         symdl.crosschannelnorm(X, 0)
-    with pytest.raises(TypeError, match="crosschannelnorm: beta must be a real number"):
+    with pytest.raises(TypeError, match="crosschannelnorm: beta must be a finite real number"):
         symdl.crosschannelnorm(X, 3, beta="x")

@@ -108,16 +108,16 @@ def test_a_training_step_compiled_equals_eager():
 
 def test_bad_input_is_a_clear_error():
     p, g = params_and_grads()
-    with pytest.raises(ValueError, match="sgdmupdate: vel must have the structure of the parameters"):
+    with pytest.raises(ValueError, match="sgdmupdate: vel must have the structure of params"):
         symdl.sgdmupdate(to_dl(p), to_dl(g), [1.0])
     g_bad = dict(g, w=np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"adamupdate: grad array .* has shape \(3, 2\), the parameter has shape"):
+    with pytest.raises(ValueError, match=r"adamupdate: grad\['w'\] has shape \(3, 2\), expected .* params\['w'\]"):
         symdl.adamupdate(to_dl(p), to_dl(g_bad), None, None, 1)
-    with pytest.raises(ValueError, match="iteration must be a positive integer"):
+    with pytest.raises(ValueError, match="iteration .* must be a positive integer"):
         symdl.adamupdate(to_dl(p), to_dl(g), None, None, 0)
-    with pytest.raises(ValueError, match=r"rmspropupdate: sq_grad_decay must be in \[0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"rmspropupdate: sq_grad_decay must be a number in \[0, 1\)"):
         symdl.rmspropupdate(to_dl(p), to_dl(g), None, sq_grad_decay=1.5)
-    with pytest.raises(TypeError, match="sgdmupdate: learn_rate must be a real number"):
+    with pytest.raises(TypeError, match="sgdmupdate: learn_rate must be a non-negative finite number"):
         symdl.sgdmupdate(to_dl(p), to_dl(g), None, learn_rate="fast")
-    with pytest.raises(TypeError, match="grad must have the structure of the parameters, got None"):
+    with pytest.raises(TypeError, match="grad must have the structure of params, got None"):
         symdl.sgdmupdate(to_dl(p), None, None)

@@ -17,9 +17,9 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray, finddim
 from ..core import apply
-from .args import as_dlarray, real_number
+from .args import as_dlarray, choice, real_number
 
-__all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax", "softmax_logits", "shifted_by_max"]
+__all__ = ["relu", "leakyrelu", "elu", "gelu", "softmax", "softmax_logits", "shifted_by_max", "axis_of"]
 
 
 def relu(X):
@@ -56,9 +56,7 @@ def elu(X, alpha: float = 1.0):
         array([-0.632121,  2.      ])
     """
     X = as_dlarray(X, "X", "elu")
-    alpha = real_number(alpha, "alpha", "elu")
-    if not alpha > 0:
-        raise ValueError(f"elu: alpha must be positive, got {alpha!r}")
+    alpha = real_number(alpha, "alpha", "elu", "positive")
     # expm1 of min(X, 0) only: exact near 0, and no overflow for large X
     return F.maximum(X, 0.0) + F.expm1(F.minimum(X, 0.0)) * alpha
 
@@ -73,12 +71,19 @@ def gelu(X, approximation: str = "none"):
         array([-0.158655,  0.841345])
     """
     X = as_dlarray(X, "X", "gelu")
+    choice(approximation, ("none", "tanh"), "approximation", "gelu")
+    # erf and tanh are +-1 to the last bit beyond |X| = 40, and their
+    # derivatives (x^k exp(-x^2/2) terms) underflow to 0 there: clamping X
+    # inside them changes no result, and keeps X^2, X^3 and the derivatives'
+    # polynomial factors from overflowing (inf * 0 = NaN) for huge X
+    Xc = F.clip(X, -_GELU_CLAMP, _GELU_CLAMP)
     if approximation == "none":
-        return X * 0.5 * (F.erf(X * (1.0 / math.sqrt(2.0))) + 1.0)
-    if approximation == "tanh":
-        inner = (X + F.power(X, 3) * 0.044715) * math.sqrt(2.0 / math.pi)
-        return X * 0.5 * (F.tanh(inner) + 1.0)
-    raise ValueError(f"gelu: approximation must be 'none' or 'tanh', got {approximation!r}")
+        return X * 0.5 * (F.erf(Xc * (1.0 / math.sqrt(2.0))) + 1.0)
+    inner = (Xc + F.power(Xc, 3) * 0.044715) * math.sqrt(2.0 / math.pi)
+    return X * 0.5 * (F.tanh(inner) + 1.0)
+
+
+_GELU_CLAMP = 40.0
 
 
 def softmax(X, dim=None):
@@ -96,23 +101,34 @@ def softmax(X, dim=None):
     if dim is None:
         if X.fmt is None or "C" not in X.fmt:
             raise ValueError("softmax: X has no 'C' (channel) dimension: give it a format with 'C' "
-                             f"or the axis as dim= (X has shape {X.shape}, fmt {X.fmt!r})")
+                             f"or the axis as dim= (X has shape {X.shape}, fmt {X.fmt or None!r})")
         dim = "C"
-    if isinstance(dim, str):
-        axes = finddim(X, dim)
-        if len(axes) != 1:
-            raise ValueError(f"softmax: dim {dim!r} must name exactly one dimension of X (fmt {X.fmt!r})")
-        axis = axes[0]
-    elif isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and -X.ndim <= dim < X.ndim:
-        axis = int(dim) % X.ndim
-    else:
-        raise ValueError(f"softmax: dim must be an axis of X (0..{X.ndim - 1}) or a label, got {dim!r}")
+    axis = axis_of(X, dim, "dim", "softmax")
     e = F.exp(shifted_by_max(X, axis))
     out = e / F.sum(e, axis, keepdims=True)
     # an alias of the result that says where it came from: crossentropy of a
     # softmax output works from the logits (log-softmax); the replay of
     # dlgradient follows the alias as any other
     return dlarray._wrap(out._value, out._node, out._trace, X._fmt, ("alias", out, ("softmax", X, axis)))
+
+
+def axis_of(X, dim, name: str, where: str, array: str = "X") -> int:
+    """The one axis of X that ``dim`` names: an int in ``-ndim..ndim-1`` or a
+    label letter that X's format holds exactly once."""
+    if isinstance(dim, str):
+        if len(dim) != 1 or dim.upper() not in "SCBTU":
+            raise ValueError(f"{where}: {name} must be an axis or one label letter of 'SCBTU', got {dim!r}")
+        axes = finddim(X, dim.upper()) if X._fmt else []
+        if len(axes) != 1:
+            raise ValueError(f"{where}: {name} {dim!r} must name exactly one dimension of {array} "
+                             f"(shape {X.shape}, fmt {X._fmt or None!r})")
+        return axes[0]
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int axis or a label letter, got {dim!r} ({type(dim).__name__})")
+    if not -X.ndim <= dim < X.ndim:
+        raise ValueError(f"{where}: {name} must be an axis of {array} (0..{X.ndim - 1}; {array} has shape "
+                         f"{X.shape}), got {dim}")
+    return int(dim) % X.ndim
 
 
 def softmax_logits(Y) -> tuple | None:

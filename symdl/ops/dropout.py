@@ -4,11 +4,10 @@ included: the draw is part of the trace, as ``symdl.rand``)."""
 
 from __future__ import annotations
 
-from numbers import Real
-
 from .. import functions as F
 from ..array import dlarray
 from ..random import rand
+from .args import describe, real_number
 
 __all__ = ["dropout"]
 
@@ -27,11 +26,9 @@ def dropout(X, probability: float = 0.5):
         >>> abs(float(symdl.mean(Y)) - 1.0) < 0.03
         True
     """
-    if isinstance(probability, bool) or not isinstance(probability, Real) or not 0.0 <= probability < 1.0:
-        raise ValueError(f"dropout: probability must be in [0, 1), got {probability!r}")
+    p = real_number(probability, "probability", "dropout", "[0, 1)")
     if not isinstance(X, dlarray):
-        raise TypeError(f"dropout: X must be a dlarray, got {type(X).__name__}")
-    p = float(probability)
+        raise TypeError(f"dropout: X must be a dlarray, got {describe(X)}")
     if p == 0.0:
         return X
     keep = rand(X.shape, like=X) >= p

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from .args import numeric
 
 __all__ = ["embed"]
 
@@ -32,7 +33,7 @@ def embed(X, weights):
     if isinstance(X, dlarray):
         fmt, values = X._fmt, X._value
     else:
-        values = np.asarray(X)
+        values = numeric(X, "X", "embed")
         fmt = {1: "B", 2: "BT"}.get(values.ndim)
     if not fmt or "B" not in fmt or any(c not in "CBT" for c in fmt) or \
             ("C" in fmt and values.shape[fmt.index("C")] != 1):
@@ -40,7 +41,8 @@ def embed(X, weights):
                          f"got shape {values.shape} with fmt {fmt!r}")
     if values.dtype.kind == "f" and not np.all(values == np.round(values)) or values.dtype.kind not in "iuf":
         raise ValueError(f"embed: X must hold integer word indices, got dtype {values.dtype}")
-    W = weights if isinstance(weights, dlarray) else dlarray(np.asarray(weights, dtype=float))
+    W = numeric(weights, "weights", "embed")
+    W = W if isinstance(W, dlarray) else dlarray(W.astype(float, copy=False) if W.dtype.kind in "biu" else W)
     if W.ndim != 2:
         raise ValueError(f"embed: weights must be EmbeddingDimension x NumWords, got shape {W.shape}")
     idx = values.astype(np.int64)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
-from .args import as_dlarray
+from .args import as_dlarray, formatted
 
 __all__ = ["fullyconnect"]
 
@@ -29,11 +29,9 @@ def fullyconnect(X, weights, bias):
         >>> symdl.fullyconnect(X, W, np.array([0.5]))
         dlarray([[-3.5, -3.5]], fmt='CB')
     """
-    if not isinstance(X, dlarray) or not X._fmt:
-        raise ValueError("fullyconnect: X must be a formatted dlarray (e.g. 'CB' or 'SSCB'), so that its "
-                         f"observations are known; got {type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
-    W = as_dlarray(weights, "weights", "fullyconnect")
-    b = as_dlarray(bias, "bias", "fullyconnect")
+    X = formatted(X, "fullyconnect")
+    W = as_dlarray(weights, "weights", "fullyconnect", like=X)
+    b = as_dlarray(bias, "bias", "fullyconnect", like=X)
     fmt = X._fmt
     batch = [k for k, c in enumerate(fmt) if c == "B"]
     time = [k for k, c in enumerate(fmt) if c == "T"]

@@ -15,19 +15,29 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
-from .activations import shifted_by_max, softmax_logits
+from ..formats import check_fmt
+from .activations import axis_of, shifted_by_max, softmax_logits
+from .args import choice, describe, numeric, real_number
 
 __all__ = ["crossentropy", "mse", "l1loss", "l2loss", "huber", "onehotencode", "onehotdecode"]
 
 _NORMALIZATIONS = ("batch-size", "all-elements", "none")
 
 
-def _pair(Y, T, where: str) -> tuple[dlarray, dlarray]:
+def _pair(Y, T, normalization: str, where: str) -> tuple[dlarray, dlarray]:
+    """Predictions and targets of the same shape (and format, when both
+    have one); nothing is broadcast."""
     if not isinstance(Y, dlarray):
-        raise TypeError(f"{where}: Y must be a dlarray, got {type(Y).__name__}")
-    T = T if isinstance(T, dlarray) else dlarray(np.asarray(T), Y._fmt)
+        raise TypeError(f"{where}: Y must be a dlarray (the predictions), got {describe(Y)}")
+    choice(normalization, _NORMALIZATIONS, "normalization", where)
+    T = numeric(T, "targets", where)
     if T.shape != Y.shape:
-        raise ValueError(f"{where}: targets must have the shape of Y, {Y.shape}, got {T.shape}")
+        raise ValueError(f"{where}: targets must have the shape of Y, {Y.shape}, got {T.shape} "
+                         "(nothing is broadcast)")
+    if not isinstance(T, dlarray):
+        # data, so in Y's dtype (a float64 numpy target keeps a float32 loss float32);
+        # Y's labels are in canonical order already: no permutation
+        T = dlarray(T.astype(Y.dtype, copy=False), Y._fmt or None)
     if Y._fmt and T._fmt and T._fmt != Y._fmt:
         raise ValueError(f"{where}: targets must have the format of Y, {Y._fmt!r}, got {T._fmt!r}")
     return Y, T
@@ -38,8 +48,6 @@ def _normalize(total: dlarray, Y: dlarray, normalization: str, where: str) -> dl
         return total
     if normalization == "all-elements":
         return total / float(max(Y.size, 1))
-    if normalization != "batch-size":
-        raise ValueError(f"{where}: normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
     if not Y._fmt:
         raise ValueError(f"{where}: Y has no format, so its observations are unknown: give Y a format with 'B' "
                          "(e.g. 'CB') or normalization='all-elements' or 'none'")
@@ -65,7 +73,7 @@ def crossentropy(Y, targets, normalization: str = "batch-size"):
         >>> round(float(symdl.crossentropy(Y, T)), 6)   # -(log 0.8 + log 0.7) / 2
         0.289909
     """
-    Y, T = _pair(Y, targets, "crossentropy")
+    Y, T = _pair(Y, targets, normalization, "crossentropy")
     source = softmax_logits(Y)
     if source is not None:  # log-softmax of the logits: finite where Y underflowed to 0
         logits, axis = source
@@ -87,7 +95,7 @@ def mse(Y, targets, normalization: str = "batch-size"):
         >>> float(symdl.mse(Y, np.array([[0.0, 0.0]])))   # (1 + 4) / (2 * 2)
         1.25
     """
-    Y, T = _pair(Y, targets, "mse")
+    Y, T = _pair(Y, targets, normalization, "mse")
     d = Y - T
     return _scalar(_normalize(F.sum(d * d) * 0.5, Y, normalization, "mse"))
 
@@ -100,7 +108,7 @@ def l2loss(Y, targets, normalization: str = "batch-size"):
         >>> float(symdl.l2loss(symdl.dlarray(np.array([[1.0, 2.0]]), "CB"), np.zeros((1, 2))))
         2.5
     """
-    Y, T = _pair(Y, targets, "l2loss")
+    Y, T = _pair(Y, targets, normalization, "l2loss")
     d = Y - T
     return _scalar(_normalize(F.sum(d * d), Y, normalization, "l2loss"))
 
@@ -113,7 +121,7 @@ def l1loss(Y, targets, normalization: str = "batch-size"):
         >>> float(symdl.l1loss(symdl.dlarray(np.array([[1.0, -2.0]]), "CB"), np.zeros((1, 2))))
         1.5
     """
-    Y, T = _pair(Y, targets, "l1loss")
+    Y, T = _pair(Y, targets, normalization, "l1loss")
     return _scalar(_normalize(F.sum(F.abs(Y - T)), Y, normalization, "l1loss"))
 
 
@@ -126,11 +134,8 @@ def huber(Y, targets, transition_point: float = 1.0, normalization: str = "batch
         >>> float(symdl.huber(symdl.dlarray(np.array([[0.5, 3.0]]), "CB"), np.zeros((1, 2))))   # (0.125 + 2.5) / 2
         1.3125
     """
-    Y, T = _pair(Y, targets, "huber")
-    if isinstance(transition_point, bool) or not isinstance(transition_point, (int, float)) \
-            or not transition_point > 0:
-        raise ValueError(f"huber: transition_point must be a positive number, got {transition_point!r}")
-    delta = float(transition_point)
+    Y, T = _pair(Y, targets, normalization, "huber")
+    delta = real_number(transition_point, "transition_point", "huber", "positive")
     d = Y - T
     a = F.abs(d)
     per = F.where(a <= delta, d * d * 0.5, (a - 0.5 * delta) * delta)
@@ -148,6 +153,21 @@ def onehotencode(labels, classes=None, fmt: str = "CB", dtype: str = "float64"):
         dlarray([[1., 0., 1.],
                  [0., 1., 0.]], fmt='CB')
     """
+    where = "onehotencode"
+    if isinstance(fmt, str):
+        try:
+            fmt = check_fmt(fmt, 2)
+        except ValueError as e:
+            raise ValueError(f"{where}: fmt must be two labels, one of them 'C', e.g. 'CB'; {e}") from None
+    if not isinstance(fmt, str) or "C" not in fmt:
+        raise (TypeError if not isinstance(fmt, str) else ValueError)(
+            f"{where}: fmt must be two labels, one of them 'C', e.g. 'CB'; got {fmt!r} ({type(fmt).__name__})")
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:
+        kind = None
+    if kind not in (np.float32, np.float64):
+        raise ValueError(f"{where}: dtype must be 'float32' or 'float64', got {dtype!r}")
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"onehotencode: labels must be a 1-D array of class labels, got shape {labels.shape}")
@@ -158,9 +178,11 @@ def onehotencode(labels, classes=None, fmt: str = "CB", dtype: str = "float64"):
     unknown = sorted({lab.item() if hasattr(lab, "item") else lab for lab in labels} - set(index), key=str)
     if unknown:
         raise ValueError(f"onehotencode: labels {unknown[:5]} are not among the classes {list(index)[:10]}")
-    out = np.zeros((len(classes), len(labels)), dtype=dtype)
+    out = np.zeros((len(classes), len(labels)), dtype=kind)
     out[[index[lab.item() if hasattr(lab, "item") else lab] for lab in labels], np.arange(len(labels))] = 1
-    return dlarray(out, fmt)
+    # classes along the 'C' label wherever fmt puts it ('BC' too); dlarray
+    # then permutes to the canonical order
+    return dlarray(out if fmt[0] == "C" else out.T, fmt)
 
 
 def onehotdecode(Y, classes, dim="C"):
@@ -173,14 +195,9 @@ def onehotdecode(Y, classes, dim="C"):
         >>> symdl.onehotdecode(Y, ["cat", "dog"])
         array(['cat', 'dog'], dtype='<U3')
     """
-    values = Y._value if isinstance(Y, dlarray) else np.asarray(Y)
-    if isinstance(dim, str):
-        if not isinstance(Y, dlarray) or not Y._fmt or Y._fmt.count(dim) != 1:
-            raise ValueError(f"onehotdecode: dim {dim!r} must name exactly one dimension of Y "
-                             f"(fmt {getattr(Y, 'fmt', None)!r})")
-        axis = Y._fmt.index(dim)
-    else:
-        axis = int(dim)
+    Y = numeric(Y, "Y", "onehotdecode")
+    values = Y._value if isinstance(Y, dlarray) else Y
+    axis = axis_of(Y if isinstance(Y, dlarray) else dlarray(Y), dim, "dim", "onehotdecode", "Y")
     classes = np.asarray(classes)
     if classes.ndim != 1 or len(classes) != values.shape[axis]:
         raise ValueError(f"onehotdecode: classes must list one label per entry of dimension {dim!r} "

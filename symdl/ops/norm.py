@@ -3,34 +3,37 @@ layernorm, groupnorm, instancenorm, and crosschannelnorm (local response
 normalisation).
 
 Each normalises ``X`` over some dimensions with the biased (population)
-variance, computed in two passes (``mean((X - mean)^2)``, no cancellation),
-then applies a per-channel scale and offset.  ``X`` must be formatted with a
+variance, computed in two passes (``mean((X - mean)^2)``, no cancellation)
+with the deviations scaled before they are squared (no overflow), then
+applies a per-channel scale and offset.  ``X`` must be formatted with a
 ``'C'`` dimension; offset and scale hold one value per channel (any shape
 with that many elements, e.g. ``(C,)``, ``(C, 1)`` or MATLAB's ``1 x 1 x C``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
-from .args import real_number
+from ..core import apply
+from .args import flag, formatted, integer, numeric, real_number
 from .spatial import pad_constant
 
 __all__ = ["batchnorm", "layernorm", "groupnorm", "instancenorm", "crosschannelnorm"]
 
 
 def _channel_axis(X, where: str) -> int:
-    if not isinstance(X, dlarray) or not X._fmt or X._fmt.count("C") != 1:
-        raise ValueError(f"{where}: X must be a formatted dlarray with one 'C' dimension, got "
-                         f"{type(X).__name__} with fmt {getattr(X, '_fmt', None)!r}")
+    formatted(X, where, "C", "'SSCB' or 'CB'")      # formats hold at most one 'C'
     return X._fmt.index("C")
 
 
 def _per_channel(value, X: dlarray, axis: int, name: str, where: str):
     """``value`` (one number per channel) shaped to broadcast along X's channel axis."""
-    v = value if isinstance(value, dlarray) else dlarray(np.asarray(value, dtype=X.dtype))
+    v = numeric(value, name, where)
+    v = v if isinstance(v, dlarray) else dlarray(v.astype(X.dtype, copy=False))
     c = X.shape[axis]
     if v.size != c:
         raise ValueError(f"{where}: {name} must hold one value per channel ({c}), got shape {v.shape}")
@@ -41,10 +44,26 @@ def _per_channel(value, X: dlarray, axis: int, name: str, where: str):
     return out
 
 
-def _moments(X, axes: tuple[int, ...]):
+def _normalised(X, axes: tuple[int, ...], epsilon: float):
+    """``(X - mean) / sqrt(var + epsilon)`` over ``axes``, with the mean and
+    the biased variance.
+
+    The deviations are divided by their largest magnitude ``s`` (at least
+    sqrt(epsilon)) before they are squared, so the squares never overflow,
+    whatever the size of X: ``u = d / s``, ``Y = u / sqrt(mean(u^2) +
+    epsilon / s^2)``.  Y does not change with ``s``, so ``s`` is a constant
+    to differentiation (as softmax's shift): the derivatives are exact.
+    The variance ``s^2 mean(u^2)`` overflows only where it is not a number
+    of the dtype."""
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
-    return mean, F.mean(d * d, axes, keepdims=True)
+    s = apply("stop_gradient", [F.max(F.abs(d), axes, keepdims=True)])
+    s = F.maximum(s, math.sqrt(epsilon)) if epsilon > 0 else F.where(s > 0.0, s, 1.0)
+    inv = 1.0 / s                      # per channel (group, ...): a multiply per element, not a divide
+    u = d * inv
+    m2 = F.mean(u * u, axes, keepdims=True)
+    Y = u * (1.0 / F.sqrt(m2 + epsilon * (inv * inv)))
+    return Y, mean, m2 * (s * s)
 
 
 def _labelled(Y, X) -> dlarray:
@@ -73,6 +92,11 @@ def batchnorm(X, offset, scale, running_mean=None, running_var=None, *, training
     """
     where = "batchnorm"
     c = _channel_axis(X, where)
+    epsilon = real_number(epsilon, "epsilon", where, "non-negative")
+    mean_decay = real_number(mean_decay, "mean_decay", where, "[0, 1]")
+    var_decay = real_number(var_decay, "var_decay", where, "[0, 1]")
+    if training is not None:
+        training = flag(training, "training", where)
     offset = _per_channel(offset, X, c, "offset", where)
     scale = _per_channel(scale, X, c, "scale", where)
     axes = tuple(k for k in range(X.ndim) if k != c)
@@ -81,15 +105,15 @@ def batchnorm(X, offset, scale, running_mean=None, running_var=None, *, training
     if running_mean is None:
         if training is False:
             raise ValueError(f"{where}: inference (training=False) needs running_mean and running_var")
-        mean, var = _moments(X, axes)
-        Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+        normed, mean, var = _normalised(X, axes, epsilon)
+        Y = _labelled(normed * scale + offset, X)
         return Y, _channels(mean, c), _channels(var, c)
     rm = _per_channel(running_mean, X, c, "running_mean", where)
     rv = _per_channel(running_var, X, c, "running_var", where)
     if not training:
         return _labelled((X - rm) / F.sqrt(rv + epsilon) * scale + offset, X)
-    mean, var = _moments(X, axes)
-    Y = _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+    normed, mean, var = _normalised(X, axes, epsilon)
+    Y = _labelled(normed * scale + offset, X)
     new_mean = _channels(mean * mean_decay + rm * (1.0 - mean_decay), c)
     new_var = _channels(var * var_decay + rv * (1.0 - var_decay), c)
     return Y, new_mean, new_var
@@ -114,11 +138,12 @@ def layernorm(X, offset, scale, *, epsilon: float = 1e-5):
                [ 1.,  0.]])
     """
     c = _channel_axis(X, "layernorm")
+    epsilon = real_number(epsilon, "epsilon", "layernorm", "non-negative")
     axes = tuple(k for k, label in enumerate(X._fmt) if label in "SCU")
     offset = _per_channel(offset, X, c, "offset", "layernorm")
     scale = _per_channel(scale, X, c, "scale", "layernorm")
-    mean, var = _moments(X, axes)
-    return _labelled((X - mean) / F.sqrt(var + epsilon) * scale + offset, X)
+    normed, _, _ = _normalised(X, axes, epsilon)
+    return _labelled(normed * scale + offset, X)
 
 
 def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
@@ -133,21 +158,25 @@ def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
         >>> np.round(symdl.extractdata(symdl.groupnorm(X, 2, np.zeros(4), np.ones(4))).ravel(), 4)
         array([-1.,  1., -1.,  1.])
     """
-    c = _channel_axis(X, "groupnorm")
+    return _groupnorm(X, num_groups, offset, scale, epsilon, "groupnorm")
+
+
+def _groupnorm(X, num_groups, offset, scale, epsilon, where: str):
+    c = _channel_axis(X, where)
     channels = X.shape[c]
-    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1 \
-            or channels % num_groups:
-        raise ValueError(f"groupnorm: num_groups must be a positive divisor of the number of channels "
-                         f"({channels}), got {num_groups!r}")
-    offset = _per_channel(offset, X, c, "offset", "groupnorm")
-    scale = _per_channel(scale, X, c, "scale", "groupnorm")
-    g = int(num_groups)
+    g = integer(num_groups, "num_groups", where)
+    if channels % g:
+        raise ValueError(f"{where}: num_groups must be a positive divisor of the number of channels ({channels}) of X "
+                         f"(shape {X.shape}, fmt {X._fmt!r}), got {g}")
+    epsilon = real_number(epsilon, "epsilon", where, "non-negative")
+    offset = _per_channel(offset, X, c, "offset", where)
+    scale = _per_channel(scale, X, c, "scale", where)
     shape = list(X.shape)
     grouped = F.reshape(X, shape[:c] + [g, channels // g] + shape[c + 1:])   # C -> (groups, per group)
     axes = tuple(k for k, label in enumerate(X._fmt) if label in "SU" and k < c) + (c + 1,) + \
         tuple(k + 1 for k, label in enumerate(X._fmt) if label in "SU" and k > c)
-    mean, var = _moments(grouped, axes)
-    normed = F.reshape((grouped - mean) / F.sqrt(var + epsilon), shape)
+    normed, _, _ = _normalised(grouped, axes, epsilon)
+    normed = F.reshape(normed, shape)
     return _labelled(normed * scale + offset, X)
 
 
@@ -162,7 +191,7 @@ def instancenorm(X, offset, scale, *, epsilon: float = 1e-5):
         array([-1., -1.,  1.,  1.])
     """
     c = _channel_axis(X, "instancenorm")
-    return groupnorm(X, X.shape[c], offset, scale, epsilon=epsilon)
+    return _groupnorm(X, X.shape[c], offset, scale, epsilon, "instancenorm")
 
 
 def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
@@ -178,9 +207,7 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
         array([0.6   , 0.4286, 0.6923])
     """
     c = _channel_axis(X, "crosschannelnorm")
-    w = window_channel_size
-    if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
-        raise ValueError(f"crosschannelnorm: window_channel_size must be a positive integer, got {w!r}")
+    w = integer(window_channel_size, "window_channel_size", "crosschannelnorm")
     alpha, beta, k = (real_number(v, n, "crosschannelnorm") for v, n in ((alpha, "alpha"), (beta, "beta"), (k, "k")))
     channels, before = X.shape[c], (int(w) - 1) // 2
     sq = X * X

@@ -20,6 +20,7 @@ import numpy as np
 from .. import functions as F
 from ..array import dlarray
 from ..core import apply
+from .args import describe, flag
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
 __all__ = ["maxpool", "avgpool", "maxunpool"]
@@ -64,6 +65,7 @@ def maxpool(X, pool_size, stride=1, padding=0, return_indices: bool = False):
         dlarray([[ 5.,  7.],
                  [13., 15.]], fmt='SS')
     """
+    return_indices = flag(return_indices, "return_indices", "maxpool")
     windows, _, geometry = _windows(X, pool_size, stride, padding, -np.inf, "maxpool")
     out = F.max(windows, axis=0)
     out._fmt = X._fmt
@@ -116,9 +118,15 @@ def maxunpool(Y, indices, input_size):
                  [0., 0.]], fmt='SS')
     """
     if not isinstance(Y, dlarray):
-        raise TypeError(f"maxunpool: Y must be a dlarray, got {type(Y).__name__}")
+        raise TypeError(f"maxunpool: Y must be a dlarray, got {describe(Y)}")
     idx = np.asarray(indices)
+    if isinstance(input_size, str) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                              for d in np.atleast_1d(np.asarray(input_size, dtype=object))):
+        raise TypeError(f"maxunpool: input_size must be a tuple of ints (the shape of maxpool's input), "
+                        f"got {input_size!r}")
     size = tuple(int(d) for d in input_size)
+    if any(d < 0 for d in size):
+        raise ValueError(f"maxunpool: input_size must be a shape (non-negative ints), got {size}")
     total = math.prod(size)
     if idx.shape != Y.shape or idx.dtype.kind not in "iu":
         raise ValueError(f"maxunpool: indices must be integers of Y's shape {Y.shape}, got {idx.dtype}{idx.shape}")

@@ -16,7 +16,9 @@ __all__ = ["spatial_axes", "per_axis", "padding_pairs", "pad_constant"]
 def spatial_axes(X, where: str, channels: bool = False) -> list[int]:
     """The axes of X's spatial ('S') dimensions; X must be formatted with
     them (and, with ``channels``, with one 'C' dimension)."""
-    fmt = X._fmt if isinstance(X, dlarray) else None
+    if not isinstance(X, dlarray):
+        raise TypeError(f"{where}: X must be a formatted dlarray, e.g. 'SSCB'; got {type(X).__name__}")
+    fmt = X._fmt
     if not fmt or "S" not in fmt or (channels and fmt.count("C") != 1):
         need = "spatial ('S') and channel ('C') dimensions" if channels else "spatial ('S') dimensions"
         raise ValueError(f"{where}: X must be a formatted dlarray with {need}, e.g. 'SSCB'; "
@@ -24,11 +26,21 @@ def spatial_axes(X, where: str, channels: bool = False) -> list[int]:
     return [k for k, c in enumerate(fmt) if c == "S"]
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def per_axis(value, n: int, name: str, where: str) -> tuple[int, ...]:
-    values = (value,) * n if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else tuple(value)
-    if len(values) != n or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{where}: {name} must be an int or {n} ints (one per spatial dimension), got {value!r}")
-    return tuple(int(v) for v in values)
+    """One int per spatial dimension: a float or string is a TypeError (no
+    silent truncation), the wrong count a ValueError."""
+    words = f"an int or {n} ints (one per spatial dimension)"
+    if _is_int(value):
+        return (int(value),) * n
+    if not isinstance(value, (tuple, list, np.ndarray)) or not all(_is_int(v) for v in value):
+        raise TypeError(f"{where}: {name} must be {words}, got {value!r} ({type(value).__name__})")
+    if len(value) != n:
+        raise ValueError(f"{where}: {name} must be {words}, got {tuple(int(v) for v in value)}")
+    return tuple(int(v) for v in value)
 
 
 def padding_pairs(padding, sizes, pool, stride, where: str) -> list[tuple[int, int]]:
@@ -42,14 +54,18 @@ def padding_pairs(padding, sizes, pool, stride, where: str) -> list[tuple[int, i
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))   # the odd one after (bottom, right), as MATLAB
         return pads
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+    if _is_int(padding):
         pads = [(int(padding), int(padding))] * n
     else:
         try:
-            pads = [(int(a), int(b)) for a, b in padding]
+            pads = [(a, b) for a, b in padding]
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: padding must be 'same', an int, or one (before, after) pair per "
-                             f"spatial dimension, got {padding!r}") from None
+            pads = None
+        if pads is None or not all(_is_int(a) and _is_int(b) for a, b in pads):
+            # a float is a TypeError: it would be truncated silently
+            raise TypeError(f"{where}: padding must be 'same', an int, or one (before, after) pair of ints per "
+                            f"spatial dimension, got {padding!r}") from None
+        pads = [(int(a), int(b)) for a, b in pads]
     if len(pads) != n or any(a < 0 or b < 0 for a, b in pads):
         raise ValueError(f"{where}: padding must be non-negative, one (before, after) pair per spatial "
                          f"dimension ({n}), got {padding!r}")
