@@ -25,6 +25,12 @@ def _interleaved(args):
     letters = string.ascii_letters
 
     def to_str(sub):
+        if isinstance(sub, (str, bytes)) or not hasattr(sub, "__iter__"):
+            raise TypeError(f"einsum: a sublist must be a list of ints in [0, 52) or Ellipsis, got {sub!r}")
+        for s in sub:
+            if s is not Ellipsis and (isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                                      or not 0 <= s < len(letters)):
+                raise ValueError(f"einsum: sublist entries must be ints in [0, 52) or Ellipsis, got {s!r}")
         return "".join("..." if s is Ellipsis else letters[s] for s in sub)
 
     pairs = args if len(args) % 2 == 0 else args[:-1]

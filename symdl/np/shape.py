@@ -110,6 +110,8 @@ def roll(a, shift, axis=None):
     x = arr(a)
     if axis is None:
         return F.reshape(roll(F.reshape(x, (-1,)), shift, 0), x.shape)
+    if x.ndim == 0:
+        raise ValueError(f"roll: axis {axis!r} is out of range for a 0-d array (use axis=None)")
     shifts, axes = np.broadcast_arrays(np.asarray(shift), np.asarray(axis))
     total: dict[int, int] = {}
     for s, ax in zip(shifts.ravel().tolist(), axes.ravel().tolist()):

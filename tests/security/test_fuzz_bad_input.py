@@ -68,9 +68,19 @@ IN_PROCESS = {
     "grad": (symdl.grad, 1, 2), "jacobian": (symdl.jacobian, 1, 2), "hessian": (symdl.hessian, 1, 2),
     "dlaccelerate": (symdl.dlaccelerate, 1, 1), "elementwise": (symdl.elementwise, 1, 1),
 }
-for _name in ("dltranspconv", "lstm", "gru", "attention", "interp1", "maxunpool"):
-    if hasattr(symdl, _name):
-        IN_PROCESS[_name] = (getattr(symdl, _name), 2, 6)
+IN_PROCESS.update({
+    "dltranspconv": (symdl.dltranspconv, 3, 4), "lstm": (symdl.lstm, 6, 6), "gru": (symdl.gru, 5, 5),
+    "attention": (symdl.attention, 4, 5), "interp1": (symdl.interp1, 3, 4), "maxunpool": (symdl.maxunpool, 3, 3),
+    "einsum": (symdl.einsum, 2, 3), "tensordot": (symdl.tensordot, 2, 3), "pad": (symdl.pad, 2, 3),
+    "split": (symdl.split, 2, 3), "sort": (symdl.sort, 1, 2), "var": (symdl.var, 1, 3), "roll": (symdl.roll, 2, 3),
+    "repeat": (symdl.repeat, 2, 3), "tile": (symdl.tile, 2, 2), "diag": (symdl.diag, 1, 2),
+    "cross": (symdl.cross, 2, 2), "argmax": (symdl.argmax, 1, 2), "select": (symdl.select, 2, 3),
+    "linalg.inv": (symdl.linalg.inv, 1, 1), "linalg.solve": (symdl.linalg.solve, 2, 2),
+    "linalg.norm": (symdl.linalg.norm, 1, 3), "linalg.eigh": (symdl.linalg.eigh, 1, 2),
+    "vmap": (lambda f, *a: symdl.vmap(f)(*a), 1, 3),
+    "jvp": (lambda *a: symdl.jvp(lambda x: symdl.sin(x), *a), 2, 2),
+    "vjp": (lambda *a: symdl.vjp(lambda x: symdl.sin(x), *a)[1](a[0]), 1, 1),
+})
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
