@@ -65,7 +65,7 @@ def cbrt(x):
 
 
 def reciprocal(x):
-    """``1 / x``.
+    """The elementwise reciprocal ``1 / x`` (numpy's ``reciprocal``).
 
     Example:
         >>> import symdl
