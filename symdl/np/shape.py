@@ -23,9 +23,12 @@ __all__ = ["ravel", "repeat", "tile", "roll", "rot90", "flip", "flipud", "fliplr
 
 def _int(name, what, v) -> int:
     try:
-        return operator.index(v)
+        v = operator.index(v)
     except TypeError:
         raise TypeError(f"{name}: {what} must be an integer, got {v!r}") from None
+    if not -(2 ** 62) < v < 2 ** 62:  # sizes and offsets are int64 in numpy and in compiled code
+        raise ValueError(f"{name}: {what} = {v} is out of range")
+    return v
 
 
 def ravel(a, order="C"):
