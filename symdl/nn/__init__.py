@@ -1,0 +1,11 @@
+"""Networks (MATLAB's Deep Learning Toolbox): layers, custom layers, layer
+graphs and ``dlnetwork`` with ``forward`` and ``predict``."""
+
+from .graph import LayerGraph, add_layers, connect_layers, disconnect_layers, layer_graph
+from .layer import Layer
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layer_names
+from .network import dlnetwork, forward, predict
+
+__all__ = ["Layer", "LayerGraph", "layer_graph", "add_layers", "connect_layers", "disconnect_layers",
+           "dlnetwork", "forward", "predict", *_layer_names]
