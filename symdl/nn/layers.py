@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from .. import functions as F
-from ..array import dlarray
+from ..array import dlarray, extractdata
 from ..ops.activations import elu, gelu, leakyrelu, relu, softmax
 from ..ops.conv import dlconv, dltranspconv
 from ..ops.dropout import dropout
@@ -71,7 +71,7 @@ def _given(value, shape: tuple[int, ...], name: str, where: str, dtype: str):
     """A parameter value given by the user (checked against its shape), or None."""
     if value is None:
         return None
-    arr = np.asarray(value.extractdata() if isinstance(value, dlarray) else value, dtype=dtype)
+    arr = np.asarray(extractdata(value) if isinstance(value, dlarray) else value, dtype=dtype)
     if arr.size == int(np.prod(shape)) and arr.shape != shape:
         arr = arr.reshape(shape)
     if arr.shape != shape:
@@ -676,7 +676,7 @@ class _Embedding(Layer):
         idx = X
         if isinstance(X, dlarray):
             fmt = "".join(c for c in X.fmt if c != "C") if X.fmt else X.fmt
-            values = np.rint(X.extractdata()).astype(np.int64)
+            values = np.rint(extractdata(X)).astype(np.int64)
             values = values.reshape(tuple(s for s, c in zip(X.shape, X.fmt) if c != "C")) if X.fmt else values
             idx = dlarray(values.astype(np.float64), fmt) if fmt else values
             idx = values if not fmt else idx

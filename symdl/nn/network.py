@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from ..array import dlarray
+from ..array import dlarray, extractdata
 from ..tree import register_container
 from .graph import LayerGraph, layer_graph
 from .layer import Layer
@@ -222,7 +222,7 @@ def _params(lay: Layer, names, dtype: str, where: str, kind: str) -> dict:
                              "layer's constructor or initialize)")
         value = value if isinstance(value, dlarray) else dlarray(np.asarray(value))
         if value.dtype.name != dtype:
-            value = dlarray(np.asarray(value.extractdata(), dtype=dtype))
+            value = dlarray(np.asarray(extractdata(value), dtype=dtype))
         out[p] = value
         setattr(lay, p, value)
     return {lay.name: out}
@@ -280,11 +280,11 @@ def forward(net: dlnetwork, *X):
     (several outputs: ``Y1, Y2, state``).  Set it with ``net.state = state``.
 
     Example:
-        >>> import numpy as np
+        >>> import numpy as np, symdl
         >>> from symdl import nn
         >>> net = nn.dlnetwork([nn.feature_input_layer(2), nn.batch_normalization_layer()], dtype="float64")
         >>> Y, state = nn.forward(net, np.array([[1.0, 3.0], [0.0, 4.0]]))
-        >>> state["batchnorm"]["trained_mean"].extractdata().ravel()   # 0.1 * batch mean + 0.9 * 0
+        >>> symdl.extractdata(state["batchnorm"]["trained_mean"]).ravel()   # 0.1 * batch mean + 0.9 * 0
         array([0.2, 0.2])
     """
     _check_net(net, "forward")
