@@ -478,13 +478,12 @@ class _Function(Layer):
         return self._fn(X, **self.options)
 
 
-def _labelled(fn):
-    def run(X, **options):
-        Y = fn(X, **options)
-        if isinstance(Y, dlarray) and Y.fmt != X.fmt:
-            Y = dlarray(Y, X.fmt)
-        return Y
-    return run
+def _tanh(X):
+    return dlarray(F.tanh(X), X.fmt)          # a module-level function, so layers pickle
+
+
+def _sigmoid(X):
+    return dlarray(F.sigmoid(X), X.fmt)
 
 
 def relu_layer(*, name: str = "") -> Layer:
@@ -541,7 +540,7 @@ def tanh_layer(*, name: str = "") -> Layer:
         >>> nn.tanh_layer().default_name
         'tanh'
     """
-    return _Function(_labelled(F.tanh), "tanh", name)
+    return _Function(_tanh, "tanh", name)
 
 
 def sigmoid_layer(*, name: str = "") -> Layer:
@@ -552,7 +551,7 @@ def sigmoid_layer(*, name: str = "") -> Layer:
         >>> nn.sigmoid_layer().default_name
         'sigmoid'
     """
-    return _Function(_labelled(F.sigmoid), "sigmoid", name)
+    return _Function(_sigmoid, "sigmoid", name)
 
 
 def softmax_layer(*, name: str = "") -> Layer:
