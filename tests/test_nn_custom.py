@@ -15,7 +15,7 @@ class ELU(nn.Layer):
 
     def __init__(self, num_channels, name=""):
         super().__init__(name)
-        self.alpha = np.linspace(0.5, 1.5, num_channels).reshape(1, 1, num_channels, 1)   # numpy broadcasting: C, then B
+        self.alpha = np.linspace(0.5, 1.5, num_channels).reshape(1, 1, num_channels, 1)   # numpy broadcasting
 
     def predict(self, X):
         return symdl.maximum(X, 0.0) + self.alpha * (symdl.exp(symdl.minimum(X, 0.0)) - 1.0)

@@ -37,7 +37,7 @@ def test_image_flatten_and_fc_read_c_order():
                         nn.fully_connected_layer(2)], dtype="float64")
     W, b = (_value(net.learnables["fc"][k]) for k in ("weights", "bias"))
     X = _x(2, 3, 2, 5)
-    ref = W @ X.reshape(12, 5, order="C").reshape(12, 5) if False else W @ np.moveaxis(X, 3, 0).reshape(5, 12).T + b
+    ref = W @ np.moveaxis(X, 3, 0).reshape(5, 12).T + b      # each observation's (H, W, C) in C order
     np.testing.assert_allclose(_value(nn.predict(net, X)), ref, rtol=1e-13)
 
 
@@ -198,7 +198,7 @@ def test_skip_connection_network_gradients_against_central_differences():
 
     def ref(W1, b1, W2, b2, X):
         return float(np.sum((W2 @ (np.tanh(W1 @ X + b1) + X) + b2) ** 2))
-    np.testing.assert_allclose(_value(nn.predict(net, X)) ** 2, ((W2 @ (np.tanh(W1 @ X + b1) + X) + b2)) ** 2,
+    np.testing.assert_allclose(_value(nn.predict(net, X)) ** 2, (W2 @ (np.tanh(W1 @ X + b1) + X) + b2) ** 2,
                                rtol=1e-12)
 
     def f(net, X):

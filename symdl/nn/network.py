@@ -154,7 +154,6 @@ def _like(value, current: dict, what: str) -> dict:
                 raise ValueError(f"dlnetwork.{what}[{layer!r}][{name!r}] must have shape {old.shape}, got "
                                  f"{new.shape}")
             out[layer][name] = new
-        
     return out
 
 
@@ -302,7 +301,7 @@ def predict(net: dlnetwork, *X):
         >>> net = nn.dlnetwork([nn.feature_input_layer(2), nn.relu_layer()])
         >>> nn.predict(net, np.array([[-1.0], [2.0]]))
         dlarray([[0.],
-                 [2.]], dtype=float32, fmt='CB')
+                 [2.]], fmt='CB')
     """
     _check_net(net, "predict")
     outs, _ = _evaluate(net, X, False, "predict")
