@@ -315,3 +315,56 @@ def test_network_errors():
     bad = nn.disconnect_layers(nn.connect_layers(bad, "x", "wide"), "x", "add/in2")
     with pytest.raises(ValueError, match="layer 'add' cannot take its input"):
         nn.dlnetwork(nn.connect_layers(bad, "wide", "add/in2"))
+
+
+def test_recurrent_output_mode_last_is_the_last_step():
+    pytest.importorskip("symdl.ops.recurrent", reason="lstm/gru ops not present")
+    X = _x(2, 3, 4)
+    symdl.seed(1)
+    seq = nn.dlnetwork([nn.sequence_input_layer(2), nn.lstm_layer(5, name="r")], dtype="float64")
+    symdl.seed(1)
+    last = nn.dlnetwork([nn.sequence_input_layer(2), nn.lstm_layer(5, output_mode="last", name="r")],
+                        dtype="float64")
+    Y = nn.predict(last, X)
+    assert Y.fmt == "CB"
+    np.testing.assert_array_equal(_value(Y), _value(nn.predict(seq, X))[:, :, -1])
+
+
+class Shift(nn.Layer):
+    """A module-level custom layer (save_network names its class)."""
+
+    learnables = ("b",)
+
+    def __init__(self, name=""):
+        super().__init__(name)
+        self.b = np.array([[0.5], [-0.5], [1.0]])
+
+    def predict(self, X):
+        return X + self.b
+
+
+def test_save_and_load_without_pickle(tmp_path):
+    symdl.seed(0)
+    g = nn.layer_graph([nn.image_input_layer((4, 4, 2), mean=0.25), nn.convolution2d_layer(3, 3, padding="same"),
+                        nn.batch_normalization_layer(), nn.tanh_layer(), nn.max_pooling2d_layer(2, stride=2),
+                        nn.flatten_layer(), nn.fully_connected_layer(3), Shift(name="shift"),
+                        nn.addition_layer(2, name="add"), nn.softmax_layer()])
+    g = nn.connect_layers(g, "fc", "add/in2")
+    net = nn.dlnetwork(g)
+    X = _x(4, 4, 2, 3)
+    _, state = nn.forward(net, X)
+    net.state = state
+    path = tmp_path / "net.npz"
+    nn.save_network(net, path)
+    with np.load(path, allow_pickle=False) as data:      # readable without pickle
+        assert "architecture" in data.files and "learnables/conv/weights" in data.files
+    again = nn.load_network(path)
+    np.testing.assert_array_equal(_value(nn.predict(again, X)), _value(nn.predict(net, X)))
+    np.testing.assert_array_equal(_value(again.state["batchnorm"]["trained_mean"]),
+                                  _value(state["batchnorm"]["trained_mean"]))
+    assert [lay.name for lay in again.layers] == [lay.name for lay in net.layers]
+    with pytest.raises(TypeError, match="net must be a dlnetwork"):
+        nn.save_network({"a": 1}, path)
+    np.savez(tmp_path / "other.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match="not a saved dlnetwork"):
+        nn.load_network(tmp_path / "other.npz")

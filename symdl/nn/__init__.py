@@ -1,6 +1,7 @@
 """Networks (MATLAB's Deep Learning Toolbox): layers, custom layers, layer
 graphs and ``dlnetwork`` with ``forward`` and ``predict``."""
 
+from .io import load_network, save_network
 from .graph import LayerGraph, add_layers, connect_layers, disconnect_layers, layer_graph
 from .layer import Layer
 from .layers import *  # noqa: F403
@@ -8,4 +9,4 @@ from .layers import __all__ as _layer_names
 from .network import dlnetwork, forward, predict
 
 __all__ = ["Layer", "LayerGraph", "layer_graph", "add_layers", "connect_layers", "disconnect_layers",
-           "dlnetwork", "forward", "predict", *_layer_names]
+           "dlnetwork", "forward", "predict", "save_network", "load_network", *_layer_names]

@@ -730,10 +730,8 @@ class _Recurrent(Layer):
             Y = recurrent.gru(X, h0, self.input_weights, self.recurrent_weights, self.bias)[0]
         if self.output_mode == "last" and "T" in Y.fmt:
             t = Y.fmt.index("T")
-            Y = dlarray(F.take(Y, [Y.shape[t] - 1], axis=t) if hasattr(F, "take") else
-                        Y[(slice(None),) * t + (slice(Y.shape[t] - 1, None),)], Y.fmt)
-            Y = dlarray(F.reshape(Y, tuple(s for k, s in enumerate(Y.shape) if k != t)),
-                        Y.fmt.replace("T", ""))
+            last = Y[(slice(None),) * t + (Y.shape[t] - 1,)]      # the last time step, T dropped
+            Y = dlarray(last, Y.fmt.replace("T", ""))
         return Y
 
 
