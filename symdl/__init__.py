@@ -31,13 +31,14 @@ from .ir.graph import Graph
 from .random import rand, randn, seed
 from .simplify import simplify
 from .compiler.transforms import derivative, grad, hessian, hvp, jacobian, value_and_grad
+from . import nn  # networks: layers, dlnetwork (symdl.nn)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify", "linalg",
-    "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
+    "nn", "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",
     "concatenate", "cos", "cosh",
