@@ -164,3 +164,58 @@ def test_unset_learnable_is_an_error():
 
     with pytest.raises(ValueError, match="'w' of layer 'unset' is not set"):
         nn.dlnetwork([nn.feature_input_layer(2), Unset()])
+
+
+def test_custom_backward_compiled_matches_interpreted():
+    net = _net(ELUWrongBackward)          # a backward that differs from autodiff: compiled code must use it too
+    X = _data()
+
+    def f(net, X):
+        y = symdl.sum(nn.predict(net, X) ** 2)
+        g, gx = symdl.dlgradient(y, net, X)
+        return y, g["elu"]["alpha"], gx
+    ref = symdl.dlfeval(f, net, X)
+    acc = symdl.dlaccelerate(f)
+    for _ in range(2):
+        got = symdl.dlfeval(acc, net, X)
+        for a, e in zip(got, ref):
+            np.testing.assert_allclose(symdl.extractdata(a), symdl.extractdata(e), rtol=1e-12, atol=1e-14)
+    assert acc.hit_rate == 50
+
+
+class Scaled(nn.Layer):
+    """forward keeps memory for backward; training and inference differ."""
+
+    learnables = ("w",)
+
+    def __init__(self, name=""):
+        super().__init__(name)
+        self.w = np.array([[2.0], [3.0]])
+
+    def predict(self, X):
+        return X * self.w
+
+    def forward(self, X):
+        e = symdl.exp(X)
+        return e * self.w, e                          # memory: exp(X)
+
+    def backward(self, X, Z, dLdZ, memory):
+        return dLdZ * memory * self.w, symdl.sum(dLdZ * memory, axis=1).reshape(2, 1)
+
+
+def test_custom_forward_memory_and_state_of_training():
+    net = nn.dlnetwork([nn.feature_input_layer(2), Scaled(name="s")], dtype="float64")
+    x = np.array([[0.1, -0.4, 0.7], [1.1, 0.2, -0.3]])
+    w = np.array([[2.0], [3.0]])
+
+    def f(net, X):
+        Y, _ = nn.forward(net, X)
+        y = symdl.sum(Y * Y)
+        return (Y,) + symdl.dlgradient(y, net, X)
+    Y, g, gx = symdl.dlfeval(f, net, symdl.dlarray(x, "CB"))
+    np.testing.assert_allclose(symdl.extractdata(Y), np.exp(x) * w, rtol=1e-14)
+    # y = sum((w e^x)^2): dy/dw = sum(2 w e^{2x}), dy/dx = 2 w^2 e^{2x}
+    np.testing.assert_allclose(symdl.extractdata(g["s"]["w"]), (2 * w * np.exp(2 * x)).sum(1, keepdims=True),
+                               rtol=1e-13)
+    np.testing.assert_allclose(symdl.extractdata(gx), 2 * w ** 2 * np.exp(2 * x), rtol=1e-13)
+    np.testing.assert_allclose(symdl.extractdata(nn.predict(net, x)), x * w, rtol=1e-14)
