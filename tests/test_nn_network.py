@@ -368,3 +368,13 @@ def test_save_and_load_without_pickle(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.ones(2))
     with pytest.raises(ValueError, match="not a saved dlnetwork"):
         nn.load_network(tmp_path / "other.npz")
+
+
+def test_outputs_of_inner_layers():
+    net = nn.dlnetwork([nn.feature_input_layer(2), nn.relu_layer(), nn.fully_connected_layer(2)], dtype="float64")
+    X = _x(2, 3)
+    r, fc = nn.predict(net, X, outputs=["relu", "fc"])
+    np.testing.assert_array_equal(_value(r), np.maximum(X, 0))
+    np.testing.assert_array_equal(_value(fc), _value(nn.predict(net, X)))
+    with pytest.raises(ValueError, match="outputs names no layer 'nope'"):
+        nn.forward(net, X, outputs="nope")

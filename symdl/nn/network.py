@@ -110,11 +110,11 @@ class dlnetwork:
     def _layer(self, name: str) -> Layer:
         return self._arch.layers[name]._with({**self._learnables.get(name, {}), **self._state.get(name, {})})
 
-    def forward(self, *X):
-        return forward(self, *X)
+    def forward(self, *X, outputs=None):
+        return forward(self, *X, outputs=outputs)
 
-    def predict(self, *X):
-        return predict(self, *X)
+    def predict(self, *X, outputs=None):
+        return predict(self, *X, outputs=outputs)
 
     def __symdl_gradient_target__(self) -> dict:
         """What ``dlgradient(y, net)`` differentiates with respect to."""
@@ -252,8 +252,9 @@ def _check_net(net, where: str) -> None:
         raise TypeError(f"{where}: net must be a dlnetwork, got {type(net).__name__}")
 
 
-def _evaluate(net: dlnetwork, X: tuple, training: bool, where: str):
+def _evaluate(net: dlnetwork, X: tuple, training: bool, where: str, outputs=None):
     arch = net._arch
+    wanted = arch.outputs if outputs is None else _output_names(arch, outputs, where)
     if len(X) != len(arch.inputs):
         raise ValueError(f"{where}: the network has {len(arch.inputs)} input(s) {arch.inputs}, got {len(X)} X")
     values: dict[str, dlarray] = {}
@@ -269,14 +270,27 @@ def _evaluate(net: dlnetwork, X: tuple, training: bool, where: str):
         values[name] = out
         if new_state:
             state[name].update(new_state)
-    outs = [values[o] for o in arch.outputs]
+    outs = [values[o] for o in wanted]
     return outs, state
 
 
-def forward(net: dlnetwork, *X):
+def _output_names(arch: _Architecture, outputs, where: str) -> list[str]:
+    names = [outputs] if isinstance(outputs, str) else list(outputs)
+    out = []
+    for spec in names:
+        name = spec.split("/")[0] if isinstance(spec, str) else None
+        if name not in arch.layers:
+            raise ValueError(f"{where}: outputs names no layer {spec!r}; the layers are {arch.order}")
+        out.append(name)
+    return out
+
+
+def forward(net: dlnetwork, *X, outputs=None):
     """The network's outputs with training behaviour (batch statistics,
     dropout active) and its updated state: ``Y, state = forward(net, X)``
     (several outputs: ``Y1, Y2, state``).  Set it with ``net.state = state``.
+    ``outputs`` (MATLAB's ``'Outputs'``) names the layers whose outputs to
+    return instead of the network's outputs.
 
     Example:
         >>> import numpy as np, symdl
@@ -287,13 +301,14 @@ def forward(net: dlnetwork, *X):
         array([0.2, 0.2])
     """
     _check_net(net, "forward")
-    outs, state = _evaluate(net, X, True, "forward")
+    outs, state = _evaluate(net, X, True, "forward", outputs)
     return (*outs, state)
 
 
-def predict(net: dlnetwork, *X):
+def predict(net: dlnetwork, *X, outputs=None):
     """The network's outputs with inference behaviour (running statistics,
-    no dropout): one output or a tuple.
+    no dropout): one output or a tuple.  ``outputs`` names layers whose
+    outputs to return (MATLAB's ``'Outputs'``).
 
     Example:
         >>> import numpy as np
@@ -304,5 +319,5 @@ def predict(net: dlnetwork, *X):
                  [2.]], fmt='CB')
     """
     _check_net(net, "predict")
-    outs, _ = _evaluate(net, X, False, "predict")
+    outs, _ = _evaluate(net, X, False, "predict", outputs)
     return outs[0] if len(outs) == 1 else tuple(outs)
