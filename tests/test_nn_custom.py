@@ -219,3 +219,32 @@ def test_custom_forward_memory_and_state_of_training():
                                rtol=1e-13)
     np.testing.assert_allclose(symdl.extractdata(gx), 2 * w ** 2 * np.exp(2 * x), rtol=1e-13)
     np.testing.assert_allclose(symdl.extractdata(nn.predict(net, x)), x * w, rtol=1e-14)
+
+
+def test_custom_layer_without_base_init_gets_a_default_name():
+    class Twice(nn.Layer):
+        def __init__(self):
+            pass                          # no super().__init__: still named
+
+        def predict(self, X):
+            return X * 2.0
+
+    net = nn.dlnetwork([nn.feature_input_layer(1), Twice(), Twice()], dtype="float64")
+    assert [lay.name for lay in net.layers] == ["featureinput", "twice_1", "twice_2"]
+    np.testing.assert_array_equal(symdl.extractdata(nn.predict(net, np.array([[1.5]]))), [[6.0]])
+
+
+def test_nonlinear_backward_is_an_error():
+    class Bad(nn.Layer):
+        def predict(self, X):
+            return X * 1.0
+
+        def backward(self, X, Z, dLdZ, memory):
+            return dLdZ * dLdZ
+
+    net = nn.dlnetwork([nn.feature_input_layer(2), Bad(name="bad")], dtype="float64")
+
+    def f(net, X):
+        return symdl.dlgradient(symdl.sum(nn.predict(net, X)), X)
+    with pytest.raises(ValueError, match="linear in dLdZ"):
+        symdl.dlfeval(f, net, symdl.dlarray(np.ones((2, 1)), "CB"))

@@ -38,7 +38,11 @@ class Layer:
 
     When ``backward`` is defined, the network's derivatives through the layer
     are the ones it computes (written with symdl operations, it is traced, so
-    second derivatives through it are derivatives of the traced backward).
+    second derivatives through it are derivatives of the traced backward,
+    exactly up to fourth order; see :func:`custom_backward_call`).  It must
+    be linear in ``dLdZ`` (a vector-Jacobian product), and ``forward`` /
+    ``predict`` must be deterministic: they are evaluated again at the same
+    point to build the derivative.
 
     Example:
         >>> import numpy as np, symdl
@@ -62,6 +66,8 @@ class Layer:
     output_names: tuple[str, ...] = ("out",)
     #: the name MATLAB gives an unnamed layer of this type
     default_name: str = "layer"
+    #: '' until named (a subclass need not call Layer.__init__)
+    name: str = ""
 
     def __init__(self, name: str = ""):
         if not isinstance(name, str):
