@@ -12,7 +12,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from .. import functions as F
-from ..array import dlarray, extractdata
+from ..array import dlarray, extractdata, stripdims
 from ..ops.activations import elu, gelu, leakyrelu, relu, softmax
 from ..ops.conv import dlconv, dltranspconv
 from ..ops.dropout import dropout
@@ -113,9 +113,11 @@ class InputLayer(Layer):
                                                                                      dtype=np.float64)
         self._where = where
 
+    min_length = 1
+
     def example(self, dtype: str) -> dlarray:
-        """A zero input with one observation (and one time step)."""
-        shape = [1 if c in "BT" else None for c in self.fmt]
+        """A zero input with one observation (and ``min_length`` time steps)."""
+        shape = [1 if c == "B" else self.min_length if c == "T" else None for c in self.fmt]
         sizes = iter(self.input_size)
         shape = tuple(next(sizes) if s is None else s for s in shape)
         return dlarray(np.zeros(shape, dtype=dtype), self.fmt)
@@ -168,9 +170,6 @@ class _SequenceInput(InputLayer):
     default_name = "sequenceinput"
     fmt = "CBT"
 
-    def check(self, X, dtype: str) -> dlarray:
-        return super().check(X, dtype)
-
 
 def image_input_layer(input_size, *, normalization: str = "zerocenter", mean=None, standard_deviation=None,
                       name: str = "") -> InputLayer:
@@ -205,10 +204,12 @@ def feature_input_layer(num_features, *, normalization: str = "none", mean=None,
                          standard_deviation, name, where)
 
 
-def sequence_input_layer(input_size, *, normalization: str = "none", mean=None, standard_deviation=None,
-                         name: str = "") -> InputLayer:
+def sequence_input_layer(input_size, *, min_length: int = 1, normalization: str = "none", mean=None,
+                         standard_deviation=None, name: str = "") -> InputLayer:
     """MATLAB's ``sequenceInputLayer(inputSize)`` for vector sequences:
-    ``'CBT'`` arrays ``(C, N, T)``.
+    ``'CBT'`` arrays ``(C, N, T)``.  ``min_length`` (MATLAB's ``MinLength``)
+    is the shortest sequence, used to build the network (a 1-D convolution
+    over time needs at least its filter size).
 
     Example:
         >>> from symdl import nn
@@ -216,8 +217,10 @@ def sequence_input_layer(input_size, *, normalization: str = "none", mean=None, 
         'CBT'
     """
     where = "sequence_input_layer"
-    return _SequenceInput((_positive_int(input_size, "input_size", where),), normalization, mean,
-                          standard_deviation, name, where)
+    layer = _SequenceInput((_positive_int(input_size, "input_size", where),), normalization, mean,
+                           standard_deviation, name, where)
+    layer.min_length = _positive_int(min_length, "min_length", where)
+    return layer
 
 
 # ---------------------------------------------------------------- learnable layers
@@ -303,7 +306,7 @@ class _Convolution(Layer):
     def initialize(self, X):
         where = f"{self._where} '{self.name}'"
         c = _channels(X, where)
-        space = X.fmt.count("S")
+        space = X.fmt.count("S") or (1 if self._n == 1 and "T" in X.fmt else 0)
         if space != self._n:
             raise ValueError(f"{where}: the input must have {self._n} spatial dimension(s), got fmt {X.fmt!r}")
         if self.num_channels is not None and self.num_channels != c:
@@ -321,8 +324,20 @@ class _Convolution(Layer):
             self.bias = dlarray(initialize(self.bias_initializer, b_shape, fan_in, fan_out, dt, "bias", where))
 
     def predict(self, X):
+        if self._n == 1 and "S" not in X.fmt and "T" in X.fmt:
+            return self._over_time(X)
         return dlconv(X, self.weights, F.reshape(self.bias, (self.num_filters,)), stride=self.stride,
                       padding=self.padding, dilation=self.dilation_factor)
+
+    def _over_time(self, X):
+        """A 1-D convolution of 'CBT' sequences over T (as MATLAB's
+        convolution1dLayer): T read as the spatial dimension, then put back."""
+        if X.fmt != "CBT":
+            raise ValueError(f"{self._where} '{self.name}': sequences must be 'CBT', got {X.fmt!r}")
+        x = dlarray(F.transpose(stripdims(X), (2, 0, 1)), "SCB")
+        Y = dlconv(x, self.weights, F.reshape(self.bias, (self.num_filters,)), stride=self.stride,
+                   padding=self.padding, dilation=self.dilation_factor)
+        return dlarray(F.transpose(stripdims(Y), (1, 2, 0)), "CBT")
 
 
 def convolution2d_layer(filter_size, num_filters, *, stride=1, padding=0, dilation_factor=1,
@@ -346,7 +361,8 @@ def convolution1d_layer(filter_size, num_filters, *, stride=1, padding=0, dilati
                         num_channels="auto", weights_initializer="glorot", bias_initializer="zeros",
                         weights=None, bias=None, name: str = "") -> Layer:
     """MATLAB's ``convolution1dLayer(filterSize, numFilters)`` over one
-    spatial dimension (``'SCB'`` inputs): weights ``filterSize x C x F``.
+    spatial dimension (``'SCB'`` inputs) or over time (``'CBT'`` sequences):
+    weights ``filterSize x C x F``.
 
     Example:
         >>> from symdl import nn
