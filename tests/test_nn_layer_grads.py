@@ -67,8 +67,8 @@ def _check(layers, xshape, training, seed=0):
         np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-8, err_msg=str(what))
 
 
-@pytest.mark.parametrize("name", ["fc", "conv2d", "flatten-fc", "conv1d-time", "transposed", "batchnorm", "batchnorm-predict",
-                                  "layernorm", "gelu-softmax", "pool"])
+@pytest.mark.parametrize("name", ["fc", "conv2d", "flatten-fc", "conv1d-time", "transposed", "batchnorm",
+                                  "batchnorm-predict", "layernorm", "gelu-softmax", "pool"])
 def test_layer_gradients_against_central_differences(name):
     layers, xshape, training = _case(name)
     _check(layers, xshape, training)
