@@ -378,3 +378,14 @@ def test_outputs_of_inner_layers():
     np.testing.assert_array_equal(_value(fc), _value(nn.predict(net, X)))
     with pytest.raises(ValueError, match="outputs names no layer 'nope'"):
         nn.forward(net, X, outputs="nope")
+
+
+def test_embedding_indices_are_not_frozen_into_an_accelerated_trace():
+    symdl.seed(0)
+    net = nn.dlnetwork([nn.feature_input_layer(1), nn.embedding_layer(2, 5)], dtype="float64")
+    W = _value(net.learnables["embedding"]["weights"])
+    acc = symdl.dlaccelerate(lambda n, x: nn.predict(n, x))
+    for idx in ([[0.0, 1.0]], [[4.0, 2.0]]):
+        got = symdl.dlfeval(acc, net, symdl.dlarray(np.array(idx), "CB"))
+        np.testing.assert_array_equal(_value(got), W[:, np.array(idx[0], dtype=int)])
+    assert acc.hit_rate == 50

@@ -21,6 +21,7 @@ from ..ops.fullyconnect import fullyconnect
 from ..ops.losses import crossentropy, mse
 from ..ops.norm import batchnorm, layernorm
 from ..ops.pool import avgpool, maxpool
+from ..core import is_traced
 from .init import check_initializer, initialize
 from .layer import Layer
 
@@ -688,14 +689,18 @@ class _Embedding(Layer):
                                           self.num_words, self.dimension, dt, "weights", "embedding_layer"))
 
     def predict(self, X):
-        idx = X
-        if isinstance(X, dlarray):
-            fmt = "".join(c for c in X.fmt if c != "C") if X.fmt else X.fmt
-            values = np.rint(extractdata(X)).astype(np.int64)
-            values = values.reshape(tuple(s for s, c in zip(X.shape, X.fmt) if c != "C")) if X.fmt else values
-            idx = dlarray(values.astype(np.float64), fmt) if fmt else values
-            idx = values if not fmt else idx
-        return embed(idx, self.weights)
+        if not is_traced(X):
+            return embed(X, self.weights)
+        # Traced indices stay an operand: symdl.embed reads index values (they
+        # would be frozen into an accelerated trace), a one-hot product does not.
+        embed(dlarray(X._value, X.fmt), extractdata(self.weights))       # embed's checks, on this call's values
+        keep = [k for k, c in enumerate(X.fmt) if c in "BT"]
+        sizes = tuple(X.shape[k] for k in keep)
+        flat = F.reshape(F.transpose(stripdims(X), keep + [k for k in range(X.ndim) if k not in keep]), (1, -1))
+        words = np.arange(self.num_words, dtype=X.dtype).reshape(-1, 1)
+        onehot = F.where(flat == words, 1.0, 0.0).astype(self.weights.dtype)   # NumWords x (B * T)
+        Y = F.reshape(F.matmul(stripdims(self.weights), onehot), (self.dimension,) + sizes)
+        return dlarray(Y, "C" + "".join(X.fmt[k] for k in keep))
 
 
 def embedding_layer(dimension, num_words, *, weights_initializer="narrow-normal", name: str = "") -> Layer:
