@@ -389,3 +389,19 @@ def test_embedding_indices_are_not_frozen_into_an_accelerated_trace():
         got = symdl.dlfeval(acc, net, symdl.dlarray(np.array(idx), "CB"))
         np.testing.assert_array_equal(_value(got), W[:, np.array(idx[0], dtype=int)])
     assert acc.hit_rate == 50
+
+
+def test_two_inputs_and_two_outputs():
+    g = nn.layer_graph([nn.feature_input_layer(2, name="a"), nn.concatenation_layer("C", 2, name="cat"),
+                        nn.relu_layer(name="r")])
+    g = nn.add_layers(g, [nn.feature_input_layer(3, name="b"), nn.tanh_layer(name="t")])
+    g = nn.connect_layers(g, "b", "cat/in2")
+    net = nn.dlnetwork(g, dtype="float64")
+    assert net.input_names == ["a", "b"] and net.output_names == ["r", "t"]
+    A, B = _x(2, 4), _x(3, 4, seed=1)
+    r, t, state = nn.forward(net, A, B)
+    np.testing.assert_array_equal(_value(r), np.maximum(np.concatenate([A, B]), 0))
+    np.testing.assert_allclose(_value(t), np.tanh(B), rtol=1e-15)
+    assert state == {}
+    with pytest.raises(ValueError, match="2 input"):
+        nn.predict(net, A)

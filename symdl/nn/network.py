@@ -181,7 +181,7 @@ def _build(graph: LayerGraph, dtype: str):
             if s is None:
                 raise ValueError(f"{where}: input {port!r} of layer {name!r} is not connected")
     order = _toposort(layers, sources, users)
-    outputs = [n for n in order if not users[n]]
+    outputs = [n for n in layers if not users[n]]      # in the order the layers were given
     learnables, state, examples = {}, {}, {}
     for name in order:
         lay = layers[name]
