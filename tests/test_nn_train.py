@@ -123,3 +123,15 @@ def test_training_errors():
         nn.train_network(X, y, _layers(), {"solver": "adam"})
     with pytest.raises(TypeError, match="classification network"):
         nn.classify(nn.dlnetwork(_layers()[:-1]), X)
+
+
+def test_zerocenter_mean_comes_from_the_training_data():
+    X, y = _blobs(n=32)
+    X = X + 5.0
+    layers = [nn.feature_input_layer(2, normalization="zerocenter")] + _layers()[1:]
+    net, _ = nn.train_network(X, y, layers, nn.training_options(max_epochs=1, verbose=False))
+    first = net.network.layers[0]
+    np.testing.assert_allclose(first.mean, X.mean(axis=1))
+    relu_in = nn.predict(net.network, X, outputs="featureinput")
+    np.testing.assert_allclose(symdl.extractdata(relu_in), X - X.mean(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
+    assert layers[0].mean is None                      # the caller's layer is not changed

@@ -96,7 +96,9 @@ def _dtype(X) -> str:
 class InputLayer(Layer):
     """An input layer: checks and labels the network's input, then applies
     its normalisation ('zerocenter': X - mean, 'zscore': (X - mean) / std,
-    'none'; MATLAB's dlnetwork starts an unset mean at 0 and std at 1)."""
+    'none'; a mean or std is one number or one value per element of an
+    observation).  An unset mean is 0 and std 1 in a dlnetwork;
+    ``train_network`` computes them from the training data, as MATLAB's."""
 
     input_names = ()
     fmt = ""
@@ -146,13 +148,27 @@ class InputLayer(Layer):
                              f"got shape {X.shape}")
         return X
 
+    def _statistic(self, value, dtype):
+        """A mean or standard deviation (a number, or one value per element
+        of an observation) shaped to broadcast over X."""
+        arr = np.asarray(value, dtype=dtype)
+        if arr.size == 1:
+            return arr.reshape(())
+        if arr.size != int(np.prod(self.input_size)):
+            raise ValueError(f"{self._where} '{self.name}': mean and standard_deviation must be one number or "
+                             f"one per element of an observation {self.input_size}, got shape {arr.shape}")
+        return arr.reshape(self._observation_shape())
+
+    def _observation_shape(self) -> tuple[int, ...]:
+        sizes = iter(self.input_size)
+        return tuple(1 if c in "BT" else next(sizes) for c in self.fmt)
+
     def predict(self, X):
         if self.normalization == "none":
             return X
-        mean = 0.0 if self.mean is None else self.mean.astype(X.dtype)
-        out = X - mean
+        out = X - (0.0 if self.mean is None else self._statistic(self.mean, X.dtype))
         if self.normalization == "zscore" and self.standard_deviation is not None:
-            out = out / self.standard_deviation.astype(X.dtype)
+            out = out / self._statistic(self.standard_deviation, X.dtype)
         out = dlarray(out, X.fmt) if isinstance(out, dlarray) and out.fmt != X.fmt else out
         return out
 

@@ -6,6 +6,7 @@ is a ValueError naming the option."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from numbers import Integral, Real
@@ -144,6 +145,20 @@ def _observations(X, input_layer: InputLayer, where: str) -> np.ndarray:
     return arr
 
 
+def _with_statistics(layer: InputLayer, X: np.ndarray) -> InputLayer:
+    """The input layer with its unset normalisation statistics computed from
+    the training data (per element of an observation), as MATLAB's trainNetwork."""
+    if layer.normalization == "none" or (layer.mean is not None and (layer.normalization == "zerocenter"
+                                                                    or layer.standard_deviation is not None)):
+        return layer
+    out = copy.copy(layer)
+    if out.mean is None:
+        out.mean = X.mean(axis=-1)
+    if out.normalization == "zscore" and out.standard_deviation is None:
+        out.standard_deviation = X.std(axis=-1)
+    return out
+
+
 def _schedule(opts: TrainingOptions, epoch: int) -> float:
     if opts.learn_rate_schedule == "piecewise":
         return opts.initial_learn_rate * opts.learn_rate_drop_factor ** ((epoch - 1) // opts.learn_rate_drop_period)
@@ -242,6 +257,7 @@ def train_network(X, Y, layers, options: TrainingOptions):
             raise ValueError(f"{where}: Y must have {n} observations (last axis), got shape {Ya.shape}")
         targets = targets.astype(np.float32)
         classes, codes = None, None
+    layers[0] = _with_statistics(layers[0], Xa)
     net = dlnetwork(layers[:-1])
     mb = min(options.mini_batch_size, n)
     per_epoch = n // mb
