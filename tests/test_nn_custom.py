@@ -248,3 +248,11 @@ def test_nonlinear_backward_is_an_error():
         return symdl.dlgradient(symdl.sum(nn.predict(net, X)), X)
     with pytest.raises(ValueError, match="linear in dLdZ"):
         symdl.dlfeval(f, net, symdl.dlarray(np.ones((2, 1)), "CB"))
+
+
+def test_accelerated_predict_without_gradients_equals_eager():
+    net = _net(ELU)
+    X = _data()
+    acc = symdl.dlaccelerate(lambda n, x: nn.predict(n, x))       # called outside dlfeval: no gradients
+    np.testing.assert_allclose(symdl.extractdata(acc(net, X)), symdl.extractdata(nn.predict(net, X)),
+                               rtol=1e-13)

@@ -141,12 +141,12 @@ def custom_backward_call(layer: Layer, inputs: list, training: bool):
     names = layer.learnables
     Z = _evaluate(layer, inputs, training)
     primals = list(inputs) + [getattr(layer, n) for n in names]
-    if not any(is_traced(p) for p in primals):
-        return Z
+    root = active_root()
+    if not any(is_traced(p) for p in primals) or not root.gradients_allowed:
+        return Z          # nothing will be differentiated: no derivative construct to compute
     if not isinstance(Z, dlarray):
         raise TypeError(f"{layer.name or type(layer).__name__}: predict must return a dlarray, "
                         f"got {type(Z).__name__}")
-    root = active_root()
     live = [isinstance(p, dlarray) and is_traced(p) for p in primals]
     stopped = [_stop(p) if t else p for p, t in zip(primals, live)]
     deltas = [p - s if t else None for p, s, t in zip(primals, stopped, live)]
