@@ -47,12 +47,14 @@ from .compiler.linearize import jvp, vjp
 
 sum, mean, prod, max, min = (_REDUCTIONS[n] for n in ("sum", "mean", "prod", "max", "min"))
 
+from . import nn  # noqa: E402  (networks: layers, dlnetwork; after the top-level functions it uses)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "dlarray", "dims", "extractdata", "finddim", "stripdims", "dlfeval", "dlgradient",
     "dljacobian", "dldivergence", "dllaplacian", "elementwise", "trace", "Graph", "simplify", "linalg",
-    "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
+    "nn", "dlaccelerate", "AcceleratedFunction", "AccelerationWarning", "compile", "load", "export",
     "CompiledFunction", "rand", "randn", "seed", "grad", "value_and_grad", "jacobian", "hessian", "hvp", "derivative",
     "vmap", "jvp", "vjp",
     "abs", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "clip",

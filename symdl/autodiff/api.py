@@ -134,6 +134,10 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         raise ValueError(f"dlgradient: y must be a scalar (one element), got shape {y.shape}")
     if y.dtype.kind != "f":
         raise ValueError(f"dlgradient: y must be real floating point, got dtype {y.dtype}")
+    # a dlnetwork target is differentiated with respect to its learnables
+    # (the gradient is shaped like net.learnables, SPEC §8)
+    xs = tree_map(lambda x: x.__symdl_gradient_target__() if hasattr(type(x), "__symdl_gradient_target__") else x,
+                  xs, is_leaf=lambda x: hasattr(type(x), "__symdl_gradient_target__"))
     leaves, treedef = tree_flatten(xs)
     for leaf in leaves:
         if not isinstance(leaf, dlarray):

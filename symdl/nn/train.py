@@ -1,0 +1,333 @@
+"""MATLAB's ``trainingOptions``, ``trainNetwork`` and ``classify`` (a first
+slice: solvers 'sgdm', 'adam', 'rmsprop'; learn-rate schedules; shuffling;
+the progress table of the seeds).  Not yet: validation data, the training
+plot, the progress bar and the parallel (Dask) environment: asking for them
+is a ValueError naming the option."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from numbers import Integral, Real
+
+import numpy as np
+
+from .. import functions as F
+from ..array import dlarray, extractdata
+from ..autodiff.api import dlfeval, dlgradient
+from ..compiler.accelerate import dlaccelerate
+from ..ops.losses import crossentropy, mse
+from ..optim import adamupdate, rmspropupdate, sgdmupdate
+from .init import _rng
+from .layers import InputLayer, OutputLayer, _Classification
+from .network import dlnetwork, forward, predict
+
+__all__ = ["training_options", "TrainingOptions", "train_network", "TrainedNetwork", "classify"]
+
+_SOLVERS = ("sgdm", "adam", "rmsprop")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """The options of :func:`training_options` (MATLAB's names in snake_case)."""
+
+    solver: str
+    max_epochs: int
+    mini_batch_size: int
+    initial_learn_rate: float
+    learn_rate_schedule: str
+    learn_rate_drop_factor: float
+    learn_rate_drop_period: int
+    momentum: float
+    gradient_decay_factor: float
+    squared_gradient_decay_factor: float
+    epsilon: float
+    l2_regularization: float
+    shuffle: str
+    verbose: bool
+    verbose_frequency: int
+
+
+def _int(value, name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"training_options: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _float(value, name: str, low: float, high: float | None = None, open_high: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"training_options: {name} must be a real number, got {value!r}")
+    value = float(value)
+    bad = not value >= low or (high is not None and (value >= high if open_high else value > high))
+    if bad or not np.isfinite(value):
+        raise ValueError(f"training_options: {name} must be in [{low}, {high}{')' if open_high else ']'}, "
+                         f"got {value!r}")
+    return value
+
+
+def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_size: int = 128,
+                     initial_learn_rate: float | None = None, learn_rate_schedule: str = "none",
+                     learn_rate_drop_factor: float = 0.1, learn_rate_drop_period: int = 10,
+                     momentum: float = 0.9, gradient_decay_factor: float = 0.9,
+                     squared_gradient_decay_factor: float | None = None, epsilon: float = 1e-8,
+                     l2_regularization: float = 1e-4, shuffle: str = "once", verbose: bool = True,
+                     verbose_frequency: int = 50, validation_data=None, plots: str = "none",
+                     execution_environment: str = "auto") -> TrainingOptions:
+    """MATLAB's ``trainingOptions(solverName, ...)`` with MATLAB's defaults
+    (initial learn rate 0.01 for 'sgdm', 0.001 for 'adam' and 'rmsprop';
+    squared gradient decay 0.999 for 'adam', 0.9 for 'rmsprop'; L2
+    regularisation 1e-4 on every learnable but biases).
+
+    Example:
+        >>> from symdl import nn
+        >>> opts = nn.training_options("adam", max_epochs=5)
+        >>> opts.initial_learn_rate, opts.squared_gradient_decay_factor
+        (0.001, 0.999)
+    """
+    if solver not in _SOLVERS:
+        raise ValueError(f"training_options: solver must be one of {list(_SOLVERS)}, got {solver!r}")
+    if validation_data is not None:
+        raise ValueError("training_options: validation_data is not available in this version of symdl")
+    if plots != "none":
+        raise ValueError(f"training_options: plots={plots!r} is not available in this version of symdl "
+                         "(only 'none')")
+    if execution_environment not in ("auto", "cpu"):
+        raise ValueError(f"training_options: execution_environment must be 'auto' or 'cpu' in this version, "
+                         f"got {execution_environment!r}")
+    if learn_rate_schedule not in ("none", "piecewise"):
+        raise ValueError(f"training_options: learn_rate_schedule must be 'none' or 'piecewise', got "
+                         f"{learn_rate_schedule!r}")
+    if shuffle not in ("once", "never", "every-epoch"):
+        raise ValueError(f"training_options: shuffle must be 'once', 'never' or 'every-epoch', got {shuffle!r}")
+    if not isinstance(verbose, (bool, np.bool_)):
+        raise TypeError(f"training_options: verbose must be True or False, got {verbose!r}")
+    lr = (0.01 if solver == "sgdm" else 0.001) if initial_learn_rate is None else initial_learn_rate
+    sq = (0.999 if solver == "adam" else 0.9) if squared_gradient_decay_factor is None \
+        else squared_gradient_decay_factor
+    return TrainingOptions(
+        solver=solver, max_epochs=_int(max_epochs, "max_epochs"),
+        mini_batch_size=_int(mini_batch_size, "mini_batch_size"),
+        initial_learn_rate=_float(lr, "initial_learn_rate", 0.0),
+        learn_rate_schedule=learn_rate_schedule,
+        learn_rate_drop_factor=_float(learn_rate_drop_factor, "learn_rate_drop_factor", 0.0, 1.0),
+        learn_rate_drop_period=_int(learn_rate_drop_period, "learn_rate_drop_period"),
+        momentum=_float(momentum, "momentum", 0.0, 1.0),
+        gradient_decay_factor=_float(gradient_decay_factor, "gradient_decay_factor", 0.0, 1.0, True),
+        squared_gradient_decay_factor=_float(sq, "squared_gradient_decay_factor", 0.0, 1.0, True),
+        epsilon=_float(epsilon, "epsilon", 0.0), l2_regularization=_float(l2_regularization,
+                                                                          "l2_regularization", 0.0),
+        shuffle=shuffle, verbose=bool(verbose), verbose_frequency=_int(verbose_frequency, "verbose_frequency"))
+
+
+class TrainedNetwork:
+    """What :func:`train_network` returns: the trained ``network``
+    (a dlnetwork without the output layer), the output layer, and for
+    classification the ``classes`` (in the order of the network's outputs)."""
+
+    def __init__(self, network: dlnetwork, output_layer: OutputLayer, classes):
+        self.network, self.output_layer, self.classes = network, output_layer, classes
+
+    def __repr__(self) -> str:
+        return f"TrainedNetwork({self.network!r}, classes={None if self.classes is None else list(self.classes)})"
+
+
+def _observations(X, input_layer: InputLayer, where: str) -> np.ndarray:
+    arr = np.asarray(extractdata(X) if isinstance(X, dlarray) else X)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: X must be a numeric array, got dtype {arr.dtype}")
+    if input_layer.fmt not in ("SSCB", "CB"):
+        raise ValueError(f"{where}: this version trains image ('SSCB') and feature ('CB') networks, the input "
+                         f"layer takes {input_layer.fmt!r}")
+    if arr.ndim != len(input_layer.fmt) or arr.shape[:-1] != input_layer.input_size:
+        raise ValueError(f"{where}: X must be {input_layer.fmt!r} data of shape {input_layer.input_size} + (N,), "
+                         f"got shape {arr.shape}")
+    return arr
+
+
+def _with_statistics(layer: InputLayer, X: np.ndarray) -> InputLayer:
+    """The input layer with its unset normalisation statistics computed from
+    the training data (per element of an observation), as MATLAB's trainNetwork."""
+    if layer.normalization == "none" or (layer.mean is not None and (layer.normalization == "zerocenter"
+                                                                    or layer.standard_deviation is not None)):
+        return layer
+    out = copy.copy(layer)
+    if out.mean is None:
+        out.mean = X.mean(axis=-1)
+    if out.normalization == "zscore" and out.standard_deviation is None:
+        out.standard_deviation = X.std(axis=-1)
+    return out
+
+
+def _schedule(opts: TrainingOptions, epoch: int) -> float:
+    if opts.learn_rate_schedule == "piecewise":
+        return opts.initial_learn_rate * opts.learn_rate_drop_factor ** ((epoch - 1) // opts.learn_rate_drop_period)
+    return opts.initial_learn_rate
+
+
+def _loss_step(net, X, T, l2: float, classification: bool):
+    Y, state = forward(net, X)
+    loss = crossentropy(Y, T) if classification else mse(Y, T)
+    data_loss = loss
+    if l2:
+        for params in net.learnables.values():
+            for name, w in params.items():
+                if name != "bias":
+                    loss = loss + (l2 / 2.0) * _sumsq(w)
+    return data_loss, dlgradient(loss, net), state, Y
+
+
+def _sumsq(w):
+    return F.sum(w * w)
+
+
+def _header() -> str:
+    line = "|" + "=" * 89 + "|"
+    return "\n".join([line,
+                      "|  Epoch  |  Iteration  |  Time Elapsed  |  Mini-batch  |  Mini-batch  |  Base Learning  |",
+                      "|         |             |   (seconds)    |     Loss     |   Accuracy   |      Rate       |",
+                      line])
+
+
+def _row(epoch, iteration, elapsed, loss, accuracy, lr) -> str:
+    acc = f"{accuracy:11.2f}%" if accuracy is not None else " " * 12
+    return f"| {epoch:7d} | {iteration:11d} | {elapsed:14.2f} | {loss:12.4f} | {acc} | {lr:15.4f} |"
+
+
+def train_network(X, Y, layers, options: TrainingOptions):
+    """Train ``layers`` (ending in ``classification_layer`` or
+    ``regression_layer``) on ``X``, ``Y`` with ``options`` (MATLAB's
+    ``trainNetwork``); returns ``(net, info)``.
+
+    ``X``: images ``(H, W, C, N)`` or features ``(C, N)``; ``Y``: a 1-D array
+    of class labels (ints or strings) for classification, responses
+    ``(R, N)`` or ``(N,)`` for regression.  Each mini-batch's loss and
+    gradients are one call of a ``dlaccelerate``d function; the update uses
+    the solver of ``options``.  The last partial mini-batch of an epoch is
+    discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
+    printed every ``verbose_frequency`` iterations.  ``info`` holds
+    ``training_loss``, ``training_accuracy`` (classification) and
+    ``base_learn_rate`` per iteration.
+
+    Example:
+        >>> import numpy as np, symdl
+        >>> from symdl import nn
+        >>> rng = np.random.default_rng(0)
+        >>> y = rng.integers(0, 2, 64)
+        >>> X = np.stack([y * 2.0 - 1.0, rng.normal(size=64)]) + 0.1 * rng.normal(size=(2, 64))
+        >>> symdl.seed(0)
+        >>> layers = [nn.feature_input_layer(2), nn.fully_connected_layer(2), nn.softmax_layer(),
+        ...           nn.classification_layer()]
+        >>> opts = nn.training_options("adam", max_epochs=20, mini_batch_size=16, initial_learn_rate=0.05,
+        ...                            verbose=False)
+        >>> net, info = nn.train_network(X, y, layers, opts)
+        >>> float((nn.classify(net, X) == y).mean())
+        1.0
+    """
+    where = "train_network"
+    if not isinstance(options, TrainingOptions):
+        raise TypeError(f"{where}: options must come from training_options, got {type(options).__name__}")
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(f"{where}: layers must be a list of layers, got {type(layers).__name__}")
+    layers = list(layers)
+    if not layers or not isinstance(layers[-1], OutputLayer):
+        raise ValueError(f"{where}: layers must end with classification_layer() or regression_layer()")
+    if not isinstance(layers[0], InputLayer):
+        raise ValueError(f"{where}: layers must start with an input layer")
+    output = layers[-1]
+    classification = isinstance(output, _Classification)
+    Xa = _observations(X, layers[0], where)
+    n = Xa.shape[-1]
+    Ya = np.asarray(Y)
+    if classification:
+        if Ya.ndim != 1 or Ya.shape[0] != n:
+            raise ValueError(f"{where}: Y must be a 1-D array of {n} class labels, got shape {Ya.shape}")
+        classes = np.unique(Ya) if isinstance(output.classes, str) else np.asarray(output.classes)
+        index = {c: k for k, c in enumerate(classes.tolist())}
+        try:
+            codes = np.array([index[v] for v in Ya.tolist()])
+        except KeyError as exc:
+            raise ValueError(f"{where}: label {exc.args[0]!r} is not among the classes {classes.tolist()}") from None
+        targets = np.eye(len(classes), dtype=np.float32)[:, codes]
+    else:
+        if Ya.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: regression responses must be numeric, got dtype {Ya.dtype}")
+        targets = Ya.reshape(1, -1) if Ya.ndim == 1 else Ya
+        if targets.shape[-1] != n:
+            raise ValueError(f"{where}: Y must have {n} observations (last axis), got shape {Ya.shape}")
+        targets = targets.astype(np.float32)
+        classes, codes = None, None
+    layers[0] = _with_statistics(layers[0], Xa)
+    net = dlnetwork(layers[:-1])
+    mb = min(options.mini_batch_size, n)
+    per_epoch = n // mb
+    step = dlaccelerate(_loss_step)
+    rng = _rng()                       # symdl.seed(k) makes the shuffling reproducible
+    order = rng.permutation(n) if options.shuffle in ("once", "every-epoch") else np.arange(n)
+    fmt = layers[0].fmt
+    state1 = state2 = None
+    info = {"training_loss": [], "training_accuracy": [] if classification else None, "base_learn_rate": []}
+    start = time.perf_counter()
+    if options.verbose:
+        print(_header())
+    iteration = 0
+    total = options.max_epochs * per_epoch
+    for epoch in range(1, options.max_epochs + 1):
+        if options.shuffle == "every-epoch" and epoch > 1:
+            order = rng.permutation(n)
+        lr = _schedule(options, epoch)
+        for b in range(per_epoch):
+            iteration += 1
+            idx = order[b * mb:(b + 1) * mb]
+            Xb = dlarray(Xa[..., idx].astype(np.float32), fmt)
+            Tb = dlarray(targets[:, idx], "CB")
+            loss, grad, state, Yb = dlfeval(step, net, Xb, Tb, options.l2_regularization, classification)
+            net.state = state
+            if options.solver == "sgdm":
+                lrn, state1 = sgdmupdate(net.learnables, grad, state1, learn_rate=lr, momentum=options.momentum)
+            elif options.solver == "adam":
+                lrn, state1, state2 = adamupdate(net.learnables, grad, state1, state2, iteration, learn_rate=lr,
+                                                 grad_decay=options.gradient_decay_factor,
+                                                 sq_grad_decay=options.squared_gradient_decay_factor,
+                                                 epsilon=options.epsilon)
+            else:
+                lrn, state1 = rmspropupdate(net.learnables, grad, state1, learn_rate=lr,
+                                            sq_grad_decay=options.squared_gradient_decay_factor,
+                                            epsilon=options.epsilon)
+            net.learnables = lrn
+            loss_value = float(extractdata(loss))
+            accuracy = None
+            if classification:
+                accuracy = 100.0 * float(np.mean(extractdata(Yb).argmax(0) == codes[idx]))
+                info["training_accuracy"].append(accuracy)
+            info["training_loss"].append(loss_value)
+            info["base_learn_rate"].append(lr)
+            if options.verbose and (iteration == 1 or iteration % options.verbose_frequency == 0
+                                    or iteration == total):
+                print(_row(epoch, iteration, time.perf_counter() - start, loss_value, accuracy, lr))
+    if options.verbose:
+        print("|" + "=" * 89 + "|")
+    return TrainedNetwork(net, output, classes), info
+
+
+def classify(net: TrainedNetwork, X, *, mini_batch_size: int = 128):
+    """The predicted class labels of ``X`` (MATLAB's ``classify``), of the
+    kind of the training labels (ints or strings).
+
+    Example:
+        >>> from symdl import nn
+        >>> nn.classify.__name__
+        'classify'
+    """
+    where = "classify"
+    if not isinstance(net, TrainedNetwork) or net.classes is None:
+        raise TypeError(f"{where}: net must be a classification network returned by train_network, got "
+                        f"{type(net).__name__}")
+    inp = net.network._arch.layers[net.network.input_names[0]]
+    Xa = _observations(X, inp, where)
+    mb = _int(mini_batch_size, "mini_batch_size")
+    codes = []
+    for s in range(0, Xa.shape[-1], mb):
+        Yb = predict(net.network, dlarray(Xa[..., s:s + mb].astype(np.float32), inp.fmt))
+        codes.append(extractdata(Yb).argmax(0))
+    return net.classes[np.concatenate(codes)] if codes else net.classes[:0]
