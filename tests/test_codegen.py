@@ -1046,3 +1046,15 @@ def test_a_plan_with_many_kernels_runs_as_kernel_functions_and_matches_the_inter
     xv, wv, iv = np.ones((3, 3)), np.eye(3) * 0.5, np.array([1, 0])
     for got, expected in zip(entry(xv, wv, iv), interpret(outs, {x: xv, w: wv, i: iv})):
         assert_same(got, expected, 1e-12, 1e-14, "after an index error")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_float_to_int64_conversion_matches_numpy(dtype):
+    """numpy's astype(int64): truncation toward zero, INT64_MIN for NaN and
+    out-of-range values (the interpreter is numpy)."""
+    x = inp("x", (10,), dtype)
+    b = inp("b", (2,), "bool")
+    outs = [B.convert(x, "int64"), B.convert(b, "int64")]
+    values = np.array([1.7, -1.7, 0.0, -0.0, np.nan, np.inf, -np.inf, 1e19, -9.3e18, 2.0 ** 62], dtype=dtype)
+    with np.errstate(invalid="ignore"):
+        assert_compiled_matches_interpreter([x, b], outs, [(values, [True, False])], rtol=0, atol=0)

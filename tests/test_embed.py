@@ -57,3 +57,31 @@ def test_bad_input_is_a_clear_error():
         symdl.embed(symdl.dlarray(np.zeros((2, 3)), "SS"), W)
     with pytest.raises(ValueError, match="weights must be EmbeddingDimension x NumWords"):
         symdl.embed(np.array([0]), np.ones(3))
+
+
+def test_traced_indices_are_read_at_run_time_not_frozen_into_a_compiled_trace():
+    """embed's indices as a dlaccelerate argument: each call gathers the
+    columns its own indices name (reading the traced values at trace time
+    froze the first call's indices into the trace: stale results)."""
+    from codegen.abi import NativeError
+
+    W0 = np.arange(12.0).reshape(3, 4)
+
+    def f(X, W):
+        Y = symdl.embed(X, W)
+        L = symdl.sum(Y * Y)
+        return L, symdl.dlgradient(L, W)
+
+    acc = symdl.dlaccelerate(f)
+    W = symdl.dlarray(W0)
+    for idx in ([1, 3], [0, 2], [2, 2], [3, 0]):
+        L, g = symdl.dlfeval(acc, symdl.dlarray(np.array(idx, dtype=float), "B"), W)
+        expected_g = np.zeros_like(W0)
+        for i in idx:
+            expected_g[:, i] += 2 * W0[:, i]
+        assert float(L) == np.sum(W0[:, idx] ** 2)
+        np.testing.assert_array_equal(symdl.extractdata(g), expected_g)
+    assert acc.occupancy > 0 and acc.hit_rate == 75.0   # one trace served all four calls
+    for bad in ([1, 4], [-1, 0], [0.5, 1]):   # out of range, negative, fractional: refused at run time
+        with pytest.raises(NativeError, match="out of range"):
+            symdl.dlfeval(acc, symdl.dlarray(np.array(bad, dtype=float), "B"), W)

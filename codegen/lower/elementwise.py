@@ -4,6 +4,7 @@ the ``cheap`` ones are recomputed by each consumer rather than stored."""
 
 from __future__ import annotations
 
+from llvmlite import ir
 
 from .scalar import llvm_type
 from .table import LOWERINGS, Lowering, Placement
@@ -98,6 +99,17 @@ def _convert(ctx, node, args):
     (x,) = args
     src, dst = node.inputs[0].dtype, node.dtype
     ty = llvm_type(dst)
+    if dst == "int64":
+        if src == "bool":
+            return ctx.b.zext(x, ty)
+        # numpy's float -> int64 (x86's cvttsd2si): truncation toward zero, and
+        # INT64_MIN for NaN and for values out of range (where fptosi alone
+        # would be poison: select does not propagate the arm it does not take)
+        b = ctx.b
+        fty = x.type
+        absx = b.call(ctx.intrinsic("fabs", fty), [x])
+        inside = b.fcmp_ordered("<", absx, ir.Constant(fty, 2.0 ** 63))
+        return b.select(inside, b.fptosi(x, ty), ir.Constant(ty, -(2 ** 63)))
     if src == "bool":
         return ctx.b.uitofp(x, ty)
     if src == "float32" and dst == "float64":

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functions as F
 from ..array import dlarray
+from ..core import apply, is_traced
 from .args import numeric
 
 __all__ = ["embed"]
@@ -52,7 +53,19 @@ def embed(X, weights):
     batch = values.shape[fmt.index("B")]
     steps = values.shape[fmt.index("T")] if "T" in fmt else 1
     order = [fmt.index("B")] + ([fmt.index("T")] if "T" in fmt else [])
-    flat = np.transpose(idx, order + [k for k in range(idx.ndim) if k not in order]).reshape(-1)  # B-major, then T
-    cols = F.take(W, flat, axis=1)                                   # D x (B * T)
+    perm = order + [k for k in range(idx.ndim) if k not in order]   # B-major, then T
+    if is_traced(X):
+        # Indices that are data of the trace (a dlaccelerate argument, say)
+        # are gathered with at run time: reading their values here would
+        # freeze them into a compiled trace.  A negative or fractional index
+        # becomes NumWords, so the run-time bounds check refuses it (as the
+        # check above does now) instead of wrapping or truncating it.
+        Xf = X if X.dtype.kind == "f" else F.astype(X, "float64")
+        bad = F.logical_or(F.compare("lt", Xf, 0.0), F.compare("ne", Xf, F.floor(Xf)))
+        safe = F.where(bad, float(W.shape[1]), Xf)
+        flat_idx = F.reshape(F.transpose(apply("convert", [safe], dtype="int64"), perm), (-1,))
+        cols = apply("take", [W, flat_idx], axis=1)                 # D x (B * T)
+    else:
+        cols = F.take(W, np.transpose(idx, perm).reshape(-1), axis=1)
     Y = F.reshape(cols, (W.shape[0], batch, steps))
     return dlarray(Y, "CBT") if "T" in fmt else dlarray(F.reshape(Y, (W.shape[0], batch)), "CB")
