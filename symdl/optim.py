@@ -11,6 +11,8 @@ compiled functions too (one native call per training step).
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Callable
 from typing import Any
 
@@ -151,6 +153,24 @@ def _in_dtype_of(factor, p):
     return factor
 
 
+def _learnables_of(params) -> tuple[Any, Callable[[Any], Any]]:
+    """``params`` as the tree its gradient has, and how to put updated
+    values back: a dlnetwork is updated in its learnables (what
+    ``dlgradient(loss, net)`` returns the gradient of), and comes back as a
+    new dlnetwork with the same layers and state; the optimiser state stays
+    a nested dict shaped like ``net.learnables`` (MATLAB returns tables)."""
+    target = getattr(type(params), "__symdl_gradient_target__", None)
+    if target is None:
+        return params, lambda new: new
+    net = params
+
+    def rebuild(new):
+        out = copy.copy(net)
+        out.learnables = new
+        return out
+    return target(net), rebuild
+
+
 def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float = 0.9):
     """Stochastic gradient descent with momentum:
     ``vel = momentum * vel - learn_rate * grad``, ``params = params + vel``.
@@ -164,6 +184,7 @@ def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float
         (0.98, -0.02)
     """
     where = "sgdmupdate"
+    params, rebuild = _learnables_of(params)
     lr = _learn_rate(learn_rate, where)
     mu = real_number(momentum, "momentum", where, "[0, 1]")
     ps, pdef = tree_flatten(params)
@@ -175,7 +196,7 @@ def sgdmupdate(params, grad, vel=None, learn_rate: float = 0.01, momentum: float
         v = g * -rate if v is None else v * mu - g * rate
         new_p.append(p + v)
         new_v.append(v)
-    return tree_unflatten(pdef, new_p), tree_unflatten(pdef, new_v)
+    return rebuild(tree_unflatten(pdef, new_p)), tree_unflatten(pdef, new_v)
 
 
 def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, learn_rate: float = 0.001,
@@ -197,6 +218,7 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
         0.999
     """
     where = "adamupdate"
+    params, rebuild = _learnables_of(params)
     iteration = _iteration(iteration, where)
     lr = _learn_rate(learn_rate, where)
     # below 1: the bias corrections divide by 1 - decay ** iteration
@@ -218,7 +240,7 @@ def adamupdate(params, grad, avg_g=None, avg_sq_g=None, iteration: int = 1, lear
         new_p.append(p - step)
         new_m.append(m)
         new_v.append(v)
-    return tree_unflatten(pdef, new_p), tree_unflatten(pdef, new_m), tree_unflatten(pdef, new_v)
+    return rebuild(tree_unflatten(pdef, new_p)), tree_unflatten(pdef, new_m), tree_unflatten(pdef, new_v)
 
 
 def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_grad_decay: float = 0.9,
@@ -234,6 +256,7 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
         (0.996838, 0.4)
     """
     where = "rmspropupdate"
+    params, rebuild = _learnables_of(params)
     lr = _learn_rate(learn_rate, where)
     b = real_number(sq_grad_decay, "sq_grad_decay", where, "[0, 1)")
     eps = real_number(epsilon, "epsilon", where, "positive")
@@ -245,7 +268,7 @@ def rmspropupdate(params, grad, avg_sq_g=None, learn_rate: float = 0.001, sq_gra
         v = g * g * (1.0 - b) if v is None else v * b + g * g * (1.0 - b)
         new_p.append(p - (g * _in_dtype_of(lr, p)) / (F.sqrt(v) + eps))
         new_v.append(v)
-    return tree_unflatten(pdef, new_p), tree_unflatten(pdef, new_v)
+    return rebuild(tree_unflatten(pdef, new_p)), tree_unflatten(pdef, new_v)
 
 
 def dlupdate(fun: Callable[..., Any], params, *more):
@@ -260,9 +283,11 @@ def dlupdate(fun: Callable[..., Any], params, *more):
     """
     if not callable(fun):
         raise TypeError(f"dlupdate: fun must be callable, got {type(fun).__name__}")
+    params, rebuild = _learnables_of(params)
     ps, pdef = tree_flatten(params)
     others = [_leaves(m, params, f"argument {k + 2}", "dlupdate") for k, m in enumerate(more)]
     results = [fun(p, *rest) for p, *rest in zip(ps, *others)]
     if results and all(isinstance(r, tuple) for r in results):
-        return tuple(tree_unflatten(pdef, list(col)) for col in zip(*results))
-    return tree_unflatten(pdef, results)
+        first, *rest = (tree_unflatten(pdef, list(col)) for col in zip(*results))
+        return (rebuild(first), *rest)
+    return rebuild(tree_unflatten(pdef, results))

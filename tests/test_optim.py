@@ -121,3 +121,77 @@ def test_bad_input_is_a_clear_error():
         symdl.sgdmupdate(to_dl(p), to_dl(g), None, learn_rate="fast")
     with pytest.raises(TypeError, match="grad must have the structure of params, got None"):
         symdl.sgdmupdate(to_dl(p), None, None)
+
+
+# ---------------------------------------------------------------- a dlnetwork as the parameters (SPEC §5)
+
+def _small_network():
+    from symdl import nn
+    symdl.seed(4)
+    return nn.dlnetwork([nn.feature_input_layer(3), nn.fully_connected_layer(4), nn.relu_layer(),
+                         nn.fully_connected_layer(2)], dtype="float64")
+
+
+def _loss_and_gradient(net, X, T):
+    from symdl import nn
+    loss = symdl.mse(nn.forward(net, X)[0], T)
+    return loss, symdl.dlgradient(loss, net)
+
+
+@pytest.mark.parametrize("update", ["sgdm", "adam", "rmsprop", "dlupdate"])
+def test_optimisers_take_and_return_a_dlnetwork(update):
+    from symdl import nn
+    net = _small_network()
+    rng = np.random.default_rng(0)
+    X = symdl.dlarray(rng.standard_normal((3, 5)), "CB")
+    T = symdl.dlarray(rng.standard_normal((2, 5)), "CB")
+    _, grad = symdl.dlfeval(_loss_and_gradient, net, X, T)
+    assert isinstance(grad, dict)
+    plain = net.learnables     # the same update on the nested dict is the reference
+    if update == "sgdm":
+        new_net, vel = symdl.sgdmupdate(net, grad, None, learn_rate=0.1)
+        ref, ref_vel = symdl.sgdmupdate(plain, grad, None, learn_rate=0.1)
+        states = [(vel, ref_vel)]
+    elif update == "adam":
+        new_net, m, v = symdl.adamupdate(net, grad, None, None, 1, learn_rate=0.1)
+        ref, ref_m, ref_v = symdl.adamupdate(plain, grad, None, None, 1, learn_rate=0.1)
+        states = [(m, ref_m), (v, ref_v)]
+    elif update == "rmsprop":
+        new_net, v = symdl.rmspropupdate(net, grad, None, learn_rate=0.1)
+        ref, ref_v = symdl.rmspropupdate(plain, grad, None, learn_rate=0.1)
+        states = [(v, ref_v)]
+    else:
+        new_net = symdl.dlupdate(lambda p, g: p - 0.1 * g, net, grad)
+        ref, states = symdl.dlupdate(lambda p, g: p - 0.1 * g, plain, grad), []
+    assert isinstance(new_net, nn.dlnetwork) and new_net is not net
+    got = symdl.tree.tree_flatten(new_net.learnables)[0]
+    want = symdl.tree.tree_flatten(ref)[0]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(symdl.extractdata(a), symdl.extractdata(b))
+    for state, ref_state in states:   # the state is a dict shaped like net.learnables
+        assert set(state) == set(net.learnables)
+        for a, b in zip(symdl.tree.tree_flatten(state)[0], symdl.tree.tree_flatten(ref_state)[0]):
+            np.testing.assert_array_equal(symdl.extractdata(a), symdl.extractdata(b))
+    assert new_net.state.keys() == net.state.keys()
+    assert [layer.name for layer in new_net.layers] == [layer.name for layer in net.layers]
+    # the network the update started from is unchanged
+    for a, b in zip(symdl.tree.tree_flatten(net.learnables)[0], symdl.tree.tree_flatten(plain)[0]):
+        np.testing.assert_array_equal(symdl.extractdata(a), symdl.extractdata(b))
+
+
+def test_a_dlnetwork_training_step_under_dlaccelerate_is_one_trace():
+    net = _small_network()
+    rng = np.random.default_rng(1)
+    X = symdl.dlarray(rng.standard_normal((3, 8)), "CB")
+    T = symdl.dlarray(rng.standard_normal((2, 8)), "CB")
+    acc = symdl.dlaccelerate(_loss_and_gradient)
+    avg = sq = None
+    losses = []
+    for it in range(1, 6):
+        loss, grad = symdl.dlfeval(acc, net, X, T)
+        ref_loss, _ = symdl.dlfeval(_loss_and_gradient, net, X, T)
+        assert float(loss) == pytest.approx(float(ref_loss), rel=1e-12)
+        losses.append(float(loss))
+        net, avg, sq = symdl.adamupdate(net, grad, avg, sq, it, learn_rate=0.05)
+    assert losses[-1] < losses[0]
+    assert acc.hit_rate == pytest.approx(80.0)   # 5 calls, one trace
