@@ -8,16 +8,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .node import Node
-from .ops import primitive
+from .ops import PRIMITIVES
+from .shapes import dtype_name
 
 __all__ = ["evaluate", "interpret", "eval_node"]
 
 
 def eval_node(node: Node, values: Sequence[np.ndarray]) -> np.ndarray:
     """Evaluate one node from the values of its inputs."""
-    out = primitive(node.op).impl(list(values), node)
-    out = np.asarray(out)
-    if out.dtype != node.dtype:
+    out = PRIMITIVES[node.op].impl(values if type(values) is list else list(values), node)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    if dtype_name(out.dtype) != node.dtype:  # (by cached name: comparing a dtype with a str parses the str)
         out = out.astype(node.dtype)
     if out.shape != node.shape:
         raise AssertionError(f"interpreter produced shape {out.shape} for {node!r}")
