@@ -111,7 +111,20 @@ def _linalg_namespace() -> types.ModuleType:
         obj = getattr(_np.linalg, name)
         is_function = callable(obj) and not isinstance(obj, type)
         setattr(space, name, _wrap_function(obj) if is_function else obj)
+    space.eigh = _eigh
     return space
+
+
+def _eigh(a, UPLO="L"):
+    """numpy.linalg.eigh with symdl's eigenvector signs for plain data too
+    (each eigenvector's largest component positive): the same function
+    whether its argument is traced or not, so that finite differences of a
+    function agree with its gradient (LAPACK's signs are arbitrary)."""
+    from . import linalg as _L
+    if _common.any_dl([a]):
+        return _L.eigh(_lift(a), UPLO)
+    w, v = _L.eigh(_np.asarray(a), UPLO)
+    return _L.EighResult(w._value.copy(), v._value.copy())
 
 
 linalg = _linalg_namespace()

@@ -323,3 +323,41 @@ def test_numpy_integer_axes_are_accepted():
                            lambda m: numpy.expand_dims(m, i1), lambda m: numpy.concatenate([m, m], axis=i1),
                            lambda m: numpy.stack([m, m], axis=i1), lambda m: numpy.mean(m, i0)]):
         numpy.testing.assert_array_equal(symdl.extractdata(f(x)), f(a), err_msg=f"case {k}")
+
+
+@pytest.mark.parametrize("name", ["concatenate", "stack", "vstack", "hstack", "dstack", "column_stack"])
+def test_stacking_functions_read_an_array_as_the_sequence_of_its_rows(name):
+    a = np.arange(6.0).reshape(2, 3)
+    got = getattr(symdl, name)(symdl.dlarray(a))
+    np.testing.assert_array_equal(symdl.extractdata(got), getattr(np, name)(a))
+    g = symdl.grad(lambda x: symdl.sum(symdl.sin(getattr(symdl, name)(x))))(a)
+    np.testing.assert_allclose(g, np.cos(a), rtol=1e-14)
+
+
+def test_eigh_has_the_same_eigenvector_signs_traced_or_not():
+    """symdl.numpy.linalg.eigh on plain data uses symdl's sign rule, so a
+    function of eigenvectors is one function: its finite differences (plain
+    data) agree with its gradient (traced)."""
+    import symdl.numpy as snp
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((5, 5))
+    a = a + a.T
+    u = rng.standard_normal((5, 5))
+
+    def f(x):
+        w, v = snp.linalg.eigh(x)
+        return snp.sum(v * u) + snp.sum(w)
+
+    w_plain, v_plain = snp.linalg.eigh(a)
+    w_np, v_np = np.linalg.eigh(a)
+    np.testing.assert_allclose(w_plain, w_np, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(v_plain), np.abs(v_np), atol=1e-12)   # up to sign
+    rows = np.abs(v_plain).argmax(axis=0)
+    assert np.all(v_plain[rows, np.arange(5)] > 0)
+    g = symdl.grad(f)(a)
+    d = rng.standard_normal((5, 5))
+    d = d + d.T
+    eps = 1e-6
+    numeric = (f(a + eps * d) - f(a - eps * d)) / (2 * eps)
+    # eigh reads the lower triangle: the derivative along d is the gradient's pairing with d's lower part
+    np.testing.assert_allclose(np.sum(g * np.tril(d)), numeric, rtol=1e-5, atol=1e-8)

@@ -590,7 +590,12 @@ def dsplit(ary, indices_or_sections):
 
 
 def _listed(name, tup):
-    if isinstance(tup, F.dlarray) or not isinstance(tup, (list, tuple)):
+    if isinstance(tup, (F.dlarray, np.ndarray)):
+        # numpy reads an array as the sequence of its sub-arrays along axis 0
+        if tup.ndim == 0:
+            raise TypeError(f"{name}: expected a sequence of arrays, got a 0-d array")
+        return [tup[k] for k in range(tup.shape[0])]
+    if not isinstance(tup, (list, tuple)):
         raise TypeError(f"{name}: expected a sequence of arrays, got {type(tup).__name__}")
     if not tup:
         raise ValueError(f"{name}: needs at least one array")
