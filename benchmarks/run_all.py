@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import Report, Row, fmt_ratio, fmt_time  # noqa: E402
 
-SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing"]
+SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing", "cnn"]
 
 
 def run_script(name: str, quick: bool, out_dir: Path) -> dict | None:
@@ -168,6 +168,13 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
         r = _ratio(res.get("tracing", case, "symdl dlarray"), res.get("tracing", case, "PyTorch eager"))
         add(f"tracing: untraced dlarray {expr} <= 2x PyTorch eager", None if r is None else r <= 2.0,
             f"{fmt_ratio(r)} ({fmt_time(res.get('tracing', case, 'symdl dlarray'))})")
+
+    # cnn --------------------------------------------------------------------
+    from bench_cnn import CASE as cnn_case
+    r = _ratio(res.get("cnn", cnn_case, "symdl: dlaccelerate(model gradients)"),
+               res.get("cnn", cnn_case, "PyTorch eager (forward + backward)"))
+    add("cnn: loss + gradients <= 2x PyTorch eager (issue 7; 1x is issue 9's)", None if r is None else r <= 2.0,
+        fmt_ratio(r))
     return out
 
 
