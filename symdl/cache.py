@@ -47,7 +47,7 @@ import warnings
 from pathlib import Path
 
 __all__ = ["cache_dir", "cache_root", "cache_key", "load_entry", "store_entry", "stored_graph", "cached_artifact",
-           "planned_layout", "cache_info", "cache_clear", "max_bytes", "CACHE_FORMAT"]
+           "planned_layout", "cache_info", "cache_clear", "max_bytes", "read_exactly", "CACHE_FORMAT"]
 
 CACHE_FORMAT = "v2"
 _MAGIC = b"SYMDL-OBJECT-CACHE 2\n"
@@ -285,6 +285,21 @@ def _open_below(user: Path, parts: tuple[str, ...]) -> int:
         os.close(fd)
 
 
+def read_exactly(fd: int, size: int) -> bytes | None:
+    """The contents of the open file ``fd`` if it holds exactly ``size``
+    bytes (what ``fstat`` said), else None: one byte more is asked for, so a
+    file that grew or shrank since is not the one that was checked."""
+    chunks, left = [], size + 1
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    blob = b"".join(chunks)
+    return blob if len(blob) == size else None
+
+
 def _read_regular(user: Path, parts: tuple[str, ...], limit: int) -> bytes | None:
     """The bytes of ``user/parts...`` if it is a regular file owned by this
     user of at most ``limit`` bytes (no symlink followed; never blocks on a
@@ -297,15 +312,8 @@ def _read_regular(user: Path, parts: tuple[str, ...], limit: int) -> bytes | Non
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or not _mine(st) or not 0 < st.st_size <= limit:
             return None
-        chunks, left = [], st.st_size + 1   # one more: a file that grew is not the one we checked
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        blob = b"".join(chunks)
-        if len(blob) != st.st_size:
+        blob = read_exactly(fd, st.st_size)
+        if blob is None:
             return None
         try:
             os.utime(fd)

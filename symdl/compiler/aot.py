@@ -22,6 +22,7 @@ from codegen import compiler as C
 from codegen.export import c_header, check_c_name, link_shared
 
 from ..array import dlarray
+from ..cache import read_exactly
 from ..tree import tree_flatten, tree_map
 from .keys import Unkeyable, _argument_of_leaf, signature_key, unkeyable_error
 from .pipeline import build_artifact, build_export, build_ir, gc_paused
@@ -226,19 +227,12 @@ def load(path: str | Path) -> CompiledFunction:
             raise ValueError(f"{where} is not a regular file (a FIFO, socket or device)")
         if st.st_size > MAX_FILE_BYTES:
             raise ValueError(f"{where} is {st.st_size} bytes, more than a saved compiled function can be")
-        chunks, left = [], st.st_size + 1
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        blob = read_exactly(fd, st.st_size)
     except OSError as err:
         raise ValueError(f"{where}: cannot read it: {err.strerror or err}") from None
     finally:
         os.close(fd)
-    blob = b"".join(chunks)
-    if len(blob) != st.st_size:
+    if blob is None:
         raise ValueError(f"{where} changed while it was read")
     return _from_bytes(blob, where)
 
