@@ -13,6 +13,7 @@ kernels belong to the code generator.)
 from __future__ import annotations
 
 import itertools
+from collections import namedtuple
 
 import numpy as np
 
@@ -42,30 +43,8 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
                [20., 24.]])
     """
     where = "dlconv"
-    space = spatial_axes(X, where, channels=True)
-    W = as_dlarray(weights, "weights", where)
-    c_axis = X._fmt.index("C")
-    n, channels = len(space), X.shape[c_axis]
-    if W.ndim == n + 2:
-        groups, filters = 1, W.shape[n + 1]
-        W = F.reshape(W, W.shape + (1,))
-    elif W.ndim == n + 3:
-        groups, filters = W.shape[n + 2], W.shape[n + 1] * W.shape[n + 2]
-    else:
-        raise ValueError(f"{where}: weights must have {n + 2} dimensions (filter sizes, C, F) or {n + 3} "
-                         f"(filter sizes, C/G, F/G, G) for X with {n} spatial dimensions, got shape {W.shape}")
-    per_group_in = W.shape[n]
-    if per_group_in * groups != channels:
-        raise ValueError(f"{where}: weights take {per_group_in} channels per group x {groups} groups, but X has "
-                         f"{channels} channels (shape {X.shape}, fmt {X._fmt!r})")
-    b = as_dlarray(bias, "bias", where)
-    if b.size not in (1, filters):
-        raise ValueError(f"{where}: bias must hold {filters} values (one per filter) or one, got shape {b.shape}")
-    kernel = W.shape[:n]
-    stride = per_axis(stride, n, "stride", where)
-    dilation = per_axis(dilation, n, "dilation", where)
-    if any(v < 1 for v in stride + dilation):
-        raise ValueError(f"{where}: stride and dilation must be positive, got {stride} and {dilation}")
+    space, c_axis, W, b, groups, filters, per_group_in, kernel, stride, dilation = \
+        _arguments(X, weights, bias, stride, dilation, where, transposed=False)
     reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     sizes = [X.shape[k] for k in space]
     pads = padding_pairs(padding, sizes, reach, stride, where)
@@ -85,14 +64,7 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
         parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], w[:, :, g]) for g in range(groups)]
         term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
         total = term if total is None else total + term
-    total = total + F.reshape(b, (-1,)) if b.size == filters else total + F.reshape(b, ())
-    # back to X's layout: spatial and other axes where they were, F in C's place
-    order = space + others + [c_axis]
-    inverse = [order.index(k) for k in range(X.ndim)]
-    Y = F.transpose(total, inverse)
-    Y._fmt = X._fmt
-    return Y
-
+    return _finish(total, b, filters, X, space, others, c_axis)
 
 
 def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
@@ -122,32 +94,9 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
         array([  1.,  10., 102.,  20., 200.])
     """
     where = "dltranspconv"
-    space = spatial_axes(X, where, channels=True)
-    W = as_dlarray(weights, "weights", where)
-    c_axis = X._fmt.index("C")
-    n, channels = len(space), X.shape[c_axis]
-    if W.ndim == n + 2:
-        groups = 1
-        W = F.reshape(W, W.shape + (1,))
-    elif W.ndim == n + 3:
-        groups = W.shape[n + 2]
-    else:
-        raise ValueError(f"{where}: weights must have {n + 2} dimensions (filter sizes, numFilters, numChannels) or "
-                         f"{n + 3} (filter sizes, numFiltersPerGroup, numChannelsPerGroup, numGroups) for X with "
-                         f"{n} spatial dimensions, got shape {W.shape}")
-    per_group_out, per_group_in = W.shape[n], W.shape[n + 1]
-    filters = per_group_out * groups
-    if per_group_in * groups != channels:
-        raise ValueError(f"{where}: weights take {per_group_in} channels per group x {groups} groups, but X has "
-                         f"{channels} channels (shape {X.shape}, fmt {X._fmt!r})")
-    b = as_dlarray(bias, "bias", where)
-    if b.size not in (1, filters):
-        raise ValueError(f"{where}: bias must hold {filters} values (one per filter) or one, got shape {b.shape}")
-    kernel = W.shape[:n]
-    stride = per_axis(stride, n, "stride", where)
-    dilation = per_axis(dilation, n, "dilation", where)
-    if any(v < 1 for v in stride + dilation):
-        raise ValueError(f"{where}: stride and dilation must be positive, got {stride} and {dilation}")
+    space, c_axis, W, b, groups, filters, per_group_in, kernel, stride, dilation = \
+        _arguments(X, weights, bias, stride, dilation, where, transposed=True)
+    n = len(space)
     sizes = [X.shape[k] for k in space]
     reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     full = [(m - 1) * s + r for m, s, r in zip(sizes, stride, reach)]
@@ -183,10 +132,51 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
         total = placed if total is None else total + placed
     if total is None:       # every tap cropped away (stride larger than the filter): bias only
         total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), tuple(out) + tuple(rest) + (filters,))
+    return _finish(total, b, filters, X, space, others, c_axis)
+
+
+_Arguments = namedtuple("_Arguments", "space c_axis W b groups filters per_group_in kernel stride dilation")
+
+
+def _arguments(X, weights, bias, stride, dilation, where: str, transposed: bool) -> _Arguments:
+    """The checked arguments both convolutions share: X's spatial and channel
+    axes, the weights in their 5-D grouped form (a 4-D form gets G = 1), the
+    group and filter counts, the bias, the filter size, stride and dilation.
+    dlconv's weights are ``filter... x C/G x F/G x G``, dltranspconv's the same
+    array read the other way (``filter... x F/G x C/G x G``)."""
+    space = spatial_axes(X, where, channels=True)
+    W = as_dlarray(weights, "weights", where)
+    c_axis = X._fmt.index("C")
+    n, channels = len(space), X.shape[c_axis]
+    if W.ndim == n + 2:
+        W = F.reshape(W, W.shape + (1,))
+    elif W.ndim != n + 3:
+        layout = "numFilters, numChannels" if transposed else "C, F"
+        grouped = "numFiltersPerGroup, numChannelsPerGroup, numGroups" if transposed else "C/G, F/G, G"
+        raise ValueError(f"{where}: weights must have {n + 2} dimensions (filter sizes, {layout}) or {n + 3} "
+                         f"(filter sizes, {grouped}) for X with {n} spatial dimensions, got shape {W.shape}")
+    groups = W.shape[n + 2]
+    per_group_in, per_group_out = (W.shape[n + 1], W.shape[n]) if transposed else (W.shape[n], W.shape[n + 1])
+    filters = per_group_out * groups
+    if per_group_in * groups != channels:
+        raise ValueError(f"{where}: weights take {per_group_in} channels per group x {groups} groups, but X has "
+                         f"{channels} channels (shape {X.shape}, fmt {X._fmt!r})")
+    b = as_dlarray(bias, "bias", where)
+    if b.size not in (1, filters):
+        raise ValueError(f"{where}: bias must hold {filters} values (one per filter) or one, got shape {b.shape}")
+    stride = per_axis(stride, n, "stride", where)
+    dilation = per_axis(dilation, n, "dilation", where)
+    if any(v < 1 for v in stride + dilation):
+        raise ValueError(f"{where}: stride and dilation must be positive, got {stride} and {dilation}")
+    return _Arguments(space, c_axis, W, b, groups, filters, per_group_in, W.shape[:n], stride, dilation)
+
+
+def _finish(total, b, filters: int, X, space, others, c_axis):
+    """Add the bias to the channels-last result and put it back in X's
+    layout: spatial and other axes where they were, the filters in C's place."""
     total = total + F.reshape(b, (-1,)) if b.size == filters else total + F.reshape(b, ())
     order = space + others + [c_axis]
-    inverse = [order.index(k) for k in range(X.ndim)]
-    Y = F.transpose(total, inverse)
+    Y = F.transpose(total, [order.index(k) for k in range(X.ndim)])
     Y._fmt = X._fmt
     return Y
 
