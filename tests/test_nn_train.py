@@ -135,3 +135,27 @@ def test_zerocenter_mean_comes_from_the_training_data():
     relu_in = nn.predict(net.network, X, outputs="featureinput")
     np.testing.assert_allclose(symdl.extractdata(relu_in), X - X.mean(axis=1, keepdims=True), rtol=1e-5, atol=1e-5)
     assert layers[0].mean is None                      # the caller's layer is not changed
+
+
+@pytest.mark.parametrize("solver", ["sgdm", "adam", "rmsprop"])
+def test_each_training_step_is_one_native_call_of_one_trace(solver, monkeypatch, tmp_path):
+    """The loss, gradients and the solver's update of a step are one
+    dlaccelerate call: a whole run compiles two programs (the first step,
+    whose solver state is still None, and every later step), however many
+    iterations and learning rates it has."""
+    from symdl.compiler.pipeline import STATS
+    monkeypatch.setenv("SYMDL_CACHE_DIR", "0")
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 96)
+    X = np.stack([y * 2.0 - 1.0, rng.normal(size=96)]) + 0.1 * rng.normal(size=(2, 96))
+    symdl.seed(1)
+    layers = [nn.feature_input_layer(2), nn.fully_connected_layer(3), nn.relu_layer(), nn.fully_connected_layer(2),
+              nn.softmax_layer(), nn.classification_layer()]
+    opts = nn.training_options(solver, max_epochs=6, mini_batch_size=16, initial_learn_rate=0.05, verbose=False,
+                               learn_rate_schedule="piecewise", learn_rate_drop_period=2)
+    before = STATS["compiled"]
+    net, info = nn.train_network(X, y, layers, opts)
+    assert len(info["training_loss"]) == 36
+    assert STATS["compiled"] - before == 2
+    assert len(set(info["base_learn_rate"])) == 3           # three learning rates, still one trace
+    assert float((nn.classify(net, X) == y).mean()) > 0.9

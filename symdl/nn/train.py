@@ -177,6 +177,28 @@ def _loss_step(net, X, T, l2: float, classification: bool):
     return data_loss, dlgradient(loss, net), state, Y
 
 
+def _train_step(net, state1, state2, iteration, learn_rate, X, T, l2: float, classification: bool,
+                solver: str, hyper: tuple):
+    """One whole training step (loss, gradients, the solver's update), run as
+    one native call under ``dlaccelerate``: ``iteration`` and ``learn_rate``
+    are scalar dlarrays, so one trace serves every step (the first step, with
+    the solver's state still None, has its own)."""
+    loss, grad, state, Y = _loss_step(net, X, T, l2, classification)
+    net = copy.copy(net)
+    net.state = state
+    if solver == "sgdm":
+        (momentum,) = hyper
+        net, state1 = sgdmupdate(net, grad, state1, learn_rate=learn_rate, momentum=momentum)
+    elif solver == "adam":
+        decay, sq_decay, eps = hyper
+        net, state1, state2 = adamupdate(net, grad, state1, state2, iteration, learn_rate=learn_rate,
+                                         grad_decay=decay, sq_grad_decay=sq_decay, epsilon=eps)
+    else:
+        sq_decay, eps = hyper
+        net, state1 = rmspropupdate(net, grad, state1, learn_rate=learn_rate, sq_grad_decay=sq_decay, epsilon=eps)
+    return loss, net, state1, state2, Y
+
+
 def _sumsq(w):
     return F.sum(w * w)
 
@@ -202,8 +224,8 @@ def train_network(X, Y, layers, options: TrainingOptions):
     ``X``: images ``(H, W, C, N)`` or features ``(C, N)``; ``Y``: a 1-D array
     of class labels (ints or strings) for classification, responses
     ``(R, N)`` or ``(N,)`` for regression.  Each mini-batch's loss and
-    gradients are one call of a ``dlaccelerate``d function; the update uses
-    the solver of ``options``.  The last partial mini-batch of an epoch is
+    gradients and the solver's update are one call of a ``dlaccelerate``d
+    function (one native call per step).  The last partial mini-batch of an epoch is
     discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
     printed every ``verbose_frequency`` iterations.  ``info`` holds
     ``training_loss``, ``training_accuracy`` (classification) and
@@ -261,7 +283,10 @@ def train_network(X, Y, layers, options: TrainingOptions):
     net = dlnetwork(layers[:-1])
     mb = min(options.mini_batch_size, n)
     per_epoch = n // mb
-    step = dlaccelerate(_loss_step)
+    step = dlaccelerate(_train_step)   # the whole step, one native call
+    hyper = {"sgdm": (options.momentum,),
+             "adam": (options.gradient_decay_factor, options.squared_gradient_decay_factor, options.epsilon),
+             }.get(options.solver, (options.squared_gradient_decay_factor, options.epsilon))
     rng = _rng()                       # symdl.seed(k) makes the shuffling reproducible
     order = rng.permutation(n) if options.shuffle in ("once", "every-epoch") else np.arange(n)
     fmt = layers[0].fmt
@@ -281,20 +306,9 @@ def train_network(X, Y, layers, options: TrainingOptions):
             idx = order[b * mb:(b + 1) * mb]
             Xb = dlarray(Xa[..., idx].astype(np.float32), fmt)
             Tb = dlarray(targets[:, idx], "CB")
-            loss, grad, state, Yb = dlfeval(step, net, Xb, Tb, options.l2_regularization, classification)
-            net.state = state
-            if options.solver == "sgdm":
-                lrn, state1 = sgdmupdate(net.learnables, grad, state1, learn_rate=lr, momentum=options.momentum)
-            elif options.solver == "adam":
-                lrn, state1, state2 = adamupdate(net.learnables, grad, state1, state2, iteration, learn_rate=lr,
-                                                 grad_decay=options.gradient_decay_factor,
-                                                 sq_grad_decay=options.squared_gradient_decay_factor,
-                                                 epsilon=options.epsilon)
-            else:
-                lrn, state1 = rmspropupdate(net.learnables, grad, state1, learn_rate=lr,
-                                            sq_grad_decay=options.squared_gradient_decay_factor,
-                                            epsilon=options.epsilon)
-            net.learnables = lrn
+            loss, net, state1, state2, Yb = dlfeval(
+                step, net, state1, state2, dlarray(np.float32(iteration)), dlarray(np.float32(lr)), Xb, Tb,
+                options.l2_regularization, classification, options.solver, hyper)
             loss_value = float(extractdata(loss))
             accuracy = None
             if classification:
