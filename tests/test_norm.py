@@ -150,3 +150,14 @@ def test_crosschannelnorm_bad_input():
         symdl.crosschannelnorm(X, 0)
     with pytest.raises(TypeError, match="crosschannelnorm: beta must be a finite real number"):
         symdl.crosschannelnorm(X, 3, beta="x")
+
+
+def test_crosschannelnorm_window_wider_than_the_channels():
+    """A window of any width (even 2**62) covers at most every channel: the
+    same result as a window of all channels, at once (it used to loop over
+    the window's width)."""
+    X = symdl.dlarray(np.arange(1.0, 4.0).reshape(3, 1), "CB")
+    for w in (7, 2 ** 62):
+        got = symdl.extractdata(symdl.crosschannelnorm(X, w, alpha=1.0, beta=1.0, k=0.0)).ravel()
+        # every channel's window holds all three channels: ss = 1 + 4 + 9, divided by the window size
+        np.testing.assert_allclose(got, np.arange(1.0, 4.0) / (14.0 / w), rtol=1e-12)

@@ -212,7 +212,10 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
     channels, before = X.shape[c], (int(w) - 1) // 2
     sq = X * X
     ss = None
-    for shift in range(-before, int(w) - before):      # channel c + shift contributes to channel c
+    after = int(w) - 1 - before
+    # channel c + shift contributes to channel c; shifts of a channel count or more reach no channel
+    # (a window wider than the channels is fine, and a huge one must not loop for ever)
+    for shift in range(-min(before, channels), min(after, channels) + 1):
         lo, hi = max(0, -shift), min(channels, channels - shift)
         if lo >= hi:
             continue
