@@ -28,7 +28,8 @@ def test_progress_table_rows_match_the_history(capsys):
                                verbose_frequency=5)
     net, info = nn.train_network(X, y, _layers(), opts)
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == out[3] == out[-1] == "|" + "=" * 89 + "|"
+    assert out[0] == out[3] == out[-1] == "|" + "=" * 88 + "|"
+    assert {len(line) for line in out} == {90}   # every line of the table as wide as the separator
     assert "Epoch" in out[1] and "Mini-batch" in out[1] and "Loss" in out[2] and "Accuracy" in out[2]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out[4:-1]]
     total = 7 * 3
@@ -106,10 +107,12 @@ def test_training_errors():
     X, y = _blobs(n=10)
     with pytest.raises(ValueError, match="solver"):
         nn.training_options("lbfgs")
-    with pytest.raises(ValueError, match="validation_data"):
-        nn.training_options("adam", validation_data=(X, y))
-    with pytest.raises(ValueError, match="plots"):
-        nn.training_options("adam", plots="training-progress")
+    with pytest.raises(TypeError, match="validation_data must be a pair"):
+        nn.training_options("adam", validation_data=X)
+    with pytest.raises(ValueError, match="plots must be 'none' or 'training-progress'"):
+        nn.training_options("adam", plots="everything")
+    with pytest.raises(ValueError, match="validation_frequency"):
+        nn.training_options("adam", validation_frequency=0)
     with pytest.raises(ValueError, match="max_epochs"):
         nn.training_options("adam", max_epochs=0)
     opts = nn.training_options(verbose=False, max_epochs=1)
@@ -159,3 +162,74 @@ def test_each_training_step_is_one_native_call_of_one_trace(solver, monkeypatch,
     assert STATS["compiled"] - before == 2
     assert len(set(info["base_learn_rate"])) == 3           # three learning rates, still one trace
     assert float((nn.classify(net, X) == y).mean()) > 0.9
+
+
+def test_validation_data_every_validation_frequency_iterations_and_at_the_end(capsys):
+    """Validation loss and accuracy are those of predict on the validation set
+    (computed here independently from the final network), at iteration 1,
+    every validation_frequency iterations and the last; NaN elsewhere; the
+    progress table shows them in two more columns."""
+    X, y = _blobs(n=96, seed=0)
+    Xv, yv = _blobs(n=40, seed=5)
+    symdl.seed(2)
+    opts = nn.training_options("adam", max_epochs=5, mini_batch_size=32, initial_learn_rate=0.05,
+                               validation_data=(Xv, yv), validation_frequency=4, verbose_frequency=4)
+    net, info = nn.train_network(X, y, _layers(), opts)
+    total = 5 * 3
+    checked = [k + 1 for k, v in enumerate(info["validation_loss"]) if not np.isnan(v)]
+    assert checked == [1, 4, 8, 12, 15] and len(info["validation_loss"]) == total
+    # the last validation point is the trained network's loss and accuracy on the validation set
+    Yv = symdl.extractdata(nn.predict(net.network, symdl.dlarray(Xv.astype(np.float32), "CB")))
+    T = np.eye(3)[:, yv]
+    expected_loss = -np.sum(T * np.log(Yv)) / len(yv)
+    assert info["validation_loss"][-1] == pytest.approx(expected_loss, rel=1e-4)
+    assert info["validation_accuracy"][-1] == pytest.approx(100.0 * np.mean(Yv.argmax(0) == yv))
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert "Validation" in lines[1] and len({len(line) for line in lines}) == 1
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:-1]]
+    assert [int(r[1]) for r in rows] == [1, 4, 8, 12, 15]
+    for r in rows:
+        k = int(r[1]) - 1
+        assert float(r[5]) == pytest.approx(info["validation_loss"][k], abs=5e-5)
+        assert float(r[6].rstrip("%")) == pytest.approx(info["validation_accuracy"][k], abs=5e-3)
+    assert out.err == ""          # not a terminal: no progress bar
+
+
+def test_training_progress_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib", reason="the training plot needs matplotlib (an optional extra)")
+    X, y = _blobs(n=64)
+    path = tmp_path / "progress.png"
+    opts = nn.training_options("sgdm", max_epochs=3, mini_batch_size=16, verbose=False, validation_data=(X, y),
+                               validation_frequency=2, plots="training-progress", plots_file=str(path))
+    symdl.seed(3)
+    nn.train_network(X, y, _layers(), opts)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_validation_labels_must_be_training_classes():
+    X, y = _blobs(n=32)
+    opts = nn.training_options("adam", max_epochs=1, verbose=False, validation_data=(X, np.full(32, 7)))
+    with pytest.raises(ValueError, match="label 7 of the validation Y is not among the classes"):
+        nn.train_network(X, y, _layers(), opts)
+    opts = nn.training_options("adam", max_epochs=1, verbose=False, validation_data=(X[:1], y))
+    with pytest.raises(ValueError, match="validation_data"):
+        nn.train_network(X, y, _layers(), opts)
+
+
+def test_a_progress_bar_on_a_terminal(monkeypatch, capsys):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    X, y = _blobs(n=64)
+    opts = nn.training_options("adam", max_epochs=2, mini_batch_size=16, initial_learn_rate=0.05)
+    symdl.seed(4)
+    nn.train_network(X, y, _layers(), opts)
+    drawn = term.getvalue()
+    assert drawn.count("\r") == 8 and drawn.endswith("] 8/8 iterations\n")
+    assert "[###############...............] 4/8 iterations" in drawn

@@ -1,13 +1,14 @@
-"""MATLAB's ``trainingOptions``, ``trainNetwork`` and ``classify`` (a first
-slice: solvers 'sgdm', 'adam', 'rmsprop'; learn-rate schedules; shuffling;
-the progress table of the seeds).  Not yet: validation data, the training
-plot, the progress bar and the parallel (Dask) environment: asking for them
-is a ValueError naming the option."""
+"""MATLAB's ``trainingOptions``, ``trainNetwork`` and ``classify``: solvers
+'sgdm', 'adam', 'rmsprop'; learn-rate schedules; shuffling; validation
+data; the progress table of the seeds, a progress bar on a terminal and the
+training-progress plot (a PNG).  Not yet: the parallel (Dask) environment,
+which is a ValueError naming the option."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import time
 from numbers import Integral, Real
 
@@ -47,6 +48,10 @@ class TrainingOptions:
     shuffle: str
     verbose: bool
     verbose_frequency: int
+    validation_data: tuple | None = None
+    validation_frequency: int = 50
+    plots: str = "none"
+    plots_file: str = "training-progress.png"
 
 
 def _int(value, name: str, low: int = 1) -> int:
@@ -72,12 +77,19 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
                      momentum: float = 0.9, gradient_decay_factor: float = 0.9,
                      squared_gradient_decay_factor: float | None = None, epsilon: float = 1e-8,
                      l2_regularization: float = 1e-4, shuffle: str = "once", verbose: bool = True,
-                     verbose_frequency: int = 50, validation_data=None, plots: str = "none",
+                     verbose_frequency: int = 50, validation_data=None, validation_frequency: int = 50,
+                     plots: str = "none", plots_file: str = "training-progress.png",
                      execution_environment: str = "auto") -> TrainingOptions:
     """MATLAB's ``trainingOptions(solverName, ...)`` with MATLAB's defaults
     (initial learn rate 0.01 for 'sgdm', 0.001 for 'adam' and 'rmsprop';
     squared gradient decay 0.999 for 'adam', 0.9 for 'rmsprop'; L2
     regularisation 1e-4 on every learnable but biases).
+
+    ``validation_data=(X, Y)`` is evaluated every ``validation_frequency``
+    iterations and at the end (loss and accuracy, in the progress table and
+    ``info``); ``plots='training-progress'`` writes MATLAB's training plot,
+    loss and accuracy per iteration with the validation points, to
+    ``plots_file`` (a PNG; needs matplotlib).
 
     Example:
         >>> from symdl import nn
@@ -87,11 +99,19 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
     """
     if solver not in _SOLVERS:
         raise ValueError(f"training_options: solver must be one of {list(_SOLVERS)}, got {solver!r}")
-    if validation_data is not None:
-        raise ValueError("training_options: validation_data is not available in this version of symdl")
+    if validation_data is not None and (not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2):
+        raise TypeError(f"training_options: validation_data must be a pair (X, Y), got "
+                        f"{type(validation_data).__name__}")
+    if plots not in ("none", "training-progress"):
+        raise ValueError(f"training_options: plots must be 'none' or 'training-progress', got {plots!r}")
     if plots != "none":
-        raise ValueError(f"training_options: plots={plots!r} is not available in this version of symdl "
-                         "(only 'none')")
+        if not isinstance(plots_file, str) or not plots_file:
+            raise TypeError(f"training_options: plots_file must be a file name, got {plots_file!r}")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("training_options: plots='training-progress' needs matplotlib "
+                             "(pip install matplotlib)") from None
     if execution_environment not in ("auto", "cpu"):
         raise ValueError(f"training_options: execution_environment must be 'auto' or 'cpu' in this version, "
                          f"got {execution_environment!r}")
@@ -117,7 +137,10 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
         squared_gradient_decay_factor=_float(sq, "squared_gradient_decay_factor", 0.0, 1.0, True),
         epsilon=_float(epsilon, "epsilon", 0.0), l2_regularization=_float(l2_regularization,
                                                                           "l2_regularization", 0.0),
-        shuffle=shuffle, verbose=bool(verbose), verbose_frequency=_int(verbose_frequency, "verbose_frequency"))
+        shuffle=shuffle, verbose=bool(verbose), verbose_frequency=_int(verbose_frequency, "verbose_frequency"),
+        validation_data=None if validation_data is None else tuple(validation_data),
+        validation_frequency=_int(validation_frequency, "validation_frequency"), plots=plots,
+        plots_file=plots_file)
 
 
 class TrainedNetwork:
@@ -203,17 +226,112 @@ def _sumsq(w):
     return F.sum(w * w)
 
 
-def _header() -> str:
-    line = "|" + "=" * 89 + "|"
-    return "\n".join([line,
-                      "|  Epoch  |  Iteration  |  Time Elapsed  |  Mini-batch  |  Mini-batch  |  Base Learning  |",
-                      "|         |             |   (seconds)    |     Loss     |   Accuracy   |      Rate       |",
-                      line])
+def _header(validation: bool) -> str:
+    cells = [("Epoch", ""), ("Iteration", ""), ("Time Elapsed", "(seconds)"), ("Mini-batch", "Loss"),
+             ("Mini-batch", "Accuracy")]
+    if validation:
+        cells += [("Validation", "Loss"), ("Validation", "Accuracy")]
+    cells.append(("Base Learning", "Rate"))
+    widths = _widths(validation)
+    top = "|" + "|".join(f"{a:^{w}}" for (a, _), w in zip(cells, widths)) + "|"
+    bottom = "|" + "|".join(f"{b:^{w}}" for (_, b), w in zip(cells, widths)) + "|"
+    line = "|" + "=" * (len(top) - 2) + "|"
+    return "\n".join([line, top, bottom, line])
 
 
-def _row(epoch, iteration, elapsed, loss, accuracy, lr) -> str:
-    acc = f"{accuracy:11.2f}%" if accuracy is not None else " " * 12
-    return f"| {epoch:7d} | {iteration:11d} | {elapsed:14.2f} | {loss:12.4f} | {acc} | {lr:15.4f} |"
+def _widths(validation: bool) -> list[int]:
+    return [9, 13, 16, 14, 14] + ([14, 14] if validation else []) + [17]
+
+
+def _row(epoch, iteration, elapsed, loss, accuracy, lr, validation=None) -> str:
+    """One line of the progress table; ``validation``: None (no validation
+    data), or (loss, accuracy) with None where this iteration did not validate."""
+    def number(v, fmt):
+        return "" if v is None else format(v, fmt)
+    cells = [f"{epoch:d}", f"{iteration:d}", f"{elapsed:.2f}", f"{loss:.4f}", number(accuracy, ".2f") +
+             ("%" if accuracy is not None else "")]
+    if validation is not None:
+        vl, va = validation
+        cells += [number(vl, ".4f"), number(va, ".2f") + ("%" if va is not None else "")]
+    cells.append(f"{lr:.4f}")
+    return "|" + "|".join(f" {c:>{w - 2}} " for c, w in zip(cells, _widths(validation is not None))) + "|"
+
+
+def _targets(Y, n: int, classification: bool, classes, where: str, name: str = "Y"):
+    """(targets 'CB' float32, class codes or None, classes) of labels or responses ``Y``."""
+    Ya = np.asarray(extractdata(Y) if isinstance(Y, dlarray) else Y)
+    if classification:
+        if Ya.ndim != 1 or Ya.shape[0] != n:
+            raise ValueError(f"{where}: {name} must be a 1-D array of {n} class labels, got shape {Ya.shape}")
+        if classes is None:
+            classes = np.unique(Ya)
+        index = {c: k for k, c in enumerate(classes.tolist())}
+        try:
+            codes = np.array([index[v] for v in Ya.tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"{where}: label {exc.args[0]!r} of {name} is not among the classes "
+                             f"{classes.tolist()}") from None
+        return np.eye(len(classes), dtype=np.float32)[:, codes], codes, classes
+    if Ya.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: regression responses {name} must be numeric, got dtype {Ya.dtype}")
+    targets = Ya.reshape(1, -1) if Ya.ndim == 1 else Ya
+    if targets.shape[-1] != n:
+        raise ValueError(f"{where}: {name} must have {n} observations (last axis), got shape {Ya.shape}")
+    return targets.astype(np.float32), None, None
+
+
+def _validation_loss(net, X, T, classification: bool):
+    """Inference behaviour (running statistics, no dropout), as MATLAB validates."""
+    Y = predict(net, X)
+    return (crossentropy(Y, T) if classification else mse(Y, T)), Y
+
+
+def _validate(evaluate, net, Xv, Tv, codes, fmt: str, batch: int, classification: bool):
+    """(loss, accuracy in % or None) over the whole validation set, in mini-batches."""
+    n = Xv.shape[-1]
+    total, correct = 0.0, 0
+    for s in range(0, n, batch):
+        Xb = dlarray(Xv[..., s:s + batch].astype(np.float32), fmt)
+        loss, Y = dlfeval(evaluate, net, Xb, dlarray(Tv[:, s:s + batch], "CB"), classification)
+        m = Xb.shape[-1]
+        total += float(extractdata(loss)) * m      # both losses are means over the observations
+        if classification:
+            correct += int(np.sum(extractdata(Y).argmax(0) == codes[s:s + batch]))
+    return total / n, (100.0 * correct / n if classification else None)
+
+
+def _progress_bar(done: int, total: int, width: int = 30) -> None:
+    """A one-line bar on the terminal (stderr), redrawn in place."""
+    filled = int(width * done / total)
+    sys.stderr.write(f"\rtraining [{'#' * filled}{'.' * (width - filled)}] {done}/{total} iterations")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _plot(info: dict, path: str, classification: bool) -> None:
+    """MATLAB's training-progress figure as a PNG: accuracy (classification)
+    and loss per iteration, the validation points on top."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    rows = 2 if classification else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 3 * rows), sharex=True, squeeze=False)
+    its = np.arange(1, len(info["training_loss"]) + 1)
+    panels = ([("training_accuracy", "validation_accuracy", "accuracy (%)")] if classification else []) + \
+        [("training_loss", "validation_loss", "loss")]
+    for ax, (train, val, label) in zip(axes[:, 0], panels):
+        ax.plot(its, info[train], lw=1, label="training (mini-batch)")
+        if info.get(val) is not None:
+            v = np.asarray(info[val], dtype=float)
+            ax.plot(its[~np.isnan(v)], v[~np.isnan(v)], "o--", color="k", ms=4, label="validation")
+        ax.set_ylabel(label)
+        ax.legend(loc="best")
+    axes[-1, 0].set_xlabel("iteration")
+    fig.suptitle("training progress")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def train_network(X, Y, layers, options: TrainingOptions):
@@ -260,25 +378,14 @@ def train_network(X, Y, layers, options: TrainingOptions):
     classification = isinstance(output, _Classification)
     Xa = _observations(X, layers[0], where)
     n = Xa.shape[-1]
-    Ya = np.asarray(Y)
-    if classification:
-        if Ya.ndim != 1 or Ya.shape[0] != n:
-            raise ValueError(f"{where}: Y must be a 1-D array of {n} class labels, got shape {Ya.shape}")
-        classes = np.unique(Ya) if isinstance(output.classes, str) else np.asarray(output.classes)
-        index = {c: k for k, c in enumerate(classes.tolist())}
-        try:
-            codes = np.array([index[v] for v in Ya.tolist()])
-        except KeyError as exc:
-            raise ValueError(f"{where}: label {exc.args[0]!r} is not among the classes {classes.tolist()}") from None
-        targets = np.eye(len(classes), dtype=np.float32)[:, codes]
-    else:
-        if Ya.dtype.kind not in "biuf":
-            raise TypeError(f"{where}: regression responses must be numeric, got dtype {Ya.dtype}")
-        targets = Ya.reshape(1, -1) if Ya.ndim == 1 else Ya
-        if targets.shape[-1] != n:
-            raise ValueError(f"{where}: Y must have {n} observations (last axis), got shape {Ya.shape}")
-        targets = targets.astype(np.float32)
-        classes, codes = None, None
+    declared = getattr(output, "classes", "auto")   # a classification layer's classes, or 'auto'
+    targets, codes, classes = _targets(Y, n, classification, None if isinstance(declared, str)
+                                       else np.asarray(declared), where)
+    validation = options.validation_data is not None
+    if validation:
+        Xv = _observations(options.validation_data[0], layers[0], where + " (validation_data)")
+        Tv, codes_v, _ = _targets(options.validation_data[1], Xv.shape[-1], classification, classes,
+                                  where + " (validation_data)", "the validation Y")
     layers[0] = _with_statistics(layers[0], Xa)
     net = dlnetwork(layers[:-1])
     mb = min(options.mini_batch_size, n)
@@ -292,9 +399,13 @@ def train_network(X, Y, layers, options: TrainingOptions):
     fmt = layers[0].fmt
     state1 = state2 = None
     info = {"training_loss": [], "training_accuracy": [] if classification else None, "base_learn_rate": []}
+    if validation:
+        evaluate = dlaccelerate(_validation_loss)
+        info["validation_loss"], info["validation_accuracy"] = [], [] if classification else None
     start = time.perf_counter()
     if options.verbose:
-        print(_header())
+        print(_header(validation))
+    bar = options.verbose and sys.stderr.isatty()   # a progress bar on a terminal only
     iteration = 0
     total = options.max_epochs * per_epoch
     for epoch in range(1, options.max_epochs + 1):
@@ -316,11 +427,24 @@ def train_network(X, Y, layers, options: TrainingOptions):
                 info["training_accuracy"].append(accuracy)
             info["training_loss"].append(loss_value)
             info["base_learn_rate"].append(lr)
+            checked = None
+            if validation:
+                val_loss = val_acc = None
+                if iteration == 1 or iteration % options.validation_frequency == 0 or iteration == total:
+                    val_loss, val_acc = _validate(evaluate, net, Xv, Tv, codes_v, fmt, mb, classification)
+                info["validation_loss"].append(np.nan if val_loss is None else val_loss)
+                if classification:
+                    info["validation_accuracy"].append(np.nan if val_acc is None else val_acc)
+                checked = (val_loss, val_acc)
             if options.verbose and (iteration == 1 or iteration % options.verbose_frequency == 0
                                     or iteration == total):
-                print(_row(epoch, iteration, time.perf_counter() - start, loss_value, accuracy, lr))
+                print(_row(epoch, iteration, time.perf_counter() - start, loss_value, accuracy, lr, checked))
+            if bar:
+                _progress_bar(iteration, total)
     if options.verbose:
-        print("|" + "=" * 89 + "|")
+        print("|" + "=" * (len(_header(validation).splitlines()[0]) - 2) + "|")
+    if options.plots == "training-progress":
+        _plot(info, options.plots_file, classification)
     return TrainedNetwork(net, output, classes), info
 
 
