@@ -23,6 +23,7 @@ from numpy import *  # noqa: F403  (numpy's namespace, overridden below where dl
 from numpy import random  # noqa: F401
 
 from . import functions as _F
+from .compiler.keys import ByIdentity
 from .np import _common
 
 globals().pop("test", None)  # numpy's test runner: not a function of arrays (and pytest would try to collect it)
@@ -167,7 +168,7 @@ def _build(obj):
     constants, distinct, position = [], {}, []
     for v in leaves:
         if isinstance(v, _F.dlarray):
-            key = ("node", v._node) if v._node is not None else ("value", id(v))
+            key = ("node", v._node) if v._node is not None else ("value", ByIdentity(v))
             distinct.setdefault(key, v)
             position.append(key)
         else:

@@ -25,7 +25,7 @@ import numpy as np
 from ..array import dlarray
 from ..tree import Treedef, tree_flatten
 from .pipeline import build_artifact, debug, gc_paused
-from .keys import FLOAT_PART, Unkeyable, signature_key, unkeyable_error
+from .keys import FLOAT_PART, ByIdentity, Unkeyable, signature_key, unkeyable_error
 from .trace import Program, leaf_array, trace_program
 from .watch import FunctionWatch
 
@@ -207,7 +207,7 @@ class SignatureCache:
         self._native = None  # (dispatcher, trace, hit counter) of the all-float dispatcher
         self._native_seen = 0
         self._native_tried: Trace | None = None
-        self._statics: dict[int, Any] = {}  # functions passed as static arguments: watched too
+        self._statics: dict[ByIdentity, Any] = {}  # functions passed as static arguments: watched too
         self._watch = FunctionWatch(self.function)
 
     # ------------------------------------------------------------ statistics
@@ -390,7 +390,7 @@ class SignatureCache:
             # What the function reads is judged against the state after this run:
             # its own side effects while tracing (a call counter) are not edits.
             for fn in found:
-                self._statics.setdefault(id(fn), fn)
+                self._statics.setdefault(ByIdentity(fn), fn)
             self._watch = FunctionWatch(self.function, self._statics.values())
             self._drop_native()  # its probes are those of the old watch
             artifact, outputs = build_artifact(program.inputs, program.graph_outputs)

@@ -18,10 +18,10 @@ from ..tree import Treedef, tree_flatten
 from .trace import leaf_array
 from ..ir.shapes import dtype_name
 
-__all__ = ["signature_key", "static_key", "Unkeyable", "unkeyable_error", "FLOAT_PART"]
+__all__ = ["signature_key", "static_key", "Unkeyable", "unkeyable_error", "FLOAT_PART", "ByIdentity"]
 
 
-class _Same:
+class ByIdentity:
     """Identity as a key, holding the object so that its address is never
     reused while the key exists."""
 
@@ -31,7 +31,7 @@ class _Same:
         self.obj = obj
 
     def __eq__(self, other):
-        return type(other) is _Same and other.obj is self.obj
+        return type(other) is ByIdentity and other.obj is self.obj
 
     def __hash__(self):
         return id(self.obj)
@@ -113,17 +113,17 @@ def static_key(value: Any, found: list | None = None) -> Any:
     if isinstance(value, np.generic):
         return ("numpy", value.dtype.str, value.tobytes()) if value.dtype.kind != "O" else static_key(value.item())
     if isinstance(value, enum.Enum):
-        return ("enum", _Same(type(value)), value.name)
+        return ("enum", ByIdentity(type(value)), value.name)
     if isinstance(value, types.FunctionType):
         found.append(value)  # user code: watched as fun is
-        return ("function", _Same(value))
+        return ("function", ByIdentity(value))
     if isinstance(value, types.MethodType):
         found.append(value)  # and a bound method's object, as for fun
-        return ("method", _Same(value.__self__), _Same(value.__func__))
+        return ("method", ByIdentity(value.__self__), ByIdentity(value.__func__))
     if isinstance(value, _FIXED_CALLABLES):
-        return ("object", _Same(value))  # builtins, ufuncs, classes, modules: fixed once made
+        return ("object", ByIdentity(value))  # builtins, ufuncs, classes, modules: fixed once made
     if _has_value_semantics(type(value)):
-        return ("value", _Same(type(value)), value)
+        return ("value", ByIdentity(type(value)), value)
     raise Unkeyable(value)
 
 

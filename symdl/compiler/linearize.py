@@ -33,6 +33,7 @@ from ..tracing import active_root
 from ..tree import tree_flatten, tree_unflatten
 from .trace import is_numeric_leaf
 from .transforms import _wrap
+from .keys import ByIdentity
 from .pipeline import check_ieee
 from .standins import leaf_node, stand_in
 from .vmap import InlineTransform, output_nodes
@@ -49,10 +50,10 @@ def _transform(fun: Callable, kind: tuple, make: Callable[[Callable], InlineTran
     recently used out).  A bound method is keyed by its object and function:
     ``obj.method`` is a new object on every attribute access."""
     owner, func = getattr(fun, "__self__", None), getattr(fun, "__func__", None)
-    key = ("method", id(owner), id(func)) if owner is not None and func is not None else ("fun", id(fun))
+    key = ("method", ByIdentity(owner), ByIdentity(func)) if owner is not None and func is not None \
+        else ("fun", ByIdentity(fun))
     with _LOCK:
         entry = _TRANSFORMS.get(key)
-        # the entry holds the function, so its id cannot have been reused
         if entry is None:
             entry = _TRANSFORMS[key] = (fun, {})
             while len(_TRANSFORMS) > _KEEP:
