@@ -245,7 +245,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_against_pytorch_when_installed():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional second reference (not in the test extra)")
     C, Cv, B, Nq, Nk, heads = 6, 4, 2, 3, 5, 2
     Q, K, V = qkv(C, Cv, B, Nq, Nk)
     A = RNG.random((Nk, Nq)) > 0.4

@@ -90,7 +90,6 @@ def test_convolution1d_over_time_against_numpy():
 
 
 def test_recurrent_layer_gradients():
-    pytest.importorskip("symdl.ops.recurrent", reason="lstm/gru ops not present")
     _check([nn.sequence_input_layer(2), nn.lstm_layer(2)], (2, 1, 3), True)
     _check([nn.sequence_input_layer(2), nn.gru_layer(2, output_mode="last")], (2, 1, 3), True)
 

@@ -122,7 +122,7 @@ def test_embedding_layer_reads_columns():
 
 
 def test_recurrent_layers_match_the_functional_ops():
-    recurrent = pytest.importorskip("symdl.ops.recurrent", reason="lstm/gru ops not present")
+    from symdl.ops import recurrent
     X = _x(2, 3, 4)
     for layer, fn in ((nn.lstm_layer(5), "lstm"), (nn.gru_layer(5), "gru")):
         net = nn.dlnetwork([nn.sequence_input_layer(2), layer], dtype="float64")
@@ -318,7 +318,6 @@ def test_network_errors():
 
 
 def test_recurrent_output_mode_last_is_the_last_step():
-    pytest.importorskip("symdl.ops.recurrent", reason="lstm/gru ops not present")
     X = _x(2, 3, 4)
     symdl.seed(1)
     seq = nn.dlnetwork([nn.sequence_input_layer(2), nn.lstm_layer(5, name="r")], dtype="float64")

@@ -354,7 +354,7 @@ def test_against_pytorch_when_installed():
     # an independent implementation: PyTorch's LSTM has MATLAB's gate order
     # (i, f, g, o), its GRU is MATLAB's 'recurrent-bias-after-multiplication'
     # (r, z, n; bias_ih, then bias_hh)
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional second reference (not in the test extra)")
     D, N, T, H = 3, 2, 5, 4
     X, H0, C0, W, R, b = lstm_args(D, N, T, H)
     net = torch.nn.LSTM(D, H).double()
