@@ -100,8 +100,9 @@ class Layer:
             return self.forward(*inputs)[0], {}
         return self.predict(*inputs), {}
 
-    def backward(self, *args):   # pragma: no cover - the marker of "no custom backward"
-        raise NotImplementedError
+    def backward(self, *args):   # the marker of "no custom backward" (a subclass overrides it)
+        raise NotImplementedError(f"{type(self).__name__} has no custom backward: its derivatives come from "
+                                  "automatic differentiation of predict/forward")
 
     def _with(self, values: dict) -> Layer:
         """A copy with the given parameter values (the network's current ones)."""
