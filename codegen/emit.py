@@ -38,10 +38,8 @@ def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
         _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
     else:
         from .export import add_c_wrapper
-        n_in = sum(1 for b in plan.buffers if b.kind == "input")
-        n_out = len(plan.outputs)
         em.fn.linkage = "internal"
-        add_c_wrapper(em.module, em.fn, c_name, n_in, n_out, plan.workspace_bytes)
+        add_c_wrapper(em.module, em.fn, c_name, em.n_in, len(plan.outputs), plan.workspace_bytes)
     return str(em.module)
 
 
@@ -129,34 +127,28 @@ def _has_masked_read_below(n: Node, plan: Plan) -> bool:
     return False
 
 
-class _KernelBases(dict):
-    """Buffer base pointers of a kernel function, loaded in its entry block on
-    first use: loading every buffer in every kernel function would make the
-    code quadratic in the number of kernels."""
+class _Bases(dict):
+    """Buffer base pointers of the function being emitted, loaded from its
+    ``args`` in its entry block on first use (constants are module globals,
+    made once).  Loading every buffer up front in every kernel function
+    would make the code quadratic in the number of kernels."""
 
-    def __init__(self, em: Emitter, args: ir.Value, entry_bases: dict):
-        super().__init__()
-        self.em, self.args, self.entry_bases = em, args, entry_bases
-        plan = em.plan
-        self.n_in = sum(1 for b in plan.buffers if b.kind == "input")
-        self.n_out = sum(1 for b in plan.buffers if b.kind == "output")
-        self.buffers = {b.id: b for b in plan.buffers}
+    def __init__(self, em: Emitter, args: ir.Value):
+        super().__init__(em.constants)
+        self.em, self.args = em, args
         self.workspace = None
 
     def __missing__(self, buf_id: int) -> ir.Value:
-        em, buf = self.em, self.buffers[buf_id]
-        if buf.kind not in ("input", "output", "work"):
-            value = self.entry_bases[buf_id]  # a constant: a module global
-        else:
-            with em.b.goto_block(em.alloca_block):  # (before its terminator: dominates every use)
-                if buf.kind == "input":
-                    value = em._load_ptr(self.args, buf.index, f"in{buf.index}")
-                elif buf.kind == "output":
-                    value = em._load_ptr(self.args, self.n_in + buf.index, f"out{buf.index}")
-                else:
-                    if self.workspace is None:
-                        self.workspace = em._load_ptr(self.args, self.n_in + self.n_out, "workspace")
-                    value = em.b.gep(self.workspace, [I64(buf.offset)], source_etype=I8, name=f"w{buf.id}")
+        em, buf = self.em, self.em.buffers[buf_id]
+        with em.b.goto_block(em.alloca_block):  # (before its terminator: dominates every use)
+            if buf.kind == "input":
+                value = em._load_ptr(self.args, buf.index, f"in{buf.index}")
+            elif buf.kind == "output":
+                value = em._load_ptr(self.args, em.n_in + buf.index, f"out{buf.index}")
+            else:
+                if self.workspace is None:
+                    self.workspace = em._load_ptr(self.args, em.n_in + em.n_out, "workspace")
+                value = em.b.gep(self.workspace, [I64(buf.offset)], source_etype=I8, name=f"w{buf.id}")
         self[buf_id] = value
         return value
 
@@ -175,27 +167,18 @@ class Emitter:
         self.alloca_block = entry
         self.b = ir.IRBuilder(entry)
         self.ctx = ScalarContext(self.b, self.module)
+        self.buffers = {buf.id: buf for buf in plan.buffers}
+        self.n_in = sum(1 for buf in plan.buffers if buf.kind == "input")
+        self.n_out = sum(1 for buf in plan.buffers if buf.kind == "output")
+        self.constants: dict[int, ir.Value] = {}   # constant buffers: module globals
         self.bases: dict[int, ir.Value] = {}
         self._fail_block = None
 
     # ------------------------------------------------------------ top level
     def run(self) -> None:
         plan = self.plan
-        n_in = sum(1 for b in plan.buffers if b.kind == "input")
-        n_out = sum(1 for b in plan.buffers if b.kind == "output")
-        args = self.fn.args[0]
-        workspace = None
-        if any(b.kind == "work" for b in plan.buffers):
-            workspace = self._load_ptr(args, n_in + n_out, "workspace")
         for buf in plan.buffers:
-            if buf.kind == "input":
-                self.bases[buf.id] = self._load_ptr(args, buf.index, f"in{buf.index}")
-            elif buf.kind == "output":
-                self.bases[buf.id] = self._load_ptr(args, n_in + buf.index, f"out{buf.index}")
-            elif buf.kind == "work":
-                self.bases[buf.id] = self.b.gep(workspace, [I64(buf.offset)], source_etype=I8,
-                                                name=f"w{buf.id}")
-            else:
+            if buf.kind not in ("input", "output", "work"):
                 data = bytearray(buf.data.astype(buf.data.dtype.newbyteorder("=")).tobytes())
                 ty = ir.ArrayType(I8, len(data))
                 g = ir.GlobalVariable(self.module, ty, f"const{buf.id}")
@@ -203,7 +186,8 @@ class Emitter:
                 g.linkage = "internal"
                 g.align = 64
                 g.initializer = ir.Constant(ty, data)
-                self.bases[buf.id] = g
+                self.constants[buf.id] = g
+        self.bases = _Bases(self, self.fn.args[0])
         if len(plan.kernels) <= SPLIT_ABOVE:
             for kernel in plan.kernels:
                 self._kernel(kernel)
@@ -214,12 +198,12 @@ class Emitter:
         # LLVM's optimisation and code generation grow faster than linearly
         # with a function's size, so one huge function took minutes where
         # the same code in small functions takes seconds.
-        entry = (self.fn, self.b, self.alloca_block, dict(self.bases))
+        entry = (self.fn, self.b, self.alloca_block, self.bases)
         for k, kernel in enumerate(plan.kernels):
             fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), f"{self.fn.name}_k{k}")
             fn.linkage = "internal"
             fn.attributes.add("noinline")
-            self._enter(fn, entry[3])
+            self._enter(fn)
             self._kernel(kernel)
             self.b.ret(I32(0))
             self._leave(entry)
@@ -238,19 +222,16 @@ class Emitter:
         else:
             lowering(kernel.node.op).kernel(self, kernel)
 
-    def _enter(self, fn: ir.Function, entry_bases: dict) -> None:
+    def _enter(self, fn: ir.Function) -> None:
         """Emit into ``fn`` (a kernel function taking the entry's ``args``):
-        its own builder, stack slots and error block; buffer bases loaded
-        from ``args`` when the kernel first uses them (constants are module
-        globals, shared)."""
+        its own builder, stack slots, error block and buffer bases."""
         block = fn.append_basic_block("entry")
         self.fn, self.b, self.alloca_block, self._fail_block = fn, ir.IRBuilder(block), block, None
         self.ctx.b = self.b
-        self.bases = _KernelBases(self, fn.args[0], entry_bases)
+        self.bases = _Bases(self, fn.args[0])
 
     def _leave(self, entry: tuple) -> None:
-        self.fn, self.b, self.alloca_block, bases = entry
-        self.bases = dict(bases)
+        self.fn, self.b, self.alloca_block, self.bases = entry
         self.ctx.b = self.b
         self._fail_block = None
 
