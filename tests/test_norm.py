@@ -144,6 +144,72 @@ def test_crosschannelnorm_against_numpy_and_central_differences(w):
     check_grads(f, [x], order=2)
 
 
+def _exact_crosschannel(x, w, alpha, beta, k):
+    """MATLAB's formula with exact squares and window sums (fractions) and the
+    log of the exact denominator: finite wherever the true result is, at any
+    magnitude.  x is channels x observations."""
+    import math
+    from fractions import Fraction
+    channels, before = x.shape[0], (w - 1) // 2
+    out = np.empty(x.shape)
+    for c in range(channels):
+        for b in range(x.shape[1]):
+            window = range(max(0, c - before), min(channels, c - before + w))
+            den = Fraction(k) + Fraction(alpha) / w * sum(Fraction(float(x[j, b])) ** 2 for j in window)
+            v = float(x[c, b])
+            if den == 0:                             # k = 0 and a window of zeros: v / 0
+                out[c, b] = math.copysign(math.inf, v) if v else math.nan
+                continue
+            shift = den.numerator.bit_length() - den.denominator.bit_length()   # den = r 2^shift, r near 1
+            log_den = math.log(den / Fraction(2) ** shift) + shift * math.log(2.0)
+            out[c, b] = math.copysign(math.exp(math.log(abs(v)) - beta * log_den), v) if v else 0.0
+    return out
+
+
+HUGE = np.array([[1e200, 3.0, -1e300, 0.0], [2e200, -1e-300, 1e308, 0.0],
+                 [-5e199, 0.5, 1.0, 1e-320], [1.0, 2.0, 3.0, 0.0]])
+
+
+@pytest.mark.parametrize("k", [2.0, 0.0])
+def test_crosschannelnorm_is_finite_where_the_squares_overflow_or_underflow(k):
+    """|x| > 1e154 overflows x^2 (the formula as written gives x / inf = 0)
+    and, with k = 0, |x| < 1e-162 underflows it (x / 0 = inf); the results are
+    the exact ones, interpreted, compiled and for float32 beyond 1.8e19."""
+    want = _exact_crosschannel(HUGE, 3, 1e-4, 0.75, k)
+    X = symdl.dlarray(HUGE, "CB")
+    got = data(symdl.crosschannelnorm(X, 3, alpha=1e-4, beta=0.75, k=k))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0.0)
+    acc = symdl.dlaccelerate(lambda X: symdl.crosschannelnorm(X, 3, alpha=1e-4, beta=0.75, k=k))
+    np.testing.assert_allclose(data(symdl.dlfeval(acc, X)), want, rtol=1e-12, atol=0.0)
+    x32 = np.array([[1e30, 3.0, -2e25], [4e30, -1.0, 1e20], [-5.0, 0.5, 1.0]])
+    got32 = symdl.crosschannelnorm(symdl.dlarray(x32.astype(np.float32), "CB"), 3, alpha=1e-4, beta=0.75, k=k)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(data(got32), _exact_crosschannel(x32.astype(np.float32), 3, 1e-4, 0.75, k),
+                               rtol=2e-5, atol=1e-43)          # (a subnormal float32 result)
+
+
+def test_crosschannelnorm_gradient_where_the_squares_overflow():
+    """The gradient at 1e200-sized inputs against central differences of the
+    exact formula (steps relative to each element)."""
+    x = HUGE[:, :3].copy()
+    x[1, 1] = -1e-3          # (no central difference across a subnormal)
+    weights = np.array([[1.0, -2.0, 0.5], [0.25, 1.5, -1.0], [2.0, 1.0, 1.0], [-1.0, 0.5, 2.0]])
+
+    def loss(X):
+        return symdl.sum(symdl.crosschannelnorm(X, 3, alpha=1e-4, beta=0.75, k=2.0) * weights)
+    got = data(symdl.dlfeval(lambda X: symdl.dlgradient(loss(X), X), symdl.dlarray(x, "CB")))
+    want = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        h = 1e-5 * abs(x[idx])
+        up, down = x.copy(), x.copy()
+        up[idx] += h
+        down[idx] -= h
+        f = [np.sum(_exact_crosschannel(z, 3, 1e-4, 0.75, 2.0) * weights) for z in (up, down)]
+        want[idx] = (f[0] - f[1]) / (2 * h)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)   # (entries near 1e-298: beyond differences)
+    assert np.all(np.isfinite(got))
+
+
 def test_crosschannelnorm_bad_input():
     X = symdl.dlarray(IMG, "SSCB")
     with pytest.raises(ValueError, match="window_channel_size must be a positive integer"):

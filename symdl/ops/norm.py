@@ -209,17 +209,50 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
     c = _channel_axis(X, "crosschannelnorm")
     w = integer(window_channel_size, "window_channel_size", "crosschannelnorm")
     alpha, beta, k = (real_number(v, n, "crosschannelnorm") for v, n in ((alpha, "alpha"), (beta, "beta"), (k, "k")))
-    channels, before = X.shape[c], (int(w) - 1) // 2
-    sq = X * X
-    ss = None
-    after = int(w) - 1 - before
-    # channel c + shift contributes to channel c; shifts of a channel count or more reach no channel
-    # (a window wider than the channels is fine, and a huge one must not loop for ever)
-    for shift in range(-min(before, channels), min(after, channels) + 1):
+    alpha, beta, k, w = float(alpha), float(beta), float(k), int(w)
+    if alpha == 0.0:     # k ** beta as numpy's power gives it (0 for k = 0, NaN for k < 0 and fractional beta)
+        with np.errstate(all="ignore"):
+            return _labelled(X / float(np.power(np.float64(k), beta)), X)
+    # The formula as written where no square in the window can overflow (the
+    # values of MATLAB's definition, rounding for rounding).  Beyond that (and,
+    # when k = 0, wherever a window is not all zeros, since squares of tiny
+    # values underflow to a zero denominator) with m the window's largest |x|
+    # and S the window's sum of (x / m)^2 (at least 1):
+    #     log(k + a ss) = b + log1p(k exp(-b)),  b = log(a) + 2 log(m) + log(S)
+    #     Z = (X / m) exp(log(m) - beta log(k + a ss)),
+    # exact for every m > 0, so m is held constant for derivatives (exact at
+    # every order).  Each branch sees inputs that keep it finite where it is
+    # not taken, so it passes no NaN to the gradients (docs/ieee.md).
+    a = alpha / w
+    limit = 2.0 ** 50 if X.dtype == np.float32 else 2.0 ** 450
+    magnitude = apply("stop_gradient", [F.abs(X)])
+    m = _across_window(X, c, w, lambda part: F.abs(apply("stop_gradient", [part])), F.maximum)
+    scaled_at = m > limit if k != 0.0 else m > 0.0
+    plain_X = F.where(magnitude > limit, 1.0, X)
+    plain = X / F.power(_across_window(plain_X, c, w, lambda part: part * part, F.add) * a + k, beta)
+    m = F.where(scaled_at, m, 1.0)
+    S = F.where(scaled_at, _across_window(X, c, w, lambda part: (part / m) ** 2, F.add), 1.0)
+    b = F.log(S) + F.log(m) * 2.0 + math.log(a)
+    # (k = 0: no k term; else b is large here, as m is, and exp(-b) finite)
+    log_denominator = b if k == 0.0 else b + F.log1p(F.exp(-b) * k)
+    scaled = X / m * F.exp(F.log(m) - log_denominator * beta)
+    return _labelled(F.where(scaled_at, scaled, plain), X)
+
+
+def _across_window(X, c: int, w: int, term, combine):
+    """``combine`` over each channel's window of ``term(part)``, ``part`` the
+    input shifted so that channel c + shift sits at channel c (zeros where it
+    falls outside): ``(w - 1) // 2`` channels before each channel and the rest
+    after, clipped at the edges.  Shifts of a channel count or more reach no
+    channel (a window wider than the channels is fine, and a huge one must not
+    loop for ever)."""
+    channels, before = X.shape[c], (w - 1) // 2
+    total = None
+    for shift in range(-min(before, channels), min(w - 1 - before, channels) + 1):
         lo, hi = max(0, -shift), min(channels, channels - shift)
         if lo >= hi:
             continue
-        part = F.take(sq, np.arange(lo + shift, hi + shift), axis=c)
-        part = pad_constant(part, [c], [(lo, channels - hi)], 0.0)
-        ss = part if ss is None else ss + part
-    return _labelled(X / F.power(ss * (float(alpha) / int(w)) + float(k), float(beta)), X)
+        part = pad_constant(F.take(X, np.arange(lo + shift, hi + shift), axis=c), [c], [(lo, channels - hi)], 0.0)
+        value = term(part)
+        total = value if total is None else combine(total, value)
+    return total
