@@ -113,3 +113,47 @@ def test_custom_training_loop_learns_the_spirals(tmp_path):
         assert out.exists() and out.stat().st_size > 10_000
     else:
         assert "matplotlib is not installed: no plot written" in stdout and not out.exists()
+
+
+def test_elu_layer_example(tmp_path):
+    # seed 004: the custom ELU layer's backward against autodiff, then train_network on the digits
+    out = tmp_path / "elu.png"
+    stdout = run_example("elu_layer.py", "--out", str(out))
+    differences = [float(d) for d in re.findall(r"backward vs autodiff, .* max difference ([\d.e+-]+)", stdout)]
+    assert len(differences) == 3 and max(differences) < 1e-12, stdout
+    assert "Mini-batch" in stdout and "Base Learning" in stdout, stdout          # MATLAB's progress table
+    iterations = [int(m) for m in re.findall(r"^\|\s+\d+ \|\s+(\d+) \|", stdout, re.M)]
+    assert iterations[0] == 1 and iterations[-1] == 330, stdout                  # 30 epochs of 11 batches
+    assert float(re.search(r"test accuracy ([\d.]+)", stdout).group(1)) >= 0.97, stdout
+    alphas = re.search(r"learned alphas: \[([^\]]+)\]", stdout).group(1).split()
+    assert len(alphas) == 20, stdout                                             # one per channel
+    if HAS_MATPLOTLIB:
+        assert out.exists() and out.stat().st_size > 10_000
+    else:
+        assert "matplotlib is not installed: no plot written" in stdout and not out.exists()
+
+
+def test_accelerate_model_gradients_example():
+    # seed 003: MATLAB's display of the AcceleratedFunction before, after one and after many calls
+    stdout = run_example("accelerate_model_gradients.py", "--calls", "5")
+    hit_rates = [float(v) for v in re.findall(r"HitRate: ([\d.]+)", stdout)]
+    occupancies = [float(v) for v in re.findall(r"Occupancy: ([\d.]+)", stdout)]
+    assert hit_rates == [0.0, 0.0, pytest.approx(100 * 5 / 6, abs=0.01)], stdout  # 1 trace, then 5 hits
+    assert occupancies == [0.0, 2.0, 2.0], stdout                                  # 1 of 50 entries
+    assert stdout.count("Function: @model_gradients") == 3 and "CheckTolerance: 1.0000e-04" in stdout
+    check = re.search(r"loss ([\d.e+-]+), gradients ([\d.e+-]+) \(float32\)", stdout)
+    assert float(check.group(1)) < 1e-4 and float(check.group(2)) < 1e-4, stdout
+    assert float(re.search(r"speed-up ([\d.]+)x", stdout).group(1)) > 1.0, stdout
+    assert "after clear_cache: HitRate 0, Occupancy 0" in stdout
+
+
+def test_siamese_example():
+    # seed 001: shared weights in a model function, a custom loop with adamupdate
+    stdout = run_example("siamese.py", "--iterations", "400")
+    shared = float(re.search(r"both branches' gradients: max difference ([\d.e+-]+)", stdout).group(1))
+    assert shared < 1e-6, stdout                                                   # float32 sums
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.M)
+    assert [int(r[0]) for r in rows] == [1, 100, 200, 300, 400], stdout
+    assert float(rows[-1][1]) < 0.5 * float(rows[0][1]), stdout                    # the loss fell
+    assert float(re.search(r"unseen digits: ([\d.]+)", stdout).group(1)) >= 0.9, stdout
+    assert re.search(r"HitRate 99.8 %", stdout), stdout

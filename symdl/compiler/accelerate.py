@@ -114,6 +114,15 @@ class AcceleratedFunction(CacheAttributes):
                 f"hit_rate={self.hit_rate:g}, occupancy={self.occupancy:g}, check_mode={self.check_mode!r}, "
                 f"check_tolerance={self.check_tolerance:g})")
 
+    def __str__(self) -> str:
+        """The properties as MATLAB displays an AcceleratedFunction (names in
+        MATLAB's spelling, right-aligned; the attributes are their snake_case)."""
+        name = getattr(self.function, "__name__", repr(self.function))
+        rows = [("Function", f"@{name}"), ("Enabled", str(int(self.enabled))), ("CacheSize", str(self.cache_size)),
+                ("HitRate", f"{self.hit_rate:.4g}"), ("Occupancy", f"{self.occupancy:.4g}"),
+                ("CheckMode", repr(self.check_mode)), ("CheckTolerance", f"{self.check_tolerance:.4e}")]
+        return "  AcceleratedFunction with properties:\n\n" + "\n".join(f"{k:>18s}: {v}" for k, v in rows)
+
     # ------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.enabled:
