@@ -1,18 +1,27 @@
 """Lowering of reductions: one accumulator per output element; the operand
 is read through the loop evaluator, so a producer cone is computed inside the
-reduction instead of being stored first."""
+reduction instead of being stored first.
+
+Sums are overflow-safe as the interpreter's are (docs/ieee.md): an output
+element whose sum is not finite is summed again, terms scaled by an exact
+power of two, in a branch after the accumulation loop."""
 
 from __future__ import annotations
 
 from llvmlite import ir
 
+from symdl.ir.ops.reduce import SUM_SCALE_EXPONENT
 from symdl.ir.rewrite import ieee_active
 
 from .scalar import llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
 
-def _reduce(em, kernel, init: float, combine) -> None:
+def _reduce(em, kernel, init: float, combine, finish=None) -> None:
+    """One accumulator per output element: ``combine`` folds the operand's
+    elements into it; ``finish(accumulate, result)``, if given, may replace
+    the result (``accumulate(step)`` emits the loop over the reduced
+    elements again, into the reset accumulator, and returns its value)."""
     node = kernel.node
     (x,) = node.inputs
     axes = node.attr("axes")
@@ -21,18 +30,25 @@ def _reduce(em, kernel, init: float, combine) -> None:
     acc = em.alloca(ty)
 
     def outer(out_idx):
-        em.b.store(ir.Constant(ty, init), acc)
+        def accumulate(step):
+            em.b.store(ir.Constant(ty, init), acc)
 
-        def inner(red_idx):
-            full = [None] * x.ndim
-            for a, i in zip(kept, out_idx):
-                full[a] = i
-            for a, i in zip(axes, red_idx):
-                full[a] = i
-            v = em.values().get(x, full)
-            em.b.store(combine(em.b, em.b.load(acc, typ=ty), v), acc)
-        em.loop_nest([x.shape[a] for a in axes], inner)
-        em.store(em.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
+            def inner(red_idx):
+                full = [None] * x.ndim
+                for a, i in zip(kept, out_idx):
+                    full[a] = i
+                for a, i in zip(axes, red_idx):
+                    full[a] = i
+                # (a fresh evaluator per loop: values computed in one loop
+                # do not dominate another loop's blocks)
+                v = em.values().get(x, full)
+                em.b.store(step(em.b, em.b.load(acc, typ=ty), v), acc)
+            em.loop_nest([x.shape[a] for a in axes], inner)
+            return em.b.load(acc, typ=ty)
+        result = accumulate(combine)
+        if finish is not None:
+            result = finish(accumulate, result)
+        em.store(result, kernel.out, out_idx, node.dtype)
     em.loop_nest(node.shape, outer)
 
 
@@ -40,10 +56,38 @@ def _sum(em, kernel) -> None:
     # 'reassoc' on the accumulation only: LLVM may then keep several partial
     # sums in vector registers (a summation order like numpy's pairwise one,
     # not left to right); every other operation stays strict IEEE.  With
-    # ieee=True the sum is left to right (re-association can turn an
-    # overflow into a finite result).
+    # ieee=True the sum is left to right.
     flags = () if ieee_active() else ("reassoc",)
-    _reduce(em, kernel, 0.0, lambda b, a, v: b.fadd(a, v, flags=flags))
+    ty = llvm_type(kernel.node.dtype)
+    scale_down = ir.Constant(ty, 2.0 ** -SUM_SCALE_EXPONENT)
+    scale_up = ir.Constant(ty, 2.0 ** SUM_SCALE_EXPONENT)
+
+    def careful(accumulate, fast):
+        # The interpreter's rule (overflow_safe_sum in symdl/ir/ops/reduce.py):
+        # a result that is not finite is summed again with the terms scaled
+        # by an exact power of two, then scaled back.  The fast path pays
+        # one compare and a (predicted) branch per output element.
+        b = em.b
+        fabs = b.call(em.ctx.intrinsic("fabs", ty), [fast])
+        finite = b.fcmp_ordered("<", fabs, ir.Constant(ty, float("inf")))  # false for NaN
+        fast_block = b.block
+        slow = em.fn.append_basic_block("sum_not_finite")
+        done = em.fn.append_basic_block("sum_done")
+        b.cbranch(finite, done, slow).set_weights([1 << 20, 1])
+        b.position_at_end(slow)
+        # (no flags on the scaling multiply: with them LLVM could factor
+        # the scale out of the sum again)
+        scaled = accumulate(lambda b, a, v: b.fadd(a, b.fmul(v, scale_down), flags=flags))
+        scaled = b.fmul(scaled, scale_up)
+        slow_block = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        result = b.phi(ty)
+        result.add_incoming(fast, fast_block)
+        result.add_incoming(scaled, slow_block)
+        return result
+
+    _reduce(em, kernel, 0.0, lambda b, a, v: b.fadd(a, v, flags=flags), careful)
 
 
 def _max(em, kernel) -> None:

@@ -1,10 +1,18 @@
-"""Reductions along axes: sum and maximum (minimum is -max(-x))."""
+"""Reductions along axes: sum and maximum (minimum is -max(-x)).
+
+Sums are overflow-safe (docs/ieee.md): where the fast sum of an output
+element is not finite, it is summed again with every element scaled by
+``2**-SUM_SCALE_EXPONENT`` (exact: a power of two) and scaled back, so a
+partial sum that overflows on the way no longer decides the result.  The
+compiled lowering (``codegen/lower/reduce.py``) applies the same rule.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import build as B
+from ..quiet import quietly
 from .elementwise import nan_where_nan
 from ..node import Node
 from .movement import linear_jvp
@@ -33,8 +41,50 @@ def _reduce_sum_vjp(node, g):
     return [B.expand_to(g, node.inputs[0].shape, node.attr("axes"))]
 
 
+#: The careful sum adds ``x * 2**-64``: partial sums of n such terms are at
+#: most n * 2**-64 times the largest finite value, so none overflows for any
+#: n < 2**64, and each scaled term is exact unless it is below 2**-1010
+#: (float64) or 2**-85 (float32), far under a rounding of a sum that reached
+#: the overflow threshold.  Multiplying by 2**64 rounds once, to the sum
+#: (finite where it is representable) or to inf of its sign.  NaN and
+#: infinite terms stay NaN and inf when scaled, so the careful sum is NaN
+#: when a NaN or both infinities occur, else the infinity that occurs.
+SUM_SCALE_EXPONENT = 64
+
+
+@quietly  # (an overflow is a value here, and the careful path handles it)
+def overflow_safe_sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """numpy's sum of ``x`` over ``axes``, except that an output element that
+    is inf or NaN is summed again with the terms scaled by a power of two
+    (see ``SUM_SCALE_EXPONENT``): it is then finite when the exact sum is
+    representable, inf of the right sign when that overflows, and NaN only
+    when a term is NaN or both +inf and -inf occur.  Finite results are
+    numpy's, bit for bit.
+
+    Example:
+        >>> x = np.array([1e308, 1e308, -1e308, -1e308] * 2)
+        >>> float(np.sum(x)), float(overflow_safe_sum(x, (0,)))
+        (nan, 0.0)
+        >>> float(overflow_safe_sum(np.array([1e308, 1e308, 1.0]), (0,)))
+        inf
+    """
+    out = np.asarray(np.sum(x, axis=axes))
+    if out.dtype.kind != "f":  # (integer sums wrap, as numpy's do; no inf to correct)
+        return out
+    bad = ~np.isfinite(out)
+    if not bad.any():  # the fast path: one isfinite per output element
+        return out
+    scale = out.dtype.type(2.0 ** -SUM_SCALE_EXPONENT)
+    careful = np.sum(x * scale, axis=axes) * out.dtype.type(2.0 ** SUM_SCALE_EXPONENT)
+    if out.ndim == 0:
+        return np.asarray(careful, dtype=out.dtype)
+    out = out.copy()
+    out[bad] = careful[bad]
+    return out
+
+
 define(Primitive("reduce_sum", Kind.REDUCE, _reduce_infer("reduce_sum"),
-                 lambda v, n: np.asarray(np.sum(v[0], axis=n.attr("axes")), dtype=n.dtype),
+                 lambda v, n: np.asarray(overflow_safe_sum(v[0], n.attr("axes")), dtype=n.dtype),
                  vjp=_reduce_sum_vjp, jvp=linear_jvp, batch=_reduce_batch, arity=1))
 
 
