@@ -52,6 +52,40 @@ def _reduce(em, kernel, init: float, combine, finish=None) -> None:
     em.loop_nest(node.shape, outer)
 
 
+def overflow_safe(em, ty: ir.Type, fast: ir.Value, rescan) -> ir.Value:
+    """The overflow-safe result of a sum whose fast value is ``fast``: that
+    value when it is finite, else ``rescan(scale) * 2**SUM_SCALE_EXPONENT``,
+    where ``rescan(scale)`` emits the same sum again (a fresh accumulator,
+    same order and flags) with each term multiplied by ``scale``
+    (``2**-SUM_SCALE_EXPONENT``) and returns it.  The rule and why it is
+    exact: ``overflow_safe_sum`` in ``symdl/ir/ops/reduce.py``.  The fast
+    path pays one compare and a predicted branch per sum; any lowering that
+    accumulates sums (a contraction's dot products) can call it on each
+    output element.
+
+    Example (inside a kernel emitter; ``acc`` an accumulator slot)::
+
+        total = overflow_safe(em, ty, total, lambda scale: sum_loop(scale))
+    """
+    b = em.b
+    fabs = b.call(em.ctx.intrinsic("fabs", ty), [fast])
+    finite = b.fcmp_ordered("<", fabs, ir.Constant(ty, float("inf")))  # false for NaN
+    fast_block = b.block
+    slow = em.fn.append_basic_block("sum_not_finite")
+    done = em.fn.append_basic_block("sum_done")
+    b.cbranch(finite, done, slow).set_weights([1 << 20, 1])
+    b.position_at_end(slow)
+    scaled = rescan(ir.Constant(ty, 2.0 ** -SUM_SCALE_EXPONENT))
+    scaled = b.fmul(scaled, ir.Constant(ty, 2.0 ** SUM_SCALE_EXPONENT))
+    slow_block = b.block
+    b.branch(done)
+    b.position_at_end(done)
+    result = b.phi(ty)
+    result.add_incoming(fast, fast_block)
+    result.add_incoming(scaled, slow_block)
+    return result
+
+
 def _sum(em, kernel) -> None:
     # 'reassoc' on the accumulation only: LLVM may then keep several partial
     # sums in vector registers (a summation order like numpy's pairwise one,
@@ -59,35 +93,17 @@ def _sum(em, kernel) -> None:
     # ieee=True the sum is left to right.
     flags = () if ieee_active() else ("reassoc",)
     ty = llvm_type(kernel.node.dtype)
-    scale_down = ir.Constant(ty, 2.0 ** -SUM_SCALE_EXPONENT)
-    scale_up = ir.Constant(ty, 2.0 ** SUM_SCALE_EXPONENT)
+
+    def add(b, a, v):
+        return b.fadd(a, v, flags=flags)
 
     def careful(accumulate, fast):
-        # The interpreter's rule (overflow_safe_sum in symdl/ir/ops/reduce.py):
-        # a result that is not finite is summed again with the terms scaled
-        # by an exact power of two, then scaled back.  The fast path pays
-        # one compare and a (predicted) branch per output element.
-        b = em.b
-        fabs = b.call(em.ctx.intrinsic("fabs", ty), [fast])
-        finite = b.fcmp_ordered("<", fabs, ir.Constant(ty, float("inf")))  # false for NaN
-        fast_block = b.block
-        slow = em.fn.append_basic_block("sum_not_finite")
-        done = em.fn.append_basic_block("sum_done")
-        b.cbranch(finite, done, slow).set_weights([1 << 20, 1])
-        b.position_at_end(slow)
         # (no flags on the scaling multiply: with them LLVM could factor
         # the scale out of the sum again)
-        scaled = accumulate(lambda b, a, v: b.fadd(a, b.fmul(v, scale_down), flags=flags))
-        scaled = b.fmul(scaled, scale_up)
-        slow_block = b.block
-        b.branch(done)
-        b.position_at_end(done)
-        result = b.phi(ty)
-        result.add_incoming(fast, fast_block)
-        result.add_incoming(scaled, slow_block)
-        return result
+        return overflow_safe(em, ty, fast, lambda scale: accumulate(
+            lambda b, a, v: b.fadd(a, b.fmul(v, scale), flags=flags)))
 
-    _reduce(em, kernel, 0.0, lambda b, a, v: b.fadd(a, v, flags=flags), careful)
+    _reduce(em, kernel, 0.0, add, careful)
 
 
 def _max(em, kernel) -> None:
