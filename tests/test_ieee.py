@@ -80,10 +80,19 @@ def test_division_is_one_rounding():
     np.testing.assert_equal((dlarray(3.0) / dlarray(7.0))._value, 3.0 / 7.0)
 
 
-def test_ieee_reductions_and_contractions_match_numpy():
+def test_ieee_reductions_are_overflow_safe():
+    # numpy, step by step, adds left to right below 8 terms: 1e308 + 1e308 is
+    # inf and stays inf; the exact sum is 1 (tests/test_sum_overflow.py has
+    # the rule and its cases).  With and without ieee=True the sum is 1.
     x = np.array([1e308, 1e308, -1e308, -1e308, 1.0])
     f = lambda v: np.sum(v * 1.0)  # noqa: E731
-    np.testing.assert_equal(symdl.compile(f, x, ieee=True)(x), _numpy(f, x))
+    np.testing.assert_equal(_numpy(f, x), INF)
+    np.testing.assert_equal(symdl.compile(f, x, ieee=True)(x), 1.0)
+    np.testing.assert_equal(symdl.compile(f, x)(x), 1.0)
+    np.testing.assert_equal(_traced(f, x), 1.0)
+
+
+def test_ieee_contractions_match_numpy():
     m = np.array([[1e308, 1e308], [1.0, -1.0]])
     g = lambda a: a @ np.array([1.0, -1.0])  # noqa: E731
     np.testing.assert_equal(symdl.compile(g, m, ieee=True)(m), _numpy(g, m))
@@ -126,11 +135,13 @@ def test_ieee_is_part_of_the_disk_cache_key(private_cache):
     # code: left-to-right sums under ieee=True
     f = lambda x: np.sum(x)  # noqa: E731
     x = np.array([1e308, 1e308, -1e308, -1e308, 1.0, 2.0, 3.0, 4.0, 5.0])
-    symdl.compile(f, x)
+    a = symdl.compile(f, x)
     assert len(list(private_cache.rglob("*.o"))) == 1
     b = symdl.compile(f, x, ieee=True)
     assert len(list(private_cache.rglob("*.o"))) == 2  # not the default entry
-    np.testing.assert_equal(b(x), _numpy(lambda v: np.cumsum(v)[-1], x))  # left to right: inf
+    assert "reassoc" in a.llvm_ir and "reassoc" not in b.llvm_ir
+    np.testing.assert_equal(b(x), 15.0)  # the exact sum (overflow-safe, either way)
+    np.testing.assert_equal(a(x), 15.0)
 
 
 def _cancels(x):
