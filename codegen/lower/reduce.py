@@ -2,9 +2,9 @@
 is read through the loop evaluator, so a producer cone is computed inside the
 reduction instead of being stored first.
 
-Sums are overflow-safe as the interpreter's are (docs/ieee.md): an output
-element whose sum is not finite is summed again, terms scaled by an exact
-power of two, in a branch after the accumulation loop."""
+Sums are overflow-safe as the interpreter's are (docs/ieee.md): after the
+accumulation loops, output elements that are not finite are summed again,
+terms scaled by an exact power of two (``recheck_sums``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,14 @@ from llvmlite import ir
 from symdl.ir.ops.reduce import SUM_SCALE_EXPONENT
 from symdl.ir.rewrite import ieee_active
 
-from .scalar import llvm_type
+from .scalar import I1, llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
 
-def _reduce(em, kernel, init: float, combine, finish=None) -> None:
-    """One accumulator per output element: ``combine`` folds the operand's
-    elements into it; ``finish(accumulate, result)``, if given, may replace
-    the result (``accumulate(step)`` emits the loop over the reduced
-    elements again, into the reset accumulator, and returns its value)."""
+def _accumulator(em, kernel, init: float):
+    """``accumulate(out_idx, step)``: emits the loop over the elements reduced
+    into output element ``out_idx``, folding each into an accumulator that
+    starts at ``init`` with ``step(builder, acc, value)``; returns the result."""
     node = kernel.node
     (x,) = node.inputs
     axes = node.attr("axes")
@@ -29,61 +28,85 @@ def _reduce(em, kernel, init: float, combine, finish=None) -> None:
     ty = llvm_type(node.dtype)
     acc = em.alloca(ty)
 
-    def outer(out_idx):
-        def accumulate(step):
-            em.b.store(ir.Constant(ty, init), acc)
+    def accumulate(out_idx, step):
+        em.b.store(ir.Constant(ty, init), acc)
 
-            def inner(red_idx):
-                full = [None] * x.ndim
-                for a, i in zip(kept, out_idx):
-                    full[a] = i
-                for a, i in zip(axes, red_idx):
-                    full[a] = i
-                # (a fresh evaluator per loop: values computed in one loop
-                # do not dominate another loop's blocks)
-                v = em.values().get(x, full)
-                em.b.store(step(em.b, em.b.load(acc, typ=ty), v), acc)
-            em.loop_nest([x.shape[a] for a in axes], inner)
-            return em.b.load(acc, typ=ty)
-        result = accumulate(combine)
-        if finish is not None:
-            result = finish(accumulate, result)
-        em.store(result, kernel.out, out_idx, node.dtype)
-    em.loop_nest(node.shape, outer)
+        def inner(red_idx):
+            full = [None] * x.ndim
+            for a, i in zip(kept, out_idx):
+                full[a] = i
+            for a, i in zip(axes, red_idx):
+                full[a] = i
+            # (a fresh evaluator per loop: values computed in one loop do
+            # not dominate another loop's blocks)
+            v = em.values().get(x, full)
+            em.b.store(step(em.b, em.b.load(acc, typ=ty), v), acc)
+        em.loop_nest([x.shape[a] for a in axes], inner)
+        return em.b.load(acc, typ=ty)
+    return accumulate
 
 
-def overflow_safe(em, ty: ir.Type, fast: ir.Value, rescan) -> ir.Value:
-    """The overflow-safe result of a sum whose fast value is ``fast``: that
-    value when it is finite, else ``rescan(scale) * 2**SUM_SCALE_EXPONENT``,
-    where ``rescan(scale)`` emits the same sum again (a fresh accumulator,
-    same order and flags) with each term multiplied by ``scale``
-    (``2**-SUM_SCALE_EXPONENT``) and returns it.  The rule and why it is
-    exact: ``overflow_safe_sum`` in ``symdl/ir/ops/reduce.py``.  The fast
-    path pays one compare and a predicted branch per sum; any lowering that
-    accumulates sums (a contraction's dot products) can call it on each
-    output element.
+def _reduce(em, kernel, init: float, combine) -> None:
+    accumulate = _accumulator(em, kernel, init)
+    node = kernel.node
+    em.loop_nest(node.shape, lambda idx: em.store(accumulate(idx, combine), kernel.out, idx, node.dtype))
 
-    Example (inside a kernel emitter; ``acc`` an accumulator slot)::
 
-        total = overflow_safe(em, ty, total, lambda scale: sum_loop(scale))
+def not_finite(em, value: ir.Value) -> ir.Value:
+    """i1: ``value`` is inf or NaN."""
+    ty = value.type
+    fabs = em.b.call(em.ctx.intrinsic("fabs", ty), [value])
+    return em.b.fcmp_unordered(">=", fabs, ir.Constant(ty, float("inf")))  # (true for NaN)
+
+
+def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = None) -> None:
+    """Make the sums stored in ``out`` (a view of ``shape``) overflow-safe:
+    each element that is inf or NaN is replaced by
+    ``rescan(out_idx, scale) * 2**SUM_SCALE_EXPONENT``, where ``rescan``
+    emits that element's sum again (a fresh accumulator, same order and
+    flags) with every term multiplied by ``scale`` (``2**-SUM_SCALE_EXPONENT``)
+    and returns it.  The rule, and why it is exact:
+    ``overflow_safe_sum`` in ``symdl/ir/ops/reduce.py``.
+
+    ``any_bad`` (i1), when the caller tracked it while storing (an OR of
+    ``not_finite`` of every stored sum: branch-free, so the accumulation
+    loops still vectorise), skips everything when false; without it the
+    stored sums are scanned once.  Any lowering that accumulates sums (a
+    contraction's dot products) can call this on its output.
+
+    Example (inside a kernel emitter, after the loops that stored ``out``)::
+
+        recheck_sums(em, kernel.out, node.shape, node.dtype,
+                     lambda idx, scale: dot(idx, scale), any_bad=flag)
     """
     b = em.b
-    fabs = b.call(em.ctx.intrinsic("fabs", ty), [fast])
-    finite = b.fcmp_ordered("<", fabs, ir.Constant(ty, float("inf")))  # false for NaN
-    fast_block = b.block
-    slow = em.fn.append_basic_block("sum_not_finite")
-    done = em.fn.append_basic_block("sum_done")
-    b.cbranch(finite, done, slow).set_weights([1 << 20, 1])
+    ty = llvm_type(dtype)
+    if any_bad is None:
+        flag = em.alloca(I1)
+        b.store(ir.Constant(I1, 0), flag)
+
+        def scan(idx):
+            em.b.store(em.b.or_(em.b.load(flag, typ=I1), not_finite(em, em.load(out, idx, dtype))), flag)
+        em.loop_nest(shape, scan)
+        any_bad = b.load(flag, typ=I1)
+    slow = em.fn.append_basic_block("sums_not_finite")
+    done = em.fn.append_basic_block("sums_checked")
+    b.cbranch(any_bad, slow, done).set_weights([1, 1 << 20])
     b.position_at_end(slow)
-    scaled = rescan(ir.Constant(ty, 2.0 ** -SUM_SCALE_EXPONENT))
-    scaled = b.fmul(scaled, ir.Constant(ty, 2.0 ** SUM_SCALE_EXPONENT))
-    slow_block = b.block
-    b.branch(done)
-    b.position_at_end(done)
-    result = b.phi(ty)
-    result.add_incoming(fast, fast_block)
-    result.add_incoming(scaled, slow_block)
-    return result
+    scale_down = ir.Constant(ty, 2.0 ** -SUM_SCALE_EXPONENT)
+    scale_up = ir.Constant(ty, 2.0 ** SUM_SCALE_EXPONENT)
+
+    def fix(idx):
+        redo = em.fn.append_basic_block("sum_again")
+        kept = em.fn.append_basic_block("sum_kept")
+        em.b.cbranch(not_finite(em, em.load(out, idx, dtype)), redo, kept)
+        em.b.position_at_end(redo)
+        em.store(em.b.fmul(rescan(idx, scale_down), scale_up), out, idx, dtype)
+        em.b.branch(kept)
+        em.b.position_at_end(kept)
+    em.loop_nest(shape, fix)
+    em.b.branch(done)
+    em.b.position_at_end(done)
 
 
 def _sum(em, kernel) -> None:
@@ -92,18 +115,22 @@ def _sum(em, kernel) -> None:
     # not left to right); every other operation stays strict IEEE.  With
     # ieee=True the sum is left to right.
     flags = () if ieee_active() else ("reassoc",)
-    ty = llvm_type(kernel.node.dtype)
+    node = kernel.node
+    accumulate = _accumulator(em, kernel, 0.0)
+    bad = em.alloca(I1)
+    em.b.store(ir.Constant(I1, 0), bad)
 
-    def add(b, a, v):
-        return b.fadd(a, v, flags=flags)
+    def body(idx):
+        total = accumulate(idx, lambda b, a, v: b.fadd(a, v, flags=flags))
+        em.store(total, kernel.out, idx, node.dtype)
+        em.b.store(em.b.or_(em.b.load(bad, typ=I1), not_finite(em, total)), bad)
+    em.loop_nest(node.shape, body)
 
-    def careful(accumulate, fast):
-        # (no flags on the scaling multiply: with them LLVM could factor
-        # the scale out of the sum again)
-        return overflow_safe(em, ty, fast, lambda scale: accumulate(
-            lambda b, a, v: b.fadd(a, b.fmul(v, scale), flags=flags)))
-
-    _reduce(em, kernel, 0.0, add, careful)
+    # (no flags on the scaling multiply: with them LLVM could factor the
+    # scale out of the sum again)
+    def rescan(idx, scale):
+        return accumulate(idx, lambda b, a, v: b.fadd(a, b.fmul(v, scale), flags=flags))
+    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=em.b.load(bad, typ=I1))
 
 
 def _max(em, kernel) -> None:
