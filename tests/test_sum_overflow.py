@@ -334,3 +334,39 @@ def test_gradient_of_an_overflowing_sum_is_a_broadcast():
     v, g = symdl.value_and_grad(lambda v: np.sum(v * 0.5), ieee=True)(x)
     np.testing.assert_array_equal(v, 1.5)
     np.testing.assert_array_equal(g, np.full(5, 0.5))
+
+
+# ---------------------------------------------------------------- the helper other sum lowerings can call
+
+def test_recheck_sums_scans_the_output_when_not_told(monkeypatch):
+    # recheck_sums without any_bad (as a contraction kernel would call it on
+    # its output): a reduce_sum lowering that stores plain sums and leaves
+    # the rest to the helper gives the overflow-safe sums
+    import dataclasses
+
+    from codegen.compiler import compile_graph
+    from codegen.lower import LOWERINGS
+    from codegen.lower import reduce as lower_reduce
+    from symdl.ir import build as B
+    from symdl.ir.interpret import interpret
+
+    def plain_then_recheck(em, kernel):
+        node = kernel.node
+        accumulate = lower_reduce._accumulator(em, kernel, 0.0)
+        em.loop_nest(node.shape, lambda idx: em.store(
+            accumulate(idx, lambda b, a, v: b.fadd(a, v)), kernel.out, idx, node.dtype))
+        lower_reduce.recheck_sums(em, kernel.out, node.shape, node.dtype, lambda idx, scale: accumulate(
+            idx, lambda b, a, v: b.fadd(a, b.fmul(v, scale))))
+
+    patched = dataclasses.replace(LOWERINGS["reduce_sum"], kernel=plain_then_recheck)
+    monkeypatch.setitem(LOWERINGS, "reduce_sum", patched)
+    big = _big("float64")
+    x = np.array([[250, 250, -250, -249], [250, 250, 1, 1], [1, 2, 3, 4], [-250, -250, 250, 250]]) * big
+    x[2, 1] = NAN
+    node = B.input_node("x", x.shape, "float64")
+    out = B.reduce_sum(node, (1,))
+    (got,) = compile_graph([node], [out]).entry()(x)
+    want = exact_sum_axes(x, (1,))
+    np.testing.assert_array_equal(want, [big, INF, NAN, 0.0])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(interpret([out], {node: x})[0], want)
