@@ -63,9 +63,9 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
     """Make the sums stored in ``out`` (a view of ``shape``) overflow-safe:
     each element that is inf or NaN is replaced by
     ``rescan(out_idx, scale) * 2**SUM_SCALE_EXPONENT``, where ``rescan``
-    emits that element's sum again (a fresh accumulator, same order and
-    flags) with every term multiplied by ``scale`` (``2**-SUM_SCALE_EXPONENT``)
-    and returns it.  The rule, and why it is exact:
+    emits that element's sum again (a fresh accumulator, any order; no
+    fast-math flag on the multiply) with every term multiplied by ``scale``
+    (``2**-SUM_SCALE_EXPONENT``) and returns it.  The rule, and why it is exact:
     ``overflow_safe_sum`` in ``symdl/ir/ops/reduce.py``.
 
     ``any_bad`` (i1), when the caller tracked it while storing (an OR of
@@ -126,10 +126,12 @@ def _sum(em, kernel) -> None:
         em.b.store(em.b.or_(em.b.load(bad, typ=I1), not_finite(em, total)), bad)
     em.loop_nest(node.shape, body)
 
-    # (no flags on the scaling multiply: with them LLVM could factor the
-    # scale out of the sum again)
+    # The careful sum in order, without flags: the rare path need not be
+    # vectorised (a scalar loop is less code for LLVM to optimise), and a
+    # flag on the scaling multiply could let LLVM factor the scale out of
+    # the sum again.
     def rescan(idx, scale):
-        return accumulate(idx, lambda b, a, v: b.fadd(a, b.fmul(v, scale), flags=flags))
+        return accumulate(idx, lambda b, a, v: b.fadd(a, b.fmul(v, scale)))
     recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=em.b.load(bad, typ=I1))
 
 
