@@ -207,6 +207,7 @@ class SignatureCache:
         self._native = None  # (dispatcher, trace, hit counter) of the all-float dispatcher
         self._native_seen = 0
         self._native_tried: Trace | None = None
+        self._made: dict[Trace, Any] = {}  # native dispatchers built per trace (None: cannot be), reused
         self._statics: dict[ByIdentity, Any] = {}  # functions passed as static arguments: watched too
         self._watch = FunctionWatch(self.function)
 
@@ -292,6 +293,7 @@ class SignatureCache:
                 self._fast = None
             if self._native is not None and self._native[1] is gone:
                 self._drop_native()
+            self._made.pop(gone, None)
             if self._mru is gone:
                 self._mru = None
 
@@ -332,8 +334,9 @@ class SignatureCache:
             if result is None:  # a guard failed: the full path finds (or makes) the trace
                 return MISS
         self._hit(trace)
-        if arrays is None and self._native_tried is not trace and self._python_entry is not None:
-            self._install_native(trace)  # the same all-float signature twice: worth native code
+        if self._native_tried is not trace and self._python_entry is not None \
+                and (arrays is None or (fast.kind == "arrays" and fast.positional)):
+            self._install_native(trace, fast.kind)  # the same signature twice: worth native code
         return result
 
     def call(self, args: tuple, kwargs: dict, leaves: list | None = None, treedef: Treedef | None = None,
@@ -393,6 +396,7 @@ class SignatureCache:
                 self._statics.setdefault(ByIdentity(fn), fn)
             self._watch = FunctionWatch(self.function, self._statics.values())
             self._drop_native()  # its probes are those of the old watch
+            self._made.clear()
             artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
@@ -406,16 +410,21 @@ class SignatureCache:
         self._fast = _Fast(kind[0], leaves, kind[1], key[0], key[2], positional, trace)
 
     # ------------------------------------------------------------ the native dispatcher
-    def _install_native(self, trace: Trace) -> None:
+    def _install_native(self, trace: Trace, kind: str = "floats") -> None:
         with self._lock:
             if self._native_tried is trace:
                 return
             self._drop_native()
             self._native_tried = trace
-            made = _native_dispatcher(trace, self._watch.probes, self._python_entry)
+            # Built once per trace and kept: calls alternating between two
+            # signatures swap dispatchers without compiling again.
+            made = self._made.get(trace, MISS)
+            if made is MISS:
+                build = _native_dispatcher if kind == "floats" else _array_dispatcher
+                made = self._made[trace] = build(trace, self._watch.probes, self._python_entry)
             if made is None:
                 return
-            self._native, self._native_seen = (made[0], trace, made[1]), 0
+            self._native, self._native_seen = (made[0], trace, made[1]), made[1].value
             _enable_forwarding()
             self.entry = made[0].function
 
@@ -485,6 +494,56 @@ def _native_dispatcher(trace: Trace, probes: list, slow: Callable):
         ctypes.cast(entry._plain_fn, ctypes.c_void_p).value, len(entry.in_specs), len(entry.out_specs),
         base + (-base % 64), structure, list(probes), slow, counter, llvm.host_target(),
         keep=(trace, workspace))
+    return dispatcher, counter
+
+
+def _array_structure(program, n_out: int):
+    """(structure, as_float) for the array dispatcher: the output tree as
+    output indices, and which outputs come back as Python floats; None when
+    the result holds anything else (dlarrays, static values) or does not
+    use each output exactly once."""
+    structure = _structure(program)
+    if structure is None:
+        return None
+    wraps = {slot[1]: slot[3] for slot in program.out_slots}
+    leaves = _leaves_of(structure)
+    if sorted(leaves) != list(range(n_out)) or any(w not in ("ndarray", "float") for w in wraps.values()):
+        return None
+    return structure, wraps
+
+
+def _leaves_of(tree) -> list[int]:
+    return [tree] if isinstance(tree, int) else [k for sub in tree for k in _leaves_of(sub)]
+
+
+def _array_dispatcher(trace: Trace, probes: list, slow: Callable):
+    """(dispatcher, hit counter) for a trace called with numpy arrays as
+    positional arguments, or None when the trace or the watch is not one
+    native code can check (guards, random numbers, dtypes other than
+    float32/float64, results other than arrays and floats in tuples)."""
+    from codegen import llvm, pyentry
+    entry, program = trace.entry, trace.program
+    if not pyentry.arrays_available() or program.guard_nodes or program.uses_rng \
+            or not _probes_supported(probes):
+        return None
+    names = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+    if any(d not in names for _, d in entry.in_specs + entry.out_specs):
+        return None
+    found = _array_structure(program, len(entry.out_specs))
+    if found is None:
+        return None
+    structure, wraps = found
+    outputs = []
+    for k, (shape, dtype) in enumerate(entry.out_specs):
+        as_float = wraps[k] == "float" and shape == ()  # the Python path's value.item()
+        outputs.append((shape, names[dtype], as_float))
+    inputs = [(shape, names[dtype]) for shape, dtype in entry.in_specs]
+    workspace = np.empty(entry.workspace_bytes + 64, dtype=np.uint8)  # its own (see ArrayDispatcher)
+    base = workspace.ctypes.data
+    counter = ctypes.c_int64(0)
+    dispatcher = pyentry.ArrayDispatcher(
+        ctypes.cast(entry._plain_fn, ctypes.c_void_p).value, inputs, outputs, base + (-base % 64), structure,
+        list(probes), slow, counter, llvm.host_target(), keep=(trace, workspace))
     return dispatcher, counter
 
 
