@@ -500,7 +500,7 @@ class ArrayDispatcher:
         # Python floats for scalar outputs, read before any object is made
         from_double, tuple_new = _address(_API.PyFloat_FromDouble), _address(_API.PyTuple_New)
         floats = {}
-        for k, (shape, dtype, as_float) in enumerate(outputs):
+        for k, (_shape, dtype, as_float) in enumerate(outputs):
             if as_float:
                 v = field("%cells", 8 * (n_in + k), "double" if dtype == "float64" else "float")
                 if dtype != "float64":
