@@ -385,3 +385,37 @@ def test_no_dispatcher_when_numpy_is_not_understood(monkeypatch):
         monkeypatch.undo()
         pyentry._array_layout.cache_clear()
     assert pyentry.arrays_available()
+
+
+def test_inside_dlaccelerate_and_nested_transforms():
+    g = symdl.grad(rosen)
+    x = point(6, 4)
+    warm(g, x)
+    before = native_hits(g)
+    # a traced dlarray is not an ndarray: the Python path builds g in the outer trace
+    acc = symdl.dlaccelerate(lambda y: 2.0 * g(y))
+    for _ in range(3):
+        got = symdl.dlfeval(acc, symdl.dlarray(x))
+        np.testing.assert_allclose(symdl.extractdata(got), 2.0 * rosen_grad(x), rtol=1e-13, atol=1e-12)
+    gg = symdl.grad(lambda w: np.sum(w * g(w)))   # g of the traced argument: differentiated through
+    w = point(6, 5)
+    want = rosen_grad(w) + rosen_hvp(w, w)
+    for _ in range(3):
+        np.testing.assert_allclose(gg(w), want, rtol=1e-12, atol=1e-9)
+    assert native_hits(g) == before
+    # a constant numpy argument inside another trace: the same constant either way
+    cg = symdl.grad(lambda w: np.sum(w * g(x)))
+    for _ in range(3):
+        np.testing.assert_allclose(cg(w), rosen_grad(x), rtol=1e-13, atol=1e-12)
+
+
+def test_float_and_array_signatures_on_one_transform():
+    g = symdl.grad(lambda x: np.sum(x ** 3))
+    x = point(3, 9)
+    for _ in range(3):
+        assert g(2.0) == 12.0 and type(g(2.0)) is float
+        got = g(x)
+        assert type(got) is np.ndarray
+        np.testing.assert_allclose(got, 3 * x ** 2, rtol=1e-15)
+    kinds = sorted(type(made[0]).__name__ for made in g._cache._made.values())
+    assert kinds == ["ArrayDispatcher", "ScalarDispatcher"]
