@@ -1,21 +1,29 @@
-"""A native dispatcher for all-float calls: Python floats in, Python floats
-(in tuples) out, with no Python code on the way.
+"""Native dispatchers: CPython calls answered by compiled code with no
+Python code on the way, for all-float calls (Python floats in, Python floats
+in tuples out) and for calls with numpy arrays (arrays in, new arrays out).
 
-The dispatcher is a CPython ``METH_FASTCALL`` function generated in LLVM IR
-(as numba does).  It checks that every argument is exactly a ``float``,
-checks the function watch (identity of the user's code objects, defaults,
-closure cells and the globals it reads), writes the numbers into fixed C
-buffers, calls the compiled entry, and builds the result tuples.  Anything
-else (another type, a changed function, a native error) goes to the slow
-path: the Python callable it was given, with the same arguments.
+A dispatcher is a CPython ``METH_FASTCALL`` function generated in LLVM IR
+(as numba does).  :class:`ScalarDispatcher` checks that every argument is
+exactly a ``float``; :class:`ArrayDispatcher` checks that every argument is
+exactly a ``numpy.ndarray`` of the compiled dtype (float32 or float64, native
+byte order), number of dimensions and shape, C-contiguous and aligned (or a
+``float`` where one was compiled).  Both check the function watch (identity
+of the user's code objects, defaults, closure cells and the globals it
+reads), call the compiled entry and build the results.  Anything else (another
+type, a changed function, a native error) goes to the slow path: the Python
+callable it was given, with the same arguments.
 
-It runs with the GIL held and never releases it, so its fixed buffers (its
-own inputs, outputs and workspace, shared with no other caller of the entry)
-are never used by two threads at once.  Every object address baked into the
-code belongs to objects that the Python side keeps alive.  The layout facts
-it relies on (where a float keeps its value, a tuple its items, a function
-its code) are measured at import, and no dispatcher is built when any of
-them does not hold.
+It runs with the GIL held and never releases it, so a dispatcher's own
+buffers (the scalar dispatcher's inputs and outputs, and each dispatcher's
+workspace, shared with no other caller of the entry) are never used by two
+threads at once.  The array dispatcher keeps its pointer array on the native
+stack and makes new output arrays on every call, so only the workspace is
+shared between its calls, and only inside the entry, where no Python code
+runs.  Every object address baked into the code belongs to objects that the
+Python side keeps alive.  The layout facts it relies on (where a float keeps
+its value, a tuple its items, a function its code, an ndarray its data,
+shape, flags and dtype, and numpy's ``PyArray_New``) are measured at import,
+and no dispatcher is built when any of them does not hold.
 """
 
 from __future__ import annotations

@@ -147,6 +147,10 @@ def test_float32_and_matrices():
     want = (1 - np.tanh(w.astype(np.float64) @ x) ** 2)[:, None] * x[None, :]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert_same(got, python_path(g, w, x))
+    before = native_hits(g)
+    fortran = np.asfortranarray(w)      # same shape and dtype, not C-contiguous
+    assert_same(g(fortran, x), got)
+    assert native_hits(g) == before
 
 
 def test_zero_dimensional_arrays():

@@ -1,8 +1,8 @@
 """The signature cache: the one place that decides whether a call can reuse
 compiled code.  It owns the key (the input signature, static arguments by
 value), the least-recently-used order of traces, their guards, the function
-watch, the fast paths for a repeated signature and the native dispatcher of
-all-float transform calls.  ``dlaccelerate`` and the transforms both call
+watch, the fast paths for a repeated signature and the native dispatchers of
+transform calls (all floats, or numpy arrays as positional arguments).  ``dlaccelerate`` and the transforms both call
 through a :class:`SignatureCache`.
 
 Every path that answers a call from a cached trace goes through the same
@@ -172,7 +172,9 @@ class SignatureCache:
 
     ``entry`` is the callable a transform's call is forwarded to: the Python
     path given as ``python_entry``, or the native dispatcher of the last
-    all-float signature once it has been seen twice.
+    all-float or positional-ndarray signature once it has been seen twice
+    (built once per trace and kept, so alternating signatures do not
+    compile again).
 
     Example:
         >>> import symdl
@@ -204,7 +206,7 @@ class SignatureCache:
         self._mru: Trace | None = None
         self._calls = self._hits = 0
         self._fast: _Fast | None = None
-        self._native = None  # (dispatcher, trace, hit counter) of the all-float dispatcher
+        self._native = None  # (dispatcher, trace, hit counter) of the installed native dispatcher
         self._native_seen = 0
         self._native_tried: Trace | None = None
         self._made: dict[Trace, Any] = {}  # native dispatchers built per trace (None: cannot be), reused
