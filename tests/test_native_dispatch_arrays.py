@@ -229,7 +229,7 @@ def test_a_list_instead_of_an_array():
     np.testing.assert_array_equal(g(x), [4.0, -6.0])
 
 
-def test_mixed_floats_and_arrays():
+def test_a_float_where_an_array_was_compiled():
     g = symdl.grad(lambda x, s: s * np.sum(x ** 2))
     x = point(5, 1)
     warm(g, x, np.array(3.0))
@@ -240,6 +240,31 @@ def test_mixed_floats_and_arrays():
     np.testing.assert_allclose(got, 5.0 * x, rtol=1e-15)
     assert native_hits(g) == before
     assert_same(g(x, np.array(3.0)), python_path(g, x, np.array(3.0)))
+
+
+def test_mixed_signatures_go_native_with_float_results():
+    def f(x, s, t):
+        return s * np.sum(x ** 2) + np.sin(t) * s
+    g = symdl.grad(f, argnums=(0, 1, 2))
+    x = point(4, 3)
+    warm(g, x, 0.5, 2.0)
+    before = native_hits(g)
+    for s, t in [(3.0, 0.25), (-1.5, 4.0), (0.0, -2.0)]:
+        got = g(x, s, t)
+        assert type(got) is tuple and type(got[1]) is float and type(got[2]) is float
+        np.testing.assert_allclose(got[0], 2 * s * x, rtol=1e-15)
+        assert got[1] == pytest.approx(np.sum(x ** 2) + np.sin(t), rel=1e-14)
+        assert got[2] == pytest.approx(np.cos(t) * s, rel=1e-14, abs=1e-300)
+        assert_same(got, python_path(g, x, s, t))
+    assert native_hits(g) == before + 3
+    got = g(x, np.array(3.0), 0.25)     # an array where a float was compiled: the Python path
+    assert isinstance(got[1], np.ndarray) and float(got[1]) == pytest.approx(np.sum(x ** 2) + np.sin(0.25))
+    assert native_hits(g) == before + 3
+    vg = symdl.value_and_grad(lambda x, s: s * np.sum(x ** 2))
+    warm(vg, x, 2.0)
+    got = vg(x, 2.5)
+    np.testing.assert_allclose(got[0], 2.5 * np.sum(x ** 2), rtol=1e-15)
+    assert_same(got, python_path(vg, x, 2.5))
 
 
 def test_wrong_argument_count_is_the_python_paths_error():

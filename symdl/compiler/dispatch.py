@@ -82,6 +82,15 @@ def _values(values) -> list:
     return [v._value for v in values]
 
 
+def _mixed_match(values, specs) -> bool:
+    return all(type(v) is float if s is None else (type(v) is np.ndarray and v.shape == s[0] and v.dtype == s[1])
+               for v, s in zip(values, specs))
+
+
+def _mixed_arrays(values) -> list:
+    return [leaf_array(v) if type(v) is float else v for v in values]
+
+
 class _Fast:
     """The signature of the last call, in a form checked without computing
     a key: every leaf an input of one kind (so input-ness and the key follow
@@ -99,6 +108,7 @@ _FAST_KINDS = {  # kind -> (argument check, arrays for the native call)
     "floats": (_floats_match, None),
     "arrays": (_arrays_match, list),
     "dlarrays": (_dlarrays_match, _values),
+    "mixed": (_mixed_match, _mixed_arrays),  # Python floats and numpy arrays
 }
 
 
@@ -112,6 +122,9 @@ def _fast_kind(key: tuple, leaves: list, trace: Trace, out_wrap: str) -> tuple[s
         return "arrays", tuple((x.shape, x.dtype) for x in leaves)
     if all(p[0] == "D" for p in parts) and all(type(x) is dlarray for x in leaves):
         return "dlarrays", tuple((x._value.shape, x._value.dtype, x._fmt) for x in leaves)
+    if all(p is FLOAT_PART or p[0] == "A" for p in parts) \
+            and all(type(x) is float or type(x) is np.ndarray for x in leaves):
+        return "mixed", tuple(None if type(x) is float else (x.shape, x.dtype) for x in leaves)
     return None
 
 
@@ -337,8 +350,8 @@ class SignatureCache:
                 return MISS
         self._hit(trace)
         if self._native_tried is not trace and self._python_entry is not None \
-                and (arrays is None or (fast.kind == "arrays" and fast.positional)):
-            self._install_native(trace, fast.kind)  # the same signature twice: worth native code
+                and (arrays is None or (fast.kind in ("arrays", "mixed") and fast.positional)):
+            self._install_native(trace, fast)  # the same signature twice: worth native code
         return result
 
     def call(self, args: tuple, kwargs: dict, leaves: list | None = None, treedef: Treedef | None = None,
@@ -396,9 +409,11 @@ class SignatureCache:
             # its own side effects while tracing (a call counter) are not edits.
             for fn in found:
                 self._statics.setdefault(ByIdentity(fn), fn)
+            old = self._watch.probes
             self._watch = FunctionWatch(self.function, self._statics.values())
             self._drop_native()  # its probes are those of the old watch
-            self._made.clear()
+            if not _same_probes(old, self._watch.probes):
+                self._made.clear()  # built dispatchers check the old watch
             artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
@@ -412,7 +427,7 @@ class SignatureCache:
         self._fast = _Fast(kind[0], leaves, kind[1], key[0], key[2], positional, trace)
 
     # ------------------------------------------------------------ the native dispatcher
-    def _install_native(self, trace: Trace, kind: str = "floats") -> None:
+    def _install_native(self, trace: Trace, fast: _Fast) -> None:
         with self._lock:
             if self._native_tried is trace:
                 return
@@ -422,8 +437,11 @@ class SignatureCache:
             # signatures swap dispatchers without compiling again.
             made = self._made.get(trace, MISS)
             if made is MISS:
-                build = _native_dispatcher if kind == "floats" else _array_dispatcher
-                made = self._made[trace] = build(trace, self._watch.probes, self._python_entry)
+                if fast.kind == "floats":
+                    made = _native_dispatcher(trace, self._watch.probes, self._python_entry)
+                else:
+                    made = _array_dispatcher(trace, fast, self._watch.probes, self._python_entry)
+                self._made[trace] = made
             if made is None:
                 return
             self._native, self._native_seen = (made[0], trace, made[1]), made[1].value
@@ -466,6 +484,12 @@ def _structure(program):
         return None if any(c is None for c in children) else tuple(children)
 
     return walk(program.out_treedef)
+
+
+def _same_probes(a: list, b: list) -> bool:
+    """Whether two watches check the same things against the same objects."""
+    return len(a) == len(b) and all(
+        len(p) == len(q) and all(x is y for x, y in zip(p, q)) for p, q in zip(a, b))
 
 
 def _probes_supported(probes) -> bool:
@@ -518,11 +542,12 @@ def _leaves_of(tree) -> list[int]:
     return [tree] if isinstance(tree, int) else [k for sub in tree for k in _leaves_of(sub)]
 
 
-def _array_dispatcher(trace: Trace, probes: list, slow: Callable):
-    """(dispatcher, hit counter) for a trace called with numpy arrays as
-    positional arguments, or None when the trace or the watch is not one
-    native code can check (guards, random numbers, dtypes other than
-    float32/float64, results other than arrays and floats in tuples)."""
+def _array_dispatcher(trace: Trace, fast: _Fast, probes: list, slow: Callable):
+    """(dispatcher, hit counter) for a trace called with numpy arrays (and
+    Python floats) as positional arguments, or None when the trace or the
+    watch is not one native code can check (guards, random numbers, dtypes
+    other than float32/float64, results other than arrays and floats in
+    tuples)."""
     from codegen import llvm, pyentry
     entry, program = trace.entry, trace.program
     if not pyentry.arrays_available() or program.guard_nodes or program.uses_rng \
@@ -539,7 +564,19 @@ def _array_dispatcher(trace: Trace, probes: list, slow: Callable):
     for k, (shape, dtype) in enumerate(entry.out_specs):
         as_float = wraps[k] == "float" and shape == ()  # the Python path's value.item()
         outputs.append((shape, names[dtype], as_float))
-    inputs = [(shape, names[dtype]) for shape, dtype in entry.in_specs]
+    specs = fast.specs if fast.kind == "mixed" else [(s, d) for s, d in fast.specs]
+    if len(specs) != len(entry.in_specs):
+        return None
+    inputs = []
+    for spec, (shape, dtype) in zip(specs, entry.in_specs):
+        if spec is None:  # a Python float: a float64 scalar of the entry
+            if shape != () or dtype != np.float64:
+                return None
+            inputs.append(None)
+        elif spec[0] != shape or spec[1] != dtype:
+            return None  # converted on the Python path (an integer array): not native
+        else:
+            inputs.append((shape, names[dtype]))
     workspace = np.empty(entry.workspace_bytes + 64, dtype=np.uint8)  # its own (see ArrayDispatcher)
     base = workspace.ctypes.data
     counter = ctypes.c_int64(0)
