@@ -448,3 +448,15 @@ def test_float_and_array_signatures_on_one_transform():
         np.testing.assert_allclose(got, 3 * x ** 2, rtol=1e-15)
     kinds = sorted(type(made[0]).__name__ for made in g._cache._made.values())
     assert kinds == ["ArrayDispatcher", "ScalarDispatcher"]
+
+
+def test_an_evicted_trace_takes_its_dispatcher_along():
+    g = symdl.grad(rosen)
+    g.cache_size = 1
+    a, b = point(5, 1), point(7, 2)
+    warm(g, a)
+    warm(g, b)                          # a's trace is evicted, and its dispatcher with it
+    assert g.n_traces == 1 and len(g._cache._made) == 1
+    assert g._cache._native[1] in g._cache._made
+    np.testing.assert_allclose(g(a), rosen_grad(a), rtol=1e-13)
+    np.testing.assert_allclose(g(b), rosen_grad(b), rtol=1e-13)
