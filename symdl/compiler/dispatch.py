@@ -2,8 +2,9 @@
 compiled code.  It owns the key (the input signature, static arguments by
 value), the least-recently-used order of traces, their guards, the function
 watch, the fast paths for a repeated signature and the native dispatchers of
-transform calls (all floats, or numpy arrays as positional arguments).  ``dlaccelerate`` and the transforms both call
-through a :class:`SignatureCache`.
+transform calls (all Python floats, or numpy arrays and Python floats as
+positional arguments).  ``dlaccelerate`` and the transforms both call through
+a :class:`SignatureCache`.
 
 Every path that answers a call from a cached trace goes through the same
 checks: the watch (has the function changed?), the signature (would this
@@ -524,8 +525,9 @@ def _native_dispatcher(trace: Trace, probes: list, slow: Callable):
 
 
 def _array_structure(program, n_out: int):
-    """(structure, as_float) for the array dispatcher: the output tree as
-    output indices, and which outputs come back as Python floats; None when
+    """(structure, wraps) for the array dispatcher: the output tree as
+    output indices, and each output's wrap on the Python path (``float``:
+    a 0-d result comes back as a Python float); None when
     the result holds anything else (dlarrays, static values) or does not
     use each output exactly once."""
     structure = _structure(program)
@@ -564,11 +566,10 @@ def _array_dispatcher(trace: Trace, fast: _Fast, probes: list, slow: Callable):
     for k, (shape, dtype) in enumerate(entry.out_specs):
         as_float = wraps[k] == "float" and shape == ()  # the Python path's value.item()
         outputs.append((shape, names[dtype], as_float))
-    specs = fast.specs if fast.kind == "mixed" else [(s, d) for s, d in fast.specs]
-    if len(specs) != len(entry.in_specs):
+    if len(fast.specs) != len(entry.in_specs):
         return None
     inputs = []
-    for spec, (shape, dtype) in zip(specs, entry.in_specs):
+    for spec, (shape, dtype) in zip(fast.specs, entry.in_specs):
         if spec is None:  # a Python float: a float64 scalar of the entry
             if shape != () or dtype != np.float64:
                 return None
