@@ -310,6 +310,11 @@ def _array_layout() -> dict | None:
     if not table:
         return None
     api = (ctypes.c_void_p * 100).from_address(table)
+    # PyArrayObject_fields after PyObject_HEAD: data, nd, dimensions, strides,
+    # base, descr, flags; PyArray_Descr: typeobj, kind, type, byteorder, (a
+    # char), type_num.  API slots: 2 is PyArray_Type, 93 PyArray_New.  Strides
+    # are not read (the contiguity flag says what the entry needs) but checked
+    # with the rest, as evidence that the struct is the one described.
     L = {"data": 16, "nd": 24, "dimensions": 32, "strides": 40, "descr": 56, "flags": 64,
          "byteorder": 26, "type_num": 28, "array_type": api[2], "new": api[93]}
     try:
