@@ -345,6 +345,10 @@ def test_threads_get_their_own_results():
     def work(seed):
         for k in range(300):
             x, v = point(30, seed * 1000 + k), point(30, seed * 1000 + k + 500)
+            if seed % 2:  # strided copies: the Python path, whose native call releases the GIL
+                wide = np.empty((30, 2))
+                wide[:, 0] = x
+                x = wide[:, 0]
             if not np.allclose(h(x, v), rosen_hvp(x, v), rtol=1e-12, atol=1e-9):
                 bad.append((seed, k))
     threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
@@ -353,7 +357,7 @@ def test_threads_get_their_own_results():
     for t in threads:
         t.join()
     assert not bad
-    assert native_hits(h) >= 1200
+    assert native_hits(h) >= 600
 
 
 def resident_bytes() -> int:
