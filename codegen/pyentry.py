@@ -1,21 +1,29 @@
-"""A native dispatcher for all-float calls: Python floats in, Python floats
-(in tuples) out, with no Python code on the way.
+"""Native dispatchers: CPython calls answered by compiled code with no
+Python code on the way, for all-float calls (Python floats in, Python floats
+in tuples out) and for calls with numpy arrays (arrays in, new arrays out).
 
-The dispatcher is a CPython ``METH_FASTCALL`` function generated in LLVM IR
-(as numba does).  It checks that every argument is exactly a ``float``,
-checks the function watch (identity of the user's code objects, defaults,
-closure cells and the globals it reads), writes the numbers into fixed C
-buffers, calls the compiled entry, and builds the result tuples.  Anything
-else (another type, a changed function, a native error) goes to the slow
-path: the Python callable it was given, with the same arguments.
+A dispatcher is a CPython ``METH_FASTCALL`` function generated in LLVM IR
+(as numba does).  :class:`ScalarDispatcher` checks that every argument is
+exactly a ``float``; :class:`ArrayDispatcher` checks that every argument is
+exactly a ``numpy.ndarray`` of the compiled dtype (float32 or float64, native
+byte order), number of dimensions and shape, C-contiguous and aligned (or a
+``float`` where one was compiled).  Both check the function watch (identity
+of the user's code objects, defaults, closure cells and the globals it
+reads), call the compiled entry and build the results.  Anything else (another
+type, a changed function, a native error) goes to the slow path: the Python
+callable it was given, with the same arguments.
 
-It runs with the GIL held and never releases it, so its fixed buffers (its
-own inputs, outputs and workspace, shared with no other caller of the entry)
-are never used by two threads at once.  Every object address baked into the
-code belongs to objects that the Python side keeps alive.  The layout facts
-it relies on (where a float keeps its value, a tuple its items, a function
-its code) are measured at import, and no dispatcher is built when any of
-them does not hold.
+It runs with the GIL held and never releases it, so a dispatcher's own
+buffers (the scalar dispatcher's inputs and outputs, and each dispatcher's
+workspace, shared with no other caller of the entry) are never used by two
+threads at once.  The array dispatcher keeps its pointer array on the native
+stack and makes new output arrays on every call, so only the workspace is
+shared between its calls, and only inside the entry, where no Python code
+runs.  Every object address baked into the code belongs to objects that the
+Python side keeps alive.  The layout facts it relies on (where a float keeps
+its value, a tuple its items, a function its code, an ndarray its data,
+shape, flags and dtype, and numpy's ``PyArray_New``) are measured at import,
+and no dispatcher is built when any of them does not hold.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import ctypes
 import functools
 import sys
 
-__all__ = ["available", "ScalarDispatcher", "forwarding_call", "slot_offset"]
+__all__ = ["available", "arrays_available", "ScalarDispatcher", "ArrayDispatcher", "forwarding_call", "slot_offset"]
 
 _API = ctypes.pythonapi
 _METH_FASTCALL = 0x0080
@@ -260,3 +268,295 @@ class ScalarDispatcher:
         lines.append(f"  {r} = call ptr {addr(vectorcall)}(ptr {addr(slow)}, ptr %args, i64 %nargs, ptr null)")
         lines.append(f"  ret ptr {r}")
         return "define ptr @dispatch(ptr %self, ptr %args, i64 %nargs) {\nentry:\n" + "\n".join(lines) + "\n}\n"
+
+
+# ---------------------------------------------------------------- numpy arrays
+
+_NPY_TYPES = {"float32": 11, "float64": 12}  # NPY_FLOAT, NPY_DOUBLE
+_C_CONTIGUOUS, _ALIGNED = 0x0001, 0x0100      # NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_ALIGNED
+_NATIVE_ORDER = b"<" if sys.byteorder == "little" else b">"
+
+
+def _numpy_api() -> int | None:
+    """Address of numpy's C API table (the ``_ARRAY_API`` capsule)."""
+    try:
+        import numpy._core._multiarray_umath as umath
+    except ImportError:  # numpy 1.x
+        try:
+            import numpy.core.multiarray as umath
+        except ImportError:
+            return None
+    capsule = getattr(umath, "_ARRAY_API", None)
+    if capsule is None:
+        return None
+    get = _API.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    try:
+        return get(capsule, None)
+    except (ValueError, TypeError):
+        return None
+
+
+@functools.cache
+def _array_layout() -> dict | None:
+    """numpy's struct layout as this dispatcher reads it (PyArrayObject_fields
+    and PyArray_Descr), each offset checked on probe arrays and dtypes, plus
+    ``PyArray_New`` from the C API table, checked by calling it.  None when
+    any fact does not hold: then no array dispatcher is built."""
+    import numpy as np
+    if _layout() is None:
+        return None
+    table = _numpy_api()
+    if not table:
+        return None
+    api = (ctypes.c_void_p * 100).from_address(table)
+    # PyArrayObject_fields after PyObject_HEAD: data, nd, dimensions, strides,
+    # base, descr, flags; PyArray_Descr: typeobj, kind, type, byteorder, (a
+    # char), type_num.  API slots: 2 is PyArray_Type, 93 PyArray_New.  Strides
+    # are not read (the contiguity flag says what the entry needs) but checked
+    # with the rest, as evidence that the struct is the one described.
+    L = {"data": 16, "nd": 24, "dimensions": 32, "strides": 40, "descr": 56, "flags": 64,
+         "byteorder": 26, "type_num": 28, "array_type": api[2], "new": api[93]}
+    try:
+        if L["array_type"] != id(np.ndarray):
+            return None
+        probe = np.zeros((2, 3, 5))
+
+        def ptr(obj, off):
+            return ctypes.c_void_p.from_address(id(obj) + off).value
+
+        def i32(obj, off):
+            return ctypes.c_int32.from_address(id(obj) + off).value
+
+        if ptr(probe, L["data"]) != probe.ctypes.data or i32(probe, L["nd"]) != 3:
+            return None
+        if tuple((ctypes.c_int64 * 3).from_address(ptr(probe, L["dimensions"]))) != probe.shape:
+            return None
+        if tuple((ctypes.c_int64 * 3).from_address(ptr(probe, L["strides"]))) != probe.strides:
+            return None
+        if ptr(probe, L["descr"]) != id(probe.dtype):
+            return None
+        flags = i32(probe, L["flags"])
+        strided = probe[:, ::2]
+        unaligned = np.frombuffer(bytes(17), dtype=np.float64, count=2, offset=1)
+        if flags & (_C_CONTIGUOUS | _ALIGNED) != _C_CONTIGUOUS | _ALIGNED \
+                or i32(strided, L["flags"]) & _C_CONTIGUOUS or unaligned.flags.aligned \
+                or i32(unaligned, L["flags"]) & _ALIGNED:
+            return None
+        for name, number in _NPY_TYPES.items():
+            for order, char in (("=", b"="), (">" if _NATIVE_ORDER == b"<" else "<", None)):
+                dt = np.dtype(name).newbyteorder(order)
+                if i32(dt, L["type_num"]) != number or dt.num != number:
+                    return None
+                got = ctypes.c_char.from_address(id(dt) + L["byteorder"]).value
+                if got != (char or dt.byteorder.encode()):
+                    return None
+        # PYFUNCTYPE: called with the GIL held, as numpy requires
+        new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_void_p)(L["new"])
+        dims = (ctypes.c_int64 * 2)(4, 3)
+        made = new(L["array_type"], 2, ctypes.addressof(dims), 11, None, None, 0, 0, None)
+        if type(made) is not np.ndarray or made.shape != (4, 3) or made.dtype != np.float32 \
+                or not (made.flags.c_contiguous and made.flags.owndata and made.flags.writeable
+                        and made.flags.aligned) or made.base is not None:
+            return None
+    except (ValueError, TypeError, OSError):
+        return None
+    return L
+
+
+def arrays_available() -> bool:
+    """Whether numpy's layout is one :class:`ArrayDispatcher` can read."""
+    return _array_layout() is not None
+
+
+class ArrayDispatcher:
+    """Compile and hold one dispatcher for calls with numpy arrays (and
+    Python floats) as positional arguments.
+
+    ``inputs``: per argument, ``None`` for a Python float (a float64 scalar
+    input of the entry) or ``(shape, dtype name)`` for a native-order,
+    aligned, C-contiguous ``numpy.ndarray`` (never a subclass).
+    ``outputs``: per output of the entry, ``(shape, dtype name, as_float)``;
+    ``as_float``: returned as a Python float (0-d outputs only).
+    ``structure``, ``probes``, ``slow``, ``counter``, ``keep``: as for
+    :class:`ScalarDispatcher`.  ``workspace``: the entry's workspace, used
+    by this dispatcher only.
+
+    Inputs and outputs are per call (the pointer array on the native stack,
+    each output a new array), so nothing a later call writes is shared with
+    an earlier result.  Output arrays are made before the arguments and the
+    function watch are checked: making an object may run the garbage
+    collector, whose finalizers run Python code, which could edit what was
+    just checked.  The workspace is used only inside the entry call, which
+    runs no Python code and keeps the GIL.
+    """
+
+    def __init__(self, entry_address: int, inputs: list, outputs: list, workspace: int, structure,
+                 probes: list, slow, counter: ctypes.c_int64, target, keep=()):
+        from . import llvm
+        self._keep = [slow, probes, counter, *keep]
+        module = self._module(_layout(), _array_layout(), entry_address, inputs, outputs, workspace, structure,
+                              probes, id(slow), ctypes.addressof(counter))
+        text = llvm.optimize(module, target)
+        self._lib = llvm.NativeLibrary(llvm.compile_object(text, target), target)
+        self._def = _MethodDef(b"symdl_dispatch", self._lib.address("dispatch"), _METH_FASTCALL, None)
+        new = _API.PyCFunction_NewEx
+        new.restype = ctypes.py_object
+        new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+        self.function = new(ctypes.addressof(self._def), self, None)
+
+    @staticmethod
+    def _module(layout, A, entry_address, inputs, outputs, workspace, structure, probes, slow, counter) -> str:
+        lines: list[str] = []
+        globals_: list[str] = []
+        temp = iter(range(1, 1 << 30))
+        labels = iter(range(1 << 30))
+
+        def t() -> str:
+            return f"%t{next(temp)}"
+
+        def addr(a: int) -> str:
+            return f"inttoptr (i64 {a} to ptr)"
+
+        def gep(obj: str, offset: int) -> str:
+            p = t()
+            lines.append(f"  {p} = getelementptr i8, ptr {obj}, i64 {offset}")
+            return p
+
+        def field(obj: str, offset: int, ty: str) -> str:
+            v = t()
+            lines.append(f"  {v} = load {ty}, ptr {gep(obj, offset)}")
+            return v
+
+        def check(cond: str, fail: str) -> None:
+            ok = f"ok{next(labels)}"
+            lines.append(f"  br i1 {cond}, label %{ok}, label %{fail}")
+            lines.append(f"{ok}:")
+
+        def cmp(op: str, ty: str, a: str, b: str) -> str:
+            c = t()
+            lines.append(f"  {c} = icmp {op} {ty} {a}, {b}")
+            return c
+
+        n_in, n_out = len(inputs), len(outputs)
+        decref, vectorcall = _address(_API.Py_DecRef), _address(_API.PyObject_Vectorcall)
+        lines.append(f"  %slots = alloca [{n_in + n_out + 1} x ptr]")
+        lines.append(f"  %cells = alloca [{n_in + n_out + 1} x double]")
+        lines.append(f"  %made = alloca [{max(n_out, 1)} x ptr]")
+        for k in range(n_out):
+            lines.append(f"  store ptr null, ptr {gep('%made', 8 * k)}")
+        check(cmp("eq", "i64", "%nargs", str(n_in)), "slow")
+
+        def slot(k: int, value: str) -> None:
+            lines.append(f"  store ptr {value}, ptr {gep('%slots', 8 * k)}")
+
+        # outputs first (see the class docstring); a failure to make one is a
+        # MemoryError raised to the caller, as numpy would
+        for k, (shape, dtype, as_float) in enumerate(outputs):
+            if as_float:
+                slot(n_in + k, gep("%cells", 8 * (n_in + k)))
+                continue
+            dims = f"@dims{k}"
+            values = ", ".join(f"i64 {d}" for d in shape) or "i64 0"
+            globals_.append(f"{dims} = private constant [{max(len(shape), 1)} x i64] [{values}]")
+            arr = t()
+            lines.append(f"  {arr} = call ptr {addr(A['new'])}(ptr {addr(A['array_type'])}, i32 {len(shape)}, "
+                         f"ptr {dims}, i32 {_NPY_TYPES[dtype]}, ptr null, ptr null, i32 0, i32 0, ptr null)")
+            lines.append(f"  store ptr {arr}, ptr {gep('%made', 8 * k)}")
+            check(cmp("ne", "ptr", arr, "null"), "nomemory")
+            slot(n_in + k, field(arr, A["data"], "ptr"))
+        # the arguments: exactly what the entry was compiled for
+        for k, spec in enumerate(inputs):
+            obj = field("%args", 8 * k, "ptr")
+            typ = field(obj, layout["type"], "ptr")
+            if spec is None:
+                check(cmp("eq", "ptr", typ, addr(id(float))), "mismatch")
+                value = field(obj, layout["float_value"], "double")
+                cell = gep("%cells", 8 * k)
+                lines.append(f"  store double {value}, ptr {cell}")
+                slot(k, cell)
+                continue
+            shape, dtype = spec
+            check(cmp("eq", "ptr", typ, addr(A["array_type"])), "mismatch")
+            descr = field(obj, A["descr"], "ptr")
+            check(cmp("eq", "i32", field(descr, A["type_num"], "i32"), str(_NPY_TYPES[dtype])), "mismatch")
+            order = field(descr, A["byteorder"], "i8")
+            native, eq = cmp("eq", "i8", order, str(ord("="))), cmp("eq", "i8", order, str(_NATIVE_ORDER[0]))
+            either = t()
+            lines.append(f"  {either} = or i1 {native}, {eq}")
+            check(either, "mismatch")
+            check(cmp("eq", "i32", field(obj, A["nd"], "i32"), str(len(shape))), "mismatch")
+            if shape:
+                dims = field(obj, A["dimensions"], "ptr")
+                for i, d in enumerate(shape):
+                    check(cmp("eq", "i64", field(dims, 8 * i, "i64"), str(d)), "mismatch")
+            flags, masked = field(obj, A["flags"], "i32"), t()
+            want = _C_CONTIGUOUS | _ALIGNED
+            lines.append(f"  {masked} = and i32 {flags}, {want}")
+            check(cmp("eq", "i32", masked, str(want)), "mismatch")
+            slot(k, field(obj, A["data"], "ptr"))
+        get_item = _address(_API.PyDict_GetItemWithError)
+        for kind, obj, key, expected in probes:
+            if kind == "attr":
+                current = field(addr(id(obj)), layout[key], "ptr")
+            else:
+                current = t()
+                lines.append(f"  {current} = call ptr {addr(get_item)}(ptr {addr(id(obj))}, ptr {addr(id(key))})")
+            want = "null" if (kind == "attr" and key == "__defaults__" and expected is None) else addr(id(expected))
+            check(cmp("eq", "ptr", current, want), "mismatch")
+        slot(n_in + n_out, addr(workspace))
+        rc = t()
+        lines.append(f"  {rc} = call i32 {addr(entry_address)}(ptr %slots)")
+        check(cmp("eq", "i32", rc, "0"), "mismatch")
+        # Python floats for scalar outputs, read before any object is made
+        from_double, tuple_new = _address(_API.PyFloat_FromDouble), _address(_API.PyTuple_New)
+        floats = {}
+        for k, (_shape, dtype, as_float) in enumerate(outputs):
+            if as_float:
+                v = field("%cells", 8 * (n_in + k), "double" if dtype == "float64" else "float")
+                if dtype != "float64":
+                    w = t()
+                    lines.append(f"  {w} = fpext float {v} to double")
+                    v = w
+                floats[k] = v
+
+        def build(tree) -> str:
+            if isinstance(tree, int):
+                if tree in floats:
+                    r = t()
+                    lines.append(f"  {r} = call ptr {addr(from_double)}(double {floats[tree]})")
+                    return r
+                # each array output appears once in the result (checked by the caller)
+                return field("%made", 8 * tree, "ptr")
+            items = [build(sub) for sub in tree]
+            tup = t()
+            lines.append(f"  {tup} = call ptr {addr(tuple_new)}(i64 {len(items)})")
+            for k, item in enumerate(items):  # PyTuple_SET_ITEM: the tuple takes the reference
+                lines.append(f"  store ptr {item}, ptr {gep(tup, layout['tuple_items'] + 8 * k)}")
+            return tup
+
+        result = build(structure)
+        n0, n1 = t(), t()
+        lines.append(f"  {n0} = load i64, ptr {addr(counter)}")
+        lines.append(f"  {n1} = add i64 {n0}, 1")
+        lines.append(f"  store i64 {n1}, ptr {addr(counter)}")
+        lines.append(f"  ret ptr {result}")
+
+        def release() -> None:
+            for k in range(n_out):
+                lines.append(f"  call void {addr(decref)}(ptr {field('%made', 8 * k, 'ptr')})")  # Py_XDECREF
+
+        lines.append("nomemory:")
+        release()
+        lines.append("  ret ptr null")
+        lines.append("mismatch:")
+        release()
+        lines.append("  br label %slow")
+        lines.append("slow:")
+        r = t()
+        lines.append(f"  {r} = call ptr {addr(vectorcall)}(ptr {addr(slow)}, ptr %args, i64 %nargs, ptr null)")
+        lines.append(f"  ret ptr {r}")
+        return ("\n".join(globals_) + "\n" + "define ptr @dispatch(ptr %self, ptr %args, i64 %nargs) {\nentry:\n"
+                + "\n".join(lines) + "\n}\n")

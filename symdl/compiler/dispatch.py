@@ -1,9 +1,10 @@
 """The signature cache: the one place that decides whether a call can reuse
 compiled code.  It owns the key (the input signature, static arguments by
 value), the least-recently-used order of traces, their guards, the function
-watch, the fast paths for a repeated signature and the native dispatcher of
-all-float transform calls.  ``dlaccelerate`` and the transforms both call
-through a :class:`SignatureCache`.
+watch, the fast paths for a repeated signature and the native dispatchers of
+transform calls (all Python floats, or numpy arrays and Python floats as
+positional arguments).  ``dlaccelerate`` and the transforms both call through
+a :class:`SignatureCache`.
 
 Every path that answers a call from a cached trace goes through the same
 checks: the watch (has the function changed?), the signature (would this
@@ -82,6 +83,15 @@ def _values(values) -> list:
     return [v._value for v in values]
 
 
+def _mixed_match(values, specs) -> bool:
+    return all(type(v) is float if s is None else (type(v) is np.ndarray and v.shape == s[0] and v.dtype == s[1])
+               for v, s in zip(values, specs))
+
+
+def _mixed_arrays(values) -> list:
+    return [leaf_array(v) if type(v) is float else v for v in values]
+
+
 class _Fast:
     """The signature of the last call, in a form checked without computing
     a key: every leaf an input of one kind (so input-ness and the key follow
@@ -99,6 +109,7 @@ _FAST_KINDS = {  # kind -> (argument check, arrays for the native call)
     "floats": (_floats_match, None),
     "arrays": (_arrays_match, list),
     "dlarrays": (_dlarrays_match, _values),
+    "mixed": (_mixed_match, _mixed_arrays),  # Python floats and numpy arrays
 }
 
 
@@ -112,6 +123,9 @@ def _fast_kind(key: tuple, leaves: list, trace: Trace, out_wrap: str) -> tuple[s
         return "arrays", tuple((x.shape, x.dtype) for x in leaves)
     if all(p[0] == "D" for p in parts) and all(type(x) is dlarray for x in leaves):
         return "dlarrays", tuple((x._value.shape, x._value.dtype, x._fmt) for x in leaves)
+    if all(p is FLOAT_PART or p[0] == "A" for p in parts) \
+            and all(type(x) is float or type(x) is np.ndarray for x in leaves):
+        return "mixed", tuple(None if type(x) is float else (x.shape, x.dtype) for x in leaves)
     return None
 
 
@@ -172,7 +186,9 @@ class SignatureCache:
 
     ``entry`` is the callable a transform's call is forwarded to: the Python
     path given as ``python_entry``, or the native dispatcher of the last
-    all-float signature once it has been seen twice.
+    all-float or positional-ndarray signature once it has been seen twice
+    (built once per trace and kept, so alternating signatures do not
+    compile again).
 
     Example:
         >>> import symdl
@@ -204,9 +220,10 @@ class SignatureCache:
         self._mru: Trace | None = None
         self._calls = self._hits = 0
         self._fast: _Fast | None = None
-        self._native = None  # (dispatcher, trace, hit counter) of the all-float dispatcher
+        self._native = None  # (dispatcher, trace, hit counter) of the installed native dispatcher
         self._native_seen = 0
         self._native_tried: Trace | None = None
+        self._made: dict[Trace, Any] = {}  # native dispatchers built per trace (None: cannot be), reused
         self._statics: dict[ByIdentity, Any] = {}  # functions passed as static arguments: watched too
         self._watch = FunctionWatch(self.function)
 
@@ -292,6 +309,7 @@ class SignatureCache:
                 self._fast = None
             if self._native is not None and self._native[1] is gone:
                 self._drop_native()
+            self._made.pop(gone, None)
             if self._mru is gone:
                 self._mru = None
 
@@ -332,8 +350,9 @@ class SignatureCache:
             if result is None:  # a guard failed: the full path finds (or makes) the trace
                 return MISS
         self._hit(trace)
-        if arrays is None and self._native_tried is not trace and self._python_entry is not None:
-            self._install_native(trace)  # the same all-float signature twice: worth native code
+        if self._native_tried is not trace and self._python_entry is not None \
+                and (arrays is None or (fast.kind in ("arrays", "mixed") and fast.positional)):
+            self._install_native(trace, fast)  # the same signature twice: worth native code
         return result
 
     def call(self, args: tuple, kwargs: dict, leaves: list | None = None, treedef: Treedef | None = None,
@@ -391,8 +410,11 @@ class SignatureCache:
             # its own side effects while tracing (a call counter) are not edits.
             for fn in found:
                 self._statics.setdefault(ByIdentity(fn), fn)
+            old = self._watch.probes
             self._watch = FunctionWatch(self.function, self._statics.values())
             self._drop_native()  # its probes are those of the old watch
+            if not _same_probes(old, self._watch.probes):
+                self._made.clear()  # built dispatchers check the old watch
             artifact, outputs = build_artifact(program.inputs, program.graph_outputs)
         n = len(program.array_outputs)
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
@@ -406,16 +428,24 @@ class SignatureCache:
         self._fast = _Fast(kind[0], leaves, kind[1], key[0], key[2], positional, trace)
 
     # ------------------------------------------------------------ the native dispatcher
-    def _install_native(self, trace: Trace) -> None:
+    def _install_native(self, trace: Trace, fast: _Fast) -> None:
         with self._lock:
             if self._native_tried is trace:
                 return
             self._drop_native()
             self._native_tried = trace
-            made = _native_dispatcher(trace, self._watch.probes, self._python_entry)
+            # Built once per trace and kept: calls alternating between two
+            # signatures swap dispatchers without compiling again.
+            made = self._made.get(trace, MISS)
+            if made is MISS:
+                if fast.kind == "floats":
+                    made = _native_dispatcher(trace, self._watch.probes, self._python_entry)
+                else:
+                    made = _array_dispatcher(trace, fast, self._watch.probes, self._python_entry)
+                self._made[trace] = made
             if made is None:
                 return
-            self._native, self._native_seen = (made[0], trace, made[1]), 0
+            self._native, self._native_seen = (made[0], trace, made[1]), made[1].value
             _enable_forwarding()
             self.entry = made[0].function
 
@@ -457,6 +487,12 @@ def _structure(program):
     return walk(program.out_treedef)
 
 
+def _same_probes(a: list, b: list) -> bool:
+    """Whether two watches check the same things against the same objects."""
+    return len(a) == len(b) and all(
+        len(p) == len(q) and all(x is y for x, y in zip(p, q)) for p, q in zip(a, b))
+
+
 def _probes_supported(probes) -> bool:
     return all((kind == "attr" and key in _NATIVE_PROBES) or (kind == "item" and isinstance(obj, dict)
                                                                and type(key) is str)
@@ -485,6 +521,69 @@ def _native_dispatcher(trace: Trace, probes: list, slow: Callable):
         ctypes.cast(entry._plain_fn, ctypes.c_void_p).value, len(entry.in_specs), len(entry.out_specs),
         base + (-base % 64), structure, list(probes), slow, counter, llvm.host_target(),
         keep=(trace, workspace))
+    return dispatcher, counter
+
+
+def _array_structure(program, n_out: int):
+    """(structure, wraps) for the array dispatcher: the output tree as
+    output indices, and each output's wrap on the Python path (``float``:
+    a 0-d result comes back as a Python float); None when
+    the result holds anything else (dlarrays, static values) or does not
+    use each output exactly once."""
+    structure = _structure(program)
+    if structure is None:
+        return None
+    wraps = {slot[1]: slot[3] for slot in program.out_slots}
+    leaves = _leaves_of(structure)
+    if sorted(leaves) != list(range(n_out)) or any(w not in ("ndarray", "float") for w in wraps.values()):
+        return None
+    return structure, wraps
+
+
+def _leaves_of(tree) -> list[int]:
+    return [tree] if isinstance(tree, int) else [k for sub in tree for k in _leaves_of(sub)]
+
+
+def _array_dispatcher(trace: Trace, fast: _Fast, probes: list, slow: Callable):
+    """(dispatcher, hit counter) for a trace called with numpy arrays (and
+    Python floats) as positional arguments, or None when the trace or the
+    watch is not one native code can check (guards, random numbers, dtypes
+    other than float32/float64, results other than arrays and floats in
+    tuples)."""
+    from codegen import llvm, pyentry
+    entry, program = trace.entry, trace.program
+    if not pyentry.arrays_available() or program.guard_nodes or program.uses_rng \
+            or not _probes_supported(probes):
+        return None
+    names = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+    if any(d not in names for _, d in entry.in_specs + entry.out_specs):
+        return None
+    found = _array_structure(program, len(entry.out_specs))
+    if found is None:
+        return None
+    structure, wraps = found
+    outputs = []
+    for k, (shape, dtype) in enumerate(entry.out_specs):
+        as_float = wraps[k] == "float" and shape == ()  # the Python path's value.item()
+        outputs.append((shape, names[dtype], as_float))
+    if len(fast.specs) != len(entry.in_specs):
+        return None
+    inputs = []
+    for spec, (shape, dtype) in zip(fast.specs, entry.in_specs):
+        if spec is None:  # a Python float: a float64 scalar of the entry
+            if shape != () or dtype != np.float64:
+                return None
+            inputs.append(None)
+        elif spec[0] != shape or spec[1] != dtype:
+            return None  # converted on the Python path (an integer array): not native
+        else:
+            inputs.append((shape, names[dtype]))
+    workspace = np.empty(entry.workspace_bytes + 64, dtype=np.uint8)  # its own (see ArrayDispatcher)
+    base = workspace.ctypes.data
+    counter = ctypes.c_int64(0)
+    dispatcher = pyentry.ArrayDispatcher(
+        ctypes.cast(entry._plain_fn, ctypes.c_void_p).value, inputs, outputs, base + (-base % 64), structure,
+        list(probes), slow, counter, llvm.host_target(), keep=(trace, workspace))
     return dispatcher, counter
 
 
