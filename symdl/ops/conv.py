@@ -13,12 +13,13 @@ kernels belong to the code generator.)
 from __future__ import annotations
 
 import itertools
+import math
 from collections import namedtuple
 
 import numpy as np
 
 from .. import functions as F
-from ..core import apply
+from ..core import apply, to_operands
 from .args import as_dlarray
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
@@ -56,15 +57,43 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
     # channels last: (spatial..., other..., C)
     others = [k for k in range(X.ndim) if k not in space and k != c_axis]
     Xc = F.transpose(pad_constant(X, space, pads, 0.0), space + others + [c_axis])
-    total = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        index = [slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dilation, out, stride)]
-        window = Xc[tuple(index) + (Ellipsis,)]                        # (out..., other..., C)
-        w = W[offset]                                                  # (C/G, F/G, G)
-        parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], w[:, :, g]) for g in range(groups)]
-        term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
-        total = term if total is None else total + term
-    return _finish(total, b, filters, X, space, others, c_axis)
+    rest = Xc.shape[len(space):-1]
+    W, Xc = to_operands([W, Xc])
+    positions = math.prod(kernel)
+    depth = positions * per_group_in                   # the contraction: filter positions x channels per group
+    rows = math.prod(out) * math.prod(rest)            # one row per output pixel (and batch element)
+    patches = _patches(Xc, kernel, out, stride, dilation, groups, per_group_in)
+    per_group_out = filters // groups
+    if groups == 1:
+        total = F.matmul(F.reshape(patches, (rows, depth)), F.reshape(W, (depth, filters)))
+    else:
+        # the groups are the contraction's batch axis: (rows, G, depth) x (G, depth, F/G) -> (G, rows, F/G)
+        Wg = F.reshape(F.transpose(W, (W.ndim - 1,) + tuple(range(W.ndim - 1))), (groups, depth, per_group_out))
+        total = apply("dot_general", [F.reshape(patches, (rows, groups, depth)), Wg],
+                      contract=((2,), (1,)), batch=((1,), (0,)))
+        total = F.transpose(total, (1, 0, 2))             # (rows, G, F/G): a view, stored once by the bias add
+        total = _add_bias(total, b, (groups, per_group_out), filters)
+        b = None
+    return _finish(F.reshape(total, tuple(out) + tuple(rest) + (filters,)), b, filters, X, space, others, c_axis)
+
+
+def _patches(Xc, kernel, out, stride, dilation, groups: int, per_group_in: int):
+    """im2col: the strided slices of the padded, channels-last input ``Xc``
+    (one per filter position and group) side by side along the last axis,
+    ordered (group, filter position, channel), so that each output pixel's
+    receptive field is one contiguous row of ``G * positions * C/G`` values:
+    the contraction axis of a single matrix product.  Concatenating along an
+    existing axis makes each slice one copy loop (a new axis would need a
+    reshape of a strided view, i.e. a second copy)."""
+    n = len(kernel)
+    keep = (slice(None),) * (Xc.ndim - n - 1)
+    columns = []
+    for g in range(groups):
+        channels = slice(g * per_group_in, (g + 1) * per_group_in) if groups > 1 else slice(None)
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            index = tuple(slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dilation, out, stride))
+            columns.append(Xc[index + keep + (channels,)])           # (out..., other..., C/G)
+    return columns[0] if len(columns) == 1 else F.concatenate(columns, axis=-1)
 
 
 def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
@@ -171,10 +200,18 @@ def _arguments(X, weights, bias, stride, dilation, where: str, transposed: bool)
     return _Arguments(space, c_axis, W, b, groups, filters, per_group_in, W.shape[:n], stride, dilation)
 
 
+def _add_bias(total, b, shape: tuple, filters: int):
+    """``total`` (channels last, the filters as ``shape``) plus the bias: one
+    value per filter, or one for all."""
+    return total + F.reshape(b, shape) if b.size == filters else total + F.reshape(b, ())
+
+
 def _finish(total, b, filters: int, X, space, others, c_axis):
-    """Add the bias to the channels-last result and put it back in X's
-    layout: spatial and other axes where they were, the filters in C's place."""
-    total = total + F.reshape(b, (-1,)) if b.size == filters else total + F.reshape(b, ())
+    """Add the bias (unless ``b`` is None: already added) to the channels-last
+    result and put it back in X's layout: spatial and other axes where they
+    were, the filters in C's place."""
+    if b is not None:
+        total = _add_bias(total, b, (filters,), filters)
     order = space + others + [c_axis]
     Y = F.transpose(total, [order.index(k) for k in range(X.ndim)])
     Y._fmt = X._fmt
