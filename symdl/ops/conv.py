@@ -138,8 +138,29 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
     others = [k for k in range(X.ndim) if k not in space and k != c_axis]
     Xc = F.transpose(X, space + others + [c_axis])
     rest = Xc.shape[n:-1]
+    W, Xc = to_operands([W, Xc])
+    positions, per_group_out = math.prod(kernel), filters // groups
+    rows = math.prod(sizes) * math.prod(rest)
+    # one contraction gives every input pixel's contribution to each filter position:
+    # Z[..., position, filter] = sum over the group's channels of X[..., channel] W[position, filter, channel]
+    if groups == 1:
+        Wt = F.reshape(F.transpose(W, (n + 1,) + tuple(range(n)) + (n, n + 2)), (per_group_in, positions * filters))
+        Z = F.matmul(F.reshape(Xc, (rows, per_group_in)), Wt)
+        Z = F.reshape(Z, tuple(sizes) + tuple(rest) + (positions, filters))
+        lead = ()
+    else:
+        Wt = F.reshape(F.transpose(W, (n + 2, n + 1) + tuple(range(n)) + (n,)),
+                       (groups, per_group_in, positions * per_group_out))
+        Z = apply("dot_general", [F.reshape(Xc, (rows, groups, per_group_in)), Wt],
+                  contract=((2,), (1,)), batch=((1,), (0,)))
+        Z = F.reshape(Z, (groups,) + tuple(sizes) + tuple(rest) + (positions, per_group_out))
+        lead = (slice(None),)
+    # col2im: each position's contributions placed (unslice) at the strided output
+    # positions they belong to, summed in one pass over the output
+    tail = (1,) + ((groups,) if groups > 1 else ()) + (per_group_out,)
+    shape = tuple(out) + tuple(rest) + tail
     total = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
+    for p, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
         # input index i lands at output o*d + i*s - crop_before; keep those inside [0, out)
         first, last = [], []
         for o, d, s, m, (before, _), size in zip(offset, dilation, stride, sizes, crops, out):
@@ -148,20 +169,19 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
             last.append(min(m - 1, (size - 1 - shift) // s))
         if any(f > e for f, e in zip(first, last)):
             continue                                                    # this filter tap is cropped away
-        window = Xc[tuple(slice(f, e + 1) for f, e in zip(first, last)) + (Ellipsis,)]   # (in..., other..., C)
-        w = W[offset]                                                   # (F/G, C/G, G)
-        parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], F.transpose(w[:, :, g], (1, 0)))
-                 for g in range(groups)]
-        term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
+        index = lead + tuple(slice(f, e + 1) for f, e in zip(first, last)) + (slice(None),) * len(rest)
+        term = Z[index + (slice(p, p + 1), slice(None))]                # ([G,] in..., other..., 1, F/G)
+        if groups > 1:
+            term = F.transpose(term, tuple(range(1, term.ndim - 1)) + (0, term.ndim - 1))
         starts = [o * d - before + f * s for o, d, (before, _), f, s in zip(offset, dilation, crops, first, stride)]
         stops = [a + (e - f) * s + 1 for a, f, e, s in zip(starts, first, last, stride)]
-        placed = apply("unslice", [term], starts=tuple(starts) + (0,) * (len(rest) + 1),
-                       stops=tuple(stops) + tuple(rest) + (filters,), steps=tuple(stride) + (1,) * (len(rest) + 1),
-                       shape=tuple(out) + tuple(rest) + (filters,))
+        placed = apply("unslice", [term], starts=tuple(starts) + (0,) * (len(rest) + len(tail)),
+                       stops=tuple(stops) + tuple(rest) + tail, steps=tuple(stride) + (1,) * (len(rest) + len(tail)),
+                       shape=shape)
         total = placed if total is None else total + placed
     if total is None:       # every tap cropped away (stride larger than the filter): bias only
-        total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), tuple(out) + tuple(rest) + (filters,))
-    return _finish(total, b, filters, X, space, others, c_axis)
+        total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), shape)
+    return _finish(F.reshape(total, tuple(out) + tuple(rest) + (filters,)), b, filters, X, space, others, c_axis)
 
 
 _Arguments = namedtuple("_Arguments", "space c_axis W b groups filters per_group_in kernel stride dilation")
