@@ -2,12 +2,16 @@
 spatial dimensions, 1-D to 3-D, with stride, padding (numbers or ``'same'``),
 dilation and groups, and its transpose (adjoint) with cropping.
 
-Written as decompositions: for each position in the filter, a strided slice
-of the zero-padded input (channels last) times that position's weights,
-summed; the transpose places each position's product at the strided output
-positions it came from (``unslice``, the adjoint of a slice).  Derivatives of
-every order come from the slice and contraction rules.  (Fast convolution
-kernels belong to the code generator.)
+Written as decompositions around ONE contraction each (im2col), the shape a
+matrix-multiply kernel wants: dlconv copies the strided slices of the
+zero-padded, channels-last input side by side into a patch array (a row per
+output pixel, a column per filter position and channel of the group) and
+multiplies it by the weights; dltranspconv multiplies the input by all filter
+positions' weights at once and places each position's contributions at its
+strided output positions (``unslice``, the adjoint of a slice), summed in one
+pass (col2im).  Groups are the contraction's batch axis.  Derivatives of
+every order come from the slice, concatenate and contraction rules, so each
+gradient is again one contraction (plus a col2im pass for the input's).
 """
 
 from __future__ import annotations
