@@ -120,3 +120,99 @@ def test_maxunpool_bad_input():
         symdl.maxunpool(Y, np.zeros((3,), dtype=int), (4, 4, 1, 1))
     with pytest.raises(ValueError, match=r"indices must be in 0..15"):
         symdl.maxunpool(Y, np.full((2, 2, 1, 1), 16), (4, 4, 1, 1))
+
+
+# ---------------------------------------------------------------- each layout of the decomposition
+# tiling windows (stride = pool: a reshaped view and one reduction), overlapping
+# average windows (one fused sum of slices; stacked beyond 64 positions),
+# overlapping maximum windows (stacked slices and one reduction)
+
+LAYOUT_CASES = [  # fmt, x shape, pool, stride, padding
+    ("SSCB", (7, 5, 3, 2), (2, 2), (2, 2), "same"),                    # tiling, odd sizes padded at the end
+    ("SSCB", (7, 6, 2, 2), (3, 2), (3, 2), ((1, 0), (0, 1))),          # tiling, asymmetric padding, a cut row
+    ("SSCB", (6, 5, 2, 3), (6, 5), (6, 5), 0),                         # global pooling
+    ("SCBT", (9, 2, 2, 3), (3,), (3,), 0),                             # tiling with an extra 'T' dimension
+    ("SSCB", (12, 11, 2, 2), (9, 9), (1, 2), 0),                       # 81 overlapping positions: stacked
+    ("SSCB", (6, 6, 2, 2), (2, 2), (3, 3), 1),                         # stride > pool: gaps between windows
+    ("SSSCB", (4, 5, 4, 2, 2), (2, 3, 2), (2, 3, 2), ((0, 0), (1, 0), (0, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("fmt, shape, pool, stride, padding", LAYOUT_CASES)
+def test_every_layout_eager_and_compiled_against_a_loop(kind, fmt, shape, pool, stride, padding, dtype):
+    x = RNG.standard_normal(shape).astype(dtype)
+    fn = symdl.maxpool if kind == "max" else symdl.avgpool
+
+    def pool_it(X):
+        return fn(X, pool, stride=stride, padding=padding)
+
+    nsp = fmt.count("S")
+    expect = ref_pool(x.astype(np.float64), nsp, pool, stride, pads_of(padding, shape[:nsp], pool, stride), kind)
+    X = symdl.dlarray(x, fmt)
+    tol = dict(rtol=1e-13, atol=1e-14) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    for y in (symdl.dlfeval(pool_it, X), symdl.dlaccelerate(pool_it)(X)):
+        assert y.fmt == fmt and y.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(data(y), expect, **tol)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", [LAYOUT_CASES[1], LAYOUT_CASES[3]], ids=["tiling-2d", "tiling-1d-T"])
+def test_tiling_derivatives_against_central_differences(kind, case):
+    fmt, shape, pool, stride, padding = case
+    x0 = RNG.standard_normal(shape)
+    fn = symdl.maxpool if kind == "max" else symdl.avgpool
+    nsp = fmt.count("S")
+    pads = pads_of(padding, shape[:nsp], pool, stride)
+
+    def f(x):
+        if isinstance(x, symdl.dlarray):
+            return symdl.tanh(fn(symdl.dlarray(x, fmt), pool, stride=stride, padding=padding))
+        return np.tanh(ref_pool(x, nsp, pool, stride, pads, kind))
+    check_grads(f, [x0], order=2)
+
+
+def test_stacked_average_derivatives_against_central_differences():
+    x0 = RNG.standard_normal((10, 9, 1, 1))
+
+    def f(x):
+        if isinstance(x, symdl.dlarray):
+            return symdl.avgpool(symdl.dlarray(x, "SSCB"), (9, 8), stride=1) ** 2
+        return ref_pool(x, 2, (9, 8), (1, 1), [(0, 0), (0, 0)], "avg") ** 2
+    check_grads(f, [x0], order=2)
+
+
+@pytest.mark.parametrize("pool, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1))], ids=["tiling", "overlapping"])
+def test_ties_share_the_gradient_equally_compiled_and_interpreted(pool, stride):
+    """A constant input ties every window: each of its k elements gets 1/k of
+    the window's cotangent (overlapping windows add their shares)."""
+    x = np.full((4, 4, 1, 1), 3.0)
+    w = RNG.standard_normal(((4 - pool[0]) // stride[0] + 1,) * 2)
+
+    def grad(X):
+        Y = symdl.maxpool(X, pool, stride=stride)
+        return symdl.dlgradient(symdl.sum(Y * w[:, :, None, None]), X)
+
+    expect = np.zeros((4, 4))
+    k = pool[0] * pool[1]
+    for i, j in itertools.product(*(range(d) for d in w.shape)):
+        expect[i * stride[0]:i * stride[0] + pool[0], j * stride[1]:j * stride[1] + pool[1]] += w[i, j] / k
+    X = symdl.dlarray(x, "SSCB")
+    for run in (grad, symdl.dlaccelerate(grad)):
+        np.testing.assert_allclose(data(symdl.dlfeval(run, X))[:, :, 0, 0], expect, rtol=1e-14, atol=1e-15)
+
+
+def test_compiled_gradients_equal_interpreted():
+    x = RNG.standard_normal((6, 7, 2, 2))
+    w = RNG.standard_normal((3, 4, 2, 2))
+
+    def loss_grad(X):
+        y = symdl.sum(symdl.maxpool(X, 2, stride=2, padding="same") * w) \
+            + symdl.sum(symdl.avgpool(X, (3, 2), stride=(2, 2), padding="same") ** 2)
+        return y, symdl.dlgradient(y, X)
+
+    X = symdl.dlarray(x, "SSCB")
+    (y0, g0), (y1, g1) = symdl.dlfeval(loss_grad, X), symdl.dlfeval(symdl.dlaccelerate(loss_grad), X)
+    np.testing.assert_allclose(float(y1), float(y0), rtol=1e-13)
+    np.testing.assert_allclose(data(g1), data(g0), rtol=1e-12, atol=1e-14)

@@ -2,23 +2,28 @@
 spatial dimensions, 1-D to 3-D, with stride, padding (numbers or ``'same'``),
 dilation and groups, and its transpose (adjoint) with cropping.
 
-Written as decompositions: for each position in the filter, a strided slice
-of the zero-padded input (channels last) times that position's weights,
-summed; the transpose places each position's product at the strided output
-positions it came from (``unslice``, the adjoint of a slice).  Derivatives of
-every order come from the slice and contraction rules.  (Fast convolution
-kernels belong to the code generator.)
+Written as decompositions around ONE contraction each (im2col), the shape a
+matrix-multiply kernel wants: dlconv copies the strided slices of the
+zero-padded, channels-first input one after the other into a patch array (a
+row per filter position and channel of the group, a column per output pixel)
+and multiplies the weights by it; dltranspconv multiplies the input by all filter
+positions' weights at once and places each position's contributions at its
+strided output positions (``unslice``, the adjoint of a slice), summed in one
+pass (col2im).  Groups are the contraction's batch axis.  Derivatives of
+every order come from the slice, concatenate and contraction rules, so each
+gradient is again one contraction (plus a col2im pass for the input's).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import namedtuple
 
 import numpy as np
 
 from .. import functions as F
-from ..core import apply
+from ..core import apply, to_operands
 from .args import as_dlarray
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
@@ -53,18 +58,46 @@ def dlconv(X, weights, bias, stride=1, padding=0, dilation=1):
         raise ValueError(f"{where}: the filter (reach {tuple(reach)} with dilation) is larger than the (padded) "
                          f"spatial size {tuple(padded)} of X")
     out = [(p - r) // s + 1 for p, r, s in zip(padded, reach, stride)]
-    # channels last: (spatial..., other..., C)
+    # channels first: (C, spatial..., other...); for 'SSCB' the batch stays the contiguous axis
     others = [k for k in range(X.ndim) if k not in space and k != c_axis]
-    Xc = F.transpose(pad_constant(X, space, pads, 0.0), space + others + [c_axis])
-    total = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        index = [slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dilation, out, stride)]
-        window = Xc[tuple(index) + (Ellipsis,)]                        # (out..., other..., C)
-        w = W[offset]                                                  # (C/G, F/G, G)
-        parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], w[:, :, g]) for g in range(groups)]
-        term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
-        total = term if total is None else total + term
-    return _finish(total, b, filters, X, space, others, c_axis)
+    order = [c_axis] + space + others
+    Xc = F.transpose(pad_constant(X, space, pads, 0.0), order)
+    rest = Xc.shape[1 + len(space):]
+    W, Xc = to_operands([W, Xc])
+    depth = math.prod(kernel) * per_group_in            # the contraction: filter positions x channels per group
+    cols = math.prod(out) * math.prod(rest)             # one column per output pixel (and observation)
+    patches = _patches(Xc, kernel, out, stride, dilation, groups, per_group_in)
+    per_group_out = filters // groups
+    if groups == 1:
+        # (depth x F)^T (depth x cols) -> F x cols
+        total = apply("dot_general", [F.reshape(W, (depth, filters)), F.reshape(patches, (depth, cols))],
+                      contract=((0,), (0,)), batch=((), ()))
+    else:
+        # the groups are the contraction's batch axis: (G, depth, F/G) x (G, depth, cols) -> (G, F/G, cols)
+        Wg = F.reshape(F.transpose(W, (W.ndim - 1,) + tuple(range(W.ndim - 1))), (groups, depth, per_group_out))
+        total = apply("dot_general", [Wg, F.reshape(patches, (groups, depth, cols))],
+                      contract=((1,), (1,)), batch=((0,), (0,)))
+    return _finish(F.reshape(total, (filters,) + tuple(out) + tuple(rest)), b, filters, X, order)
+
+
+def _patches(Xc, kernel, out, stride, dilation, groups: int, per_group_in: int):
+    """im2col: the strided slices of the padded, channels-first input ``Xc``
+    (one per group and filter position, each ``C/G x out... x other...``)
+    stacked on a new leading axis, ordered (group, filter position, channel):
+    reshaped to ``(G, positions * C/G, columns)`` it is the contraction's
+    operand, every output pixel's receptive field one column.  Each slice
+    gets its new axis by a broadcast (a view), so stacking copies it once
+    (``expand_dims`` would reshape a strided view: a second copy)."""
+    n = len(kernel)
+    keep = (slice(None),) * (Xc.ndim - n - 1)
+    columns = []
+    for g in range(groups):
+        channels = slice(g * per_group_in, (g + 1) * per_group_in) if groups > 1 else slice(None)
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            index = tuple(slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dilation, out, stride))
+            column = Xc[(channels,) + index + keep]                   # (C/G, out..., other...)
+            columns.append(F.broadcast_to(column, (1,) + column.shape))
+    return columns[0] if len(columns) == 1 else F.concatenate(columns, axis=0)
 
 
 def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
@@ -105,12 +138,34 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
     if any(o < 1 for o in out):
         raise ValueError(f"{where}: cropping {cropping!r} removes the whole output (uncropped spatial size "
                          f"{tuple(full)}, cropping {tuple(crops)})")
-    # channels last: (spatial..., other..., C)
+    # channels first: (C, spatial..., other...)
     others = [k for k in range(X.ndim) if k not in space and k != c_axis]
-    Xc = F.transpose(X, space + others + [c_axis])
-    rest = Xc.shape[n:-1]
+    order = [c_axis] + space + others
+    Xc = F.transpose(X, order)
+    rest = Xc.shape[1 + n:]
+    W, Xc = to_operands([W, Xc])
+    positions, per_group_out = math.prod(kernel), filters // groups
+    cols = math.prod(sizes) * math.prod(rest)
+    # one contraction gives every input pixel's contribution to each filter position:
+    # Z[position, filter, pixel] = sum over the group's channels of W[position, filter, channel] X[channel, pixel]
+    if groups == 1:
+        Wt = F.reshape(F.transpose(W, (n + 1,) + tuple(range(n)) + (n, n + 2)), (per_group_in, positions * filters))
+        Z = apply("dot_general", [Wt, F.reshape(Xc, (per_group_in, cols))], contract=((0,), (0,)), batch=((), ()))
+        Z = F.reshape(Z, (positions, filters) + tuple(sizes) + tuple(rest))
+        lead = ()
+    else:
+        Wt = F.reshape(F.transpose(W, (n + 2, n + 1) + tuple(range(n)) + (n,)),
+                       (groups, per_group_in, positions * per_group_out))
+        Z = apply("dot_general", [Wt, F.reshape(Xc, (groups, per_group_in, cols))],
+                  contract=((1,), (1,)), batch=((0,), (0,)))
+        Z = F.reshape(Z, (groups, positions, per_group_out) + tuple(sizes) + tuple(rest))
+        lead = (slice(None),)
+    # col2im: each position's contributions placed (unslice) at the strided output
+    # positions they belong to, summed in one pass over the output
+    head = ((groups,) if groups > 1 else ()) + (1, per_group_out)     # ([G,] 1, F/G): the placed array's lead
+    shape = head + tuple(out) + tuple(rest)
     total = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
+    for p, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
         # input index i lands at output o*d + i*s - crop_before; keep those inside [0, out)
         first, last = [], []
         for o, d, s, m, (before, _), size in zip(offset, dilation, stride, sizes, crops, out):
@@ -119,20 +174,18 @@ def dltranspconv(X, weights, bias, stride=1, cropping=0, dilation=1):
             last.append(min(m - 1, (size - 1 - shift) // s))
         if any(f > e for f, e in zip(first, last)):
             continue                                                    # this filter tap is cropped away
-        window = Xc[tuple(slice(f, e + 1) for f, e in zip(first, last)) + (Ellipsis,)]   # (in..., other..., C)
-        w = W[offset]                                                   # (F/G, C/G, G)
-        parts = [F.matmul(window[..., g * per_group_in:(g + 1) * per_group_in], F.transpose(w[:, :, g], (1, 0)))
-                 for g in range(groups)]
-        term = parts[0] if groups == 1 else F.concatenate(parts, axis=-1)
+        index = lead + (slice(p, p + 1), slice(None)) + tuple(slice(f, e + 1) for f, e in zip(first, last))
+        term = Z[index + (slice(None),) * len(rest)]                    # ([G,] 1, F/G, in..., other...)
         starts = [o * d - before + f * s for o, d, (before, _), f, s in zip(offset, dilation, crops, first, stride)]
         stops = [a + (e - f) * s + 1 for a, f, e, s in zip(starts, first, last, stride)]
-        placed = apply("unslice", [term], starts=tuple(starts) + (0,) * (len(rest) + 1),
-                       stops=tuple(stops) + tuple(rest) + (filters,), steps=tuple(stride) + (1,) * (len(rest) + 1),
-                       shape=tuple(out) + tuple(rest) + (filters,))
+        k = len(head)
+        placed = apply("unslice", [term], starts=(0,) * k + tuple(starts) + (0,) * len(rest),
+                       stops=shape[:k] + tuple(stops) + tuple(rest), steps=(1,) * k + tuple(stride) + (1,) * len(rest),
+                       shape=shape)
         total = placed if total is None else total + placed
     if total is None:       # every tap cropped away (stride larger than the filter): bias only
-        total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), tuple(out) + tuple(rest) + (filters,))
-    return _finish(total, b, filters, X, space, others, c_axis)
+        total = F.broadcast_to(np.zeros((), dtype=Xc.dtype), shape)
+    return _finish(F.reshape(total, (filters,) + tuple(out) + tuple(rest)), b, filters, X, order)
 
 
 _Arguments = namedtuple("_Arguments", "space c_axis W b groups filters per_group_in kernel stride dilation")
@@ -171,11 +224,14 @@ def _arguments(X, weights, bias, stride, dilation, where: str, transposed: bool)
     return _Arguments(space, c_axis, W, b, groups, filters, per_group_in, W.shape[:n], stride, dilation)
 
 
-def _finish(total, b, filters: int, X, space, others, c_axis):
-    """Add the bias to the channels-last result and put it back in X's
-    layout: spatial and other axes where they were, the filters in C's place."""
-    total = total + F.reshape(b, (-1,)) if b.size == filters else total + F.reshape(b, ())
-    order = space + others + [c_axis]
+def _finish(total, b, filters: int, X, order):
+    """Add the bias to the result, whose axes are X's in ``order`` (the
+    filters in C's place), and put it back in X's layout."""
+    if b.size == filters:
+        c = order.index(X._fmt.index("C"))
+        total = total + F.reshape(b, tuple(filters if k == c else 1 for k in range(total.ndim)))
+    else:
+        total = total + F.reshape(b, ())
     Y = F.transpose(total, [order.index(k) for k in range(X.ndim)])
     Y._fmt = X._fmt
     return Y

@@ -2,18 +2,31 @@
 (``'S'``) dimensions of a formatted dlarray, with stride and padding
 (numbers or ``'same'``).
 
-Written as a decomposition: one strided slice of the (padded) input per
-position in the pooling window, then the maximum or the mean over them, so
-derivatives of every order come from the slice and reduction rules.  maxpool
-pads with -inf (padding never wins); avgpool pads with 0 and divides by the
-window size, as MATLAB's default.  At a tie for the maximum the derivative is
-shared equally among the tied elements (MATLAB gives it to one of them).
+Written as decompositions, so derivatives of every order come from the
+movement, elementwise and reduction rules; each is laid out to be one pass:
+
+- windows that tile the (padded) input (stride = pool size, the usual 2 x 2
+  stride 2 and global pooling): a reshape that gives each window axes of its
+  own, then one reduction over them (a view of the input, no copy);
+- overlapping windows, average: the sum of one strided slice per position in
+  the window, a single fused loop (its derivative: the sum of their adjoints,
+  one loop over the input);
+- overlapping windows, maximum: those slices stacked (one copy each), then
+  one reduction.  The maximum stays a reduction everywhere, so its derivative
+  shares the cotangent equally among tied elements (MATLAB gives it to one of
+  them); a chain of elementwise maxima would split ties differently.
+
+maxpool pads with -inf (padding never wins); avgpool pads with 0 and divides
+by the window size, as MATLAB's default.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
+from collections import namedtuple
 
 import numpy as np
 
@@ -25,8 +38,16 @@ from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
 __all__ = ["maxpool", "avgpool", "maxunpool"]
 
+# overlapping average windows of more positions than this are stacked and
+# reduced instead of summed as one n-ary sum (whose loop body grows with it)
+_MAX_SUM_TERMS = 64
 
-def _windows(X, pool_size, stride, padding, fill: float, where: str):
+_Geometry = namedtuple("_Geometry", "axes pool stride pads out")
+
+
+def _geometry(X, pool_size, stride, padding, where: str) -> _Geometry:
+    """The checked spatial arguments: X's spatial axes, pool size, stride,
+    (before, after) padding and output size per spatial axis."""
     axes = spatial_axes(X, where)
     sizes = [X.shape[k] for k in axes]
     pool = per_axis(pool_size, len(axes), "pool_size", where)
@@ -39,16 +60,54 @@ def _windows(X, pool_size, stride, padding, fill: float, where: str):
         raise ValueError(f"{where}: the pool {pool} is larger than the (padded) spatial size {tuple(padded)} "
                          f"of X (shape {X.shape}, fmt {X._fmt!r})")
     out = [(n - k) // s + 1 for n, k, s in zip(padded, pool, stride)]
-    Xp = pad_constant(X, axes, pads, fill)
-    offsets = list(itertools.product(*(range(k) for k in pool)))
+    return _Geometry(axes, pool, stride, pads, out)
+
+
+def _offsets(geo: _Geometry) -> list[tuple[int, ...]]:
+    return list(itertools.product(*(range(k) for k in geo.pool)))
+
+
+def _slices(Xp, geo: _Geometry) -> list:
+    """One strided slice of the padded input per position in the window:
+    slice ``o`` holds, for every output element, the window's element at ``o``."""
     slices = []
-    for offset in offsets:
-        index = [slice(None)] * X.ndim
-        for axis, o, s, m in zip(axes, offset, stride, out):
+    for offset in _offsets(geo):
+        index = [slice(None)] * Xp.ndim
+        for axis, o, s, m in zip(geo.axes, offset, geo.stride, geo.out):
             index[axis] = slice(o, o + (m - 1) * s + 1, s)
         slices.append(Xp[tuple(index)])
-    geometry = (axes, offsets, stride, [a for a, _ in pads])
-    return F.stack(slices, axis=0), math.prod(pool), geometry
+    return slices
+
+
+def _stacked(Xp, geo: _Geometry):
+    """The window positions stacked on a new leading axis.  Each slice gets
+    its new axis by a broadcast (a view), so stacking is one copy per slice
+    (``expand_dims`` would reshape a strided view: a second copy)."""
+    return F.concatenate([F.broadcast_to(v, (1,) + v.shape) for v in _slices(Xp, geo)], axis=0)
+
+
+def _tiles(geo: _Geometry) -> bool:
+    """Whether the windows tile the padded input: stride = pool size."""
+    return all(s == k for s, k in zip(geo.stride, geo.pool))
+
+
+def _blocks(Xp, geo: _Geometry):
+    """For tiling windows: the padded input (cut to whole windows) reshaped
+    so that each spatial axis of size ``out * k`` becomes ``(out, k)``, and
+    the axes of the ``k``s, the ones to reduce."""
+    used = [slice(None)] * Xp.ndim
+    for axis, m, k in zip(geo.axes, geo.out, geo.pool):
+        used[axis] = slice(0, m * k)
+    Xu = Xp[tuple(used)]
+    shape, window_axes = [], []
+    for axis, d in enumerate(Xu.shape):
+        if axis in geo.axes:
+            k = geo.pool[geo.axes.index(axis)]
+            shape += [d // k, k]
+            window_axes.append(len(shape) - 1)
+        else:
+            shape.append(d)
+    return F.reshape(Xu, tuple(shape)), tuple(window_axes)
 
 
 def maxpool(X, pool_size, stride=1, padding=0, return_indices: bool = False):
@@ -66,11 +125,17 @@ def maxpool(X, pool_size, stride=1, padding=0, return_indices: bool = False):
                  [13., 15.]], fmt='SS')
     """
     return_indices = flag(return_indices, "return_indices", "maxpool")
-    windows, _, geometry = _windows(X, pool_size, stride, padding, -np.inf, "maxpool")
-    out = F.max(windows, axis=0)
+    geo = _geometry(X, pool_size, stride, padding, "maxpool")
+    Xp = pad_constant(X, geo.axes, geo.pads, -np.inf)
+    if _tiles(geo) and not return_indices:
+        blocks, window_axes = _blocks(Xp, geo)
+        out = F.max(blocks, axis=window_axes)
+    else:
+        windows = _stacked(Xp, geo)
+        out = F.max(windows, axis=0)
     out._fmt = X._fmt
     if return_indices:
-        return out, _argmax_indices(windows, geometry, X.shape), X.shape
+        return out, _argmax_indices(windows, geo, X.shape), X.shape
     return out
 
 
@@ -85,15 +150,24 @@ def avgpool(X, pool_size, stride=1, padding=0):
         dlarray([[ 2.5,  4.5],
                  [10.5, 12.5]], fmt='SS')
     """
-    windows, count, _ = _windows(X, pool_size, stride, padding, 0.0, "avgpool")
-    out = F.sum(windows, axis=0) * (1.0 / count)
+    geo = _geometry(X, pool_size, stride, padding, "avgpool")
+    Xp = pad_constant(X, geo.axes, geo.pads, 0.0)
+    count = math.prod(geo.pool)
+    if _tiles(geo):
+        blocks, window_axes = _blocks(Xp, geo)
+        total = F.sum(blocks, axis=window_axes)
+    elif count <= _MAX_SUM_TERMS:
+        total = functools.reduce(operator.add, _slices(Xp, geo))
+    else:
+        total = F.sum(_stacked(Xp, geo), axis=0)
+    out = total * (1.0 / count)
     out._fmt = X._fmt
     return out
 
 
-def _argmax_indices(windows, geometry, input_shape) -> np.ndarray:
+def _argmax_indices(windows, geo: _Geometry, input_shape) -> np.ndarray:
     """The flat index into the input of each window's first maximum."""
-    axes, offsets, stride, before = geometry
+    axes, offsets, stride, before = geo.axes, _offsets(geo), geo.stride, [a for a, _ in geo.pads]
     values = windows._value
     best = np.argmax(values, axis=0)                       # which offset, per output element
     coords = np.indices(best.shape)
