@@ -22,7 +22,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
-__all__ = ["host_target", "optimize", "compile_object", "assembly", "NativeLibrary", "versions"]
+__all__ = ["host_target", "optimize", "compile_object", "assembly", "NativeLibrary", "versions", "register_symbol"]
 
 _LOCK = threading.RLock()
 
@@ -310,6 +310,14 @@ def compile_object(ir_text: str, target: HostTarget) -> bytes:
 def assembly(ir_text: str, target: HostTarget) -> str:
     with _LOCK:
         return target.machine.emit_assembly(_for_target(ir_text, target))
+
+
+def register_symbol(name: str, address: int) -> None:
+    """Make ``name`` resolve to ``address`` in object code loaded later
+    (the BLAS functions of :mod:`codegen.blas`)."""
+    with _LOCK:
+        _initialised()
+        llvm.add_symbol(name, address)
 
 
 class NativeLibrary:
