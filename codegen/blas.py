@@ -49,12 +49,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["BlasLibrary", "library", "blas_mode", "gemm_mode", "policy_key", "generated_only", "choose",
-           "prepare_object", "references_blas", "symbol_prefix", "BLAS_MIN_WORK", "set_num_threads"]
+           "prepare_object", "references_blas", "symbol_prefix", "BLAS_MIN_WORK", "BLAS_MIN_SIDE",
+           "set_num_threads"]
 
-#: Products of at least this many multiply-adds (M*N*K) call BLAS: below it
-#: the generated kernel is as fast or faster (no call and threading overhead;
-#: measured with benchmarks/bench_matmul.py, see docs/performance.md).
-BLAS_MIN_WORK = 128 * 128 * 128
+#: Products of at least this many multiply-adds (M*N*K), with every side at
+#: least :data:`BLAS_MIN_SIDE`, call BLAS.  Below, the generated kernel is
+#: about as fast as single-threaded OpenBLAS (benchmarks/bench_matmul.py,
+#: docs/performance.md), and BLAS's threads cost more than they bring: its
+#: worker threads spin after each call and, on a busy machine, a call waits
+#: for a descheduled worker (an MLP step measured 20x slower that way).
+#: Skinny products (a side of 10 classes) are memory-bound: no gain either.
+BLAS_MIN_WORK = 256 * 256 * 256
+BLAS_MIN_SIDE = 64
 
 #: Every private symbol starts so; object code containing these bytes
 #: references BLAS.
@@ -249,7 +255,7 @@ def policy_key() -> str:
     disk-cache key): the BLAS used (if any), the modes and thresholds."""
     from .lower.contract import GEMM_MIN_WORK
     lib = None if blas_mode() == "never" else library()
-    return (f"contract:gemm={gemm_mode()}:{GEMM_MIN_WORK}|blas={blas_mode()}:{BLAS_MIN_WORK}:"
+    return (f"contract:gemm={gemm_mode()}:{GEMM_MIN_WORK}|blas={blas_mode()}:{BLAS_MIN_WORK}:{BLAS_MIN_SIDE}:"
             f"{lib.ident if lib else 'none'}")
 
 
@@ -310,7 +316,7 @@ def choose(shape, dtype: str) -> BlasCall | None:
     if lib is None:
         return None
     mode = blas_mode()
-    if mode == "auto" and shape.work < BLAS_MIN_WORK:
+    if mode == "auto" and (shape.work < BLAS_MIN_WORK or min(shape.M, shape.N, shape.K) < BLAS_MIN_SIDE):
         return None
     limit = (1 << (lib.int_bits - 1)) - 1
     for swap in (False, True):
