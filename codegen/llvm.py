@@ -73,8 +73,10 @@ def codegen_fingerprint() -> str:
     import hashlib
     from pathlib import Path
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
+    # (lower/ included: the lowering tables and the generated kernels are code generator too)
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
