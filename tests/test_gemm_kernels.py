@@ -126,6 +126,8 @@ def _check_sizes(dtype, fixed):
 def test_generated_kernel_every_size_and_layout(generated, dtype):
     compiled = _check_sizes(dtype, 17)
     assert lowered_with(compiled) == {"gemm"}
+    vl = blocking(np.dtype(dtype).name, features).VL
+    assert f"llvm.fmuladd.v{vl}f{np.dtype(dtype).itemsize * 8}" in compiled.llvm_ir
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -378,3 +380,20 @@ def test_blocking_follows_the_vector_width():
     assert blocking("float32", "+sse2").NR == 8
     bl = blocking("float64")
     assert bl.MC % bl.MR == 0 and bl.NR == bl.NV * bl.VL
+
+
+@pytest.mark.parametrize("features", ["+sse2", "+avx,+avx2,+fma"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrower_vector_blockings(generated, private_cache, monkeypatch, features, dtype):
+    # the AVX2 and SSE tilings (run here: their vectors are legal on this host too)
+    import codegen.lower.contract as contract
+    import codegen.lower.gemm as gemm
+
+    def narrow(dt, feats=None):
+        return blocking(dt, features)
+    monkeypatch.setattr(gemm, "blocking", narrow)
+    monkeypatch.setattr(contract, "blocking", narrow)
+    compiled = _check_sizes(dtype, 17)
+    assert lowered_with(compiled) == {"gemm"}
+    vl = blocking(np.dtype(dtype).name, features).VL
+    assert f"llvm.fmuladd.v{vl}f{np.dtype(dtype).itemsize * 8}" in compiled.llvm_ir
