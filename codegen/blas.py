@@ -54,13 +54,14 @@ __all__ = ["BlasLibrary", "library", "blas_mode", "gemm_mode", "policy_key", "ge
 
 #: Products of at least this many multiply-adds (M*N*K), with every side at
 #: least :data:`BLAS_MIN_SIDE`, call BLAS.  Below, the generated kernel is
-#: about as fast as single-threaded OpenBLAS (benchmarks/bench_matmul.py,
+#: within 10-20% of single-threaded OpenBLAS (benchmarks/bench_matmul.py,
 #: docs/performance.md), and BLAS's threads cost more than they bring: its
 #: worker threads spin after each call and, on a busy machine, a call waits
-#: for a descheduled worker (an MLP step measured 20x slower that way).
-#: Skinny products (a side of 10 classes) are memory-bound: no gain either.
-BLAS_MIN_WORK = 256 * 256 * 256
-BLAS_MIN_SIDE = 64
+#: for a descheduled worker (a 256^3 product measured 20x slower that way,
+#: an MLP step too).  Only long products amortise that risk.  Skinny products
+#: (a side of 10 classes) are memory-bound: no gain from BLAS either.
+BLAS_MIN_WORK = 512 * 512 * 512
+BLAS_MIN_SIDE = 128
 
 #: Every private symbol starts so; object code containing these bytes
 #: references BLAS.

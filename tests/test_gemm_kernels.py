@@ -225,8 +225,8 @@ def test_compiled_equals_interpreter(generated, dtype):
 def test_above_the_blas_threshold_through_the_generated_kernel(monkeypatch):
     monkeypatch.setenv("SYMDL_BLAS", "0")
     rng = np.random.default_rng(5)
-    a, b = _rand(rng, (257, 257), np.float32), _rand(rng, (257, 257), np.float32)
-    assert 257 ** 3 >= blas.BLAS_MIN_WORK and 257 >= blas.BLAS_MIN_SIDE
+    a, b = _rand(rng, (513, 513), np.float32), _rand(rng, (513, 513), np.float32)
+    assert 513 ** 3 >= blas.BLAS_MIN_WORK and 513 >= blas.BLAS_MIN_SIDE
     compiled = symdl.compile(lambda a, b: a.T.T @ b.T, a, b)
     assert_product(compiled(a, b), a, b, "mk,nk->mn", np.float32, "large, generated")
     assert lowered_with(compiled) == {"gemm"}
@@ -237,7 +237,7 @@ def test_auto_policy_calls_blas_above_the_threshold(monkeypatch):
     monkeypatch.delenv("SYMDL_BLAS", raising=False)
     monkeypatch.delenv("SYMDL_GEMM", raising=False)
     rng = np.random.default_rng(6)
-    big = _rand(rng, (256, 256), np.float64)
+    big = _rand(rng, (512, 512), np.float64)
     small = _rand(rng, (16, 16), np.float64)
     compiled = symdl.compile(lambda x: x @ x, big)
     assert lowered_with(compiled) == {"blas"}
