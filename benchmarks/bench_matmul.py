@@ -77,6 +77,11 @@ def main() -> None:
 
             attempt(rep, c, "symdl", bench_symdl)
             rep.add(c, "numpy", measure(lambda a=a, b=b: a @ b), note="OpenBLAS, default threads")
+            if blas.set_num_threads(1):  # numpy shares codegen.blas's OpenBLAS
+                try:
+                    rep.add(c, "numpy, OpenBLAS on one thread", measure(lambda a=a, b=b: a @ b))
+                finally:
+                    blas.set_num_threads(int(os.environ.get("SYMDL_NUM_THREADS") or os.cpu_count() or 1))
             if torch is None:
                 rep.missing(c, "PyTorch", "torch")
             else:

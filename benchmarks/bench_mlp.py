@@ -13,6 +13,7 @@ are checked against the numpy reference.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -95,6 +96,14 @@ def main() -> None:
         first, out = first_call(lambda: numpy_step(p0, X, T))
         rep.add(CASE, "numpy (hand-written backprop)", measure(lambda: numpy_step(p0, X, T)), first,
                 note="numpy's OpenBLAS, its default threads")
+        # the same with OpenBLAS on one thread (symdl's kernels run on one):
+        # numpy and codegen.blas share the library, so its setter serves both
+        from codegen import blas
+        if blas.set_num_threads(1):
+            try:
+                rep.add(CASE, "numpy, OpenBLAS on one thread", measure(lambda: numpy_step(p0, X, T)))
+            finally:
+                blas.set_num_threads(int(os.environ.get("SYMDL_NUM_THREADS") or os.cpu_count() or 1))
 
     def torch_step(torch):
         F_ = torch.nn.functional

@@ -180,6 +180,7 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
     from bench_mlp import CASE as mlp_case
     s = res.get("mlp", mlp_case, "symdl: dlaccelerate(model gradients)")
     for peer_impl, label in [("numpy (hand-written backprop)", "hand-written numpy"),
+                             ("numpy, OpenBLAS on one thread", "hand-written numpy, one BLAS thread (orientation)"),
                              ("PyTorch eager (forward + backward)", "PyTorch eager")]:
         r = _ratio(s, res.get("mlp", mlp_case, peer_impl))
         add(f"mlp 64-128-64-10 loss + gradients, batch 256 <= 1.0x {label}", None if r is None else r <= 1.0,
