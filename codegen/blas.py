@@ -58,7 +58,7 @@ __all__ = ["BlasLibrary", "library", "blas_mode", "gemm_mode", "policy_key", "ge
 #: docs/performance.md), and BLAS's threads cost more than they bring: its
 #: worker threads spin after each call and, on a busy machine, a call waits
 #: for a descheduled worker (a 256^3 product measured 20x slower that way,
-#: an MLP step too).  Only long products amortise that risk.  Skinny products
+#: an MLP step 2.5x).  Only long products amortise that risk.  Skinny products
 #: (a side of 10 classes) are memory-bound: no gain from BLAS either.
 BLAS_MIN_WORK = 512 * 512 * 512
 BLAS_MIN_SIDE = 128
