@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import Report, Row, fmt_ratio, fmt_time  # noqa: E402
 
-SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing", "cnn"]
+SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing", "cnn", "mlp", "matmul"]
 
 
 def run_script(name: str, quick: bool, out_dir: Path) -> dict | None:
@@ -175,6 +175,27 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
                res.get("cnn", cnn_case, "PyTorch eager (forward + backward)"))
     add("cnn: loss + gradients <= 2x PyTorch eager (issue 7; 1x is issue 9's)", None if r is None else r <= 2.0,
         fmt_ratio(r))
+
+    # mlp, matmul (issue 9) ---------------------------------------------------
+    from bench_mlp import CASE as mlp_case
+    s = res.get("mlp", mlp_case, "symdl: dlaccelerate(model gradients)")
+    for peer_impl, label in [("numpy (hand-written backprop)", "hand-written numpy"),
+                             ("numpy, OpenBLAS on one thread", "hand-written numpy, one BLAS thread (orientation)"),
+                             ("PyTorch eager (forward + backward)", "PyTorch eager")]:
+        r = _ratio(s, res.get("mlp", mlp_case, peer_impl))
+        add(f"mlp 64-128-64-10 loss + gradients, batch 256 <= 1.0x {label}", None if r is None else r <= 1.0,
+            f"{fmt_ratio(r)} (symdl {fmt_time(s)})")
+    cases = sorted({c for (b, c, _) in res.rows if b == "matmul"},
+                   key=lambda c: (c.split()[0], int(c.split()[1])))
+    worst = []
+    for c in cases:
+        sm = res.get("matmul", c, "symdl compile")
+        r = _ratio(sm, res.get("matmul", c, "numpy"))
+        if r is not None:
+            worst.append((r, c))
+    add("matmul sweep 32..1024: symdl <= 1.0x numpy at every size (orientation; not an issue target)",
+        None if not worst else max(worst)[0] <= 1.0,
+        "; ".join(f"{c.split(' x ')[0]}: {fmt_ratio(r)}" for r, c in worst) or "—")
     return out
 
 

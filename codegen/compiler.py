@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from symdl.ir.node import Node
 from symdl.ir.rewrite import ieee_semantics
 
-from . import llvm
+from . import blas, llvm
 from .abi import NativeEntry
 from .emit import emit_module
 from .decompose import decompose
@@ -46,6 +46,11 @@ class Artifact:
             if target.key != self.target_key:
                 raise ValueError("compiled code was built for another target: "
                                  f"{self.target_key.split('|')[:2]} vs {target.key.split('|')[:2]}")
+            if not blas.prepare_object(self.object_code):
+                # (LLVM would abort the process on the unresolved symbol)
+                raise ValueError("compiled code calls a BLAS that this process does not have "
+                                 f"({', '.join(blas.references_blas(self.object_code))}); "
+                                 "compile it again here")
             lib = llvm.NativeLibrary(self.object_code, target)
             self._entry = NativeEntry(lib, self.name, self.in_specs, self.out_specs, self.workspace_bytes)
         return self._entry
@@ -138,8 +143,9 @@ def run_passes(build: Build, until: str = "object_code",
                observe: Callable[[str, Build], None] | None = None) -> Build:
     """Run the back-end passes in order up to and including ``until``;
     ``observe(name, build)`` after each (debug dumps)."""
+    # exported libraries and ieee=True code never call BLAS (codegen.blas)
     for name, run in BACKEND_PASSES:
-        with ieee_semantics(build.ieee):
+        with ieee_semantics(build.ieee), blas.generated_only(build.c_name is not None or build.ieee):
             run(build)
         if observe is not None:
             observe(name, build)

@@ -135,6 +135,10 @@ _CTYPES = {"float64": "double", "float32": "float", "int64": "int64_t", "bool": 
 def add_c_wrapper(module: ir.Module, entry: ir.Function, name: str, n_in: int, n_out: int,
                   workspace_bytes: int) -> None:
     """Add ``int NAME(in..., out...)`` that packs the pointers and calls ``entry``."""
+    from .blas import symbol_prefix
+    if any(g.startswith(symbol_prefix) for g in module.globals):
+        # (codegen.compiler runs exports under blas.generated_only: never reached)
+        raise AssertionError("exported code must not call BLAS: its library would depend on it")
     fn = ir.Function(module, ir.FunctionType(I32, [PTR] * (n_in + n_out)), name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     slots = b.alloca(PTR, size=I32(n_in + n_out + 1))

@@ -22,7 +22,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
-__all__ = ["host_target", "optimize", "compile_object", "assembly", "NativeLibrary", "versions"]
+__all__ = ["host_target", "optimize", "compile_object", "assembly", "NativeLibrary", "versions", "register_symbol"]
 
 _LOCK = threading.RLock()
 
@@ -73,11 +73,15 @@ def codegen_fingerprint() -> str:
     import hashlib
     from pathlib import Path
     h = hashlib.sha256()
-    root = Path(__file__).parent
-    # (recursive: the lowering tables in codegen/lower/ are code generator too)
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
+    # lower/ included: the lowering tables and the generated kernels are code
+    # generator too; so are the primitives' definitions in symdl/ir (what an op
+    # of the graph means, and constants the lowering reads, such as the scale
+    # of the overflow-safe sum)
+    here = Path(__file__).parent
+    for root in (here, here.parent / "symdl" / "ir"):
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode())
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -312,6 +316,14 @@ def compile_object(ir_text: str, target: HostTarget) -> bytes:
 def assembly(ir_text: str, target: HostTarget) -> str:
     with _LOCK:
         return target.machine.emit_assembly(_for_target(ir_text, target))
+
+
+def register_symbol(name: str, address: int) -> None:
+    """Make ``name`` resolve to ``address`` in object code loaded later
+    (the BLAS functions of :mod:`codegen.blas`)."""
+    with _LOCK:
+        _initialised()
+        llvm.add_symbol(name, address)
 
 
 class NativeLibrary:

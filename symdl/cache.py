@@ -254,9 +254,12 @@ def _secret(create: bool) -> tuple[Path, bytes] | None:
 # ---------------------------------------------------------------- entries
 
 def cache_key(graph_digest: str, target_key: str, versions: str) -> str:
+    from codegen.blas import policy_key
+
     from . import __version__
     h = hashlib.sha256()
-    for part in (graph_digest, target_key, versions, f"symdl {__version__}"):
+    # how contractions are lowered here (BLAS or not) changes the code
+    for part in (graph_digest, target_key, versions, f"symdl {__version__}", policy_key()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -402,6 +405,9 @@ def cached_artifact(key: str, inputs, outputs, name: str, target_key: str):
     # written for this graph's memory layout (defence in depth: a header that
     # undersized the workspace would make the native code write past it).
     if planned_layout(inputs, outputs, name) != (got_out, work):
+        return None
+    from codegen.blas import prepare_object
+    if not prepare_object(code):  # calls a BLAS this process lacks: a miss, never loaded
         return None
     return Artifact(name, code, got_in, got_out, work, target_key)
 

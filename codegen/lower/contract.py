@@ -1,16 +1,209 @@
-"""Lowering of contractions (dot_general): loop nests over memory."""
+"""Lowering of contractions (dot_general): batched matrix multiplies.
+
+Each ``dot_general`` is classified (:func:`classify`) from the planned
+strided views of its operands and its output: batch axes become loops, the
+free axes of A are collapsed into M, those of B into N, the contracted axes
+into K, each collapse only where every view's strides allow it (axes that do
+not collapse stay as loops outside the multiply; contracted ones accumulate).
+The multiply itself is, by size and policy (:mod:`codegen.blas`):
+
+* a call of BLAS (``?gemm``) for large products, when a BLAS was found, the
+  strides have a unit stride BLAS can take, and the code is not exported;
+* the generated packed micro-kernel of :mod:`.gemm` otherwise;
+* the plain loop nest of :func:`_loop_nest` for tiny products, matrix-vector
+  shapes, and always under ``ieee=True`` (it sums left to right, as
+  docs/ieee.md promises).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from llvmlite import ir
 
 from symdl.ir.rewrite import ieee_active
 
-from .scalar import llvm_type
+from .. import blas
+from .gemm import blocking, gemm_function, scratch_elements
+from .scalar import I32, I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
+
+__all__ = ["classify", "MatmulShape", "GEMM_MIN_WORK"]
+
+#: Below this many multiply-adds (M*N*K) the loop nest, which LLVM unrolls
+#: and vectorises for constant sizes, beats packing (measured with
+#: benchmarks/bench_matmul.py); ``SYMDL_GEMM=always`` ignores it.
+GEMM_MIN_WORK = 4096
+
+
+@dataclass(frozen=True)
+class MatmulShape:
+    """A dot_general as ``C[outer] (=|+=) A[outer] @ B[outer]``: strides in
+    elements of each view; ``outer`` loops are (extent, stride in A, in B,
+    in C); ``k_outer`` are contracted axes that did not collapse into K
+    (extent, stride in A, in B), summed by accumulating."""
+
+    M: int
+    N: int
+    K: int
+    rsa: int
+    csa: int
+    rsb: int
+    csb: int
+    rsc: int
+    csc: int
+    outer: tuple
+    k_outer: tuple
+
+    @property
+    def work(self) -> int:
+        return self.M * self.N * self.K
+
+    def transposed(self) -> MatmulShape:
+        """The same product as ``C.T = B.T @ A.T`` (operands swapped)."""
+        return MatmulShape(self.N, self.M, self.K, self.csb, self.rsb, self.csa, self.rsa, self.csc, self.rsc,
+                           tuple((e, sb, sa, sc) for e, sa, sb, sc in self.outer),
+                           tuple((e, sb, sa) for e, sa, sb in self.k_outer))
+
+
+def _collapse(axes: list) -> tuple[list, tuple]:
+    """Split ``[(extent, strides...)]`` (outer to inner, no extent-1 axes)
+    into the axes left as loops and one collapsed innermost run
+    ``(extent, strides...)``: an axis joins the run when, in every view, its
+    stride is the run's stride times the run's extent."""
+    if not axes:
+        return [], None
+    n, *st = axes[-1]
+    k = len(axes) - 1
+    while k > 0:
+        pn, *pst = axes[k - 1]
+        if all(ps == s * n for ps, s in zip(pst, st)):
+            n *= pn
+            k -= 1
+        else:
+            break
+    return axes[:k], (n, *st)
+
+
+def classify(node, av, bv, out) -> MatmulShape:
+    """The matrix-multiply form of ``node`` with operands in views ``av``,
+    ``bv`` and its result in ``out`` (see :class:`MatmulShape`)."""
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+    free_b = [i for i in range(b.ndim) if i not in cb and i not in bb]
+    nb, nfa = len(ba), len(free_a)
+    sa, sb, sc = av.strides, bv.strides, out.strides
+    outer = [(a.shape[x], sa[x], sb[y], sc[k]) for k, (x, y) in enumerate(zip(ba, bb)) if a.shape[x] != 1]
+    m_axes = [(a.shape[x], sa[x], sc[nb + k]) for k, x in enumerate(free_a) if a.shape[x] != 1]
+    n_axes = [(b.shape[y], sb[y], sc[nb + nfa + k]) for k, y in enumerate(free_b) if b.shape[y] != 1]
+    k_axes = [(a.shape[x], sa[x], sb[y]) for x, y in zip(ca, cb) if a.shape[x] != 1]
+    m_loops, m = _collapse(m_axes)
+    n_loops, n = _collapse(n_axes)
+    k_loops, k = _collapse(k_axes)
+    outer += [(e, s_a, 0, s_c) for e, s_a, s_c in m_loops] + [(e, 0, s_b, s_c) for e, s_b, s_c in n_loops]
+    m = m or (1, 0, 0)
+    n = n or (1, 0, 0)
+    k = k or (1, 0, 0)
+    return MatmulShape(M=m[0], N=n[0], K=k[0], rsa=m[1], csa=k[1], rsb=k[2], csb=n[1], rsc=m[2], csc=n[2],
+                       outer=tuple(outer), k_outer=tuple(k_loops))
+
+
+def _scratch(node) -> tuple[int, str]:
+    """Packed panels for the generated kernel: sized for the whole product
+    in either operand order (the classified product is never larger)."""
+    if ieee_active() or blas.gemm_mode() == "never":
+        return 0, node.dtype
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    m = _prod(a.shape[i] for i in range(a.ndim) if i not in ca and i not in ba)
+    n = _prod(b.shape[i] for i in range(b.ndim) if i not in cb and i not in bb)
+    k = _prod(a.shape[i] for i in ca)
+    return max(sum(scratch_elements(node.dtype, m, n, k)), sum(scratch_elements(node.dtype, n, m, k))), node.dtype
+
+
+def _prod(xs) -> int:
+    p = 1
+    for x in xs:
+        p *= x
+    return p
 
 
 def _dot_general(em, kernel) -> None:
+    node = kernel.node
+    a, bnode = node.inputs
+    av, bv = em.plan.location[a], em.plan.location[bnode]
+    if ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape):
+        _loop_nest(em, kernel)
+        return
+    shape = classify(node, av, bv, kernel.out)
+    call = blas.choose(shape, node.dtype)
+    if call is not None:
+        _over_outer(em, kernel, shape, lambda pa, pb, pc, acc: call.emit(em, node.dtype, shape, pa, pb, pc, acc))
+        return
+    if not _use_generated(shape):
+        _loop_nest(em, kernel)
+        return
+    bl = blocking(node.dtype)
+    if shape.N < bl.NR and shape.M > shape.N:
+        # C.T = B.T @ A.T: the long side along the micro-kernel's vectors
+        shape = shape.transposed()
+        swap = True
+    else:
+        swap = False
+    na, nbp = scratch_elements(node.dtype, shape.M, shape.N, shape.K)
+    if kernel.scratch is None or kernel.scratch.shape[0] < na + nbp:
+        _loop_nest(em, kernel)  # (never: the scratch rule sized it for this product)
+        return
+    fn = gemm_function(em.module, node.dtype)
+    ap = em._address(kernel.scratch, [I64(0)], node.dtype)
+    bp = em._address(kernel.scratch, [I64(na)], node.dtype)
+
+    def call_gemm(pa, pb, pc, acc):
+        if swap:
+            pa, pb = pb, pa
+        s = shape
+        em.b.call(fn, [I64(s.M), I64(s.N), I64(s.K), pa, I64(s.rsa), I64(s.csa), pb, I64(s.rsb), I64(s.csb),
+                       pc, I64(s.rsc), I64(s.csc), acc, ap, bp])
+    _over_outer(em, kernel, shape.transposed() if swap else shape, call_gemm)
+
+
+def _use_generated(shape: MatmulShape) -> bool:
+    mode = blas.gemm_mode()
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    # matrix-vector products: the loop nest's vectorised dot products need no packing
+    return shape.M >= 4 and shape.N >= 4 and shape.work >= GEMM_MIN_WORK
+
+
+def _over_outer(em, kernel, shape: MatmulShape, body) -> None:
+    """``body(ptr A, ptr B, ptr C, accumulate i32)`` for every entry of the
+    loops outside the multiply (batch axes, free axes that did not collapse,
+    then contracted axes that did not collapse, which accumulate)."""
+    node = kernel.node
+    a, bnode = node.inputs
+    av, bv, out = em.plan.location[a], em.plan.location[bnode], kernel.out
+    b = em.b
+    loops = list(shape.outer) + [(e, s_a, s_b, 0) for e, s_a, s_b in shape.k_outer]
+    n_k = len(shape.k_outer)
+
+    def base(view, offset):
+        return b.gep(em.bases[view.buffer], [offset], source_etype=llvm_type(node.dtype, True))
+
+    def inner(idx):
+        offs = [I64(av.offset), I64(bv.offset), I64(out.offset)]
+        for i, (_, *strides) in zip(idx, loops):
+            offs = [o if s == 0 else b.add(o, b.mul(i, I64(s))) for o, s in zip(offs, strides)]
+        acc = I32(0)
+        for i in idx[len(idx) - n_k:] if n_k else []:
+            acc = b.or_(acc, b.zext(b.icmp_signed("!=", i, I64(0)), I32))
+        body(base(av, offs[0]), base(bv, offs[1]), base(out, offs[2]), acc)
+    em.loop_nest([e for e, *_ in loops], inner)
+
+
+def _loop_nest(em, kernel) -> None:
     """With a wide enough b-free block the loops run batch, a-free,
     contracted, b-free (innermost over contiguous output: the vectoriser's
     favourite); otherwise each output element sums its contraction in a
@@ -74,4 +267,4 @@ def _dot_general(em, kernel) -> None:
     em.loop_nest(node.shape, outer)
 
 
-LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general)
+LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general, scratch=_scratch)
