@@ -33,7 +33,8 @@ def _reduce(em, kernel, init: float, combine) -> None:
             em.b.store(combine(em.b, em.b.load(acc, typ=ty), v), acc)
         em.loop_nest([x.shape[a] for a in axes], inner)
         em.store(em.b.load(acc, typ=ty), kernel.out, out_idx, node.dtype)
-    em.loop_nest(node.shape, outer)
+    # output elements are independent: split across threads (codegen.parallel)
+    em.outer_nest(node.shape, outer)
 
 
 def _sum(em, kernel) -> None:

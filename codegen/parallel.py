@@ -1,0 +1,313 @@
+"""Both cores for generated kernels: which kernels split their outer loop
+across threads, the thread count, and the native helper that runs a split
+kernel on threads it starts and joins itself.
+
+A kernel whose work is above :data:`SPLIT_WORK` is emitted as a *range
+function* ``i32 k(ptr args, i64 lo, i64 hi)`` that runs the iterations
+``lo <= i < hi`` of its outer loop, and the entry calls
+``symdl_parallel_for(k, args, extent)``.  That helper reads the thread count
+*at run time* from a global (so object code in the disk cache never bakes a
+count in), cuts ``[0, extent)`` into equal contiguous chunks, starts one
+POSIX thread per chunk but the first (``pthread_create``; the JIT resolves it
+in this process), runs the first chunk itself and joins every thread before
+it returns: no thread outlives its call, and worker threads write only the
+buffers of the call that started them.  A thread that cannot be started
+(``EAGAIN`` under a process or memory limit) has its chunk run on the calling
+thread instead.
+
+Only axes whose iterations are independent are split: the outer axis of a
+fused elementwise loop (or its flat index), and the outer *output* axis of a
+reduction, never a reduction axis.  Every element is then computed by the
+same instructions whatever the thread count, so results are bitwise
+identical for 1, 2 or 64 threads.  Contractions (``dot_general``) are not
+split here: they get their own kernels (and BLAS threads); a kernel emitter
+that wants this mechanism registers its op in :data:`SPLITTABLE` and runs its
+outer loop with ``em.outer_nest`` (see :mod:`codegen.lower.reduce`).
+
+The thread count: ``SYMDL_NUM_THREADS`` (a positive integer; default: the
+cores this process may run on, ``os.sched_getaffinity``), read whenever
+compiled code is loaded into the process (:func:`load_from_env`), stored in
+the process-wide C global ``symdl_num_threads`` that all JIT-loaded code
+reads.  Exported C libraries have a global of their own, 1 (single-threaded)
+unless the C program calls ``NAME_set_num_threads``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from llvmlite import ir
+
+from .lower.scalar import I8, I32, I64
+
+__all__ = ["SYMDL_NUM_THREADS", "NUM_THREADS_SYMBOL", "MAX_THREADS", "SPLIT_WORK", "SPLITTABLE",
+           "num_threads", "set_num_threads", "default_num_threads", "load_from_env", "symbol_address",
+           "split_extent", "ParallelRuntime"]
+
+SYMDL_NUM_THREADS = "SYMDL_NUM_THREADS"
+NUM_THREADS_SYMBOL = "symdl_num_threads"
+#: At most this many threads per kernel (the per-call task array lives on the stack).
+MAX_THREADS = 64
+#: A kernel is split when its work (elements times operations per element,
+#: see :func:`split_extent`) is at least this.  Starting and joining a
+#: thread costs about 20-40 us here (docs/performance.md, "Threads"),
+#: which a fused loop repays from a few 1e5 element-operations on.
+SPLIT_WORK = 1 << 18
+#: KERNEL ops whose emitter runs its outer loop with ``em.outer_nest`` (so a
+#: range of it can run on another thread): op -> work(node).  A contraction
+#: joins by registering here and using ``outer_nest`` over its output rows.
+SPLITTABLE: dict = {
+    "reduce_sum": lambda node: node.inputs[0].size,
+    "reduce_max": lambda node: node.inputs[0].size,
+}
+
+PTR = ir.PointerType()
+_COUNT = ctypes.c_int32(1)
+
+
+def default_num_threads() -> int:
+    """The cores this process may run on (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _parse(value: str) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{SYMDL_NUM_THREADS} must be a positive integer (the threads compiled code may "
+                         f"use), got {value!r}")
+    return min(n, MAX_THREADS)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads that compiled code in this process uses from its next call on
+    (capped at :data:`MAX_THREADS`).
+
+    Example:
+        >>> from codegen import parallel
+        >>> parallel.set_num_threads(2); parallel.num_threads()
+        2
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    _COUNT.value = min(n, MAX_THREADS)
+
+
+def num_threads() -> int:
+    """The thread count compiled code in this process reads on each call.
+
+    Example:
+        >>> from codegen import parallel
+        >>> parallel.num_threads() >= 1
+        True
+    """
+    return _COUNT.value
+
+
+def load_from_env() -> int:
+    """Set the thread count from ``SYMDL_NUM_THREADS`` (default: all cores);
+    called whenever compiled code is loaded.  A value that is not a positive
+    integer is a ValueError naming the variable.
+
+    Example:
+        >>> import os
+        >>> from codegen import parallel
+        >>> os.environ["SYMDL_NUM_THREADS"] = "3"; parallel.load_from_env()
+        3
+        >>> del os.environ["SYMDL_NUM_THREADS"]; parallel.load_from_env() == parallel.default_num_threads()
+        True
+    """
+    value = os.environ.get(SYMDL_NUM_THREADS, "")
+    n = _parse(value) if value.strip() else min(default_num_threads(), MAX_THREADS)
+    _COUNT.value = n
+    return n
+
+
+def symbol_address() -> int:
+    """Address of the process-wide thread count that JIT-loaded code reads."""
+    return ctypes.addressof(_COUNT)
+
+
+# ---------------------------------------------------------------- which kernels split
+def split_extent(kernel, flat: bool) -> int | None:
+    """The number of independent outer iterations to share among threads,
+    or None when ``kernel`` stays on one thread (too little work, a single
+    outer iteration, or an op that is not splittable)."""
+    from .plan import LoopKernel
+    if isinstance(kernel, LoopKernel):
+        if not kernel.shape:
+            return None
+        size = 1
+        for d in kernel.shape:
+            size *= d
+        extent = size if flat else kernel.shape[0]
+        work = size * max(1, len(kernel.members) + len(kernel.stores))
+    else:
+        rule = SPLITTABLE.get(kernel.node.op)
+        if rule is None or not kernel.node.shape:
+            return None  # a full reduction has only its reduction axis
+        extent, work = kernel.node.shape[0], rule(kernel.node)
+    return extent if extent >= 2 and work >= SPLIT_WORK else None
+
+
+# ---------------------------------------------------------------- native helper
+class ParallelRuntime:
+    """The helper functions of one LLVM module, made on first use:
+    ``symdl_parallel_for`` and the thread body ``symdl_task_run``.
+
+    ``c_name`` (an exported library): the count is an internal global of the
+    library, 1 until the C program calls ``c_name + "_set_num_threads"``.
+    Otherwise it is the process-wide external ``symdl_num_threads``.
+    """
+
+    RANGE_FN = ir.FunctionType(I32, [PTR, I64, I64])
+
+    def __init__(self, module: ir.Module, c_name: str | None = None):
+        self.module, self.c_name = module, c_name
+        self._parallel_for = None
+
+    def parallel_for(self) -> ir.Function:
+        if self._parallel_for is None:
+            count = self._count_global()
+            run = self._task_run()
+            self._parallel_for = self._emit_parallel_for(count, run)
+        return self._parallel_for
+
+    # one task: {range fn, args, lo, hi, rc}
+    TASK = ir.LiteralStructType([PTR, PTR, I64, I64, I32])
+
+    def _count_global(self) -> ir.GlobalVariable:
+        if self.c_name is None:
+            g = ir.GlobalVariable(self.module, I32, NUM_THREADS_SYMBOL)
+            g.linkage = "external"
+            return g
+        g = ir.GlobalVariable(self.module, I32, f"{self.c_name}__num_threads")
+        g.linkage = "internal"
+        g.initializer = I32(1)
+        setter = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [I32]), f"{self.c_name}_set_num_threads")
+        b = ir.IRBuilder(setter.append_basic_block("entry"))
+        n = setter.args[0]
+        n = b.select(b.icmp_signed("<", n, I32(1)), I32(1), n)
+        n = b.select(b.icmp_signed(">", n, I32(MAX_THREADS)), I32(MAX_THREADS), n)
+        b.store(n, g)
+        b.ret_void()
+        return g
+
+    def _task_run(self) -> ir.Function:
+        """``ptr symdl_task_run(ptr task)``: the body of every thread."""
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), "symdl_task_run")
+        fn.linkage = "internal"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        task = fn.args[0]
+
+        def field(k, ty):
+            return b.load(b.gep(task, [I32(0), I32(k)], source_etype=self.TASK), typ=ty)
+        rng, args, lo, hi = field(0, self.RANGE_FN.as_pointer()), field(1, PTR), field(2, I64), field(3, I64)
+        rc = self._call_ptr(b, rng, [args, lo, hi])
+        b.store(rc, b.gep(task, [I32(0), I32(4)], source_etype=self.TASK))
+        b.ret(ir.Constant(PTR, None))
+        return fn
+
+    def _call_ptr(self, b: ir.IRBuilder, fnptr: ir.Value, args):
+        # an indirect call: llvmlite reads the callee's type from its pointer
+        # type's pointee (printed as an opaque ``ptr``)
+        return b.call(fnptr, args)
+
+    def _emit_parallel_for(self, count: ir.GlobalVariable, run: ir.Function) -> ir.Function:
+        m = self.module
+        fn = ir.Function(m, ir.FunctionType(I32, [self.RANGE_FN.as_pointer(), PTR, I64]), "symdl_parallel_for")
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        rng, args, extent = fn.args
+        create = m.globals.get("pthread_create") or ir.Function(
+            m, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
+        join = m.globals.get("pthread_join") or ir.Function(m, ir.FunctionType(I32, [I64, PTR]), "pthread_join")
+        entry = fn.append_basic_block("entry")
+        b = ir.IRBuilder(entry)
+        tasks = _opaque_alloca(b, ir.ArrayType(self.TASK, MAX_THREADS), "tasks")
+        tids = _opaque_alloca(b, ir.ArrayType(I64, MAX_THREADS), "tids")
+        started = _opaque_alloca(b, ir.ArrayType(I8, MAX_THREADS), "started")
+        rc_slot = _opaque_alloca(b, I32, "rc")
+        # threads = clamp(count, 1, min(extent, MAX_THREADS)), read on every call
+        n = b.sext(b.load(count, typ=I32), I64)
+        n = b.select(b.icmp_signed("<", n, I64(1)), I64(1), n)
+        n = b.select(b.icmp_signed(">", n, extent), extent, n)
+        n = b.select(b.icmp_signed(">", n, I64(MAX_THREADS)), I64(MAX_THREADS), n)
+        serial = fn.append_basic_block("serial")
+        threaded = fn.append_basic_block("threaded")
+        b.cbranch(b.icmp_signed("<=", n, I64(1)), serial, threaded)
+        b.position_at_end(serial)
+        b.ret(self._call_ptr(b, rng, [args, I64(0), extent]))
+
+        b.position_at_end(threaded)
+
+        def task_ptr(t):
+            return b.gep(tasks, [I32(0), t], source_etype=ir.ArrayType(self.TASK, MAX_THREADS))
+
+        def fill(t):
+            task = task_ptr(t)
+            lo = b.udiv(b.mul(extent, t), n)
+            hi = b.udiv(b.mul(extent, b.add(t, I64(1))), n)
+            for k, v in enumerate((rng, args, lo, hi, I32(0))):
+                b.store(v, b.gep(task, [I32(0), I32(k)], source_etype=self.TASK))
+            return task
+
+        def loop(start, body, name):
+            pre = b.block
+            head, inner, after = (fn.append_basic_block(f"{name}_{s}") for s in ("head", "body", "done"))
+            b.branch(head)
+            b.position_at_end(head)
+            t = b.phi(I64)
+            t.add_incoming(I64(start), pre)
+            b.cbranch(b.icmp_signed("<", t, n), inner, after)
+            b.position_at_end(inner)
+            body(t)
+            t.add_incoming(b.add(t, I64(1)), b.block)
+            b.branch(head)
+            b.position_at_end(after)
+
+        def start_thread(t):
+            task = fill(t)
+            tid = b.gep(tids, [I32(0), t], source_etype=ir.ArrayType(I64, MAX_THREADS))
+            err = b.call(create, [tid, ir.Constant(PTR, None), run, task])
+            ok = b.icmp_signed("==", err, I32(0))
+            b.store(b.zext(ok, I8), b.gep(started, [I32(0), t], source_etype=ir.ArrayType(I8, MAX_THREADS)))
+            with b.if_then(b.not_(ok), likely=False):
+                b.call(run, [task])  # no thread (resource limits): this thread runs the chunk
+
+        def join_thread(t):
+            flag = b.load(b.gep(started, [I32(0), t], source_etype=ir.ArrayType(I8, MAX_THREADS)), typ=I8)
+            with b.if_then(b.icmp_unsigned("!=", flag, I8(0))):
+                tid = b.load(b.gep(tids, [I32(0), t], source_etype=ir.ArrayType(I64, MAX_THREADS)), typ=I64)
+                b.call(join, [tid, ir.Constant(PTR, None)])
+
+        loop(1, start_thread, "start")
+        b.call(run, [fill(I64(0))])
+        loop(1, join_thread, "join")
+        # the first failure in chunk order (deterministic whatever finished first)
+        b.store(I32(0), rc_slot)
+
+        def first_error(t):
+            rc = b.load(b.gep(task_ptr(t), [I32(0), I32(4)], source_etype=self.TASK), typ=I32)
+            cur = b.load(rc_slot, typ=I32)
+            take = b.and_(b.icmp_signed("==", cur, I32(0)), b.icmp_signed("!=", rc, I32(0)))
+            b.store(b.select(take, rc, cur), rc_slot)
+        loop(0, first_error, "rc")
+        b.ret(b.load(rc_slot, typ=I32))
+        return fn
+
+
+def _opaque_alloca(b: ir.IRBuilder, ty: ir.Type, name: str) -> ir.Value:
+    """A stack slot typed as an opaque ``ptr`` (llvmlite types an alloca by
+    its pointee, and then refuses stores of other types through GEPs of it)."""
+    slot = b.alloca(ty, name=name)
+    slot.type = PTR
+    return slot
