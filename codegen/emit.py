@@ -201,7 +201,8 @@ class Emitter:
         outline = len(plan.kernels) > SPLIT_ABOVE
         args = self.fn.args[0]
         for k, kernel in enumerate(plan.kernels):
-            extent = parallel.split_extent(kernel, isinstance(kernel, LoopKernel) and self._is_flat(kernel))
+            flat = isinstance(kernel, LoopKernel) and self._is_flat(kernel)
+            extent = parallel.split_extent(kernel, flat, plan.inlined)
             if extent is not None:
                 # work enough for threads: a range function over the outer
                 # loop, run by symdl_parallel_for on as many threads as the

@@ -91,8 +91,10 @@ def set_num_threads(n: int) -> None:
 
     Example:
         >>> from codegen import parallel
+        >>> before = parallel.num_threads()
         >>> parallel.set_num_threads(2); parallel.num_threads()
         2
+        >>> parallel.set_num_threads(before)
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
@@ -120,10 +122,12 @@ def load_from_env() -> int:
     Example:
         >>> import os
         >>> from codegen import parallel
+        >>> before = os.environ.pop("SYMDL_NUM_THREADS", None)
         >>> os.environ["SYMDL_NUM_THREADS"] = "3"; parallel.load_from_env()
         3
-        >>> del os.environ["SYMDL_NUM_THREADS"]; parallel.load_from_env() == parallel.default_num_threads()
+        >>> del os.environ["SYMDL_NUM_THREADS"]; parallel.load_from_env() == min(parallel.default_num_threads(), 64)
         True
+        >>> if before is not None: os.environ["SYMDL_NUM_THREADS"] = before; _ = parallel.load_from_env()
     """
     value = os.environ.get(SYMDL_NUM_THREADS, "")
     n = _parse(value) if value.strip() else min(default_num_threads(), MAX_THREADS)
@@ -137,10 +141,41 @@ def symbol_address() -> int:
 
 
 # ---------------------------------------------------------------- which kernels split
-def split_extent(kernel, flat: bool) -> int | None:
+#: Work per element of an op in a fused loop, in units of one add or
+#: multiply (a call to the C math library costs about ten of them here).
+_LIBM_OPS = ("acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "cos", "cosh", "erf", "exp",
+             "exp2", "expm1", "fmod", "hypot", "log", "log10", "log1p", "log2", "logaddexp", "mod", "pow",
+             "powc", "sigmoid", "sin", "sinh", "softplus", "tan", "tanh", "floor_divide")
+OP_WORK: dict[str, int] = {**dict.fromkeys(_LIBM_OPS, 10), "stop_gradient": 0, "convert": 0}
+
+
+def _loop_work_per_element(kernel, inlined) -> int:
+    """Operations one iteration of a fused loop computes: its members and
+    the producer cones inlined into them, plus one per store."""
+    work, stack, seen = len(kernel.stores), list(kernel.members), set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        work += OP_WORK.get(n.op, 1)
+        stack.extend(m for m in n.inputs if m in inlined)
+    return max(work, 1)
+
+
+def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
     """The number of independent outer iterations to share among threads,
     or None when ``kernel`` stays on one thread (too little work, a single
-    outer iteration, or an op that is not splittable)."""
+    outer iteration, or an op that is not splittable).  ``inlined``: the
+    plan's nodes computed inside their consumers' loops.
+
+    Example:
+        >>> from codegen.plan import LoopKernel
+        >>> split_extent(LoopKernel((3, 10**6)), flat=True), split_extent(LoopKernel((3, 10**6)), flat=False)
+        (3000000, 3)
+        >>> split_extent(LoopKernel((1000,)), flat=False) is None   # too little work for threads
+        True
+    """
     from .plan import LoopKernel
     if isinstance(kernel, LoopKernel):
         if not kernel.shape:
@@ -149,7 +184,7 @@ def split_extent(kernel, flat: bool) -> int | None:
         for d in kernel.shape:
             size *= d
         extent = size if flat else kernel.shape[0]
-        work = size * max(1, len(kernel.members) + len(kernel.stores))
+        work = size * _loop_work_per_element(kernel, inlined)
     else:
         rule = SPLITTABLE.get(kernel.node.op)
         if rule is None or not kernel.node.shape:
