@@ -155,15 +155,18 @@ def test_ranges_not_divisible_by_the_thread_count(shape):
 
 
 def test_sizes_straddling_the_threshold():
+    # x * 3 + 1 is one n-ary add node ({x: 3} + 1): an add and a store per
+    # element, so the loop is split from SPLIT_WORK / 2 elements on
+    n0 = parallel.SPLIT_WORK // 2 - 1
     split = {}
-    for n in (parallel.SPLIT_WORK // 16, parallel.SPLIT_WORK // 4, parallel.SPLIT_WORK, 4 * parallel.SPLIT_WORK):
+    for n in (1000, n0, n0 + 1, 3 * n0 + 2):
         x = np.random.default_rng(n).normal(size=n)
-        compiled = symdl.compile(lambda x: np.exp(np.sin(x)) * x, x)
+        compiled = symdl.compile(lambda x: x * 3.0 + 1.0, x)
         split[n] = "symdl_parallel_for" in compiled.llvm_ir
         results = _per_thread_count(compiled, (x,), (1, 2, 3))
         assert all(np.array_equal(results[1][0], results[k][0]) for k in (2, 3))
-        np.testing.assert_allclose(results[2][0], np.exp(np.sin(x)) * x, rtol=1e-14, atol=1e-300)
-    assert not split[parallel.SPLIT_WORK // 16] and split[4 * parallel.SPLIT_WORK]
+        np.testing.assert_array_equal(results[2][0], x * 3.0 + 1.0)
+    assert split == {1000: False, n0: False, n0 + 1: True, 3 * n0 + 2: True}
 
 
 def test_concurrent_python_threads_each_get_their_own_results():
