@@ -7,13 +7,14 @@ function* ``i32 k(ptr args, i64 lo, i64 hi)`` that runs the iterations
 ``lo <= i < hi`` of its outer loop, and the entry calls
 ``symdl_parallel_for(k, args, extent)``.  That helper reads the thread count
 *at run time* from a global (so object code in the disk cache never bakes a
-count in), cuts ``[0, extent)`` into equal contiguous chunks, starts one
-POSIX thread per chunk but the first (``pthread_create``; the JIT resolves it
-in this process), runs the first chunk itself and joins every thread before
-it returns: no thread outlives its call, and worker threads write only the
-buffers of the call that started them.  A thread that cannot be started
-(``EAGAIN`` under a process or memory limit) has its chunk run on the calling
-thread instead.
+count in), cuts ``[0, extent)`` into a few contiguous chunks per thread,
+starts the threads (``pthread_create``; the JIT resolves it in this
+process), works on chunks itself, and joins every thread before it returns:
+no thread outlives its call, and worker threads write only the buffers of
+the call that started them.  Each thread takes the next chunk from a shared
+counter until none is left, so a thread that starts late (the other core is
+busy) or cannot be started at all (``EAGAIN`` under a process or memory
+limit) leaves its share to the others, the calling thread at least.
 
 Only axes whose iterations are independent are split: the outer axis of a
 fused elementwise loop (or its flat index), and the outer *output* axis of a
@@ -216,8 +217,11 @@ class ParallelRuntime:
             self._parallel_for = self._emit_parallel_for(count, run)
         return self._parallel_for
 
-    # one task: {range fn, args, lo, hi, rc}
-    TASK = ir.LiteralStructType([PTR, PTR, I64, I64, I32])
+    # one task (per thread): {range fn, args, extent, chunks, shared next-chunk counter, rc}
+    TASK = ir.LiteralStructType([PTR, PTR, I64, I64, PTR, I32])
+    #: Chunks per thread: a thread that runs late or slowly (the other core
+    #: is busy) leaves its chunks to the others instead of holding the call.
+    CHUNKS_PER_THREAD = 4
 
     def _count_global(self) -> ir.GlobalVariable:
         if self.c_name is None:
@@ -237,24 +241,34 @@ class ParallelRuntime:
         return g
 
     def _task_run(self) -> ir.Function:
-        """``ptr symdl_task_run(ptr task)``: the body of every thread."""
+        """``ptr symdl_task_run(ptr task)``: the body of every thread (the
+        calling one too): take the next chunk from the shared counter and
+        run its range, until none is left; keep the first failure code."""
         fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), "symdl_task_run")
         fn.linkage = "internal"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         task = fn.args[0]
 
-        def field(k, ty):
-            return b.load(b.gep(task, [I32(0), I32(k)], source_etype=self.TASK), typ=ty)
-        rng, args, lo, hi = field(0, self.RANGE_FN.as_pointer()), field(1, PTR), field(2, I64), field(3, I64)
-        rc = self._call_ptr(b, rng, [args, lo, hi])
-        b.store(rc, b.gep(task, [I32(0), I32(4)], source_etype=self.TASK))
+        def slot(k):
+            return b.gep(task, [I32(0), I32(k)], source_etype=self.TASK)
+        rng = b.load(slot(0), typ=self.RANGE_FN.as_pointer())
+        args, extent = b.load(slot(1), typ=PTR), b.load(slot(2), typ=I64)
+        chunks, counter = b.load(slot(3), typ=I64), b.load(slot(4), typ=PTR)
+        head, body, done = (fn.append_basic_block(name) for name in ("next", "run", "done"))
+        b.branch(head)
+        b.position_at_end(head)
+        c = b.atomic_rmw("add", counter, I64(1), "monotonic")
+        b.cbranch(b.icmp_signed("<", c, chunks), body, done)
+        b.position_at_end(body)
+        lo = b.udiv(b.mul(extent, c), chunks)
+        hi = b.udiv(b.mul(extent, b.add(c, I64(1))), chunks)
+        rc = b.call(rng, [args, lo, hi])
+        old = b.load(slot(5), typ=I32)
+        b.store(b.select(b.icmp_signed("==", old, I32(0)), rc, old), slot(5))
+        b.branch(head)
+        b.position_at_end(done)
         b.ret(ir.Constant(PTR, None))
         return fn
-
-    def _call_ptr(self, b: ir.IRBuilder, fnptr: ir.Value, args):
-        # an indirect call: llvmlite reads the callee's type from its pointer
-        # type's pointee (printed as an opaque ``ptr``)
-        return b.call(fnptr, args)
 
     def _emit_parallel_for(self, count: ir.GlobalVariable, run: ir.Function) -> ir.Function:
         m = self.module
@@ -265,11 +279,12 @@ class ParallelRuntime:
         create = m.globals.get("pthread_create") or ir.Function(
             m, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
         join = m.globals.get("pthread_join") or ir.Function(m, ir.FunctionType(I32, [I64, PTR]), "pthread_join")
-        entry = fn.append_basic_block("entry")
-        b = ir.IRBuilder(entry)
-        tasks = _opaque_alloca(b, ir.ArrayType(self.TASK, MAX_THREADS), "tasks")
-        tids = _opaque_alloca(b, ir.ArrayType(I64, MAX_THREADS), "tids")
-        started = _opaque_alloca(b, ir.ArrayType(I8, MAX_THREADS), "started")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        tasks_ty, tids_ty, started_ty = (ir.ArrayType(t, MAX_THREADS) for t in (self.TASK, I64, I8))
+        tasks = _opaque_alloca(b, tasks_ty, "tasks")
+        tids = _opaque_alloca(b, tids_ty, "tids")
+        started = _opaque_alloca(b, started_ty, "started")
+        counter = _opaque_alloca(b, I64, "next_chunk")
         rc_slot = _opaque_alloca(b, I32, "rc")
         # threads = clamp(count, 1, min(extent, MAX_THREADS)), read on every call
         n = b.sext(b.load(count, typ=I32), I64)
@@ -280,18 +295,19 @@ class ParallelRuntime:
         threaded = fn.append_basic_block("threaded")
         b.cbranch(b.icmp_signed("<=", n, I64(1)), serial, threaded)
         b.position_at_end(serial)
-        b.ret(self._call_ptr(b, rng, [args, I64(0), extent]))
+        b.ret(b.call(rng, [args, I64(0), extent]))
 
         b.position_at_end(threaded)
+        chunks = b.mul(n, I64(self.CHUNKS_PER_THREAD))
+        chunks = b.select(b.icmp_signed(">", chunks, extent), extent, chunks)
+        b.store(I64(0), counter)
 
-        def task_ptr(t):
-            return b.gep(tasks, [I32(0), t], source_etype=ir.ArrayType(self.TASK, MAX_THREADS))
+        def at(array, ty, t):
+            return b.gep(array, [I32(0), t], source_etype=ty)
 
         def fill(t):
-            task = task_ptr(t)
-            lo = b.udiv(b.mul(extent, t), n)
-            hi = b.udiv(b.mul(extent, b.add(t, I64(1))), n)
-            for k, v in enumerate((rng, args, lo, hi, I32(0))):
+            task = at(tasks, tasks_ty, t)
+            for k, v in enumerate((rng, args, extent, chunks, counter, I32(0))):
                 b.store(v, b.gep(task, [I32(0), I32(k)], source_etype=self.TASK))
             return task
 
@@ -310,31 +326,27 @@ class ParallelRuntime:
             b.position_at_end(after)
 
         def start_thread(t):
-            task = fill(t)
-            tid = b.gep(tids, [I32(0), t], source_etype=ir.ArrayType(I64, MAX_THREADS))
-            err = b.call(create, [tid, ir.Constant(PTR, None), run, task])
-            ok = b.icmp_signed("==", err, I32(0))
-            b.store(b.zext(ok, I8), b.gep(started, [I32(0), t], source_etype=ir.ArrayType(I8, MAX_THREADS)))
-            with b.if_then(b.not_(ok), likely=False):
-                b.call(run, [task])  # no thread (resource limits): this thread runs the chunk
+            # a thread that cannot be started (EAGAIN under a process or
+            # memory limit) takes no chunks: the others, the calling thread
+            # at least, run them all
+            err = b.call(create, [at(tids, tids_ty, t), ir.Constant(PTR, None), run, fill(t)])
+            b.store(b.zext(b.icmp_signed("==", err, I32(0)), I8), at(started, started_ty, t))
 
         def join_thread(t):
-            flag = b.load(b.gep(started, [I32(0), t], source_etype=ir.ArrayType(I8, MAX_THREADS)), typ=I8)
+            flag = b.load(at(started, started_ty, t), typ=I8)
             with b.if_then(b.icmp_unsigned("!=", flag, I8(0))):
-                tid = b.load(b.gep(tids, [I32(0), t], source_etype=ir.ArrayType(I64, MAX_THREADS)), typ=I64)
-                b.call(join, [tid, ir.Constant(PTR, None)])
+                b.call(join, [b.load(at(tids, tids_ty, t), typ=I64), ir.Constant(PTR, None)])
 
         loop(1, start_thread, "start")
         b.call(run, [fill(I64(0))])
         loop(1, join_thread, "join")
-        # the first failure in chunk order (deterministic whatever finished first)
         b.store(I32(0), rc_slot)
 
         def first_error(t):
-            rc = b.load(b.gep(task_ptr(t), [I32(0), I32(4)], source_etype=self.TASK), typ=I32)
+            task = at(tasks, tasks_ty, t)
+            rc = b.load(b.gep(task, [I32(0), I32(5)], source_etype=self.TASK), typ=I32)
             cur = b.load(rc_slot, typ=I32)
-            take = b.and_(b.icmp_signed("==", cur, I32(0)), b.icmp_signed("!=", rc, I32(0)))
-            b.store(b.select(take, rc, cur), rc_slot)
+            b.store(b.select(b.icmp_signed("==", cur, I32(0)), rc, cur), rc_slot)
         loop(0, first_error, "rc")
         b.ret(b.load(rc_slot, typ=I32))
         return fn
