@@ -313,14 +313,16 @@ class Emitter:
     # ------------------------------------------------------------ loops
     def loop_nest(self, shape, body, outer: tuple | None = None) -> None:
         """``body(indices)`` inside nested loops over ``shape`` (row-major);
-        ``outer = (lo, hi)`` runs only ``lo <= i < hi`` of the outermost."""
+        ``outer = (lo, hi)`` runs only ``lo <= i < hi`` of the outermost
+        axis that is not 1 (``parallel.split_axis``)."""
         idx: list = []
+        split = parallel.split_axis(shape)
 
         def level(d: int):
             if d == len(shape):
                 body(list(idx))
                 return
-            lo, hi = outer if d == 0 and outer is not None else (0, shape[d])
+            lo, hi = outer if outer is not None and d == split else (0, shape[d])
             self.loop(hi, lambda i: (idx.append(i), level(d + 1), idx.pop()), start=lo)
         level(0)
 
@@ -387,8 +389,9 @@ class Emitter:
                     start, stop = (a, b_) if part is None else self._clip(a, b_, part)
                     self.loop(stop, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)),
                               start=start)
-        if len(shape) == 1 and outer is not None:
-            rows([], outer)  # the split axis is the last: each part clipped to this thread's range
+        if outer is not None and parallel.split_axis(shape) == len(shape) - 1:
+            # the split axis is the last: each part clipped to this thread's range
+            self.loop_nest(shape[:-1], lambda head: rows(head, outer))
         else:
             self.loop_nest(shape[:-1], rows, outer)
 

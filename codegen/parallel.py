@@ -44,7 +44,7 @@ from .lower.scalar import I8, I32, I64
 
 __all__ = ["SYMDL_NUM_THREADS", "NUM_THREADS_SYMBOL", "MAX_THREADS", "SPLIT_WORK", "SPLITTABLE",
            "num_threads", "set_num_threads", "default_num_threads", "load_from_env", "symbol_address",
-           "split_extent", "ParallelRuntime"]
+           "split_axis", "split_extent", "ParallelRuntime"]
 
 SYMDL_NUM_THREADS = "SYMDL_NUM_THREADS"
 NUM_THREADS_SYMBOL = "symdl_num_threads"
@@ -164,6 +164,18 @@ def _loop_work_per_element(kernel, inlined) -> int:
     return max(work, 1)
 
 
+def split_axis(shape) -> int:
+    """The axis a loop nest over ``shape`` splits: the outermost one that
+    is not 1 (every axis before it has one iteration, so its iterations are
+    still the nest's outermost ones).
+
+    Example:
+        >>> split_axis((3, 5)), split_axis((1, 1, 7, 2)), split_axis((1, 1))
+        (0, 2, 0)
+    """
+    return next((d for d, n in enumerate(shape) if n != 1), 0)
+
+
 def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
     """The number of independent outer iterations to share among threads,
     or None when ``kernel`` stays on one thread (too little work, a single
@@ -184,13 +196,13 @@ def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
         size = 1
         for d in kernel.shape:
             size *= d
-        extent = size if flat else kernel.shape[0]
+        extent = size if flat else kernel.shape[split_axis(kernel.shape)]
         work = size * _loop_work_per_element(kernel, inlined)
     else:
         rule = SPLITTABLE.get(kernel.node.op)
         if rule is None or not kernel.node.shape:
             return None  # a full reduction has only its reduction axis
-        extent, work = kernel.node.shape[0], rule(kernel.node)
+        extent, work = kernel.node.shape[split_axis(kernel.node.shape)], rule(kernel.node)
     return extent if extent >= 2 and work >= SPLIT_WORK else None
 
 

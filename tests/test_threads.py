@@ -147,11 +147,30 @@ def test_program_with_several_kernels():
     _check(several_kernels, w, x, rtol=1e-10, atol=1e-10, counts=(1, 2, 3, 7))
 
 
-@pytest.mark.parametrize("shape", [(7, 50_001), (2, 200_003), (3, 1, 100_000), (1_000_001,)])
+@pytest.mark.parametrize("shape", [(7, 50_001), (2, 200_003), (3, 1, 100_000), (1_000_001,), (1, 400_003),
+                                   (1, 1, 300_007)])
 def test_ranges_not_divisible_by_the_thread_count(shape):
     # fewer outer iterations than threads (2 rows for 3 threads) included
     x = np.random.default_rng(6).normal(size=shape)
     _check(lambda x: np.sin(x) * x + np.cos(2.0 * x), x, counts=(1, 2, 3, 4, 5))
+
+
+def shifted_rows(x):
+    # masked reads (x[:, 1:], x[:, :-1]) along the last axis, rows along the first
+    y = np.sum((x[:, 1:] - x[:, :-1] ** 2) ** 2 + np.cos(x[:, :-1]))
+    return y, symdl.dlgradient(y, x)
+
+
+@pytest.mark.parametrize("shape", [(1, 300_007), (3, 200_001)])
+def test_masked_reads_with_the_split_on_either_axis(shape):
+    # (1, n): the split axis is the last one, the one with the masked edges
+    x = np.random.default_rng(12).uniform(-1.5, 1.5, size=shape)
+    _check(shifted_rows, x, rtol=1e-10, atol=1e-10, counts=(1, 2, 3, 4))
+
+
+def test_reduction_with_a_leading_axis_of_one():
+    x = np.random.default_rng(13).normal(size=(1, 600, 700))
+    _check(lambda x: np.sum(np.exp(-x * x), axis=1), x)
 
 
 def test_sizes_straddling_the_threshold():
