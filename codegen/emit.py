@@ -16,6 +16,7 @@ from llvmlite import ir
 
 from symdl.ir.node import Node
 
+from . import parallel
 from .lower import Placement, lowering
 from .lower.movement import project
 from .lower.scalar import I8, I32, I64, ScalarContext, llvm_type
@@ -32,7 +33,7 @@ PTR = ir.PointerType()
 def emit_module(plan: Plan, name: str, c_name: str | None = None) -> str:
     """LLVM IR text of the plan's entry function ``name`` (plus, with
     ``c_name``, the C-callable wrapper of :mod:`codegen.export`)."""
-    em = Emitter(plan, name)
+    em = Emitter(plan, name, c_name)
     em.run()
     if c_name is None:  # the Python calling path; exported libraries do not need it
         _add_object_entry(em.module, em.fn, len(plan.inputs) + len(plan.outputs))
@@ -158,7 +159,7 @@ class Emitter:
     table's emitters use (``loop``, ``loop_nest``, ``load``, ``store``,
     ``alloca``, ``values``)."""
 
-    def __init__(self, plan: Plan, name: str):
+    def __init__(self, plan: Plan, name: str, c_name: str | None = None):
         self.plan = plan
         self.module = ir.Module(name=name)
         self.fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), name)
@@ -173,6 +174,10 @@ class Emitter:
         self.constants: dict[int, ir.Value] = {}   # constant buffers: module globals
         self.bases: dict[int, ir.Value] = {}
         self._fail_block = None
+        self.runtime = parallel.ParallelRuntime(self.module, c_name)
+        # (lo, hi) of the outer loop while emitting a kernel's range function
+        # (codegen.parallel); consumed by the kernel's outermost loop
+        self.outer_range: tuple | None = None
 
     # ------------------------------------------------------------ top level
     def run(self) -> None:
@@ -188,33 +193,57 @@ class Emitter:
                 g.initializer = ir.Constant(ty, data)
                 self.constants[buf.id] = g
         self.bases = _Bases(self, self.fn.args[0])
-        if len(plan.kernels) <= SPLIT_ABOVE:
-            for kernel in plan.kernels:
-                self._kernel(kernel)
-            self.b.ret(I32(0))
-            return
         # Many kernels (an unrolled recurrence, a deep network's gradient):
         # one internal function per kernel, called in order from the entry.
         # LLVM's optimisation and code generation grow faster than linearly
         # with a function's size, so one huge function took minutes where
         # the same code in small functions takes seconds.
-        entry = (self.fn, self.b, self.alloca_block, self.bases)
+        outline = len(plan.kernels) > SPLIT_ABOVE
+        args = self.fn.args[0]
         for k, kernel in enumerate(plan.kernels):
-            fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), f"{self.fn.name}_k{k}")
-            fn.linkage = "internal"
-            fn.attributes.add("noinline")
-            self._enter(fn)
-            self._kernel(kernel)
-            self.b.ret(I32(0))
-            self._leave(entry)
-            rc = self.b.call(fn, [self.fn.args[0]])
-            ok = self.fn.append_basic_block(f"after_k{k}")
-            fail = self.fn.append_basic_block(f"fail_k{k}")
-            self.b.cbranch(self.b.icmp_signed("==", rc, I32(0)), ok, fail)
-            with self.b.goto_block(fail):
-                self.b.ret(rc)
-            self.b.position_at_end(ok)
+            flat = isinstance(kernel, LoopKernel) and self._is_flat(kernel)
+            extent = parallel.split_extent(kernel, flat, plan.inlined)
+            if extent is not None:
+                # work enough for threads: a range function over the outer
+                # loop, run by symdl_parallel_for on as many threads as the
+                # count read at run time
+                fn = self._kernel_function(k, kernel, ranged=True)
+                self._check(self.b.call(self.runtime.parallel_for(), [fn, args, I64(extent)]), k)
+            elif outline:
+                self._check(self.b.call(self._kernel_function(k, kernel, ranged=False), [args]), k)
+            else:
+                self._kernel(kernel)
         self.b.ret(I32(0))
+        if self.runtime.c_name is not None:
+            self.runtime.parallel_for()  # exported libraries always have NAME_set_num_threads
+
+    def _kernel_function(self, k: int, kernel, ranged: bool) -> ir.Function:
+        """``kernel`` emitted as an internal function of the entry's ``args``
+        (and, ``ranged``, of the range ``lo <= i < hi`` of its outer loop)."""
+        fnty = parallel.ParallelRuntime.RANGE_FN if ranged else ir.FunctionType(I32, [PTR])
+        fn = ir.Function(self.module, fnty, f"{self.fn.name}_k{k}")
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        entry = (self.fn, self.b, self.alloca_block, self.bases)
+        self._enter(fn)
+        if ranged:
+            self.outer_range = (fn.args[1], fn.args[2])
+        self._kernel(kernel)
+        if self.outer_range is not None:
+            raise AssertionError(f"kernel {k} was split across threads but its emitter did not run its "
+                                 "outer loop with outer_nest")
+        self.b.ret(I32(0))
+        self._leave(entry)
+        return fn
+
+    def _check(self, rc: ir.Value, k: int) -> None:
+        """Return ``rc`` from the entry when a kernel function failed."""
+        ok = self.fn.append_basic_block(f"after_k{k}")
+        fail = self.fn.append_basic_block(f"fail_k{k}")
+        self.b.cbranch(self.b.icmp_signed("==", rc, I32(0)), ok, fail)
+        with self.b.goto_block(fail):
+            self.b.ret(rc)
+        self.b.position_at_end(ok)
 
     def _kernel(self, kernel) -> None:
         if isinstance(kernel, LoopKernel):
@@ -234,6 +263,7 @@ class Emitter:
         self.fn, self.b, self.alloca_block, self.bases = entry
         self.ctx.b = self.b
         self._fail_block = None
+        self.outer_range = None
 
     def _load_ptr(self, args, index: int, name: str) -> ir.Value:
         slot = self.b.gep(args, [I64(index)], source_etype=PTR)
@@ -281,20 +311,33 @@ class Emitter:
         return Values(self, set(), False)
 
     # ------------------------------------------------------------ loops
-    def loop_nest(self, shape, body) -> None:
-        """``body(indices)`` inside nested loops over ``shape`` (row-major)."""
+    def loop_nest(self, shape, body, outer: tuple | None = None) -> None:
+        """``body(indices)`` inside nested loops over ``shape`` (row-major);
+        ``outer = (lo, hi)`` runs only ``lo <= i < hi`` of the outermost
+        axis that is not 1 (``parallel.split_axis``)."""
         idx: list = []
+        split = parallel.split_axis(shape)
 
         def level(d: int):
             if d == len(shape):
                 body(list(idx))
                 return
-            self.loop(shape[d], lambda i: (idx.append(i), level(d + 1), idx.pop()))
+            lo, hi = outer if outer is not None and d == split else (0, shape[d])
+            self.loop(hi, lambda i: (idx.append(i), level(d + 1), idx.pop()), start=lo)
         level(0)
 
-    def loop(self, count: int, body, start: int = 0) -> None:
-        """``body(i)`` for ``start <= i < count``."""
+    def outer_nest(self, shape, body) -> None:
+        """``loop_nest`` for a kernel's outermost loop, whose iterations must
+        be independent: in a range function (a kernel split across threads,
+        see codegen.parallel) it runs only that thread's part of axis 0."""
+        outer, self.outer_range = self.outer_range, None
+        self.loop_nest(shape, body, outer)
+
+    def loop(self, count, body, start=0) -> None:
+        """``body(i)`` for ``start <= i < count`` (ints or i64 values)."""
         b = self.b
+        count = I64(count) if isinstance(count, int) else count
+        start = I64(start) if isinstance(start, int) else start
         pre = b.block
         header = self.fn.append_basic_block("loop")
         inner = self.fn.append_basic_block("body")
@@ -302,8 +345,8 @@ class Emitter:
         b.branch(header)
         b.position_at_end(header)
         i = b.phi(I64, name="i")
-        i.add_incoming(I64(start), pre)
-        b.cbranch(b.icmp_signed("<", i, I64(count)), inner, after)
+        i.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", i, count), inner, after)
         b.position_at_end(inner)
         body(i)
         nxt = b.add(i, I64(1), flags=["nuw", "nsw"])
@@ -313,18 +356,10 @@ class Emitter:
 
     # ------------------------------------------------------------ fused elementwise loops
     def _loop_kernel(self, kernel: LoopKernel) -> None:
-        plan = self.plan
         shape = kernel.shape
         members = set(kernel.members)
-        loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
-        loaded = [n for n in loaded if n not in members and n not in plan.scalars]
-        views = [plan.location[n].broadcast(shape) for n in loaded if n in plan.location] \
-            + [v for _, v in kernel.stores]
-        # One flat loop when every access is the same contiguous walk (and no
-        # member needs its multi-dimensional index).
-        flat = len(shape) > 1 and all(n in plan.location and n not in plan.inlined for n in loaded) \
-            and all(v.shape == shape and v.contiguous() for v in views) \
-            and not any(lowering(n.op).at_index is not None for n in kernel.members)
+        flat = self._is_flat(kernel)
+        outer, self.outer_range = self.outer_range, None  # this thread's part of axis 0 (or the flat index)
 
         def body(idx, inside_last=False):
             values = Values(self, members, flat, inside_last)
@@ -337,21 +372,50 @@ class Emitter:
             size = 1
             for d in shape:
                 size *= d
-            self.loop(size, lambda i: body([i]))
+            lo, hi = outer or (0, size)
+            self.loop(hi, lambda i: body([i]), start=lo)
             return
         split = self._masked_interior(kernel) if shape else None
         if split is None:
-            self.loop_nest(shape, body)
+            self.loop_nest(shape, body, outer)
             return
         # The last axis in three parts: edges with the masked reads, and an
         # interior where every masked read reads inside its operand (vectorises).
         lo, hi = split
 
-        def rows(head):
+        def rows(head, part=None):
             for a, b_ in ((0, lo), (lo, hi), (hi, shape[-1])):
                 if b_ > a:
-                    self.loop(b_, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)), start=a)
-        self.loop_nest(shape[:-1], rows)
+                    start, stop = (a, b_) if part is None else self._clip(a, b_, part)
+                    self.loop(stop, lambda i, a=a, b_=b_: body(head + [i], inside_last=(a, b_) == (lo, hi)),
+                              start=start)
+        if outer is not None and parallel.split_axis(shape) == len(shape) - 1:
+            # the split axis is the last: each part clipped to this thread's range
+            self.loop_nest(shape[:-1], lambda head: rows(head, outer))
+        else:
+            self.loop_nest(shape[:-1], rows, outer)
+
+    def _clip(self, a: int, b_: int, part: tuple) -> tuple:
+        """[a, b_) intersected with the run-time range ``part`` (maybe empty)."""
+        b = self.b
+        lo, hi = part
+        start = b.select(b.icmp_signed(">", lo, I64(a)), lo, I64(a))
+        stop = b.select(b.icmp_signed("<", hi, I64(b_)), hi, I64(b_))
+        return start, stop
+
+    def _is_flat(self, kernel: LoopKernel) -> bool:
+        """One flat loop when every access is the same contiguous walk (and
+        no member needs its multi-dimensional index)."""
+        plan = self.plan
+        shape = kernel.shape
+        members = set(kernel.members)
+        loaded = {i for n in kernel.members for i in n.inputs} | {n for n, _ in kernel.stores}
+        loaded = [n for n in loaded if n not in members and n not in plan.scalars]
+        views = [plan.location[n].broadcast(shape) for n in loaded if n in plan.location] \
+            + [v for _, v in kernel.stores]
+        return len(shape) > 1 and all(n in plan.location and n not in plan.inlined for n in loaded) \
+            and all(v.shape == shape and v.contiguous() for v in views) \
+            and not any(lowering(n.op).at_index is not None for n in kernel.members)
 
     def _masked_interior(self, kernel: LoopKernel) -> tuple[int, int] | None:
         """[lo, hi) along the last axis where every masked read the loop

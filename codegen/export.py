@@ -7,7 +7,9 @@ Calling convention of an exported function ``NAME``::
 one pointer per flattened input and output, each a contiguous C-order buffer
 of the compiled shape, ``T`` the element type (``double`` or ``float``).
 Returns 0 on success, 3 when a runtime index is out of range, 5 when the
-workspace cannot be allocated.  A function that draws symdl.rand/randn
+workspace cannot be allocated.  ``void NAME_set_num_threads(int n)`` lets large loops
+run on up to ``n`` threads (started and joined within each call; default 1,
+so a library never starts threads its program did not ask for).  A function that draws symdl.rand/randn
 numbers takes one more input last: ``const int64_t key[2] = {seed, counter}``.
 """
 
@@ -181,7 +183,9 @@ def c_header(name: str, in_specs, out_specs, notes: tuple[str, ...] = ()) -> str
                 lines.append(f"static const int64_t {name}_{label}_shape[{len(shape)}] = {{{dims}}};")
             const = "const " if kind == "in" else ""
             params.append(f"{const}{_CTYPES[dtype]} *{label}")
-    lines += ["", f"int {name}({', '.join(params) or 'void'});", "", "#ifdef __cplusplus", "}",
+    lines += ["", f"int {name}({', '.join(params) or 'void'});",
+              f"/* threads {name} may use for large loops (default 1: single-threaded) */",
+              f"void {name}_set_num_threads(int n);", "", "#ifdef __cplusplus", "}",
               "#endif", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 
@@ -193,7 +197,8 @@ def link_shared(object_path: Path, library_path: Path) -> None:
         raise RuntimeError("export: no C compiler (cc, gcc or clang) found to link a shared library; "
                            "export to a path ending in .o to get the object file instead")
     try:
-        proc = subprocess.run([cc, "-shared", "-o", str(library_path), str(object_path), "-lm"],
+        # -pthread: large loops may run on threads (NAME_set_num_threads)
+        proc = subprocess.run([cc, "-shared", "-pthread", "-o", str(library_path), str(object_path), "-lm"],
                               capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as err:
         raise RuntimeError(f"export: running the C compiler {cc} to link {library_path} failed: {err}") from None

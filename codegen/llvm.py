@@ -334,7 +334,12 @@ class NativeLibrary:
     """
 
     def __init__(self, object_code: bytes, target: HostTarget):
+        from . import parallel
         with _LOCK:
+            # generated code reads the thread count from this process-wide
+            # global (codegen.parallel): set from SYMDL_NUM_THREADS at load
+            parallel.load_from_env()
+            llvm.add_symbol(parallel.NUM_THREADS_SYMBOL, parallel.symbol_address())
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             self._engine = llvm.create_mcjit_compiler(empty, target.new_machine())

@@ -49,7 +49,8 @@ def _accumulator(em, kernel, init: float):
 def _reduce(em, kernel, init: float, combine) -> None:
     accumulate = _accumulator(em, kernel, init)
     node = kernel.node
-    em.loop_nest(node.shape, lambda idx: em.store(accumulate(idx, combine), kernel.out, idx, node.dtype))
+    # output elements are independent: split across threads (codegen.parallel)
+    em.outer_nest(node.shape, lambda idx: em.store(accumulate(idx, combine), kernel.out, idx, node.dtype))
 
 
 def not_finite(em, value: ir.Value) -> ir.Value:
@@ -59,7 +60,8 @@ def not_finite(em, value: ir.Value) -> ir.Value:
     return em.b.fcmp_unordered(">=", fabs, ir.Constant(ty, float("inf")))  # (true for NaN)
 
 
-def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = None) -> None:
+def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = None,
+                 outer: tuple | None = None) -> None:
     """Make the sums stored in ``out`` (a view of ``shape``) overflow-safe:
     each element that is inf or NaN is replaced by
     ``rescan(out_idx, scale) * 2**SUM_SCALE_EXPONENT``, where ``rescan``
@@ -74,6 +76,10 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
     stored sums are scanned once.  Any lowering that accumulates sums (a
     contraction's dot products) can call this on its output.
 
+    ``outer``: the part of axis 0 this thread stored (a kernel split across
+    threads, see ``Emitter.outer_nest``): only that part is checked, so
+    threads never touch each other's outputs.
+
     Example (inside a kernel emitter, after the loops that stored ``out``)::
 
         recheck_sums(em, kernel.out, node.shape, node.dtype,
@@ -87,7 +93,7 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
 
         def scan(idx):
             em.b.store(em.b.or_(em.b.load(flag, typ=I1), not_finite(em, em.load(out, idx, dtype))), flag)
-        em.loop_nest(shape, scan)
+        em.loop_nest(shape, scan, outer)
         any_bad = b.load(flag, typ=I1)
     slow = em.fn.append_basic_block("sums_not_finite")
     done = em.fn.append_basic_block("sums_checked")
@@ -104,7 +110,7 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
         em.store(em.b.fmul(rescan(idx, scale_down), scale_up), out, idx, dtype)
         em.b.branch(kept)
         em.b.position_at_end(kept)
-    em.loop_nest(shape, fix)
+    em.loop_nest(shape, fix, outer)
     em.b.branch(done)
     em.b.position_at_end(done)
 
@@ -124,7 +130,10 @@ def _sum(em, kernel) -> None:
         total = accumulate(idx, lambda b, a, v: b.fadd(a, v, flags=flags))
         em.store(total, kernel.out, idx, node.dtype)
         em.b.store(em.b.or_(em.b.load(bad, typ=I1), not_finite(em, total)), bad)
-    em.loop_nest(node.shape, body)
+    # output elements are independent: split across threads (codegen.parallel);
+    # the re-check covers the same part of axis 0
+    part = em.outer_range
+    em.outer_nest(node.shape, body)
 
     # The careful sum in order, without flags: the rare path need not be
     # vectorised (a scalar loop is less code for LLVM to optimise), and a
@@ -132,7 +141,7 @@ def _sum(em, kernel) -> None:
     # the sum again.
     def rescan(idx, scale):
         return accumulate(idx, lambda b, a, v: b.fadd(a, b.fmul(v, scale)))
-    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=em.b.load(bad, typ=I1))
+    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=em.b.load(bad, typ=I1), outer=part)
 
 
 def _max(em, kernel) -> None:
