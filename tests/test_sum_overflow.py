@@ -370,3 +370,31 @@ def test_recheck_sums_scans_the_output_when_not_told(monkeypatch):
     np.testing.assert_array_equal(want, [big, INF, NAN, 0.0])
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(interpret([out], {node: x})[0], want)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_row_sums_split_across_threads_recheck_their_own_rows(threads):
+    """A row-sum kernel large enough to be split across threads
+    (codegen.parallel): rows whose partial sums overflow are re-summed by the
+    thread that computed them, with the same results for every thread count."""
+    from codegen import parallel
+    rows, cols = 1024, 512                        # 2^19 element-operations: above the split threshold
+    rng = np.random.default_rng(5)
+    unit = 2.0 ** 1012                            # every partial sum a multiple: exact in any order
+    x = rng.integers(-3, 4, (rows, cols)) * unit
+    big = 2.0 ** 1023
+    for r in (0, 1, 511, 512, 777, 1023):         # rows at each thread's edges
+        x[r, :4] = [big, big, -big, -big]         # exact sum unchanged; a partial sum overflows
+    x[300, 0], x[300, 1] = np.inf, -np.inf        # NaN by the rule
+    with np.errstate(all="ignore"):
+        want = x.sum(axis=1)
+    for r in (0, 1, 511, 512, 777, 1023):
+        want[r] = x[r, 4:].sum()                  # small integers: exact in any order
+    want[300] = np.nan
+    before = parallel.num_threads()
+    try:
+        parallel.set_num_threads(threads)
+        got = symdl.compile(lambda a: symdl.sum(a * 1.0, axis=1), x)(x)
+    finally:
+        parallel.set_num_threads(before)
+    np.testing.assert_array_equal(np.asarray(got), want)
