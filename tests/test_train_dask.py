@@ -64,7 +64,7 @@ def _reset_counts():
 def client():
     cloudpickle.register_pickle_by_value(sys.modules[__name__])   # the probes run on the workers
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     c = distributed.Client(cluster)
     try:
         files = c.run(_install_probes)
@@ -110,7 +110,8 @@ def test_fifty_steps_match_one_process(client, solver):
     par, info2 = _train(X, y, _mlp(), solver, client, **opts)
     assert len(info2["training_loss"]) == 50
     assert _max_difference(one, par) < 1e-5
-    assert _max_difference(one, _train(X, y, _mlp(), solver, **{**opts, "max_epochs": 4})[0]) > 1e-3
+    if solver == "adam":   # the tolerance tells steps apart: 40 steps are far from 50
+        assert _max_difference(one, _train(X, y, _mlp(), solver, **{**opts, "max_epochs": 4})[0]) > 1e-3
     np.testing.assert_allclose(info2["training_loss"], info1["training_loss"], rtol=1e-5)
     assert info2["training_accuracy"] == info1["training_accuracy"]
     assert info2["base_learn_rate"] == info1["base_learn_rate"]
@@ -122,7 +123,7 @@ def test_regression_without_l2_matches_one_process(client):
     Y = np.stack([X[0] - 2 * X[1], np.sin(X[2])]).astype(np.float32)
     layers = [nn.feature_input_layer(5), nn.fully_connected_layer(8), nn.tanh_layer(), nn.fully_connected_layer(2),
               nn.regression_layer()]
-    opts = dict(max_epochs=10, mini_batch_size=30, l2_regularization=0.0)
+    opts = dict(max_epochs=4, mini_batch_size=30, l2_regularization=0.0)
     one, info1 = _train(X, Y, layers, "adam", **opts)
     par, info2 = _train(X, Y, layers, "adam", client, **opts)
     assert _max_difference(one, par) < 1e-5
@@ -202,14 +203,14 @@ def test_batchnorm_state_is_the_size_weighted_mean_of_the_shards(client):
 def test_more_workers_than_observations_and_image_input(client):
     # mini-batches of 1: a single shard, so only one worker works
     rng = np.random.default_rng(2)
-    X = rng.normal(size=(4, 4, 1, 12)).astype(np.float32)
-    y = np.arange(12) % 2
+    X = rng.normal(size=(4, 4, 1, 6)).astype(np.float32)
+    y = np.arange(6) % 2
     layers = [nn.image_input_layer((4, 4, 1)), nn.convolution2d_layer(3, 2), nn.relu_layer(),
               nn.fully_connected_layer(2), nn.softmax_layer(), nn.classification_layer()]
     opts = dict(max_epochs=1, mini_batch_size=1)
     one, _ = _train(X, y, layers, "adam", **opts)
     par, info = _train(X, y, layers, "adam", client, **opts)
-    assert len(info["training_loss"]) == 12
+    assert len(info["training_loss"]) == 6
     assert _max_difference(one, par) < 1e-5
 
 
@@ -281,3 +282,19 @@ def test_without_a_client_the_error_says_how_to_get_one():
     assert out.returncode == 0, out.stderr
     assert "execution_environment='parallel' needs a Dask client" in out.stdout
     assert "cluster=dask.distributed.Client(...)" in out.stdout
+
+
+def _die(payload, idx, leaves):
+    import os
+    os._exit(1)
+
+
+def test_lost_workers_are_an_error_not_a_hang():
+    # a cluster of its own: its one worker dies on its first shard, and the
+    # compiled step and the data (scattered to it alone) die with it
+    X, y = _blobs(40)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        c.run(_patch_shard, _die)
+        with pytest.raises(RuntimeError, match=r"iteration 1.*(lost|died|failed)"):
+            _train(X, y, _mlp(), "sgdm", c, max_epochs=1, mini_batch_size=10, worker_timeout=30)

@@ -9,7 +9,8 @@ What happens (SPEC §9.4):
   workers gives shards of ``m // k`` and ``m // k + 1``).
 - The compiled steps and the training data travel to every worker once
   (``client.scatter(..., broadcast=True)``): a ``CompiledFunction`` pickles
-  with its object code, so the workers neither trace nor run LLVM.
+  with its object code, so the workers neither trace nor run LLVM; a worker
+  loads the steps once, kept by their digest.
 - Each step sends the current parameters and each worker's shard of the
   mini-batch (indices into its copy of the data); each worker returns its
   shard's mean loss, gradients, batch-normalisation state and correct
@@ -27,8 +28,12 @@ size-weighted means of the workers'.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
+import hashlib
+import pickle
+import threading
 
 import numpy as np
 
@@ -93,10 +98,12 @@ def shard_sizes(batch: int, workers: int) -> list[int]:
 @dataclasses.dataclass
 class _Payload:
     """What every worker receives once: the compiled shard steps (by shard
-    size) and the training data; the names of the gradient and state
-    entries in the order the worker returns them."""
+    size, pickled, with their SHA-256 digest) and the training data; the
+    names of the gradient and state entries in the order the worker returns
+    them."""
 
-    functions: dict[int, CompiledFunction]
+    functions: bytes
+    digest: str
     X: np.ndarray
     targets: np.ndarray
     codes: np.ndarray | None
@@ -116,6 +123,29 @@ def _shard_function(treedef, classification: bool):
     return shard_step
 
 
+# On a worker: the compiled shard steps by digest, loaded once whatever Dask
+# does with the payload (it may deserialise a scattered object again when it
+# moves a copy between workers); a few recent trainings are kept.
+_LOADED: collections.OrderedDict[str, dict[int, CompiledFunction]] = collections.OrderedDict()
+_LOADED_MAX = 4
+_LOADED_LOCK = threading.Lock()
+
+
+def _compiled_steps(payload: _Payload) -> dict[int, CompiledFunction]:
+    with _LOADED_LOCK:
+        steps = _LOADED.get(payload.digest)
+        if steps is None:
+            if hashlib.sha256(payload.functions).hexdigest() != payload.digest:
+                raise ValueError("train_network (on a Dask worker): the compiled steps do not match their digest")
+            steps = pickle.loads(payload.functions)   # object code: no tracing, no LLVM
+            _LOADED[payload.digest] = steps
+            while len(_LOADED) > _LOADED_MAX:
+                _LOADED.popitem(last=False)
+        else:
+            _LOADED.move_to_end(payload.digest)
+        return steps
+
+
 def _shard_step(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray]):
     """A Dask task: run the compiled step on this worker's shard ``idx``."""
     return _evaluate_shard(payload, idx, leaves)
@@ -123,7 +153,7 @@ def _shard_step(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray]):
 
 def _evaluate_shard(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray]):
     """(mean loss of the shard, gradients, state, correct predictions or None)."""
-    step = payload.functions[len(idx)]
+    step = _compiled_steps(payload)[len(idx)]
     X = dlarray(payload.X[..., idx], payload.fmt)
     T = dlarray(payload.targets[:, idx], "CB")
     loss, grad, state, Y = step([dlarray(v) for v in leaves], X, T)
@@ -178,7 +208,9 @@ class ParallelStep:
         for size in sorted(set(self.sizes)):   # compiled here, once per shard size
             functions[size] = compile_function(shard, list(leaves), dlarray(X32[..., :size], fmt),
                                                dlarray(targets[:, :size], "CB"))
-        payload = _Payload(functions, X32, targets, codes, fmt, self.learnable_paths, self.state_paths)
+        blob = pickle.dumps(functions, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = _Payload(blob, hashlib.sha256(blob).hexdigest(), X32, targets, codes, fmt, self.learnable_paths,
+                           self.state_paths)
         try:
             self.payload = self.client.scatter(payload, broadcast=True, hash=False, timeout=self.timeout)
         except Exception as err:
@@ -191,10 +223,15 @@ class ParallelStep:
         """(mini-batch loss, the updated net, correct predictions or None)."""
         leaves = [np.asarray(extractdata(v)) for v in tree_flatten(net)[0]]
         futures, start = [], 0
-        for size, worker in zip(self.sizes, self.workers):
-            futures.append(self.client.submit(_shard_step, self.payload, idx[start:start + size], leaves,
-                                              workers=[worker], allow_other_workers=True, pure=False))
-            start += size
+        try:
+            for size, worker in zip(self.sizes, self.workers):
+                # a shard's preferred worker, or any other (which holds the payload too)
+                futures.append(self.client.submit(_shard_step, self.payload, idx[start:start + size], leaves,
+                                                  workers=[worker], allow_other_workers=True, pure=False))
+                start += size
+        except Exception as err:
+            raise RuntimeError(f"train_network: cannot send iteration {iteration} to the Dask cluster: "
+                               f"{type(err).__name__}: {err}") from err
         results = self._gather(futures, iteration)
         mb = len(idx)
         weights = [size / mb for size in self.sizes]   # each shard's loss is its own mean
@@ -224,6 +261,9 @@ class ParallelStep:
             self.client.cancel(futures)
             raise RuntimeError(f"train_network: the Dask workers gave no result for iteration {iteration} within "
                                f"worker_timeout={self.timeout} s (workers lost, busy or hanging)") from None
+        except Exception as err:   # e.g. every worker holding the compiled step and the data died
+            raise RuntimeError(f"train_network: the Dask cluster lost the work of iteration {iteration} (workers "
+                               f"died?): {type(err).__name__}: {err}") from err
         try:
             return self.client.gather(futures)
         except Exception as err:
