@@ -214,11 +214,11 @@ def test_more_workers_than_observations_and_image_input(client):
     assert _max_difference(one, par) < 1e-5
 
 
-def _fail(payload, idx, leaves):
+def _fail(payload, idx, leaves, key):
     raise ZeroDivisionError("shard exploded")
 
 
-def _hang(payload, idx, leaves):
+def _hang(payload, idx, leaves, key):
     import time
     time.sleep(3.0)
 
@@ -284,7 +284,7 @@ def test_without_a_client_the_error_says_how_to_get_one():
     assert "cluster=dask.distributed.Client(...)" in out.stdout
 
 
-def _die(payload, idx, leaves):
+def _die(payload, idx, leaves, key):
     import os
     os._exit(1)
 
@@ -298,3 +298,30 @@ def test_lost_workers_are_an_error_not_a_hang():
         c.run(_patch_shard, _die)
         with pytest.raises(RuntimeError, match=r"iteration 1.*(lost|died|failed)"):
             _train(X, y, _mlp(), "sgdm", c, max_epochs=1, mini_batch_size=10, worker_timeout=30)
+
+
+def _dropout_mlp():
+    return [nn.feature_input_layer(16), nn.fully_connected_layer(12), nn.relu_layer(), nn.dropout_layer(0.5),
+            nn.fully_connected_layer(4), nn.softmax_layer(), nn.classification_layer()]
+
+
+def test_dropout_masks_differ_per_shard_and_follow_the_seed(client):
+    from symdl.nn.parallel import _evaluate_shard, _make_payload
+    from symdl.tree import tree_flatten
+    X, y = _blobs(20)
+    symdl.seed(0)
+    net = nn.dlnetwork(_dropout_mlp()[:-1])
+    payload = _make_payload(net, X, np.eye(4, dtype=np.float32)[:, y], y, "CB", [10], True)
+    leaves = [symdl.extractdata(v) for v in tree_flatten(net)[0]]
+    idx = np.arange(10)
+
+    def grads(key):
+        return np.concatenate([g.ravel() for g in _evaluate_shard(payload, idx, leaves, np.array(key))[1]])
+    # the same shard with two keys: two masks; the same key: the same mask
+    assert np.max(np.abs(grads([5, 0]) - grads([5, 1]))) > 1e-3
+    np.testing.assert_array_equal(grads([5, 0]), grads([5, 0]))
+    # a whole parallel run repeats under symdl.seed
+    opts = dict(max_epochs=2, mini_batch_size=10)
+    a, _ = _train(X, y, _dropout_mlp(), "adam", client, **opts)
+    b, _ = _train(X, y, _dropout_mlp(), "adam", client, **opts)
+    assert _max_difference(a, b) == 0.0

@@ -23,7 +23,9 @@ What happens (SPEC §9.4):
 Batch normalisation normalises each shard with the shard's own statistics
 (as MATLAB's parallel training does), so a network with batchnorm layers
 differs from one-process training; its running statistics are the
-size-weighted means of the workers'.
+size-weighted means of the workers'.  Random numbers (dropout) are drawn on
+the workers with a key per iteration and shard taken from the client's
+symdl stream: ``symdl.seed`` makes a parallel run repeat exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..autodiff.api import dlfeval, dlgradient
 from ..compiler.accelerate import dlaccelerate
 from ..compiler.aot import CompiledFunction, compile as compile_function
 from ..ops.losses import crossentropy, mse
+from ..random import forced_key, next_key
 from ..tree import tree_flatten, tree_unflatten
 from .network import forward
 
@@ -146,17 +149,19 @@ def _compiled_steps(payload: _Payload) -> dict[int, CompiledFunction]:
         return steps
 
 
-def _shard_step(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray]):
+def _shard_step(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray], key: np.ndarray):
     """A Dask task: run the compiled step on this worker's shard ``idx``."""
-    return _evaluate_shard(payload, idx, leaves)
+    return _evaluate_shard(payload, idx, leaves, key)
 
 
-def _evaluate_shard(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray]):
-    """(mean loss of the shard, gradients, state, correct predictions or None)."""
+def _evaluate_shard(payload: _Payload, idx: np.ndarray, leaves: list[np.ndarray], key: np.ndarray):
+    """(mean loss of the shard, gradients, state, correct predictions or None);
+    random numbers drawn with ``key``."""
     step = _compiled_steps(payload)[len(idx)]
     X = dlarray(payload.X[..., idx], payload.fmt)
     T = dlarray(payload.targets[:, idx], "CB")
-    loss, grad, state, Y = step([dlarray(v) for v in leaves], X, T)
+    with forced_key(key):
+        loss, grad, state, Y = step([dlarray(v) for v in leaves], X, T)
     gradients = [extractdata(grad[layer][name]) for layer, name in payload.learnable_paths]
     states = [extractdata(state[layer][name]) for layer, name in payload.state_paths]
     correct = None
@@ -180,6 +185,19 @@ def _paths(tree: dict) -> list[tuple[str, str]]:
     return [(layer, name) for layer, params in tree.items() for name in params]
 
 
+def _make_payload(net, Xa: np.ndarray, targets: np.ndarray, codes, fmt: str, sizes: list[int],
+                  classification: bool) -> _Payload:
+    """The shard step compiled here for each shard size, and the data."""
+    leaves, treedef = tree_flatten(net)
+    X32 = Xa.astype(np.float32)      # what one-process training converts each mini-batch to
+    shard = _shard_function(treedef, classification)
+    functions = {size: compile_function(shard, list(leaves), dlarray(X32[..., :size], fmt),
+                                        dlarray(targets[:, :size], "CB")) for size in sizes}
+    blob = pickle.dumps(functions, protocol=pickle.HIGHEST_PROTOCOL)
+    return _Payload(blob, hashlib.sha256(blob).hexdigest(), X32, targets, codes, fmt, _paths(net.learnables),
+                    _paths(net.state))
+
+
 class ParallelStep:
     """One training step of ``train_network`` on a Dask cluster (see the
     module's docstring); ``close()`` releases the data on the workers."""
@@ -198,19 +216,16 @@ class ParallelStep:
         self.workers = workers[:len(self.sizes)]
         from .train import _hyperparameters
         self.options, self.hyper, self.classification = options, _hyperparameters(options), classification
-        leaves, treedef = tree_flatten(net)
         self.learnable_paths, self.state_paths = _paths(net.learnables), _paths(net.state)
         self._grad_treedef = tree_flatten(net.learnables)[1]
         self._state_treedef = tree_flatten(net.state)[1]
-        X32 = Xa.astype(np.float32)      # what one-process training converts each mini-batch to
-        shard = _shard_function(treedef, classification)
-        functions = {}
-        for size in sorted(set(self.sizes)):   # compiled here, once per shard size
-            functions[size] = compile_function(shard, list(leaves), dlarray(X32[..., :size], fmt),
-                                               dlarray(targets[:, :size], "CB"))
-        blob = pickle.dumps(functions, protocol=pickle.HIGHEST_PROTOCOL)
-        payload = _Payload(blob, hashlib.sha256(blob).hexdigest(), X32, targets, codes, fmt, self.learnable_paths,
-                           self.state_paths)
+        payload = _make_payload(net, Xa, targets, codes, fmt, sorted(set(self.sizes)), classification)
+        # Random numbers (dropout masks) of each shard: a key of its own per
+        # iteration and shard, from this process's symdl stream, so that
+        # symdl.seed makes a parallel run reproducible and no two shards draw
+        # alike (every worker process would otherwise start the same stream).
+        key = next_key()
+        self._seed = int.from_bytes(hashlib.sha256(key.tobytes()).digest()[:8], "little") >> 1
         try:
             self.payload = self.client.scatter(payload, broadcast=True, hash=False, timeout=self.timeout)
         except Exception as err:
@@ -224,9 +239,10 @@ class ParallelStep:
         leaves = [np.asarray(extractdata(v)) for v in tree_flatten(net)[0]]
         futures, start = [], 0
         try:
-            for size, worker in zip(self.sizes, self.workers):
+            for k, (size, worker) in enumerate(zip(self.sizes, self.workers)):
+                key = np.array([self._seed, (iteration - 1) * len(self.sizes) + k], dtype=np.int64)
                 # a shard's preferred worker, or any other (which holds the payload too)
-                futures.append(self.client.submit(_shard_step, self.payload, idx[start:start + size], leaves,
+                futures.append(self.client.submit(_shard_step, self.payload, idx[start:start + size], leaves, key,
                                                   workers=[worker], allow_other_workers=True, pure=False))
                 start += size
         except Exception as err:
