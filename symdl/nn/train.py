@@ -376,8 +376,10 @@ def train_network(X, Y, layers, options: TrainingOptions):
     of class labels (ints or strings) for classification, responses
     ``(R, N)`` or ``(N,)`` for regression.  Each mini-batch's loss and
     gradients and the solver's update are one call of a ``dlaccelerate``d
-    function (one native call per step).  The last partial mini-batch of an epoch is
-    discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
+    function (one native call per step); with
+    ``execution_environment='parallel'`` each mini-batch is split over the
+    workers of a Dask cluster (:func:`training_options`).  The last partial
+    mini-batch of an epoch is discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
     printed every ``verbose_frequency`` iterations.  ``info`` holds
     ``training_loss``, ``training_accuracy`` (classification) and
     ``base_learn_rate`` per iteration.
