@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import Report, Row, fmt_ratio, fmt_time  # noqa: E402
 
-SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing", "cnn", "mlp", "matmul"]
+SCRIPTS = ["rosen2", "rosenN", "nthderiv", "hessmlp", "tracing", "cnn", "mlp", "matmul", "train"]
 
 
 def run_script(name: str, quick: bool, out_dir: Path) -> dict | None:
@@ -52,6 +52,7 @@ def as_report(data: dict) -> Report:
 class Results:
     def __init__(self, reports: dict[str, dict]):
         self.rows: dict[tuple[str, str, str], dict] = {}
+        self.notes = {bench: data.get("notes", []) for bench, data in reports.items()}
         for bench, data in reports.items():
             for r in data["rows"]:
                 self.rows[(bench, r["case"], r["impl"])] = r
@@ -196,7 +197,38 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
     add("matmul sweep 32..1024: symdl <= 1.0x numpy at every size (orientation; not an issue target)",
         None if not worst else max(worst)[0] <= 1.0,
         "; ".join(f"{c.split(' x ')[0]}: {fmt_ratio(r)}" for r, c in worst) or "—")
+    train_targets(res, add)
     return out
+
+
+def _accuracy(a: float | None) -> str:
+    return "—" if a is None else f"{a:.4f}"
+
+
+def train_targets(res: Results, add) -> None:
+    """Issue 8's: the 100-step MLP training against JAX's jit (at the same
+    accuracy), and the progress output's cost."""
+    from bench_train import CASE as train_case
+    symdl_row = res.rows.get(("train", train_case, "symdl: dlaccelerate(loss + dlgradient + adamupdate)"), {})
+    jax_row = res.rows.get(("train", train_case, "JAX jit(whole step), Adam by hand"), {})
+    r = _ratio(symdl_row.get("per_call"), jax_row.get("per_call"))
+    acc = (symdl_row.get("extra", {}).get("test_accuracy"), jax_row.get("extra", {}).get("test_accuracy"))
+    same = None if None in acc else abs(acc[0] - acc[1]) <= 0.01
+    add("train (w4_mlp_train): 100 Adam steps of the digits MLP <= 1.0x JAX's whole-step jit, same accuracy",
+        None if r is None or same is None else r <= 1.0 and same,
+        f"{fmt_ratio(r)}; test accuracy symdl {_accuracy(acc[0])}, JAX {_accuracy(acc[1])}")
+    import re
+    from bench_train import VERBOSE_CASE
+    off = res.get("train", VERBOSE_CASE, "train_network, verbose=False")
+    table = bar = None
+    notes = next((d for b, d in res.notes.items() if b == "train"), [])
+    for n in notes:
+        if n.startswith("progress output measured alone"):
+            share = [float(x) for x in re.findall(r"= ([\d.]+) %", n)]
+            table, bar = (share + [None, None])[:2]
+    add("train: progress output (table; bar on a terminal) < 5 % of train_network's time",
+        None if table is None or bar is None else table + bar < 5.0,
+        f"table {table} %, bar {bar} % of a verbose=False call ({fmt_time(off)})")
 
 
 def targets_table(rows: list[tuple[str, str, str]]) -> str:

@@ -157,3 +157,17 @@ def test_siamese_example():
     assert float(rows[-1][1]) < 0.5 * float(rows[0][1]), stdout                    # the loss fell
     assert float(re.search(r"unseen digits: ([\d.]+)", stdout).group(1)) >= 0.9, stdout
     assert re.search(r"HitRate 99.8 %", stdout), stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None,
+                    reason="dask.distributed is not installed (pip install 'symdl[dask]')")
+def test_train_dask_example():
+    # SPEC §9.4: train_network on a local two-worker Dask cluster equals one-process training
+    stdout = run_example("train_dask.py", "--epochs", "5")
+    assert re.search(r"^Dask cluster: 2 workers", stdout, re.M), stdout
+    assert "Mini-batch" in stdout and "Base Learning" in stdout, stdout          # MATLAB's progress table
+    iterations = [int(m) for m in re.findall(r"^\|\s+\d+ \|\s+(\d+) \|", stdout, re.M)]
+    assert iterations[0] == 1 and iterations[-1] == 55, stdout                   # 5 epochs of 11 batches
+    assert float(re.search(r"^test accuracy ([\d.]+)", stdout, re.M).group(1)) >= 0.9, stdout
+    difference = float(re.search(r"parallel vs one process: max difference ([\d.e+-]+)", stdout).group(1))
+    assert difference < 1e-5, stdout

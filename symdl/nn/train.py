@@ -1,8 +1,8 @@
 """MATLAB's ``trainingOptions``, ``trainNetwork`` and ``classify``: solvers
 'sgdm', 'adam', 'rmsprop'; learn-rate schedules; shuffling; validation
 data; the progress table of the seeds, a progress bar on a terminal and the
-training-progress plot (a PNG).  Not yet: the parallel (Dask) environment,
-which is a ValueError naming the option."""
+training-progress plot (a PNG); data-parallel training on a Dask cluster
+(``execution_environment='parallel'``, in :mod:`symdl.nn.parallel`)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ class TrainingOptions:
     validation_frequency: int = 50
     plots: str = "none"
     plots_file: str = "training-progress.png"
+    execution_environment: str = "auto"
+    cluster: object = dataclasses.field(default=None, compare=False)
+    worker_timeout: float = 60.0
 
 
 def _int(value, name: str, low: int = 1) -> int:
@@ -79,7 +82,8 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
                      l2_regularization: float = 1e-4, shuffle: str = "once", verbose: bool = True,
                      verbose_frequency: int = 50, validation_data=None, validation_frequency: int = 50,
                      plots: str = "none", plots_file: str = "training-progress.png",
-                     execution_environment: str = "auto") -> TrainingOptions:
+                     execution_environment: str = "auto", cluster=None,
+                     worker_timeout: float = 60.0) -> TrainingOptions:
     """MATLAB's ``trainingOptions(solverName, ...)`` with MATLAB's defaults
     (initial learn rate 0.01 for 'sgdm', 0.001 for 'adam' and 'rmsprop';
     squared gradient decay 0.999 for 'adam', 0.9 for 'rmsprop'; L2
@@ -90,6 +94,16 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
     ``info``); ``plots='training-progress'`` writes MATLAB's training plot,
     loss and accuracy per iteration with the validation points, to
     ``plots_file`` (a PNG; needs matplotlib).
+
+    ``execution_environment='parallel'`` trains data-parallel on a Dask
+    cluster: ``cluster`` is a ``dask.distributed.Client`` (default: the
+    current client, ``distributed.get_client()``); each mini-batch is split
+    into one shard per worker, the workers run the step compiled once here,
+    and the client averages their gradients and applies the update, so the
+    parameters match one-process training up to summation order (see
+    :mod:`symdl.nn.parallel`).  ``worker_timeout`` (seconds) bounds the wait
+    for the workers in each step: a lost or hanging cluster is an error,
+    never a hang.
 
     Example:
         >>> from symdl import nn
@@ -112,9 +126,15 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
         except ImportError:
             raise ValueError("training_options: plots='training-progress' needs matplotlib "
                              "(pip install matplotlib)") from None
-    if execution_environment not in ("auto", "cpu"):
-        raise ValueError(f"training_options: execution_environment must be 'auto' or 'cpu' in this version, "
+    if execution_environment not in ("auto", "cpu", "parallel"):
+        raise ValueError(f"training_options: execution_environment must be 'auto', 'cpu' or 'parallel', "
                          f"got {execution_environment!r}")
+    if execution_environment == "parallel":
+        from .parallel import check_cluster
+        check_cluster(cluster, "training_options")
+    elif cluster is not None:
+        raise ValueError(f"training_options: cluster is used by execution_environment='parallel' only, got "
+                         f"execution_environment={execution_environment!r}")
     if learn_rate_schedule not in ("none", "piecewise"):
         raise ValueError(f"training_options: learn_rate_schedule must be 'none' or 'piecewise', got "
                          f"{learn_rate_schedule!r}")
@@ -122,6 +142,10 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
         raise ValueError(f"training_options: shuffle must be 'once', 'never' or 'every-epoch', got {shuffle!r}")
     if not isinstance(verbose, (bool, np.bool_)):
         raise TypeError(f"training_options: verbose must be True or False, got {verbose!r}")
+    timeout = _float(worker_timeout, "worker_timeout", 0.0)
+    if timeout == 0.0:
+        raise ValueError(f"training_options: worker_timeout must be a positive number of seconds, got "
+                         f"{worker_timeout!r}")
     lr = (0.01 if solver == "sgdm" else 0.001) if initial_learn_rate is None else initial_learn_rate
     sq = (0.999 if solver == "adam" else 0.9) if squared_gradient_decay_factor is None \
         else squared_gradient_decay_factor
@@ -140,7 +164,8 @@ def training_options(solver: str = "sgdm", *, max_epochs: int = 30, mini_batch_s
         shuffle=shuffle, verbose=bool(verbose), verbose_frequency=_int(verbose_frequency, "verbose_frequency"),
         validation_data=None if validation_data is None else tuple(validation_data),
         validation_frequency=_int(validation_frequency, "validation_frequency"), plots=plots,
-        plots_file=plots_file)
+        plots_file=plots_file, execution_environment=execution_environment, cluster=cluster,
+        worker_timeout=timeout)
 
 
 class TrainedNetwork:
@@ -209,6 +234,14 @@ def _train_step(net, state1, state2, iteration, learn_rate, X, T, l2: float, cla
     loss, grad, state, Y = _loss_step(net, X, T, l2, classification)
     net = copy.copy(net)
     net.state = state
+    net, state1, state2 = _solver_update(net, grad, state1, state2, iteration, learn_rate, solver, hyper)
+    return loss, net, state1, state2, Y
+
+
+def _solver_update(net, grad, state1, state2, iteration, learn_rate, solver: str, hyper: tuple):
+    """The solver's update of ``net`` by ``grad`` (shared by the one-process
+    step and the client's update in parallel training, so both apply the
+    same arithmetic)."""
     if solver == "sgdm":
         (momentum,) = hyper
         net, state1 = sgdmupdate(net, grad, state1, learn_rate=learn_rate, momentum=momentum)
@@ -219,7 +252,7 @@ def _train_step(net, state1, state2, iteration, learn_rate, X, T, l2: float, cla
     else:
         sq_decay, eps = hyper
         net, state1 = rmspropupdate(net, grad, state1, learn_rate=learn_rate, sq_grad_decay=sq_decay, epsilon=eps)
-    return loss, net, state1, state2, Y
+    return net, state1, state2
 
 
 def _sumsq(w):
@@ -343,8 +376,10 @@ def train_network(X, Y, layers, options: TrainingOptions):
     of class labels (ints or strings) for classification, responses
     ``(R, N)`` or ``(N,)`` for regression.  Each mini-batch's loss and
     gradients and the solver's update are one call of a ``dlaccelerate``d
-    function (one native call per step).  The last partial mini-batch of an epoch is
-    discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
+    function (one native call per step); with
+    ``execution_environment='parallel'`` each mini-batch is split over the
+    workers of a Dask cluster (:func:`training_options`).  The last partial
+    mini-batch of an epoch is discarded, as MATLAB's.  With ``verbose`` the progress table of MATLAB is
     printed every ``verbose_frequency`` iterations.  ``info`` holds
     ``training_loss``, ``training_accuracy`` (classification) and
     ``base_learn_rate`` per iteration.
@@ -389,15 +424,62 @@ def train_network(X, Y, layers, options: TrainingOptions):
     layers[0] = _with_statistics(layers[0], Xa)
     net = dlnetwork(layers[:-1])
     mb = min(options.mini_batch_size, n)
-    per_epoch = n // mb
-    step = dlaccelerate(_train_step)   # the whole step, one native call
-    hyper = {"sgdm": (options.momentum,),
-             "adam": (options.gradient_decay_factor, options.squared_gradient_decay_factor, options.epsilon),
-             }.get(options.solver, (options.squared_gradient_decay_factor, options.epsilon))
     rng = _rng()                       # symdl.seed(k) makes the shuffling reproducible
     order = rng.permutation(n) if options.shuffle in ("once", "every-epoch") else np.arange(n)
     fmt = layers[0].fmt
-    state1 = state2 = None
+    if options.execution_environment == "parallel":
+        from .parallel import ParallelStep
+        step = ParallelStep(options, net, Xa, targets, codes, fmt, mb, classification)
+    else:
+        step = _LocalStep(options, Xa, targets, codes, fmt, classification)
+    try:
+        return _train_loop(options, step, net, output, classes, order, rng, n, mb, fmt, classification,
+                           Xv if validation else None, Tv if validation else None,
+                           codes_v if validation else None)
+    finally:
+        step.close()
+
+
+def _hyperparameters(options: TrainingOptions) -> tuple:
+    """The solver's constants, static arguments of the compiled update."""
+    return {"sgdm": (options.momentum,),
+            "adam": (options.gradient_decay_factor, options.squared_gradient_decay_factor, options.epsilon),
+            }.get(options.solver, (options.squared_gradient_decay_factor, options.epsilon))
+
+
+class _LocalStep:
+    """Training in this process: loss, gradients and update of a mini-batch
+    are one call of a ``dlaccelerate``d function (one native call)."""
+
+    def __init__(self, options: TrainingOptions, Xa, targets, codes, fmt: str, classification: bool):
+        self.options, self.Xa, self.targets, self.codes = options, Xa, targets, codes
+        self.fmt, self.classification = fmt, classification
+        self.hyper = _hyperparameters(options)
+        self.step = dlaccelerate(_train_step)
+        self.state1 = self.state2 = None
+
+    def __call__(self, net, iteration: int, lr: float, idx):
+        """(mini-batch loss, the updated net, correct predictions or None)."""
+        Xb = dlarray(self.Xa[..., idx].astype(np.float32), self.fmt)
+        Tb = dlarray(self.targets[:, idx], "CB")
+        o = self.options
+        loss, net, self.state1, self.state2, Yb = dlfeval(
+            self.step, net, self.state1, self.state2, dlarray(np.float32(iteration)), dlarray(np.float32(lr)),
+            Xb, Tb, o.l2_regularization, self.classification, o.solver, self.hyper)
+        correct = int(np.sum(extractdata(Yb).argmax(0) == self.codes[idx])) if self.classification else None
+        return float(extractdata(loss)), net, correct
+
+    def close(self) -> None:
+        pass
+
+
+def _train_loop(options, step, net, output, classes, order, rng, n: int, mb: int, fmt: str,
+                classification: bool, Xv, Tv, codes_v):
+    """The epochs and iterations of :func:`train_network` around ``step``
+    (one process or parallel): schedules, shuffling, validation, the
+    progress table and bar, ``info`` and the plot."""
+    validation = Xv is not None
+    per_epoch = n // mb
     info = {"training_loss": [], "training_accuracy": [] if classification else None, "base_learn_rate": []}
     if validation:
         evaluate = dlaccelerate(_validation_loss)
@@ -415,15 +497,10 @@ def train_network(X, Y, layers, options: TrainingOptions):
         for b in range(per_epoch):
             iteration += 1
             idx = order[b * mb:(b + 1) * mb]
-            Xb = dlarray(Xa[..., idx].astype(np.float32), fmt)
-            Tb = dlarray(targets[:, idx], "CB")
-            loss, net, state1, state2, Yb = dlfeval(
-                step, net, state1, state2, dlarray(np.float32(iteration)), dlarray(np.float32(lr)), Xb, Tb,
-                options.l2_regularization, classification, options.solver, hyper)
-            loss_value = float(extractdata(loss))
+            loss_value, net, correct = step(net, iteration, lr, idx)
             accuracy = None
             if classification:
-                accuracy = 100.0 * float(np.mean(extractdata(Yb).argmax(0) == codes[idx]))
+                accuracy = 100.0 * correct / len(idx)
                 info["training_accuracy"].append(accuracy)
             info["training_loss"].append(loss_value)
             info["base_learn_rate"].append(lr)
