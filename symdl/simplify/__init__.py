@@ -19,6 +19,7 @@ from ..ir.node import Node
 from ..ir.rewrite import RULE_SETS, rewrite_graph, toposort
 from . import algebra as _algebra  # noqa: F401  (registers rules)
 from . import fastmath as _fastmath  # noqa: F401  (registers rules)
+from . import structure as _structure  # noqa: F401  (registers rules)
 
 __all__ = ["simplify", "DEFAULT_PASSES", "FAST_MATH_PASSES", "rule_sets"]
 
