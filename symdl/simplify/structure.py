@@ -275,7 +275,8 @@ def _decode(node: Node) -> Band | None:
     got = _ENCODED.get(node)
     if got is not None:
         return got
-    if node.attr("axis") != 0 or node.attr("size") != node.shape or node.inputs[0].ndim != 1:
+    size = node.attr("size")
+    if node.attr("axis") != 0 or not isinstance(size, tuple) or size != node.shape or node.inputs[0].ndim != 1:
         return None
     values, idx = node.inputs
     if not idx.is_const():
@@ -338,17 +339,63 @@ def band_work(node: Node) -> int | None:
     return None if band is None else band.nonzeros
 
 
+def _join(segs: list[Segment], dtype: str) -> list[Segment]:
+    """Segments of one diagonal that overlap or touch become one, over the
+    union of their rows (fewer loops and copies; sums where they overlap)."""
+    segs = sorted(segs, key=lambda s: s.row)
+    runs: list[list[Segment]] = [[segs[0]]]
+    for s in segs[1:]:
+        if s.row <= max(t.row + t.length for t in runs[-1]):
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    out = []
+    for run in runs:
+        lo, hi = run[0].row, max(t.row + t.length for t in run)
+        parts = [v if (t.row, t.length) == (lo, hi - lo) else B.unslice(v, (t.row - lo,), (t.row - lo + t.length,),
+                                                                           (1,), (hi - lo,))
+                 for t in run for v in [_as_dtype(t.values, dtype)]]
+        out.append(Segment(run[0].offset, lo, parts[0] if len(parts) == 1 else B.add(*parts)))
+    return out
+
+
+def _as_dtype(v: Node, dtype: str) -> Node:
+    return v if v.dtype == dtype else B.convert(v, dtype)
+
+
 def band_node(band: Band, dtype: str) -> Node:
-    """A node computing ``band``: its segments scattered into a zero matrix."""
+    """A node computing ``band``: its segments scattered into a zero matrix.
+
+    Segments with the same values (the two off-diagonals of a symmetric
+    matrix) share one vector, read as broadcast rows, so the scatter's
+    operand is a ``(segments, L)`` matrix built with one copy per distinct
+    vector (rows: contiguous copies); shorter vectors are padded with zeros scattered onto their
+    segment's first element (adding 0 changes nothing).
+    """
     rows, cols = band.shape
-    segs = [s for s in band.segments if s.length > 0]
+    by_offset: dict[int, list[Segment]] = {}
+    for s in band.segments:
+        if s.length > 0:
+            by_offset.setdefault(s.offset, []).append(s)
+    segs = [m for k in sorted(by_offset) for m in _join(by_offset[k], dtype)]
     if not segs:
         return B.const(0.0, band.shape, dtype)
-    idx = np.concatenate([(s.row + np.arange(s.length, dtype=np.int64)) * (cols + 1) + s.offset for s in segs])
-    values = [B.convert(s.values, dtype) if s.values.dtype != dtype else s.values for s in segs]
-    flat = values[0] if len(values) == 1 else B.concatenate(values, 0)
-    node = B.emit("take_add", (flat, B.const(idx, idx.shape, "int64")), axis=0, size=(rows, cols))
-    _ENCODED[node] = Band(band.shape, tuple(Segment(s.offset, s.row, v) for s, v in zip(segs, values)))
+    width = max(s.length for s in segs)
+    columns: dict[Node, list[Segment]] = {}
+    for s in segs:
+        columns.setdefault(s.values, []).append(s)
+    blocks, idx = [], []
+    for v, group in columns.items():
+        padded = v if v.shape[0] == width else B.unslice(v, (0,), (v.shape[0],), (1,), (width,))
+        blocks.append(B.broadcast_to(B.reshape(padded, (1, width)), (len(group), width)))
+        for s in group:
+            t = np.arange(width, dtype=np.int64)
+            t[s.length:] = 0
+            idx.append((s.row + t) * (cols + 1) + s.offset)
+    values = blocks[0] if len(blocks) == 1 else B.concatenate(blocks, 0)
+    index = np.stack(idx, axis=0)
+    node = B.emit("take_add", (values, B.const(index, index.shape, "int64")), axis=0, size=(rows, cols))
+    _ENCODED[node] = Band(band.shape, tuple(segs))
     return node
 
 
