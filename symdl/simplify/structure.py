@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import build as B
-from ..ir.node import Node
+from ..ir.node import ArrayValue, Node
 from ..ir.ops import primitive
 from ..ir.rewrite import rule
 
@@ -41,6 +41,7 @@ __all__ = ["Segment", "Band", "band_of", "band_node", "diagonal_values", "band_w
 
 _FLOATS = ("float32", "float64")
 _MAX_DEPTH = 200          # recursion bound of the diagonal reads (deeper: a gather)
+_MAX_CONST_DIAGONALS = 8  # a constant matrix with more non-zero diagonals is left dense
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,26 @@ def _identity_pattern(node: Node) -> Band | None:
     return Band(node.shape, (Segment(0, 0, B.const(1.0, (n,), node.dtype)),) if n else (), pure=True)
 
 
+def _constant_band(node: Node) -> Band | None:
+    """A constant matrix whose non-zeros lie on a few diagonals (constant
+    folding turns combinations of identity slices into such arrays)."""
+    value = node.attr("value")
+    if not isinstance(value, ArrayValue):
+        return None
+    arr = value.array
+    rows, cols = np.nonzero(arr)
+    offsets = np.unique(cols - rows)
+    if offsets.size > _MAX_CONST_DIAGONALS or 2 * rows.size > arr.size:
+        return None
+    segs = []
+    for k in offsets.tolist():
+        first = rows[cols - rows == k]
+        lo, hi = int(first.min()), int(first.max()) + 1
+        t = np.arange(lo, hi)
+        segs.append(Segment(k, lo, B.const(arr[t, t + k], (hi - lo,), node.dtype)))
+    return Band(node.shape, tuple(segs), pure=True)
+
+
 def _band_of_sum(node: Node) -> Band | None:
     if node.attr("const") != 0.0:
         return None
@@ -320,6 +341,8 @@ def _find_band(node: Node) -> Band | None:
     op = node.op
     if op == "convert":
         return _identity_pattern(node)
+    if op == "const":
+        return _constant_band(node)
     if op == "take_add":
         return _decode(node)
     if op == "add":
