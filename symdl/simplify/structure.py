@@ -37,7 +37,7 @@ from ..ir.node import ArrayValue, Node
 from ..ir.ops import primitive
 from ..ir.rewrite import rule
 
-__all__ = ["Segment", "Band", "band_of", "band_node", "diagonal_values", "band_work"]
+__all__ = ["Segment", "Band", "band_of", "band_node", "diagonal_values"]
 
 _FLOATS = ("float32", "float64")
 _MAX_DEPTH = 200          # recursion bound of the diagonal reads (deeper: a gather)
@@ -148,7 +148,7 @@ class _Reader:
             return B.slice_(flat, [slice(start, start + n)])
         band = band_of(x)
         if band is not None:
-            return diagonal_values(band, c0 - r0, r0, n)
+            return diagonal_values(band, c0 - r0, r0, n, x.dtype)
         if depth < _MAX_DEPTH:
             got = self._read_op(x, r0, c0, n, depth + 1)
             if got is not None:
@@ -195,7 +195,7 @@ class _Reader:
         return B.take(B.reshape(x, (x.size,)), B.const(idx, (n,), "int64"), 0)
 
 
-def diagonal_values(band: Band, offset: int, row: int, n: int) -> Node:
+def diagonal_values(band: Band, offset: int, row: int, n: int, dtype: str) -> Node:
     """The ``n`` elements ``(row + t, row + t + offset)`` of ``band`` as a
     1-D node (zero where no segment is)."""
     parts = []
@@ -207,7 +207,6 @@ def diagonal_values(band: Band, offset: int, row: int, n: int) -> Node:
             continue
         v = s.values if (lo, hi) == (s.row, s.row + s.length) else B.slice_(s.values, [slice(lo - s.row, hi - s.row)])
         parts.append(v if (lo, hi) == (row, row + n) else B.unslice(v, (lo - row,), (hi - row,), (1,), (n,)))
-    dtype = band.segments[0].values.dtype if band.segments else "float64"
     return B.add(*parts) if parts else B.const(0.0, (n,), dtype)
 
 
@@ -291,31 +290,6 @@ def _band_of_product(node: Node) -> Band | None:
     return Band(node.shape, tuple(segs))
 
 
-def _decode(node: Node) -> Band | None:
-    """The band of a node this module built (or one equal to it)."""
-    got = _ENCODED.get(node)
-    if got is not None:
-        return got
-    size = node.attr("size")
-    if node.attr("axis") != 0 or not isinstance(size, tuple) or size != node.shape or node.inputs[0].ndim != 1:
-        return None
-    values, idx = node.inputs
-    if not idx.is_const():
-        return None
-    flat = np.broadcast_to(np.asarray(idx.attr("value").array if hasattr(idx.attr("value"), "array")
-                                      else idx.attr("value")), idx.shape).astype(np.int64)
-    cols, segs, start = node.shape[1], [], 0
-    while start < flat.size:
-        stop = start + 1
-        while stop < flat.size and flat[stop] - flat[stop - 1] == cols + 1 and flat[stop] % cols:
-            stop += 1
-        r, c = divmod(int(flat[start]), cols)
-        v = B.slice_(values, [slice(start, stop)]) if (start, stop) != (0, flat.size) else values
-        segs.append(Segment(c - r, r, v))
-        start = stop
-    return Band(node.shape, tuple(segs))
-
-
 def band_of(node: Node) -> Band | None:
     """The band structure of a 2-D float node, or None (dense or unknown).
 
@@ -344,7 +318,7 @@ def _find_band(node: Node) -> Band | None:
     if op == "const":
         return _constant_band(node)
     if op == "take_add":
-        return _decode(node)
+        return _ENCODED.get(node)  # a band this module built (a deserialised copy is just dense)
     if op == "add":
         return _band_of_sum(node)
     if op == "mul":
@@ -353,13 +327,6 @@ def _find_band(node: Node) -> Band | None:
     if op in moves and (inner := band_of(node.inputs[0])) is not None:
         return moves[op](node, inner)
     return None
-
-
-def band_work(node: Node) -> int | None:
-    """Non-zeros of a band node built by :func:`band_node` (the scattered
-    values), or None for any other node."""
-    band = _ENCODED.get(node)
-    return None if band is None else band.nonzeros
 
 
 def _join(segs: list[Segment], dtype: str) -> list[Segment]:
@@ -389,11 +356,20 @@ def _as_dtype(v: Node, dtype: str) -> Node:
 def band_node(band: Band, dtype: str) -> Node:
     """A node computing ``band``: its segments scattered into a zero matrix.
 
-    Segments with the same values (the two off-diagonals of a symmetric
-    matrix) share one vector, read as broadcast rows, so the scatter's
-    operand is a ``(segments, L)`` matrix built with one copy per distinct
-    vector (rows: contiguous copies); shorter vectors are padded with zeros scattered onto their
-    segment's first element (adding 0 changes nothing).
+    Segments of one diagonal that overlap are joined; segments with the
+    same values (the two off-diagonals of a symmetric matrix) share one
+    vector, read as broadcast rows, so the scatter's operand is a
+    ``(segments, L)`` matrix built with one contiguous copy per distinct
+    vector.  Shorter vectors are padded with zeros, scattered onto their
+    segment's first element.
+
+    Example:
+        >>> from symdl.ir import build as B
+        >>> x = B.input_node("x", (3,), "float64")
+        >>> band = band_of(B.mul(x, B.eye(3)))
+        >>> node = band_node(band, "float64")
+        >>> node.op, node.attr("size")
+        ('take_add', (3, 3))
     """
     rows, cols = band.shape
     by_offset: dict[int, list[Segment]] = {}
