@@ -365,7 +365,7 @@ def _lift(v: Node, shape: tuple[int, int], memo: dict) -> Node:
     if v.ndim == 1 and v.inputs and low.kind == "elementwise" and "shape" not in dict(v.attrs) \
             and all(i.shape in (v.shape, ()) for i in v.inputs):
         got = B.emit(v.op, [i if i.ndim == 0 else _lift(i, shape, memo) for i in v.inputs], **dict(v.attrs))
-    elif v.op == "unslice":
+    elif v.op == "unslice" and v.attr("steps") == (1,):
         (e,), (start,), (stop,) = v.inputs, v.attr("starts"), v.attr("stops")
         inner = _lift(e, (shape[0], e.shape[0]), memo)
         got = B.unslice(inner, (0, start), (shape[0], stop), (1, 1), shape)
