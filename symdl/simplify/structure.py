@@ -353,53 +353,26 @@ def _as_dtype(v: Node, dtype: str) -> Node:
     return v if v.dtype == dtype else B.convert(v, dtype)
 
 
-def _lift(v: Node, shape: tuple[int, int], memo: dict) -> Node:
-    """``v`` (1-D) read as every row of ``shape``, with the broadcast pushed
-    down to the operands that are in memory anyway (views of inputs,
-    constants, kernels' results), so that all rows are computed by one
-    fused loop instead of a loop per vector and copies."""
-    got = memo.get(v)
-    if got is not None:
-        return got
-    low = primitive(v.op)
-    if v.ndim == 1 and v.inputs and low.kind == "elementwise" and "shape" not in dict(v.attrs) \
-            and all(i.shape in (v.shape, ()) for i in v.inputs):
-        got = B.emit(v.op, [i if i.ndim == 0 else _lift(i, shape, memo) for i in v.inputs], **dict(v.attrs))
-    elif v.op == "unslice" and v.attr("steps") == (1,):
-        (e,), (start,), (stop,) = v.inputs, v.attr("starts"), v.attr("stops")
-        inner = _lift(e, (shape[0], e.shape[0]), memo)
-        got = B.unslice(inner, (0, start), (shape[0], stop), (1, 1), shape)
-    else:
-        got = B.broadcast_to(B.reshape(v, (1, v.shape[0])), shape)
-    memo[v] = got
-    return got
-
-
-def _rows_of(groups: list[tuple[Node, int]], width: int) -> Node:
-    """The ``(rows, width)`` scatter operand: each vector repeated for its
-    group of rows, picked by row index (a select, exact)."""
-    rows = sum(m for _, m in groups)
-    shape, memo = (rows, width), {}
-    out, end = None, rows
-    for v, m in reversed(groups):
-        lifted = _lift(v, shape, memo)
-        if out is None:
-            out = lifted
-        else:
-            row = B.iota(shape, 0, v.dtype)
-            out = B.where(B.compare("lt", row, B.const(float(end), (), v.dtype)), lifted, out)
-        end -= m
-    return out
+def _concatenated(vectors: list[Node]) -> Node:
+    """The vectors end to end, as one sum of unslices: a single fused loop
+    whose masked reads split into regions without masks (as the shifted sums
+    of a gradient do), computing each vector inside it, rather than a loop
+    per vector and copies (``concatenate``).  Each element is one vector's
+    value plus zeros from the others (the sign of a zero may change)."""
+    if len(vectors) == 1:
+        return vectors[0]
+    total, start, parts = sum(v.shape[0] for v in vectors), 0, []
+    for v in vectors:
+        parts.append(B.unslice(v, (start,), (start + v.shape[0],), (1,), (total,)))
+        start += v.shape[0]
+    return B.add(*parts)
 
 
 def band_node(band: Band, dtype: str) -> Node:
     """A node computing ``band``: its segments scattered into a zero matrix.
 
-    Segments of one diagonal that overlap are joined; segments with the
-    same values (the two off-diagonals of a symmetric matrix) share one
-    vector.  The scatter's operand is a ``(segments, L)`` matrix computed by
-    one fused loop (:func:`_rows_of`); shorter vectors are padded with
-    zeros, scattered onto their segment's first element.
+    Segments of one diagonal that overlap are joined into one; the
+    scatter's operand holds the segments end to end (:func:`_concatenated`).
 
     Example:
         >>> from symdl.ir import build as B
@@ -417,20 +390,8 @@ def band_node(band: Band, dtype: str) -> Node:
     segs = [m for k in sorted(by_offset) for m in _join(by_offset[k], dtype)]
     if not segs:
         return B.const(0.0, band.shape, dtype)
-    width = max(s.length for s in segs)
-    columns: dict[Node, list[Segment]] = {}
-    for s in segs:
-        columns.setdefault(s.values, []).append(s)
-    groups, idx = [], []
-    for v, group in columns.items():
-        padded = v if v.shape[0] == width else B.unslice(v, (0,), (v.shape[0],), (1,), (width,))
-        groups.append((padded, len(group)))
-        for s in group:
-            t = np.arange(width, dtype=np.int64)
-            t[s.length:] = 0
-            idx.append((s.row + t) * (cols + 1) + s.offset)
-    values = _rows_of(groups, width)
-    index = np.stack(idx, axis=0)
+    values = _concatenated([s.values for s in segs])
+    index = np.concatenate([(s.row + np.arange(s.length, dtype=np.int64)) * (cols + 1) + s.offset for s in segs])
     node = B.emit("take_add", (values, B.const(index, index.shape, "int64")), axis=0, size=(rows, cols))
     _ENCODED[node] = Band(band.shape, tuple(segs))
     return node
