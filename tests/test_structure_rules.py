@@ -344,3 +344,15 @@ def test_band_hessian_forward_mode_and_vmap():
     xs = RNG.uniform(-1.0, 1.0, (3, 7))
     got = np.asarray(symdl.vmap(symdl.hessian(rosen))(xs))
     np.testing.assert_allclose(got, np.stack([rosen_hessian(r) for r in xs]), rtol=1e-13, atol=1e-10)
+
+
+def test_constant_matrices_with_few_diagonals_are_bands():
+    x = B.input_node("x", (6,), "float64")
+    tri = np.diag(np.arange(1.0, 7.0)) + np.diag(np.full(5, -2.0), 1)
+    node = B.mul(x, B.const(tri))
+    assert node.op == "take_add"
+    values = RNG.uniform(-2.0, 2.0, 6)
+    np.testing.assert_array_equal(run(node, [x], [values]), values * tri)
+    dense = RNG.normal(size=(6, 6))
+    assert band_of(B.const(dense)) is None
+    assert B.mul(x, B.const(dense)).op == "mul"

@@ -232,9 +232,11 @@ def _constant_band(node: Node) -> Band | None:
     if not isinstance(value, ArrayValue):
         return None
     arr = value.array
+    if 2 * np.count_nonzero(arr) > arr.size:  # dense (a weight matrix): no index arrays built
+        return None
     rows, cols = np.nonzero(arr)
     offsets = np.unique(cols - rows)
-    if offsets.size > _MAX_CONST_DIAGONALS or 2 * rows.size > arr.size:
+    if offsets.size > _MAX_CONST_DIAGONALS:
         return None
     segs = []
     for k in offsets.tolist():
