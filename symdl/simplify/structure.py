@@ -11,7 +11,7 @@ These rules find that a 2-D node is zero off a few diagonals and rebuild it
 as a **band**: the diagonal segments as 1-D vectors (computed with O(N)
 work), scattered into a zero matrix by ``take_add`` with constant indices::
 
-    take_add(concatenate(segments), flat_indices, axis=0, size=(R, C))
+    take_add(segments end to end, flat_indices, axis=0, size=(R, C))
 
 which lowers to a zero fill of the result plus one store per non-zero.  The
 band form of an operand is read back by the rules of its users, so sums,
@@ -19,10 +19,10 @@ products, slices, unslices and transposes of bands stay bands.
 
 Real-number algebra (docs/ieee.md): off the band the graph computes
 ``0 * x``, which IEEE makes NaN where ``x`` is inf or NaN; the band holds an
-exact 0 there, as the symbolic Hessian has it (SymEngine, SymPy).  On the
-band every value is computed by the same operations as before.  A rule set of
-the construction sets (``algebra``), so a traced value and compiled code
-agree, and not applied under ``ieee=True``.
+exact 0 there, as the symbolic Hessian has it (SymEngine, SymPy), and the
+non-zeros are the same formulas without those ``0 * x`` terms.  A rule of a
+construction set (``algebra``), so a traced value and compiled code agree;
+not applied under ``ieee=True``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..ir.node import ArrayValue, Node
 from ..ir.ops import primitive
 from ..ir.rewrite import rule
 
-__all__ = ["Segment", "Band", "band_of", "band_node", "diagonal_values"]
+__all__ = ["Segment", "Band", "band_of", "band_node"]
 
 _FLOATS = ("float32", "float64")
 _MAX_DEPTH = 200          # recursion bound of the diagonal reads (deeper: a gather)
@@ -148,7 +148,7 @@ class _Reader:
             return B.slice_(flat, [slice(start, start + n)])
         band = band_of(x)
         if band is not None:
-            return diagonal_values(band, c0 - r0, r0, n, x.dtype)
+            return _diagonal_values(band, c0 - r0, r0, n, x.dtype)
         if depth < _MAX_DEPTH:
             got = self._read_op(x, r0, c0, n, depth + 1)
             if got is not None:
@@ -195,7 +195,7 @@ class _Reader:
         return B.take(B.reshape(x, (x.size,)), B.const(idx, (n,), "int64"), 0)
 
 
-def diagonal_values(band: Band, offset: int, row: int, n: int, dtype: str) -> Node:
+def _diagonal_values(band: Band, offset: int, row: int, n: int, dtype: str) -> Node:
     """The ``n`` elements ``(row + t, row + t + offset)`` of ``band`` as a
     1-D node (zero where no segment is)."""
     parts = []
@@ -403,8 +403,17 @@ def band_node(band: Band, dtype: str) -> Node:
 
 @rule("algebra", "add", "mul", "slice", "unslice", "transpose")
 def sparse_band(node: Node) -> Node | None:
-    """A 2-D node that is zero off a few diagonals becomes a band: O(non-zeros)
-    work plus the zero fill (real algebra: ``0 * x -> 0`` off the band)."""
+    """A 2-D node that is zero off a few diagonals (at most half its
+    elements) becomes a band: O(non-zeros) work plus the zero fill (real
+    algebra: ``0 * x -> 0`` off the band).  Identity patterns alone stay
+    index arithmetic.
+
+    Example:
+        >>> from symdl.ir import build as B
+        >>> x = B.input_node("x", (5,), "float64")
+        >>> B.mul(x, B.eye(5)).op        # the builders run the rule
+        'take_add'
+    """
     band = band_of(node)
     if band is None or band.pure or 2 * band.nonzeros > node.size:
         return None
