@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from ..views import View, c_strides
 from .scalar import I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
@@ -34,20 +35,36 @@ def _take(em, kernel) -> None:
     em.loop_nest(node.shape, body)
 
 
+def _flat_out(node, out: View) -> View:
+    """The result with its scattered block (``size`` a tuple of lengths) as
+    one axis: the kernel's own contiguous output, so a reshape of it."""
+    size = node.attr("size")
+    if not isinstance(size, (tuple, list)):
+        return out
+    axis = node.attr("axis")
+    block = 1
+    for d in size:
+        block *= d
+    shape = node.shape[:axis] + (block,) + node.shape[axis + len(size):]
+    assert out.contiguous(), "take_add writes a fresh contiguous buffer"
+    return View(out.buffer, out.offset, shape, c_strides(shape))
+
+
 def _take_add(em, kernel) -> None:
     node = kernel.node
     g, idx = node.inputs
     axis = node.attr("axis")
     gv, iv = em.plan.location[g], em.plan.location[idx]
+    out = _flat_out(node, kernel.out)
     ty = llvm_type(node.dtype)
-    em.loop_nest(node.shape, lambda o: em.store(ir.Constant(ty, 0.0), kernel.out, o, node.dtype))
+    em.loop_nest(out.shape, lambda o: em.store(ir.Constant(ty, 0.0), out, o, node.dtype))
 
     def body(g_idx):
         mid = g_idx[axis:axis + idx.ndim]
-        i = _checked_index(em, iv, mid, node.shape[axis])
+        i = _checked_index(em, iv, mid, out.shape[axis])
         target = g_idx[:axis] + [i] + g_idx[axis + idx.ndim:]
-        old = em.load(kernel.out, target, node.dtype)
-        em.store(em.b.fadd(old, em.load(gv, g_idx, g.dtype)), kernel.out, target, node.dtype)
+        old = em.load(out, target, node.dtype)
+        em.store(em.b.fadd(old, em.load(gv, g_idx, g.dtype)), out, target, node.dtype)
     em.loop_nest(g.shape, body)
 
 

@@ -15,7 +15,9 @@ Semantics: ``canonical`` is real-number algebra, not step-by-step IEEE
 evaluation: collecting like terms cancels an inf or NaN (``x - x`` is 0 even
 at inf), re-association and distribution (``c (a + b) -> c a + c b``) move
 roundings, overflows and cancellations.  ``0 * x`` and ``x / x`` are kept
-(dropping them is the fast-math set in :mod:`symdl.simplify.fastmath`).
+(dropping them is the fast-math set in :mod:`symdl.simplify.fastmath`),
+except the structural zeros of identity patterns, which
+:mod:`symdl.simplify.structure` turns into band structure.
 ``identity`` and ``fold`` are exact for every IEEE input; they are the only
 sets under :func:`~symdl.ir.rewrite.ieee_semantics`, where the constructors
 keep sums and products as written.  docs/ieee.md says all this for users.

@@ -3,8 +3,9 @@ one fixed-point engine of :mod:`symdl.ir.rewrite`.
 
 Passes (in order): ``canonical`` (n-ary sums and products, like terms
 collected, commutative operands ordered), ``identity`` (exact identities),
-``algebra`` (identities of functions), ``fold`` (constant folding through the
-reference interpreter) -- real-number algebra, see docs/ieee.md;
+``algebra`` (identities of functions, and the band structure of products
+with identity patterns, :mod:`.structure`), ``fold`` (constant folding
+through the reference interpreter) -- real-number algebra, see docs/ieee.md;
 dead code is whatever no output reaches, and a Graph only holds reachable
 nodes.  ``fastmath`` rules (``x * 0 -> 0``, ``x / x -> 1``) are a separate
 set, off by default.
@@ -19,6 +20,7 @@ from ..ir.node import Node
 from ..ir.rewrite import RULE_SETS, rewrite_graph, toposort
 from . import algebra as _algebra  # noqa: F401  (registers rules)
 from . import fastmath as _fastmath  # noqa: F401  (registers rules)
+from . import structure as _structure  # noqa: F401  (registers rules)
 
 __all__ = ["simplify", "DEFAULT_PASSES", "FAST_MATH_PASSES", "rule_sets"]
 
