@@ -141,8 +141,12 @@ def test_accelerate_model_gradients_example():
     assert hit_rates == [0.0, 0.0, pytest.approx(100 * 5 / 6, abs=0.01)], stdout  # 1 trace, then 5 hits
     assert occupancies == [0.0, 2.0, 2.0], stdout                                  # 1 of 50 entries
     assert stdout.count("Function: @model_gradients") == 3 and "CheckTolerance: 1.0000e-04" in stdout
-    check = re.search(r"loss ([\d.e+-]+), gradients ([\d.e+-]+) \(float32\)", stdout)
-    assert float(check.group(1)) < 1e-4 and float(check.group(2)) < 1e-4, stdout
+    check = re.search(r"loss ([\d.e+-]+) accelerated, ([\d.e+-]+) plain dlfeval; largest gradient error "
+                      r"([\d.e+-]+) accelerated, ([\d.e+-]+) plain", stdout)
+    loss_acc, loss_plain, grad_acc, grad_plain = map(float, check.groups())
+    # compiled code is as accurate as the interpreter (both float32, against float64)
+    assert loss_acc < 1e-5 and loss_plain < 1e-5, stdout
+    assert grad_acc < 1e-2 and grad_acc <= 2 * grad_plain + 1e-6, stdout
     assert float(re.search(r"speed-up ([\d.]+)x", stdout).group(1)) > 1.0, stdout
     assert "after clear_cache: HitRate 0, Occupancy 0" in stdout
 
