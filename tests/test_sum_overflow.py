@@ -398,3 +398,64 @@ def test_row_sums_split_across_threads_recheck_their_own_rows(threads):
     finally:
         parallel.set_num_threads(before)
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+# ---------------------------------------------------------------- contractions
+# The sums of products of dot_general follow the rule too: products rounded
+# as IEEE rounds them (here all exact), then the overflow-safe sum.
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
+    out = np.empty((a.shape[0], b.shape[1]))
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            with np.errstate(all="ignore"):
+                products = a[i] * b[:, j]                       # rounded in the dtype, as IEEE does
+            out[i, j] = exact_sum(products, dtype)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(3, 5, 2), (40, 70, 33), (130, 140, 150)])   # loop nest, generated kernel, BLAS size
+@pytest.mark.parametrize("blas", ["auto", "0", "always"])
+def test_contractions_whose_partial_sums_overflow(dtype, shape, blas, monkeypatch):
+    monkeypatch.setenv("SYMDL_BLAS", blas)
+    m, k, n = shape
+    rng = np.random.default_rng(m + k)
+    big = _big(dtype)
+    a = (rng.integers(-2, 3, (m, k)) * big).astype(dtype)
+    b = rng.integers(1, 3, (k, n)).astype(dtype)                # products: small integers times big (or inf)
+    # (no product overflows: a fused multiply-add, BLAS's or the generated
+    # kernel's, would carry it exactly; docs/ieee.md)
+    b[:8] = 2
+    plus = min(4, k - 2)
+    a[0] = 0.0
+    a[0, :plus] = 48 * big                                      # partial sums of 384 big (288 for k = 5) overflow
+    a[0, plus:plus + 2] = -48 * big                             # the exact sum is finite
+    a[m - 1, :2] = [np.inf, -np.inf]                            # NaN by the rule
+    if m > 2:
+        a[1] = 0.0
+        a[1, :5] = 64 * big                                      # overflows truly: 64 * (2 + 2 + 2 + 2 + 2) big
+    want = _exact_matmul(a, b, dtype)
+    f = lambda x, y: x @ y  # noqa: E731
+    interpreted = symdl.extractdata(dlfeval(f, dlarray(a), dlarray(b)))
+    compiled = np.asarray(symdl.compile(f, a, b)(a, b))
+    strict = np.asarray(symdl.compile(f, a, b, ieee=True)(a, b))
+    for got in (interpreted, compiled, strict):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, want.astype(dtype))
+
+
+def test_contraction_with_batch_axes_and_transposes():
+    """A batched contraction with the contracted axis first in one operand
+    (a transposed layout) and an overflowing partial sum in one batch."""
+    big = _big("float64")
+    rng = np.random.default_rng(3)
+    a = rng.integers(-2, 3, (2, 6, 5)) * big                    # batch, k, m
+    b = rng.integers(1, 3, (2, 6, 4)) * 1.0                     # batch, k, n
+    a[1, :6, 2] = [64 * big, 64 * big, 64 * big, 64 * big, -64 * big, -64 * big]
+    b[1, :6] = 2.0                                              # partial sums of 512 big overflow; products do not
+    import symdl.numpy as snp
+    f = lambda x, y: snp.einsum("pkm,pkn->pmn", x, y)  # noqa: E731
+    want = np.stack([_exact_matmul(a[p].T, b[p], "float64") for p in range(2)])
+    np.testing.assert_array_equal(symdl.extractdata(dlfeval(f, dlarray(a), dlarray(b))), want)
+    np.testing.assert_array_equal(np.asarray(symdl.compile(f, a, b)(a, b)), want)

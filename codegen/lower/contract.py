@@ -25,6 +25,7 @@ from symdl.ir.rewrite import ieee_active
 
 from .. import blas
 from .gemm import blocking, gemm_function, scratch_elements
+from .reduce import recheck_sums
 from .scalar import I32, I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
@@ -130,6 +131,12 @@ def _prod(xs) -> int:
 
 
 def _dot_general(em, kernel) -> None:
+    _dot_paths(em, kernel)
+    if kernel.node.size:
+        _overflow_safe(em, kernel)
+
+
+def _dot_paths(em, kernel) -> None:
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
@@ -203,6 +210,56 @@ def _over_outer(em, kernel, shape: MatmulShape, body) -> None:
     em.loop_nest([e for e, *_ in loops], inner)
 
 
+def _operand_indices(node):
+    """``indices(out_idx, c_idx) -> (A's index, B's index)`` of one term of
+    the contraction: output element ``out_idx``, contracted position ``c_idx``."""
+    a, bnode = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+    free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
+    nb, nfa = len(ba), len(free_a)
+
+    def indices(out_idx, c_idx):
+        ia, ib = [None] * a.ndim, [None] * bnode.ndim
+        for k, (x, y) in enumerate(zip(ba, bb)):
+            ia[x] = ib[y] = out_idx[k]
+        for k, x in enumerate(free_a):
+            ia[x] = out_idx[nb + k]
+        for k, y in enumerate(free_b):
+            ib[y] = out_idx[nb + nfa + k]
+        for k, (x, y) in enumerate(zip(ca, cb)):
+            ia[x] = ib[y] = c_idx[k]
+        return ia, ib
+    return indices
+
+
+def _overflow_safe(em, kernel) -> None:
+    """After any of the paths below stored the products' sums: an output
+    element that is inf or NaN is summed again, its products (each rounded
+    as IEEE rounds it: no fused multiply-add) scaled by a power of two, as
+    the interpreter does (``_dot_impl`` in ``symdl/ir/ops/contract.py``; the
+    rule is the one of sums, docs/ieee.md).  One scan of the output per
+    call; the re-summing runs only where something is not finite."""
+    node = kernel.node
+    a, bnode = node.inputs
+    av, bv = em.plan.location[a], em.plan.location[bnode]
+    indices = _operand_indices(node)
+    ty = llvm_type(node.dtype)
+    contract_shape = [a.shape[x] for x in node.attr("contract")[0]]
+
+    def rescan(out_idx, scale):
+        acc = em.alloca(ty)
+        em.b.store(ir.Constant(ty, 0.0), acc)
+
+        def term(c_idx):
+            ia, ib = indices(out_idx, c_idx)
+            prod = em.b.fmul(em.load(av, ia, a.dtype), em.load(bv, ib, bnode.dtype))
+            em.b.store(em.b.fadd(em.b.load(acc, typ=ty), em.b.fmul(prod, scale)), acc)
+        em.loop_nest(contract_shape, term)
+        return em.b.load(acc, typ=ty)
+    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan)
+
+
 def _loop_nest(em, kernel) -> None:
     """With a wide enough b-free block the loops run batch, a-free,
     contracted, b-free (innermost over contiguous output: the vectoriser's
@@ -221,17 +278,7 @@ def _loop_nest(em, kernel) -> None:
     for y in free_b:
         wide *= bnode.shape[y]
 
-    def indices(out_idx, c_idx):
-        ia, ib = [None] * a.ndim, [None] * bnode.ndim
-        for k, (x, y) in enumerate(zip(ba, bb)):
-            ia[x] = ib[y] = out_idx[k]
-        for k, x in enumerate(free_a):
-            ia[x] = out_idx[nb + k]
-        for k, y in enumerate(free_b):
-            ib[y] = out_idx[nb + nfa + k]
-        for k, (x, y) in enumerate(zip(ca, cb)):
-            ia[x] = ib[y] = c_idx[k]
-        return ia, ib
+    indices = _operand_indices(node)
 
     contract_shape = [a.shape[x] for x in ca]
     if wide >= 8:

@@ -8,6 +8,8 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
+from ..quiet import quiet
+from .reduce import overflow_safe_sum
 from .registry import Kind, Primitive, ShapeError, define, same_float_dtype
 
 __all__ = ["dot_general_subscripts"]
@@ -45,9 +47,31 @@ def dot_general_subscripts(ndim_a: int, ndim_b: int, contract, batch) -> str:
 
 
 def _dot_impl(values, node):
+    """numpy's einsum; where an output element is inf or NaN, the products
+    (each rounded as IEEE rounds it) are summed again with the overflow-safe
+    rule of sums (``overflow_safe_sum``): compiled code does the same
+    (``codegen/lower/contract.py``), so the two agree where a partial sum
+    overflows."""
     a, b = values
-    sub = dot_general_subscripts(a.ndim, b.ndim, node.attr("contract"), node.attr("batch"))
-    return np.asarray(np.einsum(sub, a, b, optimize=True), dtype=node.dtype)
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    sub = dot_general_subscripts(a.ndim, b.ndim, (ca, cb), (ba, bb))
+    with quiet():
+        out = np.asarray(np.einsum(sub, a, b, optimize=True), dtype=node.dtype)
+        bad = ~np.isfinite(out)
+        if not bad.any():
+            return out
+        # (batch, free, contracted) matrices of both operands: out[p, m, n] sums A[p, m, :] * B[p, n, :]
+        free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
+        free_b = [i for i in range(b.ndim) if i not in cb and i not in bb]
+        k = int(np.prod([a.shape[i] for i in ca], dtype=np.int64))
+        am = np.transpose(a, list(ba) + free_a + list(ca)).reshape(-1, int(np.prod([a.shape[i] for i in free_a],
+                                                                                   dtype=np.int64)), k)
+        bm = np.transpose(b, list(bb) + free_b + list(cb)).reshape(-1, int(np.prod([b.shape[i] for i in free_b],
+                                                                                   dtype=np.int64)), k)
+        flat = out.reshape(am.shape[0], am.shape[1], bm.shape[1])
+        for p, m, n in zip(*np.nonzero(bad.reshape(flat.shape))):
+            flat[p, m, n] = overflow_safe_sum(am[p, m] * bm[p, n], (0,))
+        return out
 
 
 def _dot_vjp(node, g):
