@@ -340,6 +340,7 @@ class NativeLibrary:
             # global (codegen.parallel): set from SYMDL_NUM_THREADS at load
             parallel.load_from_env()
             llvm.add_symbol(parallel.NUM_THREADS_SYMBOL, parallel.symbol_address())
+            parallel.ensure_runtime(target)
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             self._engine = llvm.create_mcjit_compiler(empty, target.new_machine())

@@ -16,6 +16,11 @@ counter until none is left, so a thread that starts late (the other core is
 busy) or cannot be started at all (``EAGAIN`` under a process or memory
 limit) leaves its share to the others, the calling thread at least.
 
+JIT-loaded modules call one copy of that helper per process
+(:data:`RUNTIME_SYMBOL`, compiled by :func:`ensure_runtime` before any
+compiled code is loaded): defined in every module it cost LLVM about 25 ms
+per build.  Exported libraries carry their own copy.
+
 Only axes whose iterations are independent are split: the outer axis of a
 fused elementwise loop (or its flat index), and the outer *output* axis of a
 reduction, never a reduction axis.  Every element is then computed by the
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 
 from llvmlite import ir
 
@@ -207,6 +213,31 @@ def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
 
 
 # ---------------------------------------------------------------- native helper
+#: The process-wide ``parallel_for`` that JIT-loaded modules call.
+RUNTIME_SYMBOL = "symdl_rt_parallel_for"
+_RUNTIME: dict = {}
+_RUNTIME_LOCK = threading.Lock()
+
+
+def ensure_runtime(target) -> None:
+    """Compile the thread helper once per process and register it with
+    LLVM as :data:`RUNTIME_SYMBOL` (before any module that calls it is
+    loaded).  Exported libraries carry their own copy instead."""
+    with _RUNTIME_LOCK:
+        if _RUNTIME:
+            return
+        import llvmlite.binding as llvm
+        from . import llvm as cl
+        module = ir.Module(name="symdl_thread_runtime")
+        module.triple = target.triple
+        ParallelRuntime(module, standalone=True).parallel_for()
+        mod = llvm.parse_assembly(cl.optimize(str(module), target, unroll=False))
+        engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+        engine.finalize_object()
+        llvm.add_symbol(RUNTIME_SYMBOL, engine.get_function_address(RUNTIME_SYMBOL))
+        _RUNTIME["engine"] = engine   # the code lives as long as the process
+
+
 class ParallelRuntime:
     """The helper functions of one LLVM module, made on first use:
     ``symdl_parallel_for`` and the thread body ``symdl_task_run``.
@@ -218,15 +249,27 @@ class ParallelRuntime:
 
     RANGE_FN = ir.FunctionType(I32, [PTR, I64, I64])
 
-    def __init__(self, module: ir.Module, c_name: str | None = None):
-        self.module, self.c_name = module, c_name
+    def __init__(self, module: ir.Module, c_name: str | None = None, standalone: bool = False):
+        self.module, self.c_name, self.standalone = module, c_name, standalone
         self._parallel_for = None
 
     def parallel_for(self) -> ir.Function:
         if self._parallel_for is None:
+            if self.c_name is None and not self.standalone:
+                # JIT-loaded code calls the process's one copy (compiled once,
+                # see ensure_runtime): defining the helper in every module
+                # costs LLVM ~25 ms per module
+                fnty = ir.FunctionType(I32, [self.RANGE_FN.as_pointer(), PTR, I64])
+                self._parallel_for = self.module.globals.get(RUNTIME_SYMBOL) or ir.Function(
+                    self.module, fnty, RUNTIME_SYMBOL)
+                return self._parallel_for
             count = self._count_global()
             run = self._task_run()
             self._parallel_for = self._emit_parallel_for(count, run)
+            if self.standalone:
+                self._parallel_for.name = RUNTIME_SYMBOL
+                self._parallel_for.linkage = "external"
+                self._parallel_for.calling_convention = ""
         return self._parallel_for
 
     # one task (per thread): {range fn, args, extent, chunks, shared next-chunk counter, rc}

@@ -66,7 +66,7 @@ def _check(fun, *args, rtol=1e-12, atol=1e-12, counts=(1, 2, 3), split=True):
     """Compiled results for every thread count are bitwise equal, equal the
     interpreter to rounding, and (``split``) the code does split a kernel."""
     compiled = symdl.compile(fun, *args)
-    assert ("symdl_parallel_for" in compiled.llvm_ir) is split
+    assert (parallel.RUNTIME_SYMBOL in compiled.llvm_ir) is split
     results = _per_thread_count(compiled, args, counts)
     expected = _interpreted(fun, *args)
     for n, got in results.items():
@@ -181,7 +181,7 @@ def test_sizes_straddling_the_threshold():
     for n in (1000, n0, n0 + 1, 3 * n0 + 2):
         x = np.random.default_rng(n).normal(size=n)
         compiled = symdl.compile(lambda x: x * 3.0 + 1.0, x)
-        split[n] = "symdl_parallel_for" in compiled.llvm_ir
+        split[n] = parallel.RUNTIME_SYMBOL in compiled.llvm_ir
         results = _per_thread_count(compiled, (x,), (1, 2, 3))
         assert all(np.array_equal(results[1][0], results[k][0]) for k in (2, 3))
         np.testing.assert_array_equal(results[2][0], x * 3.0 + 1.0)
