@@ -340,7 +340,8 @@ class NativeLibrary:
             # global (codegen.parallel): set from SYMDL_NUM_THREADS at load
             parallel.load_from_env()
             llvm.add_symbol(parallel.NUM_THREADS_SYMBOL, parallel.symbol_address())
-            parallel.ensure_runtime(target)
+            if parallel.RUNTIME_SYMBOL.encode() in object_code:   # (the name is in its symbol table)
+                parallel.ensure_runtime(target)
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             self._engine = llvm.create_mcjit_compiler(empty, target.new_machine())

@@ -17,9 +17,11 @@ busy) or cannot be started at all (``EAGAIN`` under a process or memory
 limit) leaves its share to the others, the calling thread at least.
 
 JIT-loaded modules call one copy of that helper per process
-(:data:`RUNTIME_SYMBOL`, compiled by :func:`ensure_runtime` before any
-compiled code is loaded): defined in every module it cost LLVM about 25 ms
-per build.  Exported libraries carry their own copy.
+(:data:`RUNTIME_SYMBOL`, compiled by :func:`ensure_runtime` before the
+first object code that calls it is loaded): defined in every module it cost
+LLVM about 25 ms per build.  Exported libraries carry their own copy.  (A
+process that loads only code without split kernels, such as a Dask worker
+running small shard steps, never compiles it.)
 
 Only axes whose iterations are independent are split: the outer axis of a
 fused elementwise loop (or its flat index), and the outer *output* axis of a
