@@ -326,12 +326,15 @@ class Emitter:
             self.loop(hi, lambda i: (idx.append(i), level(d + 1), idx.pop()), start=lo)
         level(0)
 
-    def outer_nest(self, shape, body) -> None:
+    def outer_nest(self, shape, body) -> tuple | None:
         """``loop_nest`` for a kernel's outermost loop, whose iterations must
         be independent: in a range function (a kernel split across threads,
-        see codegen.parallel) it runs only that thread's part of axis 0."""
+        see codegen.parallel) it runs only that thread's part of axis 0.
+        Returns that part (None: all of it), for a second pass over the same
+        elements (``loop_nest(shape, body, part)``)."""
         outer, self.outer_range = self.outer_range, None
         self.loop_nest(shape, body, outer)
+        return outer
 
     def loop(self, count, body, start=0) -> None:
         """``body(i)`` for ``start <= i < count`` (ints or i64 values)."""

@@ -132,8 +132,7 @@ def _sum(em, kernel) -> None:
         em.b.store(em.b.or_(em.b.load(bad, typ=I1), not_finite(em, total)), bad)
     # output elements are independent: split across threads (codegen.parallel);
     # the re-check covers the same part of axis 0
-    part = em.outer_range
-    em.outer_nest(node.shape, body)
+    part = em.outer_nest(node.shape, body)
 
     # The careful sum in order, without flags: the rare path need not be
     # vectorised (a scalar loop is less code for LLVM to optimise), and a

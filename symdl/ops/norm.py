@@ -226,7 +226,7 @@ def crosschannelnorm(X, window_channel_size: int, *, alpha: float = 1e-4, beta: 
     a = alpha / w
     limit = 2.0 ** 50 if X.dtype == np.float32 else 2.0 ** 450
     magnitude = apply("stop_gradient", [F.abs(X)])
-    m = _across_window(X, c, w, lambda part: F.abs(apply("stop_gradient", [part])), F.maximum)
+    m = _across_window(magnitude, c, w, lambda part: part, F.maximum)
     scaled_at = m > limit if k != 0.0 else m > 0.0
     plain_X = F.where(magnitude > limit, 1.0, X)
     plain = X / F.power(_across_window(plain_X, c, w, lambda part: part * part, F.add) * a + k, beta)
