@@ -1,5 +1,6 @@
 """Before planning: ops without native code are replaced by their declared
-decomposition (user functions defined by SymPy).  An op with neither is a
+decomposition (user functions defined by SymPy), and ops that are the
+identity at run time (``stop_gradient``) by their operand.  An op with neither is a
 TypeError naming it, never a silent expansion."""
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ from .lower.table import has_lowering
 
 __all__ = ["decompose"]
 
+#: Ops that only mean something to differentiation: in compiled code they are
+#: their operand, so they are dropped (a gradient returned through
+#: ``stop_gradient`` is then written straight into its output buffer).
+_IDENTITY = frozenset({"stop_gradient"})
+
 
 def decompose(outputs: list[Node]) -> list[Node]:
     """``outputs`` with every op the code generator cannot lower decomposed."""
     order = toposort(outputs)
-    if all(has_lowering(n.op) for n in order):
+    if all(has_lowering(n.op) and n.op not in _IDENTITY for n in order):
         return list(outputs)
     new: dict[Node, Node] = {}
     for node in order:
         ins = tuple(new.get(i, i) for i in node.inputs)
+        if node.op in _IDENTITY:
+            new[node] = ins[0]
+            continue
         cur = node if ins == node.inputs else B.emit(node.op, ins, **dict(node.attrs))
         if not has_lowering(cur.op):
             rule = primitive(cur.op).decomposition

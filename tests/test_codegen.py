@@ -1058,3 +1058,21 @@ def test_float_to_int64_conversion_matches_numpy(dtype):
     values = np.array([1.7, -1.7, 0.0, -0.0, np.nan, np.inf, -np.inf, 1e19, -9.3e18, 2.0 ** 62], dtype=dtype)
     with np.errstate(invalid="ignore"):
         assert_compiled_matches_interpreter([x, b], outs, [(values, [True, False])], rtol=0, atol=0)
+
+
+def test_stop_gradient_is_dropped_before_planning():
+    # stop_gradient only speaks to differentiation: compiled code writes the
+    # value it wraps straight into the output buffer (no copy loop), and the
+    # result is the interpreter's
+    from codegen.decompose import decompose
+    a = B.input_node("a", (3, 4), "float64")
+    b = B.input_node("b", (4, 5), "float64")
+    prod = B.dot_general(a, b, ((1,), (0,)))
+    out = B.emit("stop_gradient", (prod,))
+    assert decompose([out]) == [prod]
+    plan = P.make_plan([a, b], decompose([out, B.emit("stop_gradient", (a,))]))
+    assert [type(k).__name__ for k in plan.kernels] == ["OpKernel", "LoopKernel"]   # the product; a's copy
+    assert plan.kernels[0].out.buffer == next(buf.id for buf in plan.buffers if buf.kind == "output" and buf.index == 0)
+    rng = np.random.default_rng(3)
+    assert_compiled_matches_interpreter([a, b], [out, B.emit("stop_gradient", (a,))],
+                                        [(rng.standard_normal((3, 4)), rng.standard_normal((4, 5)))])

@@ -77,3 +77,67 @@ def test_bad_input_is_a_clear_error():
         symdl.fullyconnect(np.ones((3, 5)), np.ones((4, 3)), np.zeros(4))
     with pytest.raises(TypeError, match="weights must be a dlarray or a real numeric array"):
         symdl.fullyconnect(X, "weights", np.zeros(4))
+
+
+def test_sequence_derivatives_against_central_differences():
+    # 'CBT': features, then batch, then time: one product (OutputSize, B * T)
+    X = RNG.standard_normal((3, 2, 4))
+    W = RNG.standard_normal((2, 3))
+    b = RNG.standard_normal(2)
+    w_out = RNG.standard_normal((2, 2, 4))
+
+    def f(x, w, bb):
+        if isinstance(x, symdl.dlarray):
+            return symdl.sum(symdl.tanh(symdl.fullyconnect(symdl.dlarray(x, "CBT"), w, bb)) * w_out)
+        return np.sum(np.tanh(np.einsum("oc,cbt->obt", w, x) + bb[:, None, None]) * w_out)
+    check_grads(f, [X, W, b], order=2)
+
+
+def test_features_after_the_batch_dimension():
+    # 'CBU': the U dimension is a feature that follows B in the array, so the
+    # observations are not contiguous columns (the transposing path)
+    X = RNG.standard_normal((3, 4, 2))                           # C B U
+    W = RNG.standard_normal((5, 6))
+    b = RNG.standard_normal(5)
+    flat = X.transpose(1, 0, 2).reshape(4, 6)                    # each observation's (C, U) in C order
+    Y = symdl.fullyconnect(symdl.dlarray(X, "CBU"), W, b)
+    assert Y.fmt == "CB"
+    np.testing.assert_allclose(data(Y), W @ flat.T + b[:, None], rtol=1e-13)
+
+    def f(x, w):
+        if isinstance(x, symdl.dlarray):
+            return symdl.sum(symdl.fullyconnect(symdl.dlarray(x, "CBU"), w, b) ** 2)
+        return np.sum((w @ x.transpose(1, 0, 2).reshape(4, 6).T + b[:, None]) ** 2)
+    check_grads(f, [X, W], order=2)
+
+
+@pytest.mark.parametrize("fmt,shape", [("CB", (6, 8)), ("SSCB", (2, 3, 1, 8))])
+def test_a_layer_and_its_gradients_need_no_transposed_copies(fmt, shape):
+    # the product is written in the result's layout ((OutputSize, B), as the
+    # bias and activation read it) and the cotangent products in their
+    # operands' layouts, so no loop of the compiled plan reads a transpose
+    from codegen.plan import LoopKernel, make_plan
+    from codegen.decompose import decompose
+    x = RNG.standard_normal(shape)
+    w = RNG.standard_normal((4, 6))
+
+    def loss(w, x):
+        return symdl.sum(symdl.relu(symdl.fullyconnect(symdl.dlarray(x, fmt), w, np.ones(4))) ** 2)
+    g = symdl.grad(loss, argnums=(0, 1))
+    gw, gx = g(w, x)
+    flat = x.reshape(6, 8)
+    z = w @ flat + 1
+    dz = 2 * np.maximum(z, 0) * (z > 0)
+    np.testing.assert_allclose(gw, dz @ flat.T, rtol=1e-12)
+    np.testing.assert_allclose(gx, (w.T @ dz).reshape(shape), rtol=1e-12)
+    program = symdl.trace(lambda w, x: symdl.dlfeval(
+        lambda w, x: symdl.dlgradient(loss(w, x), (w, x)), symdl.dlarray(w), symdl.dlarray(x)), w, x)
+    outputs = decompose(list(program.outputs))
+    plan = make_plan(list(program.inputs), outputs)
+    for k in plan.kernels:
+        if isinstance(k, LoopKernel):
+            read = [i for n in k.members for i in n.inputs] + [n for n, _ in k.stores if n not in k.members]
+            for i in read:
+                view = plan.location.get(i)
+                if view is not None and len(view.shape) == 2:
+                    assert view.strides[-1] in (0, 1), f"a loop reads {i.op} transposed: {view}"

@@ -45,6 +45,15 @@ def fullyconnect(X, weights, bias):
         raise ValueError(f"fullyconnect: bias must have shape ({out_size},) or ({out_size}, 1), got {b.shape}")
     n = int(np.prod([X.shape[k] for k in batch], dtype=np.int64))
     t = int(np.prod([X.shape[k] for k in time], dtype=np.int64))
+    if features == list(range(len(features))) and batch + time == list(range(len(features), X.ndim)):
+        # features first, then batch, then time (MATLAB's canonical order):
+        # one product in the result's own layout, (OutputSize, B * T), with
+        # no transposed copy of the input or of the result
+        x = F.reshape(X, (in_size, n * t))
+        y = F.matmul(W, x) + F.reshape(b, (out_size, 1))
+        if time:
+            return dlarray(F.reshape(y, (out_size, n, t)), "CBT")
+        return dlarray(y, "CB")
     # (features..., B, T) -> (T, B, features...) -> (T * B, InputSize)
     x = F.transpose(X, time + batch + features)
     x = F.reshape(x, (t * n, in_size))

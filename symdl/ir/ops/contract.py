@@ -84,15 +84,28 @@ def _dot_vjp(node, g):
     g_fa = list(range(nb, nb + len(free_a)))
     g_fb = list(range(nb + len(free_a), g.ndim))
     # d/da: contract g's b-free axes with b's free axes; batch stays batch.
-    ga = B.dot_general(g, b, (g_fb, free_b), (g_batch, bb))
-    rest_b = sorted(cb)  # b axes left in ga, ascending
-    src_a = list(ba) + free_a + [ca[cb.index(j)] for j in rest_b]
-    ga = B.transpose(ga, [src_a.index(j) for j in range(a.ndim)])
-    gb = B.dot_general(g, a, (g_fa, free_a), (g_batch, ba))
-    rest_a = sorted(ca)
-    src_b = list(bb) + free_b + [cb[ca.index(j)] for j in rest_a]
-    gb = B.transpose(gb, [src_b.index(j) for j in range(b.ndim)])
+    ga = _cotangent_product(g, b, (g_fb, free_b), (g_batch, bb), list(ba), free_a,
+                            [ca[cb.index(j)] for j in sorted(cb)], a.ndim)
+    gb = _cotangent_product(g, a, (g_fa, free_a), (g_batch, ba), list(bb), free_b,
+                            [cb[ca.index(j)] for j in sorted(ca)], b.ndim)
     return [ga, gb]
+
+
+def _cotangent_product(g, other, contract, batch, batch_axes, free_axes, rest_axes, ndim):
+    """The cotangent of one operand: ``g`` contracted with the ``other``
+    operand, axes permuted back to the operand's.  Of the two operand orders
+    (``g`` first: batch, free, rest; ``other`` first: batch, rest, free) the
+    one already in the operand's layout is taken, so that a matmul's
+    cotangents (``g @ b.T``, ``a.T @ g``) are products written in place, not
+    products followed by a transposed copy."""
+    src = batch_axes + free_axes + rest_axes
+    perm = [src.index(j) for j in range(ndim)]
+    if perm != list(range(ndim)):
+        swapped = batch_axes + rest_axes + free_axes
+        if swapped == list(range(ndim)):
+            (cg, co), (bg, bo) = contract, batch
+            return B.dot_general(other, g, (co, cg), (bo, bg))
+    return B.transpose(B.dot_general(g, other, contract, batch), perm)
 
 
 def _dot_jvp(node, t):
