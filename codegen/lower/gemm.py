@@ -137,6 +137,8 @@ class _Gemm:
         for k in (3, 6, 9, 13, 14):
             fn.args[k].add_attribute("noalias")
         self.fn, self.module = fn, module
+        self._vname = f"v{bl.VL}{'f64' if dtype == 'float64' else 'f32'}"
+        self.zero_vec = ir.Constant(self.vec, [0.0] * bl.VL)
         fma_name = f"llvm.fmuladd.v{bl.VL}{'f64' if dtype == 'float64' else 'f32'}"
         self.fmuladd = module.globals.get(fma_name) or ir.Function(
             module, ir.FunctionType(self.vec, [self.vec] * 3), fma_name)
@@ -223,46 +225,141 @@ class _Gemm:
     def _pack_a(self, A, rsa, csa, ic, pc, mc, kc, Ap) -> None:
         """Ap[(r*kc + p)*MR + i] = A[ic + r*MR + i, pc + p], zero past row mc."""
         b, MR = self.b, self.bl.MR
-        zero = ir.Constant(self.ty, 0.0)
+        src0 = self._add(self._mul(ic, rsa), self._mul(pc, csa))
 
         def panel(r0):
             valid = self._min(I64(MR), b.sub(mc, r0))
-            dst0 = self._mul(r0, kc)   # r*MR*kc = r0*kc
-            src_row = self._add(ic, r0)
-
-            def col(p):
-                dst = self._add(dst0, self._mul(p, I64(MR)))
-                src = self._add(self._mul(src_row, rsa), self._mul(self._add(pc, p), csa))
-
-                def copy(i):
-                    v = b.load(self._gep(A, self._add(src, self._mul(i, rsa))), typ=self.ty)
-                    b.store(v, self._gep(Ap, self._add(dst, i)))
-                self._for(0, valid, 1, copy)
-                self._for(valid, MR, 1, lambda i: b.store(zero, self._gep(Ap, self._add(dst, i))))
-            self._for(0, kc, 1, col)
+            src = self._gep(A, self._add(src0, self._mul(r0, rsa)))
+            self._pack_panel(src, rsa, csa, MR, valid, kc, self._gep(Ap, self._mul(r0, kc)))
         self._for(0, mc, MR, panel)
 
     def _pack_b(self, B, rsb, csb, pc, jc, kc, nc, Bp) -> None:
         """Bp[(s*kc + p)*NR + j] = B[pc + p, jc + s*NR + j], zero past column nc."""
         b, NR = self.b, self.bl.NR
-        zero = ir.Constant(self.ty, 0.0)
+        src0 = self._add(self._mul(pc, rsb), self._mul(jc, csb))
 
         def panel(s0):
             valid = self._min(I64(NR), b.sub(nc, s0))
-            dst0 = self._mul(s0, kc)
-            src_col = self._add(jc, s0)
-
-            def row(p):
-                dst = self._add(dst0, self._mul(p, I64(NR)))
-                src = self._add(self._mul(self._add(pc, p), rsb), self._mul(src_col, csb))
-
-                def copy(j):
-                    v = b.load(self._gep(B, self._add(src, self._mul(j, csb))), typ=self.ty)
-                    b.store(v, self._gep(Bp, self._add(dst, j)))
-                self._for(0, valid, 1, copy)
-                self._for(valid, NR, 1, lambda j: b.store(zero, self._gep(Bp, self._add(dst, j))))
-            self._for(0, kc, 1, row)
+            src = self._gep(B, self._add(src0, self._mul(s0, csb)))
+            self._pack_panel(src, csb, rsb, NR, valid, kc, self._gep(Bp, self._mul(s0, kc)))
         self._for(0, nc, NR, panel)
+
+    def _pack_panel(self, src, sr, sk, R, valid, kc, dst) -> None:
+        """One packed panel: ``dst[p*R + i] = src[i*sr + p*sk]`` for rows
+        ``i < valid`` and ``p < kc``, zeros in rows ``valid <= i < R``.
+        Three copies, chosen by the strides at run time: rows contiguous in
+        memory (``sr == 1``: vector loads of a column of the panel),
+        columns contiguous (``sk == 1``: VL x VL blocks read along the
+        contiguous axis and transposed in registers), and element by element
+        for anything else (zero strides, strided slices).  Masked loads never
+        touch memory past row ``valid`` or column ``kc``."""
+        b = self.b
+        with b.if_else(b.icmp_signed("==", sr, I64(1))) as (rows_contig, other):
+            with rows_contig:
+                self._pack_rows_contiguous(src, sk, R, valid, kc, dst)
+            with other:
+                with b.if_else(b.icmp_signed("==", sk, I64(1))) as (cols_contig, general):
+                    with cols_contig:
+                        self._pack_transposing(src, sr, R, valid, kc, dst)
+                    with general:
+                        self._pack_scalar(src, sr, sk, R, valid, kc, dst)
+
+    def _lanes_below(self, n, offset: int = 0):
+        """The mask ``lane + offset < n`` (n an i64 value)."""
+        VL = self.bl.VL
+        lanes = ir.Constant(ir.VectorType(I64, VL), [j + offset for j in range(VL)])
+        return self.b.icmp_signed("<", lanes, self._splat(n, I64))
+
+    def _splat(self, x, ty):
+        VL = self.bl.VL
+        vty = ir.VectorType(ty, VL)
+        undef = ir.Constant(vty, ir.Undefined)
+        one = self.b.insert_element(undef, x, I32(0))
+        return self.b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, VL), [0] * VL))
+
+    def _const_mask(self, n: int):
+        return ir.Constant(ir.VectorType(ir.IntType(1), self.bl.VL), [j < n for j in range(self.bl.VL)])
+
+    def _masked_load(self, ptr, mask):
+        name = f"llvm.masked.load.{self._vname}.p0"
+        fn = self.module.globals.get(name) or ir.Function(
+            self.module, ir.FunctionType(self.vec, [PTR, I32, mask.type, self.vec]), name)
+        return self.b.call(fn, [ptr, I32(self.align), mask, self.zero_vec])
+
+    def _masked_store(self, val, ptr, mask) -> None:
+        name = f"llvm.masked.store.{self._vname}.p0"
+        fn = self.module.globals.get(name) or ir.Function(
+            self.module, ir.FunctionType(ir.VoidType(), [self.vec, PTR, I32, mask.type]), name)
+        self.b.call(fn, [val, ptr, I32(self.align), mask])
+
+    def _pack_rows_contiguous(self, src, sk, R, valid, kc, dst) -> None:
+        b, VL = self.b, self.bl.VL
+        chunks = [(c0, self._lanes_below(valid, c0)) for c0 in range(0, R, VL)]
+
+        def col(p):
+            s = self._gep(src, self._mul(p, sk))
+            d = self._gep(dst, self._mul(p, I64(R)))
+            for c0, mask in chunks:
+                v = self._masked_load(self._gep(s, I64(c0)), mask)
+                if R - c0 >= VL:
+                    b.store(v, self._gep(d, I64(c0)), align=self.align)
+                else:
+                    self._masked_store(v, self._gep(d, I64(c0)), self._const_mask(R - c0))
+        self._for(0, kc, 1, col)
+
+    def _transpose(self, rows: list) -> list:
+        """The VL x VL transpose of ``rows`` (VL vectors): log2(VL) rounds of
+        swapping the off-diagonal blocks of halving size (two-input shuffles)."""
+        b, VL = self.b, self.bl.VL
+        v = list(rows)
+        d = VL // 2
+        while d >= 1:
+            lo = ir.Constant(ir.VectorType(I32, VL), [j if not j & d else VL + j - d for j in range(VL)])
+            hi = ir.Constant(ir.VectorType(I32, VL), [j + d if not j & d else VL + j for j in range(VL)])
+            for i in range(VL):
+                if not i & d:
+                    v[i], v[i + d] = b.shuffle_vector(v[i], v[i + d], lo), b.shuffle_vector(v[i], v[i + d], hi)
+            d //= 2
+        return v
+
+    def _pack_transposing(self, src, sr, R, valid, kc, dst) -> None:
+        b, VL = self.b, self.bl.VL
+        row_ok = [b.icmp_signed("<", I64(i), valid) for i in range(R)]
+
+        def block(p0):
+            kmask = self._lanes_below(b.sub(kc, p0))
+            for g0 in range(0, R, VL):
+                n = min(VL, R - g0)
+                rows = []
+                for i in range(VL):
+                    if i >= n:
+                        rows.append(self.zero_vec)
+                        continue
+                    mask = b.and_(kmask, self._splat(row_ok[g0 + i], ir.IntType(1)))
+                    ptr = self._gep(src, self._add(self._mul(I64(g0 + i), sr), p0))
+                    rows.append(self._masked_load(ptr, mask))
+                cols = self._transpose(rows)
+                kv = b.sub(kc, p0)
+                for t in range(VL):
+                    ptr = self._gep(dst, self._add(self._mul(self._add(p0, I64(t)), I64(R)), I64(g0)))
+                    mask = b.and_(self._const_mask(n), self._splat(b.icmp_signed("<", I64(t), kv), ir.IntType(1)))
+                    self._masked_store(cols[t], ptr, mask)
+        self._for(0, kc, VL, block)
+
+    def _pack_scalar(self, src, sr, sk, R, valid, kc, dst) -> None:
+        b = self.b
+        zero = ir.Constant(self.ty, 0.0)
+
+        def col(p):
+            d = self._mul(p, I64(R))
+            s = self._mul(p, sk)
+
+            def copy(i):
+                v = b.load(self._gep(src, self._add(s, self._mul(i, sr))), typ=self.ty)
+                b.store(v, self._gep(dst, self._add(d, i)))
+            self._for(0, valid, 1, copy)
+            self._for(valid, R, 1, lambda i: b.store(zero, self._gep(dst, self._add(d, i))))
+        self._for(0, kc, 1, col)
 
     # ------------------------------------------------------------ the micro-kernel
     def _micro(self, kc, ap, bp, c, rsc, csc, mr, nr, accumulate) -> None:
