@@ -98,6 +98,11 @@ def blocking(dtype: str, features: str | None = None) -> Blocking:
     return Blocking(VL=vl, NV=2, MR=mr, MC=mc, KC=kc, NC=nc)
 
 
+#: Products of at most this many micro-tile rows (M <= DIRECT_B_MAX_M * MR)
+#: read B in place when its rows are contiguous (see ``_body``).
+DIRECT_B_MAX_M = 2
+
+
 def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
@@ -190,6 +195,10 @@ class _Gemm:
         acc_in = b.icmp_signed("!=", acc, I32(0))
         # K = 0 still runs one (empty) block so that C is written (zeros)
         k_end = b.select(b.icmp_signed("<", K, I64(1)), I64(1), K)
+        # B with contiguous rows, in a product of few rows: each panel of B
+        # would be used by few micro-tiles, so its copy costs more than
+        # reading B in place (rows ldb = rsb apart instead of NR)
+        direct = b.and_(b.icmp_signed("==", csb, I64(1)), b.icmp_signed("<=", M, I64(DIRECT_B_MAX_M * bl.MR)))
 
         def over_jc(jc):
             nc = self._min(I64(bl.NC), b.sub(N, jc))
@@ -197,8 +206,12 @@ class _Gemm:
             def over_pc(pc):
                 kc = self._min(I64(bl.KC), b.sub(K, pc))
                 kc = b.select(b.icmp_signed("<", kc, I64(0)), I64(0), kc)
-                self._pack_b(B, rsb, csb, pc, jc, kc, nc, Bp)
+                # direct: whole panels of B read in place, only the last partial one packed
+                nfull = b.sub(nc, b.srem(nc, I64(bl.NR)))
+                packed_from = b.select(direct, nfull, I64(0))
+                self._pack_b(B, rsb, csb, pc, self._add(jc, packed_from), kc, b.sub(nc, packed_from), Bp)
                 accumulate = b.or_(acc_in, b.icmp_signed(">", pc, I64(0)))
+                b_here = self._gep(B, self._add(self._mul(pc, rsb), jc))
 
                 def over_ic(ic):
                     mc = self._min(I64(bl.MC), b.sub(M, ic))
@@ -206,7 +219,10 @@ class _Gemm:
 
                     def over_jr(jr):
                         nr = self._min(I64(bl.NR), b.sub(nc, jr))
-                        bp = self._gep(Bp, self._mul(jr, kc))
+                        in_place = b.and_(direct, b.icmp_signed("<", jr, nfull))
+                        bp = b.select(in_place, self._gep(b_here, jr),
+                                      self._gep(Bp, self._mul(b.sub(jr, packed_from), kc)))
+                        ldb = b.select(in_place, rsb, I64(bl.NR))
 
                         def over_ir(ir_):
                             mr = self._min(I64(bl.MR), b.sub(mc, ir_))
@@ -214,7 +230,7 @@ class _Gemm:
                             crow = self._add(ic, ir_)
                             ccol = self._add(jc, jr)
                             c = self._gep(C, self._add(self._mul(crow, rsc), self._mul(ccol, csc)))
-                            self._micro(kc, ap, bp, c, rsc, csc, mr, nr, accumulate)
+                            self._micro(kc, ap, bp, ldb, c, rsc, csc, mr, nr, accumulate)
                         self._for(0, mc, bl.MR, over_ir)
                     self._for(0, nc, bl.NR, over_jr)
                 self._for(0, M, bl.MC, over_ic)
@@ -362,7 +378,7 @@ class _Gemm:
         self._for(0, kc, 1, col)
 
     # ------------------------------------------------------------ the micro-kernel
-    def _micro(self, kc, ap, bp, c, rsc, csc, mr, nr, accumulate) -> None:
+    def _micro(self, kc, ap, bp, ldb, c, rsc, csc, mr, nr, accumulate) -> None:
         """The MR x NR tile ``c`` (= or += its first mr x nr entries) from kc
         rank-1 updates of packed panels, accumulated in registers."""
         b, bl = self.b, self.bl
@@ -387,7 +403,7 @@ class _Gemm:
         b.cbranch(b.icmp_signed("<", p, kc), inner, after)
         b.position_at_end(inner)
         bvecs = []
-        bbase = self._mul(p, I64(bl.NR))
+        bbase = self._mul(p, ldb)
         for v in range(NV):
             ptr = self._gep(bp, self._add(bbase, I64(v * VL)))
             bvecs.append(b.load(ptr, typ=self.vec, align=self.align))
@@ -420,17 +436,35 @@ class _Gemm:
                         old = b.load(ptr, typ=self.vec, align=self.align)
                         val = b.select(accumulate, b.fadd(old, val), val)
                         b.store(val, ptr, align=self.align)
-            with edge:  # through the stack tile, element by element with C's strides
-                for i in range(MR):
-                    for v in range(NV):
-                        ptr = b.bitcast(self._gep(self.tile, I64(i * NR + v * VL)), ir.PointerType(self.vec))
-                        b.store(accs[i * NV + v], ptr, align=self.align)
+            with edge:
+                with b.if_else(b.icmp_signed("==", csc, I64(1))) as (rows, strided):
+                    with rows:  # rows contiguous: masked vector loads and stores, nothing past mr x nr touched
+                        for v in range(NV):
+                            cols = self._lanes_below(nr, v * VL)
+                            for i in range(MR):
+                                mask = b.and_(cols, self._splat(b.icmp_signed("<", I64(i), mr), ir.IntType(1)))
+                                ptr = self._gep(c, self._add(self._mul(I64(i), rsc), I64(v * VL)))
+                                val = accs[i * NV + v]
+                                old = self._masked_load(ptr, mask)
+                                self._masked_store(b.select(accumulate, b.fadd(old, val), val), ptr, mask)
+                    with strided:  # through the stack tile, element by element with C's strides
+                        self._write_strided(accs, c, rsc, csc, mr, nr, accumulate)
 
-                def row(i):
-                    def col(j):
-                        t = b.load(self._gep(self.tile, self._add(self._mul(i, I64(NR)), j)), typ=self.ty)
-                        ptr = self._gep(c, self._add(self._mul(i, rsc), self._mul(j, csc)))
-                        b.store(b.select(accumulate, b.fadd(b.load(ptr, typ=self.ty), t), t), ptr)
-                    self._for(0, nr, 1, col)
-                self._for(0, mr, 1, row)
+    def _write_strided(self, accs, c, rsc, csc, mr, nr, accumulate) -> None:
+        """An edge tile of a C whose rows are not contiguous (a transposed
+        result): through the stack tile, element by element with C's strides."""
+        b, bl = self.b, self.bl
+        MR, NV, VL, NR = bl.MR, bl.NV, bl.VL, bl.NR
+        for i in range(MR):
+            for v in range(NV):
+                ptr = b.bitcast(self._gep(self.tile, I64(i * NR + v * VL)), ir.PointerType(self.vec))
+                b.store(accs[i * NV + v], ptr, align=self.align)
+
+        def row(i):
+            def col(j):
+                t = b.load(self._gep(self.tile, self._add(self._mul(i, I64(NR)), j)), typ=self.ty)
+                ptr = self._gep(c, self._add(self._mul(i, rsc), self._mul(j, csc)))
+                b.store(b.select(accumulate, b.fadd(b.load(ptr, typ=self.ty), t), t), ptr)
+            self._for(0, nr, 1, col)
+        self._for(0, mr, 1, row)
 
