@@ -101,6 +101,9 @@ def blocking(dtype: str, features: str | None = None) -> Blocking:
 #: Products of at most this many micro-tile rows (M <= DIRECT_B_MAX_M * MR)
 #: read B in place when its rows are contiguous (see ``_body``).
 DIRECT_B_MAX_M = 2
+#: Products of at most this many multiply-adds read operands with a unit
+#: stride in place (OpenBLAS's "small matrix" kernels do the same).
+DIRECT_MAX_WORK = 128 ** 3
 
 
 def _round_up(x: int, m: int) -> int:
@@ -198,7 +201,13 @@ class _Gemm:
         # B with contiguous rows, in a product of few rows: each panel of B
         # would be used by few micro-tiles, so its copy costs more than
         # reading B in place (rows ldb = rsb apart instead of NR)
-        direct = b.and_(b.icmp_signed("==", csb, I64(1)), b.icmp_signed("<=", M, I64(DIRECT_B_MAX_M * bl.MR)))
+        small = b.icmp_signed("<=", self._mul(self._mul(M, N), K), I64(DIRECT_MAX_WORK))
+        direct = b.and_(b.icmp_signed("==", csb, I64(1)),
+                        b.or_(small, b.icmp_signed("<=", M, I64(DIRECT_B_MAX_M * bl.MR))))
+        # A read in place (broadcasts with its strides) in small products
+        # whose A has a unit stride: the copy would cost about as much as the
+        # arithmetic it feeds
+        direct_a = b.and_(small, b.or_(b.icmp_signed("==", csa, I64(1)), b.icmp_signed("==", rsa, I64(1))))
 
         def over_jc(jc):
             nc = self._min(I64(bl.NC), b.sub(N, jc))
@@ -215,7 +224,9 @@ class _Gemm:
 
                 def over_ic(ic):
                     mc = self._min(I64(bl.MC), b.sub(M, ic))
-                    self._pack_a(A, rsa, csa, ic, pc, mc, kc, Ap)
+                    with b.if_then(b.not_(direct_a)):
+                        self._pack_a(A, rsa, csa, ic, pc, mc, kc, Ap)
+                    a_here = self._gep(A, self._add(self._mul(ic, rsa), self._mul(pc, csa)))
 
                     def over_jr(jr):
                         nr = self._min(I64(bl.NR), b.sub(nc, jr))
@@ -226,11 +237,12 @@ class _Gemm:
 
                         def over_ir(ir_):
                             mr = self._min(I64(bl.MR), b.sub(mc, ir_))
-                            ap = self._gep(Ap, self._mul(ir_, kc))
+                            ap = b.select(direct_a, self._gep(a_here, self._mul(ir_, rsa)),
+                                          self._gep(Ap, self._mul(ir_, kc)))
                             crow = self._add(ic, ir_)
                             ccol = self._add(jc, jr)
                             c = self._gep(C, self._add(self._mul(crow, rsc), self._mul(ccol, csc)))
-                            self._micro(kc, ap, bp, ldb, c, rsc, csc, mr, nr, accumulate)
+                            self._micro(kc, ap, direct_a, rsa, csa, bp, ldb, c, rsc, csc, mr, nr, accumulate)
                         self._for(0, mc, bl.MR, over_ir)
                     self._for(0, nc, bl.NR, over_jr)
                 self._for(0, M, bl.MC, over_ic)
@@ -378,12 +390,36 @@ class _Gemm:
         self._for(0, kc, 1, col)
 
     # ------------------------------------------------------------ the micro-kernel
-    def _micro(self, kc, ap, bp, ldb, c, rsc, csc, mr, nr, accumulate) -> None:
+    def _micro(self, kc, ap, a_direct, rsa, csa, bp, ldb, c, rsc, csc, mr, nr, accumulate) -> None:
         """The MR x NR tile ``c`` (= or += its first mr x nr entries) from kc
-        rank-1 updates of packed panels, accumulated in registers."""
+        rank-1 updates, accumulated in registers.  ``ap`` is the packed panel
+        of A, or (``a_direct``) A itself, read with its strides: rows past
+        ``mr`` then repeat row mr - 1 (never a read outside A; those rows of
+        the tile are not stored)."""
+        b, MR = self.b, self.bl.MR
+        with b.if_else(a_direct) as (direct, packed):
+            with direct:
+                last = b.sub(mr, I64(1))
+                rows = [self._gep(ap, self._mul(self._min(I64(i), last), rsa)) for i in range(MR)]
+                accs_d = self._rank1_loop(kc, lambda i, p: self._gep(rows[i], self._mul(p, csa)), bp, ldb)
+                end_d = b.block
+            with packed:
+                accs_p = self._rank1_loop(kc, lambda i, p: self._gep(ap, self._add(self._mul(p, I64(MR)), I64(i))),
+                                          bp, ldb)
+                end_p = b.block
+        accs = []
+        for x, y in zip(accs_d, accs_p):
+            phi = b.phi(self.vec)
+            phi.add_incoming(x, end_d)
+            phi.add_incoming(y, end_p)
+            accs.append(phi)
+        self._write_tile(accs, c, rsc, csc, mr, nr, accumulate)
+
+    def _rank1_loop(self, kc, a_ptr, bp, ldb) -> list:
+        """The MR*NV accumulators after kc rank-1 updates: broadcasts of
+        ``a_ptr(i, p)`` times the NV vectors of B's row p (at bp + p*ldb)."""
         b, bl = self.b, self.bl
         MR, NV, VL = bl.MR, bl.NV, bl.VL
-        zero_vec = ir.Constant(self.vec, [0.0] * VL)
         splat_mask = ir.Constant(ir.VectorType(I32, VL), [0] * VL)
         undef = ir.Constant(self.vec, ir.Undefined)
 
@@ -398,7 +434,7 @@ class _Gemm:
         accs = []
         for _ in range(MR * NV):
             phi = b.phi(self.vec)
-            phi.add_incoming(zero_vec, pre)
+            phi.add_incoming(self.zero_vec, pre)
             accs.append(phi)
         b.cbranch(b.icmp_signed("<", p, kc), inner, after)
         b.position_at_end(inner)
@@ -407,10 +443,9 @@ class _Gemm:
         for v in range(NV):
             ptr = self._gep(bp, self._add(bbase, I64(v * VL)))
             bvecs.append(b.load(ptr, typ=self.vec, align=self.align))
-        abase = self._mul(p, I64(MR))
         new = []
         for i in range(MR):
-            a = b.load(self._gep(ap, self._add(abase, I64(i))), typ=self.ty)
+            a = b.load(a_ptr(i, p), typ=self.ty)
             splat = b.shuffle_vector(b.insert_element(undef, a, I32(0)), undef, splat_mask)
             for v in range(NV):
                 new.append(b.call(self.fmuladd, [splat, bvecs[v], accs[i * NV + v]]))
@@ -419,7 +454,7 @@ class _Gemm:
         p.add_incoming(self._add(p, I64(1)), inner)
         b.branch(head)
         b.position_at_end(after)
-        self._write_tile(accs, c, rsc, csc, mr, nr, accumulate)
+        return accs
 
     def _write_tile(self, accs, c, rsc, csc, mr, nr, accumulate) -> None:
         b, bl = self.b, self.bl
