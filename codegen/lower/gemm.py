@@ -150,6 +150,7 @@ class _Gemm:
         fma_name = f"llvm.fmuladd.v{bl.VL}{'f64' if dtype == 'float64' else 'f32'}"
         self.fmuladd = module.globals.get(fma_name) or ir.Function(
             module, ir.FunctionType(self.vec, [self.vec] * 3), fma_name)
+        self.pack = self._pack_function(name + "_pack")
         entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(entry)
         self.entry = entry
@@ -258,7 +259,7 @@ class _Gemm:
         def panel(r0):
             valid = self._min(I64(MR), b.sub(mc, r0))
             src = self._gep(A, self._add(src0, self._mul(r0, rsa)))
-            self._pack_panel(src, rsa, csa, MR, valid, kc, self._gep(Ap, self._mul(r0, kc)))
+            b.call(self.pack, [src, rsa, csa, I64(MR), valid, kc, self._gep(Ap, self._mul(r0, kc))])
         self._for(0, mc, MR, panel)
 
     def _pack_b(self, B, rsb, csb, pc, jc, kc, nc, Bp) -> None:
@@ -269,19 +270,32 @@ class _Gemm:
         def panel(s0):
             valid = self._min(I64(NR), b.sub(nc, s0))
             src = self._gep(B, self._add(src0, self._mul(s0, csb)))
-            self._pack_panel(src, csb, rsb, NR, valid, kc, self._gep(Bp, self._mul(s0, kc)))
+            b.call(self.pack, [src, csb, rsb, I64(NR), valid, kc, self._gep(Bp, self._mul(s0, kc))])
         self._for(0, nc, NR, panel)
 
-    def _pack_panel(self, src, sr, sk, R, valid, kc, dst) -> None:
-        """One packed panel: ``dst[p*R + i] = src[i*sr + p*sk]`` for rows
-        ``i < valid`` and ``p < kc``, zeros in rows ``valid <= i < R``.
-        Three copies, chosen by the strides at run time: rows contiguous in
-        memory (``sr == 1``: vector loads of a column of the panel),
-        columns contiguous (``sk == 1``: VL x VL blocks read along the
-        contiguous axis and transposed in registers), and element by element
-        for anything else (zero strides, strided slices).  Masked loads never
+    def _pack_function(self, name: str) -> ir.Function:
+        """``pack(src, sr, sk, R, valid, kc, dst)``: one packed panel,
+        ``dst[p*R + i] = src[i*sr + p*sk]`` for rows ``i < valid`` and
+        ``p < kc``, zeros in rows ``valid <= i < R``.  One function for the
+        panels of A (R = MR) and of B (R = NR): its three copies, chosen by
+        the strides at run time, are the bulk of the code.  Rows contiguous
+        in memory (``sr == 1``): vector loads of a column of the panel;
+        columns contiguous (``sk == 1``): VL x VL blocks read along the
+        contiguous axis and transposed in registers; anything else (zero
+        strides, strided slices): element by element.  Masked loads never
         touch memory past row ``valid`` or column ``kc``."""
-        b = self.b
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64, I64, PTR]), name)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        for a, n in zip(fn.args, ("src", "sr", "sk", "R", "valid", "kc", "dst")):
+            a.name = n
+        fn.args[0].add_attribute("noalias")
+        fn.args[6].add_attribute("noalias")
+        saved = self.fn, getattr(self, "b", None)
+        self.fn = fn
+        self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
+        src, sr, sk, R, valid, kc, dst = fn.args
         with b.if_else(b.icmp_signed("==", sr, I64(1))) as (rows_contig, other):
             with rows_contig:
                 self._pack_rows_contiguous(src, sk, R, valid, kc, dst)
@@ -291,6 +305,9 @@ class _Gemm:
                         self._pack_transposing(src, sr, R, valid, kc, dst)
                     with general:
                         self._pack_scalar(src, sr, sk, R, valid, kc, dst)
+        b.ret_void()
+        self.fn, self.b = saved
+        return fn
 
     def _lanes_below(self, n, offset: int = 0):
         """The mask ``lane + offset < n`` (n an i64 value)."""
@@ -305,9 +322,6 @@ class _Gemm:
         one = self.b.insert_element(undef, x, I32(0))
         return self.b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, VL), [0] * VL))
 
-    def _const_mask(self, n: int):
-        return ir.Constant(ir.VectorType(ir.IntType(1), self.bl.VL), [j < n for j in range(self.bl.VL)])
-
     def _masked_load(self, ptr, mask):
         name = f"llvm.masked.load.{self._vname}.p0"
         fn = self.module.globals.get(name) or ir.Function(
@@ -321,19 +335,17 @@ class _Gemm:
         self.b.call(fn, [val, ptr, I32(self.align), mask])
 
     def _pack_rows_contiguous(self, src, sk, R, valid, kc, dst) -> None:
-        b, VL = self.b, self.bl.VL
-        chunks = [(c0, self._lanes_below(valid, c0)) for c0 in range(0, R, VL)]
+        b = self.b
 
-        def col(p):
-            s = self._gep(src, self._mul(p, sk))
-            d = self._gep(dst, self._mul(p, I64(R)))
-            for c0, mask in chunks:
-                v = self._masked_load(self._gep(s, I64(c0)), mask)
-                if R - c0 >= VL:
-                    b.store(v, self._gep(d, I64(c0)), align=self.align)
-                else:
-                    self._masked_store(v, self._gep(d, I64(c0)), self._const_mask(R - c0))
-        self._for(0, kc, 1, col)
+        def chunk(c0):
+            load_mask = self._lanes_below(b.sub(valid, c0))
+            store_mask = self._lanes_below(b.sub(R, c0))
+
+            def col(p):
+                v = self._masked_load(self._gep(src, self._add(self._mul(p, sk), c0)), load_mask)
+                self._masked_store(v, self._gep(dst, self._add(self._mul(p, R), c0)), store_mask)
+            self._for(0, kc, 1, col)
+        self._for(0, R, self.bl.VL, chunk)
 
     def _transpose(self, rows: list) -> list:
         """The VL x VL transpose of ``rows`` (VL vectors): log2(VL) rounds of
@@ -352,26 +364,24 @@ class _Gemm:
 
     def _pack_transposing(self, src, sr, R, valid, kc, dst) -> None:
         b, VL = self.b, self.bl.VL
-        row_ok = [b.icmp_signed("<", I64(i), valid) for i in range(R)]
 
         def block(p0):
-            kmask = self._lanes_below(b.sub(kc, p0))
-            for g0 in range(0, R, VL):
-                n = min(VL, R - g0)
+            kv = b.sub(kc, p0)
+            kmask = self._lanes_below(kv)
+
+            def group(g0):
                 rows = []
                 for i in range(VL):
-                    if i >= n:
-                        rows.append(self.zero_vec)
-                        continue
-                    mask = b.and_(kmask, self._splat(row_ok[g0 + i], ir.IntType(1)))
-                    ptr = self._gep(src, self._add(self._mul(I64(g0 + i), sr), p0))
-                    rows.append(self._masked_load(ptr, mask))
+                    row = self._add(g0, I64(i))
+                    mask = b.and_(kmask, self._splat(b.icmp_signed("<", row, valid), ir.IntType(1)))
+                    rows.append(self._masked_load(self._gep(src, self._add(self._mul(row, sr), p0)), mask))
                 cols = self._transpose(rows)
-                kv = b.sub(kc, p0)
+                in_panel = self._lanes_below(b.sub(R, g0))
                 for t in range(VL):
-                    ptr = self._gep(dst, self._add(self._mul(self._add(p0, I64(t)), I64(R)), I64(g0)))
-                    mask = b.and_(self._const_mask(n), self._splat(b.icmp_signed("<", I64(t), kv), ir.IntType(1)))
+                    ptr = self._gep(dst, self._add(self._mul(self._add(p0, I64(t)), R), g0))
+                    mask = b.and_(in_panel, self._splat(b.icmp_signed("<", I64(t), kv), ir.IntType(1)))
                     self._masked_store(cols[t], ptr, mask)
+            self._for(0, R, VL, group)
         self._for(0, kc, VL, block)
 
     def _pack_scalar(self, src, sr, sk, R, valid, kc, dst) -> None:
@@ -379,7 +389,7 @@ class _Gemm:
         zero = ir.Constant(self.ty, 0.0)
 
         def col(p):
-            d = self._mul(p, I64(R))
+            d = self._mul(p, R)
             s = self._mul(p, sk)
 
             def copy(i):
