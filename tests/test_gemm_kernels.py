@@ -188,6 +188,122 @@ def test_strided_views_and_axes_that_do_not_collapse(generated, dtype):
     assert lowered_with(compiled) == {"gemm"}
 
 
+# How the generated kernel reaches its operands (codegen/lower/gemm.py): each
+# operand packed (contiguous, transposing or element-by-element copies, by its
+# strides), or read in place (A: unit stride either way; B: contiguous rows).
+# The size thresholds are patched so that every product takes the path named.
+GEMM_PATHS = {
+    "packed": {"DIRECT_MAX_WORK": -1, "DIRECT_B_MAX_M": 0},
+    "in_place": {"DIRECT_MAX_WORK": 2 ** 62},
+    "b_in_place": {"DIRECT_MAX_WORK": -1, "DIRECT_B_MAX_M": 10 ** 6},
+}
+
+
+@pytest.fixture(params=list(GEMM_PATHS))
+def gemm_path(request, generated, private_cache, monkeypatch):
+    import codegen.lower.gemm as gemm
+    for name, value in GEMM_PATHS[request.param].items():
+        monkeypatch.setattr(gemm, name, value)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_operand_path_every_size_and_layout(gemm_path, dtype):
+    # sizes 1 ... 257 in each of M, N, K against 17: edge tiles in M (MR = 12),
+    # N (NR = 2 VL) and K (the transposing copy's VL x VL blocks), K = 1
+    compiled = _check_sizes(dtype, 17)
+    assert lowered_with(compiled) == {"gemm"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_operand_path_strides_broadcasts_batches(gemm_path, dtype):
+    rng = np.random.default_rng(9)
+    x = _rand(rng, (40, 70), dtype)
+    y = _rand(rng, (70, 50), dtype)
+    v = _rand(rng, (70,), dtype)
+    w = _rand(rng, (50,), dtype)
+    t = _rand(rng, (3, 26, 19), dtype)
+    u = _rand(rng, (3, 19, 37), dtype)
+
+    def fun(x, y, v, w, t, u):
+        return (x[::3, 1::2] @ y[1::2, :],                       # element-by-element copies
+                x @ np.broadcast_to(w, (70, 50)),                 # zero row stride in B
+                np.broadcast_to(v, (13, 70)) @ y,                 # zero row stride in A
+                x @ np.broadcast_to(w[::2, None], (25, 70)).T,    # zero and non-unit strides
+                np.broadcast_to(v[::2], (9, 35)) @ y[:35].T.T,
+                t @ u,                                            # batch axes
+                (t @ u).transpose(0, 2, 1),                       # transposed result
+                np.einsum("bmk,bnk->bnm", t, u.transpose(0, 2, 1)),
+                np.einsum("bmk,bkn->mn", t, u))                   # contracted axes accumulated
+    args = (x, y, v, w, t, u)
+    got = symdl.compile(fun, *args)(*args)
+    expect = [
+        (x[::3, 1::2], y[1::2, :], "mk,kn->mn"),
+        (x, np.broadcast_to(w, (70, 50)), "mk,kn->mn"),
+        (np.broadcast_to(v, (13, 70)), y, "mk,kn->mn"),
+        (x, np.broadcast_to(w[::2, None], (25, 70)).T, "mk,kn->mn"),
+        (np.broadcast_to(v[::2], (9, 35)), y[:35], "mk,kn->mn"),
+        (t, u, "bmk,bkn->bmn"),
+        (t, u, "bmk,bkn->bnm"),
+        (t, u, "bmk,bkn->bnm"),
+        (t, u, "bmk,bkn->mn"),
+    ]
+    for i, (g, (a, b, sub)) in enumerate(zip(got, expect)):
+        assert_product(g, a, b, sub, dtype, f"{gemm_path} product {i}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_edge_tiles_write_nothing_past_the_result(gemm_path, dtype):
+    # products stored into a part of a wider buffer (rows of C not contiguous
+    # with each other): the masked edge stores must leave the neighbours alone
+    rng = np.random.default_rng(10)
+    a, b, c = _rand(rng, (29, 45), dtype), _rand(rng, (45, 35), dtype), _rand(rng, (29, 7), dtype)
+
+    def fun(a, b, c):
+        return np.concatenate([c, a @ b, c], axis=1), np.concatenate([(a @ b).T, c.T], axis=0)
+    got = symdl.compile(fun, a, b, c)(a, b, c)
+    wide, tall = np.asarray(got[0]), np.asarray(got[1])
+    assert np.array_equal(wide[:, :7], c) and np.array_equal(wide[:, 42:], c)
+    assert np.array_equal(tall[35:], c.T)
+    assert_product(wide[:, 7:42], a, b, "mk,kn->mn", dtype, "into a wider buffer")
+    assert_product(tall[:35], a, b, "mk,kn->nm", dtype, "transposed into a taller buffer")
+
+
+def _before_a_guard_page(x: np.ndarray, keep: list) -> np.ndarray:
+    """A copy of ``x`` whose last byte ends a readable page followed by an
+    unreadable one: a read past its end is a crash, not a silent wrong answer."""
+    import ctypes
+    import mmap
+    page = mmap.PAGESIZE
+    pages = -(-x.nbytes // page) + 1
+    buf = mmap.mmap(-1, (pages + 1) * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + pages * page, page, 0) == 0  # PROT_NONE
+    keep.append(buf)
+    start = pages * page - x.nbytes
+    out = np.frombuffer(buf, dtype=x.dtype, count=x.size, offset=start).reshape(x.shape)
+    out[...] = x
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through ctypes")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_no_read_past_the_operands(gemm_path, dtype):
+    # edge panels and tiles (M, N, K not multiples of MR, NR, VL), every layout,
+    # operands ending where an unreadable page begins
+    rng = np.random.default_rng(11)
+    keep: list = []
+    for (m, k, n) in [(29, 21, 35), (13, 5, 7), (26, 33, 66)]:
+        for name, (fn, ta, tb) in LAYOUTS.items():
+            a, b = _operands(rng, m, k, n, dtype, ta, tb)
+            compiled = symdl.compile(fn, a, b)
+            ga, gb = _before_a_guard_page(a, keep), _before_a_guard_page(b, keep)
+            sub = ("km" if ta else "mk") + "," + ("nk" if tb else "kn") + "->mn"
+            assert_product(compiled(ga, gb), a, b, sub, dtype, f"{name} M={m} K={k} N={n}")
+
+
 def test_classify_collapses_only_where_strides_allow():
     node = symdl.trace(lambda a, b: np.einsum("ijk,klm->ijlm", a, b), np.ones((2, 3, 4)),
                        np.ones((4, 5, 6))).outputs[0]
@@ -207,7 +323,7 @@ def test_classify_collapses_only_where_strides_allow():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_equals_interpreter(generated, dtype):
+def test_compiled_equals_interpreter(gemm_path, dtype):
     rng = np.random.default_rng(4)
     a, b = _rand(rng, (65, 130), dtype), _rand(rng, (130, 34), dtype)
 
