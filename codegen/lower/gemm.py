@@ -370,6 +370,19 @@ class _Gemm:
             kmask = self._lanes_below(kv)
 
             def group(g0):
+                # a whole VL x VL block of valid rows (valid <= R): plain loads and stores
+                whole = b.and_(b.icmp_signed(">=", kv, I64(VL)), b.icmp_signed("<=", self._add(g0, I64(VL)), valid))
+                with b.if_else(whole) as (fast, edge):
+                    with fast:
+                        rows = [b.load(self._gep(src, self._add(self._mul(self._add(g0, I64(i)), sr), p0)),
+                                       typ=self.vec, align=self.align) for i in range(VL)]
+                        for t, col in enumerate(self._transpose(rows)):
+                            ptr = self._gep(dst, self._add(self._mul(self._add(p0, I64(t)), R), g0))
+                            b.store(col, ptr, align=self.align)
+                    with edge:
+                        edge_block(g0)
+
+            def edge_block(g0):
                 rows = []
                 for i in range(VL):
                     row = self._add(g0, I64(i))
