@@ -234,7 +234,8 @@ def test_every_operand_path_strides_broadcasts_batches(gemm_path, dtype):
                 t @ u,                                            # batch axes
                 (t @ u).transpose(0, 2, 1),                       # transposed result
                 np.einsum("bmk,bnk->bnm", t, u.transpose(0, 2, 1)),
-                np.einsum("bmk,bkn->mn", t, u))                   # contracted axes accumulated
+                np.einsum("bmk,bkn->mn", t, u),                   # contracted axes accumulated
+                np.einsum("bmk,bkn->mn", t, u[:, :, :5]))         # ... into a transposed tile (N < M swapped)
     args = (x, y, v, w, t, u)
     got = symdl.compile(fun, *args)(*args)
     expect = [
@@ -247,6 +248,7 @@ def test_every_operand_path_strides_broadcasts_batches(gemm_path, dtype):
         (t, u, "bmk,bkn->bnm"),
         (t, u, "bmk,bkn->bnm"),
         (t, u, "bmk,bkn->mn"),
+        (t, u[:, :, :5], "bmk,bkn->mn"),
     ]
     for i, (g, (a, b, sub)) in enumerate(zip(got, expect)):
         assert_product(g, a, b, sub, dtype, f"{gemm_path} product {i}")

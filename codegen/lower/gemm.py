@@ -505,8 +505,30 @@ class _Gemm:
                                 val = accs[i * NV + v]
                                 old = self._masked_load(ptr, mask)
                                 self._masked_store(b.select(accumulate, b.fadd(old, val), val), ptr, mask)
-                    with strided:  # through the stack tile, element by element with C's strides
-                        self._write_strided(accs, c, rsc, csc, mr, nr, accumulate)
+                    with strided:
+                        with b.if_else(b.icmp_signed("==", rsc, I64(1))) as (cols, other):
+                            with cols:
+                                self._write_columns(accs, c, csc, mr, nr, accumulate)
+                            with other:  # through the stack tile, element by element with C's strides
+                                self._write_strided(accs, c, rsc, csc, mr, nr, accumulate)
+
+    def _write_columns(self, accs, c, csc, mr, nr, accumulate) -> None:
+        """A tile of a C whose columns are contiguous (a transposed result, as
+        when the operands were swapped to put the long side along the
+        vectors): the tile transposed in registers, VL rows at a time, then
+        one masked store per column."""
+        b, bl = self.b, self.bl
+        MR, NV, VL = bl.MR, bl.NV, bl.VL
+        for g0 in range(0, MR, VL):
+            in_rows = self._lanes_below(mr, g0)
+            for v in range(NV):
+                rows = [accs[(g0 + i) * NV + v] if g0 + i < MR else self.zero_vec for i in range(VL)]
+                for t, col in enumerate(self._transpose(rows)):
+                    j = v * VL + t
+                    mask = b.and_(in_rows, self._splat(b.icmp_signed("<", I64(j), nr), ir.IntType(1)))
+                    ptr = self._gep(c, self._add(self._mul(I64(j), csc), I64(g0)))
+                    old = self._masked_load(ptr, mask)
+                    self._masked_store(b.select(accumulate, b.fadd(old, col), col), ptr, mask)
 
     def _write_strided(self, accs, c, rsc, csc, mr, nr, accumulate) -> None:
         """An edge tile of a C whose rows are not contiguous (a transposed
