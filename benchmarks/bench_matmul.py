@@ -1,11 +1,16 @@
-"""matmul: a plain square matrix product, n = 32 ... 1024, float32 and float64.
+"""matmul: square products n = 32 ... 1024, and the small, skinny products of training.
 
 symdl ``compile(lambda a, b: a @ b)`` with its default policy (the generated
 packed kernel below ``codegen.blas.BLAS_MIN_WORK`` multiply-adds, OpenBLAS
 above), and as diagnostic rows the generated kernel alone (``SYMDL_BLAS=0``)
 and the plain loop nest (``SYMDL_GEMM=never``, small sizes only); against
 numpy (OpenBLAS, its default threads), PyTorch (one thread, as everywhere
-here) and JAX ``jit``.  Results are checked against numpy in float64.
+here) and JAX ``jit``.  Then the small and skinny products of an MLP's
+training step (a side or K of 10 classes, every operand transposition,
+float32 and float64): the native entry (``f._entry``, no argument checks)
+against numpy's OpenBLAS on one thread writing into a preallocated result,
+as each call of the step would.  Results are checked against numpy in
+float64.
 
     python benchmarks/bench_matmul.py [--quick] [--json PATH]
 """
@@ -21,6 +26,10 @@ import common
 from common import Report, attempt, measure, parse_args, peer
 
 SIZES = (32, 64, 128, 256, 512, 1024)
+#: (M, K, N): the products of an MLP 64-64-10 with batch 300 (forward,
+#: cotangents, weight gradients) and two square-ish ones.
+SKINNY = ((64, 64, 300), (10, 64, 300), (64, 10, 300), (10, 300, 64), (64, 300, 64), (128, 64, 256), (96, 96, 96))
+LAYOUTS = {"A @ B": (False, False), "A.T @ B": (True, False), "A @ B.T": (False, True), "A.T @ B.T": (True, True)}
 
 
 def case(n: int, dtype: str) -> str:
@@ -95,10 +104,46 @@ def main() -> None:
                 mm(ja, jb).block_until_ready()
                 rep.add(c, "JAX jit", measure(lambda ja=ja, jb=jb, mm=mm: mm(ja, jb).block_until_ready()),
                         note="XLA's threads")
+    skinny(rep)
     lib = blas.library()
     rep.note(f"BLAS: {lib.ident if lib else 'none found'}; threshold {blas.BLAS_MIN_WORK} multiply-adds; "
              f"SYMDL_NUM_THREADS={os.environ.get('SYMDL_NUM_THREADS', 'unset (all cores)')}")
     rep.finish(args)
+
+
+def skinny(rep) -> None:
+    import symdl
+    from codegen import blas
+    one_thread = blas.set_num_threads(1)
+    try:
+        for dtype in ("float32", "float64"):
+            for (m, k, n) in SKINNY[:3] if common.QUICK else SKINNY:
+                for name, (ta, tb) in LAYOUTS.items():
+                    if common.QUICK and name != "A @ B.T" and (m, k, n) != SKINNY[1]:
+                        continue
+                    c = f"{dtype} {name}, (M, K, N) = {(m, k, n)}"
+                    rng = np.random.default_rng(m * k * n)
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                    op_a = (lambda x: x.T) if ta else (lambda x: x)
+                    op_b = (lambda x: x.T) if tb else (lambda x: x)
+                    ref = op_a(a).astype(np.float64) @ op_b(b).astype(np.float64)
+
+                    tol = (1e-5 if dtype == "float32" else 1e-12) * k
+
+                    def bench_symdl(a=a, b=b, c=c, ref=ref, op_a=op_a, op_b=op_b, tol=tol):
+                        f = symdl.compile(lambda x, y: op_a(x) @ op_b(y), a, b)
+                        rep.add(c, "symdl compile, native entry", measure(lambda: f._entry(a, b)), symdl=True)
+                        rep.check(f"{c}: symdl", np.asarray(f(a, b)), ref, tol=tol)
+
+                    attempt(rep, c, "symdl", bench_symdl)
+                    out = np.empty((m, n), dtype)
+                    rep.add(c, "numpy matmul(out=)", measure(lambda a=a, b=b, out=out, op_a=op_a, op_b=op_b:
+                                                             np.matmul(op_a(a), op_b(b), out=out)),
+                            note="OpenBLAS on one thread" if one_thread else "OpenBLAS, default threads")
+    finally:
+        if one_thread:
+            blas.set_num_threads(int(os.environ.get("SYMDL_NUM_THREADS") or os.cpu_count() or 1))
 
 
 if __name__ == "__main__":
