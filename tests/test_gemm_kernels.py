@@ -193,9 +193,9 @@ def test_strided_views_and_axes_that_do_not_collapse(generated, dtype):
 # strides), or read in place (A: unit stride either way; B: contiguous rows).
 # The size thresholds are patched so that every product takes the path named.
 GEMM_PATHS = {
-    "packed": {"DIRECT_MAX_WORK": -1, "DIRECT_B_MAX_M": 0},
-    "in_place": {"DIRECT_MAX_WORK": 2 ** 62},
-    "b_in_place": {"DIRECT_MAX_WORK": -1, "DIRECT_B_MAX_M": 10 ** 6},
+    "packed": {"DIRECT_A_MAX_WORK": -1, "DIRECT_B_MAX_WORK": -1},
+    "in_place": {"DIRECT_A_MAX_WORK": 2 ** 62, "DIRECT_B_MAX_WORK": 2 ** 62},
+    "b_in_place": {"DIRECT_A_MAX_WORK": -1, "DIRECT_B_MAX_WORK": 2 ** 62},
 }
 
 

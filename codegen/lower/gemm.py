@@ -20,6 +20,17 @@ Loops, outermost first (``Blocking`` gives the sizes)::
             for ir in 0..mc step MR:  micro-kernel: an MR x NR tile of C in registers,
                                       kc rank-1 updates (broadcast of A times vectors of B)
 
+Packing (one internal function for the panels of both operands) picks its
+copy from the strides at run time: vector copies when the panel's rows are
+contiguous, VL x VL blocks transposed in registers when its columns are, and
+element by element otherwise (zero strides, strided slices).  Small products
+(``DIRECT_A_MAX_WORK``, ``DIRECT_B_MAX_WORK``) skip packing where an operand
+has a unit stride: the micro-kernel then broadcasts A's elements from A
+itself and loads B's rows from B (only B's last, partial panel is packed).
+Edge tiles are stored with masked vector stores (or, for a C with contiguous
+columns, transposed in registers and stored a column at a time); masked
+loads and clamped rows mean no path reads outside an operand.
+
 The tile of C lives in ``MR * NR / VL`` vector registers; the block sizes
 come from the host's vector width and register count (:func:`blocking`),
 read from the features LLVM reports for this machine.  Sums over K run in
@@ -98,12 +109,14 @@ def blocking(dtype: str, features: str | None = None) -> Blocking:
     return Blocking(VL=vl, NV=2, MR=mr, MC=mc, KC=kc, NC=nc)
 
 
-#: Products of at most this many micro-tile rows (M <= DIRECT_B_MAX_M * MR)
-#: read B in place when its rows are contiguous (see ``_body``).
-DIRECT_B_MAX_M = 2
-#: Products of at most this many multiply-adds read operands with a unit
-#: stride in place (OpenBLAS's "small matrix" kernels do the same).
-DIRECT_MAX_WORK = 128 ** 3
+#: Products of at most this many multiply-adds read A (a unit stride either
+#: way) and B (contiguous rows) in place, without packing (OpenBLAS's "small
+#: matrix" kernels do the same): there the copies cost about as much as the
+#: arithmetic they feed (96^3: 1.3x numpy's time packed, 1.1x in place).
+#: Larger products keep packing: rows of B read in place at a long stride
+#: fight over cache sets (10 x 4096 x 4096 took 1.4x longer in place).
+DIRECT_A_MAX_WORK = 128 ** 3
+DIRECT_B_MAX_WORK = 128 ** 3
 
 
 def _round_up(x: int, m: int) -> int:
@@ -199,16 +212,13 @@ class _Gemm:
         acc_in = b.icmp_signed("!=", acc, I32(0))
         # K = 0 still runs one (empty) block so that C is written (zeros)
         k_end = b.select(b.icmp_signed("<", K, I64(1)), I64(1), K)
-        # B with contiguous rows, in a product of few rows: each panel of B
-        # would be used by few micro-tiles, so its copy costs more than
-        # reading B in place (rows ldb = rsb apart instead of NR)
-        small = b.icmp_signed("<=", self._mul(self._mul(M, N), K), I64(DIRECT_MAX_WORK))
-        direct = b.and_(b.icmp_signed("==", csb, I64(1)),
-                        b.or_(small, b.icmp_signed("<=", M, I64(DIRECT_B_MAX_M * bl.MR))))
-        # A read in place (broadcasts with its strides) in small products
-        # whose A has a unit stride: the copy would cost about as much as the
-        # arithmetic it feeds
-        direct_a = b.and_(small, b.or_(b.icmp_signed("==", csa, I64(1)), b.icmp_signed("==", rsa, I64(1))))
+        # small products: B with contiguous rows read in place (rows ldb = rsb
+        # apart instead of NR), A with a unit stride read in place (broadcasts
+        # with its strides); see DIRECT_A_MAX_WORK
+        work = self._mul(self._mul(M, N), K)
+        direct = b.and_(b.icmp_signed("==", csb, I64(1)), b.icmp_signed("<=", work, I64(DIRECT_B_MAX_WORK)))
+        direct_a = b.and_(b.icmp_signed("<=", work, I64(DIRECT_A_MAX_WORK)),
+                          b.or_(b.icmp_signed("==", csa, I64(1)), b.icmp_signed("==", rsa, I64(1))))
 
         def over_jc(jc):
             nc = self._min(I64(bl.NC), b.sub(N, jc))
