@@ -74,24 +74,27 @@ def _collect_terms(inputs, coeffs, constant: float) -> tuple[dict[Node, float], 
     terms: dict[Node, float] = {}
     changed = False
     for term, c in zip(inputs, coeffs):
-        if term.op == "add":
+        op = term.op
+        if op == "add":
             changed = True
-            inner_constant = term.attr("const")
+            (_, inner_coeffs), (_, inner_constant) = term.attrs  # (sorted: coeffs, const)
             if inner_constant != 0.0:  # (an infinite c times a zero constant is no NaN term)
                 constant += c * inner_constant
-            inner = zip(term.inputs, term.attr("coeffs"))
-        elif term.op == "const" and term.const_scalar() is not None:
+            for t, k in zip(term.inputs, inner_coeffs):
+                if t in terms:
+                    terms[t] += c * k
+                else:
+                    terms[t] = c * k  # (not 0.0 + c k: that turns a -0.0 coefficient into +0.0)
+            continue
+        if op == "const" and term.const_scalar() is not None:
             changed = True
             constant += c * term.const_scalar()
             continue
+        if term in terms:
+            changed = True
+            terms[term] += c
         else:
-            inner = ((term, 1.0),)
-        for t, k in inner:
-            if t in terms:
-                changed = True
-                terms[t] += c * k
-            else:
-                terms[t] = c * k  # (not 0.0 + c k: that turns a -0.0 coefficient into +0.0)
+            terms[term] = c * 1.0  # (c * k with k = 1.0, as for the terms of a nested sum)
     return terms, constant, changed
 
 
@@ -364,9 +367,13 @@ def pow_const_exponent(node: Node) -> Node | None:
 
 @rule("fold", "*")
 def fold_constants(node: Node) -> Node | None:
-    if node.op in ("const", "input") or not node.inputs:
+    inputs = node.inputs
+    if not inputs:  # (constants and graph inputs have none)
         return None
-    if not all(i.op == "const" for i in node.inputs) or node.size > FOLD_LIMIT:
+    for i in inputs:  # a loop, not all(...): this rule sees every node built
+        if i.op != "const":
+            return None
+    if node.size > FOLD_LIMIT:
         return None
     if primitive(node.op).kind == "random":
         return None

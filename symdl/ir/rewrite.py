@@ -111,7 +111,8 @@ def _rules_for(sets: tuple, op: str) -> tuple:
 def rewrite_node(node: Node, sets: Sequence[str]) -> Node:
     """Apply the rules of ``sets`` to ``node`` until none fires (the first rule
     that fires wins; then the new node starts over)."""
-    sets = tuple(sets)
+    if type(sets) is not tuple:
+        sets = tuple(sets)
     for _ in range(_MAX_STEPS):
         for fn in _rules_for(sets, node.op):
             new = fn(node)
