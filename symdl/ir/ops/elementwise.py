@@ -67,12 +67,20 @@ def elementwise_batch(node: Node, batched: list, n: int) -> Node:
     return out if out.shape == (n,) + node.shape else B.broadcast_to(out, (n,) + node.shape)
 
 
+# numpy's dtype objects by name: ``np.asarray(v, dtype="float64")`` parses the
+# name on every call, and the interpreter converts every result
+NUMPY_DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "bool", "int64")}
+
+
 def _run(impl: Callable[..., np.ndarray]):
     """The interpreter's evaluation of an elementwise numpy function."""
     compute = quietly(impl)
 
     def run(values, node):
-        out = np.asarray(compute(*values), dtype=node.dtype)
+        out = compute(*values)
+        dt = NUMPY_DTYPES[node.dtype]
+        if type(out) is not np.ndarray or out.dtype != dt:
+            out = np.asarray(out, dtype=dt)
         return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
 
@@ -121,13 +129,13 @@ def _add_impl(values, node):
     # (codegen/lower/elementwise.py): the constant only when it is not 0
     # (0 + -0.0 would be +0.0), then each term, negated rather than
     # multiplied by -1; compiled == interpreted to the bit.
-    dt = np.dtype(node.dtype)
-    const = node.attr("const")
+    dt = NUMPY_DTYPES[node.dtype]
+    (_, coeffs), (_, const) = node.attrs  # (sorted: coeffs, const)
     out = None if const == 0.0 else dt.type(const)
-    for v, c in zip(values, node.attr("coeffs")):
+    for v, c in zip(values, coeffs):
         term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
         out = term if out is None else out + term
-    return np.asarray(out, dtype=dt)
+    return out if type(out) is np.ndarray and out.dtype == dt else np.asarray(out, dtype=dt)
 
 
 def _add_partial_terms(node: Node) -> list:
@@ -169,16 +177,16 @@ def _mul_impl(values, node):
     # compiled code (codegen/lower/elementwise.py): a / b is one IEEE
     # division, as numpy's (a * (1 / b) overflows where 1 / b does, at
     # subnormal b, and rounds twice)
-    dt = np.dtype(node.dtype)
+    dt = NUMPY_DTYPES[node.dtype]
     num = den = None
-    for v, e in zip(values, node.attr("exps")):
+    for v, e in zip(values, node.attrs[0][1]):  # (exps, the only attribute)
         term = _int_power(v, abs(e))
         if e > 0:
             num = term if num is None else num * term
         else:
             den = term if den is None else den * term
     out = num if den is None else (dt.type(1) if num is None else num) / den
-    return np.asarray(out, dtype=dt)
+    return out if type(out) is np.ndarray and out.dtype == dt else np.asarray(out, dtype=dt)
 
 
 def _mul_partial_terms(node: Node) -> list:
