@@ -135,7 +135,19 @@ def neg(a: Node) -> Node:
 
 
 def scale(a: Node, c: float) -> Node:
-    return a if c == 1.0 else linear([(a, c)])
+    if c == 1.0:
+        return a
+    if a.op != "add" and a.op != "const" and a.dtype in _FLOATS:
+        # ``c a`` of a term that is neither a sum (whose coefficients would
+        # absorb c) nor a constant (which would fold): its canonical form is
+        # the one-term sum with these very fields (canonical_sum finds
+        # nothing to change), interned directly.  ``y * 0.999`` in a traced loop.
+        node = make_node("add", (a,), (("coeffs", (float(c),)), ("const", 0.0)), a.shape, a.dtype)
+        return rewrite_node(node, AFTER_CONSTRUCTOR)
+    return linear([(a, c)])
+
+
+_FLOATS = ("float32", "float64")
 
 
 def split_scale(v: Node) -> tuple[float, Node | None]:

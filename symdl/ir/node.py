@@ -252,7 +252,14 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_attrs(node, attrs)
     _set_shape(node, shape)
     _set_dtype(node, dtype)
-    _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
+    n = len(inputs)
+    if n == 1:
+        _set_depth(node, inputs[0].depth + 1)
+    elif n == 2:
+        da, db = inputs[0].depth, inputs[1].depth
+        _set_depth(node, (da if da > db else db) + 1)
+    else:
+        _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
     _set_digest(node, None)
     _set_order(node, None)
     ref = _Ref(node, _forget)

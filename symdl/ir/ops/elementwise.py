@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
-from ..quiet import quietly
+from ..quiet import QUIET_SWITCH, quietly
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -73,16 +73,36 @@ NUMPY_DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "bool", 
 
 
 def _run(impl: Callable[..., np.ndarray]):
-    """The interpreter's evaluation of an elementwise numpy function."""
-    compute = quietly(impl)
+    """The interpreter's evaluation of an elementwise numpy function, with
+    numpy's warnings off (as :func:`~symdl.ir.quiet.quietly`, but in the same
+    frame: this runs for every traced operation)."""
+    if QUIET_SWITCH is None:  # pragma: no cover - other numpy versions
+        compute = quietly(impl)
+
+        def run(values, node):
+            return _node_value(compute(*values), node)
+        return run
+    set_state, reset, ignore = QUIET_SWITCH
 
     def run(values, node):
-        out = compute(*values)
+        token = set_state(ignore)
+        try:
+            out = impl(*values)
+        finally:
+            reset(token)
         dt = NUMPY_DTYPES[node.dtype]
         if type(out) is not np.ndarray or out.dtype != dt:
             out = np.asarray(out, dtype=dt)
         return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
+
+
+def _node_value(out, node: Node) -> np.ndarray:
+    """``out`` as an array of ``node``'s dtype and shape."""
+    dt = NUMPY_DTYPES[node.dtype]
+    if type(out) is not np.ndarray or out.dtype != dt:
+        out = np.asarray(out, dtype=dt)
+    return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
 
 
 def elementwise_primitive(name: str, impl: Callable[..., np.ndarray], *, arity: int | None,
