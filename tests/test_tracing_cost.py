@@ -390,7 +390,8 @@ def test_numbers_that_are_not_plain_python_floats_take_the_general_path(monkeypa
 # ---------------------------------------------------------------- traced fast path
 
 # (public name, op, attrs) as the public functions call _elementwise
-BINARY = [("add", "add", {"coeffs": (1.0, 1.0), "const": 0.0}), ("subtract", "add", {"coeffs": (1.0, -1.0), "const": 0.0}),
+BINARY = [("add", "add", {"coeffs": (1.0, 1.0), "const": 0.0}),
+          ("subtract", "add", {"coeffs": (1.0, -1.0), "const": 0.0}),
           ("multiply", "mul", {"exps": (1, 1)}), ("divide", "mul", {"exps": (1, -1)}), ("maximum", "maximum", {}),
           ("minimum", "minimum", {}), ("power", "pow", {}), ("arctan2", "atan2", {}), ("greater", "gt", {}),
           ("equal", "eq", {})]
