@@ -346,3 +346,32 @@ def test_rules_registered_later_reach_the_builders():
         for plans in (rewrite._PLANS, rewrite._CONSTRUCTION_PLANS, rewrite._AFTER_CONSTRUCTOR_PLANS):
             plans.clear()
     assert B.fn("erf", B.fn("erf", B.fn("cos", x))).inputs[0].op == "erf"
+
+
+def test_compiled_sympy_programs_build_from_sympys_nodes():
+    """The derivative rules from SymPy run as recorded builder programs: the
+    very nodes from_sympy makes, for every built-in function's partials and
+    for expressions using each kind of SymPy construct."""
+    import sympy
+    from symdl.ir.ops.functions import FUNCTIONS, _partial_sympy, _self_symbol
+    from symdl.ir.sympy_bridge import compile_sympy, from_sympy
+    for dtype in ("float64", "float32"):
+        args = [B.input_node(f"lean_prog_{k}_{dtype}", (3,), dtype) for k in range(2)]
+        for name, fn in FUNCTIONS.items():
+            if not fn.differentiable or fn.declared is not None or name.startswith("sympy_"):
+                continue
+            node = B.fn(name, *args[:fn.arity])
+            for i in range(fn.arity):
+                expr = _partial_sympy(name, i)
+                if expr == 0:
+                    continue
+                symbols = (*fn.params, _self_symbol())
+                env = dict(zip(symbols, (*node.inputs, node)))
+                assert compile_sympy(expr, symbols, dtype)(*node.inputs, node) is from_sympy(expr, env, dtype), \
+                    (name, i, dtype)
+        x, y = sympy.symbols("x y", real=True)
+        for expr in [x * y ** 2 - 3 * x / y + sympy.pi, sympy.Max(x, y, 2 * x) - sympy.Min(x, 0),
+                     sympy.Piecewise((x, x > y), (y ** sympy.Rational(1, 3), sympy.Ge(y, 0)), (x * y, True)),
+                     x ** y + sympy.exp(-x ** 2) * sympy.sin(y) ** 3, x, y, sympy.Integer(2), 2 * x + 2 * x ** 2 * y]:
+            env = dict(zip((x, y), args))
+            assert compile_sympy(expr, (x, y), dtype)(*args) is from_sympy(expr, env, dtype), (expr, dtype)
