@@ -18,6 +18,7 @@ import numpy as np
 from .. import build as B
 from ..node import Node
 from ..quiet import QUIET_SWITCH, quietly
+from ..rewrite import ieee_active
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -162,7 +163,18 @@ def _add_partial_terms(node: Node) -> list:
     return [(c, ()) for c in node.attr("coeffs")]
 
 
-define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
+def _add_vjp(node: Node, g: Node) -> list:
+    """``c_i g`` for each term: the generic rule's ``g * fill(c_i)`` (a
+    product with a constant, whose canonical form is the scaled term) built
+    as the scaled term directly.  A constant ``g`` (folded, signed zeros
+    and all, by the product) and IEEE semantics (no canonical product) keep
+    the generic rule."""
+    if g.op == "const" or ieee_active():
+        return elementwise_vjp(node, g)
+    return [None if c == 0.0 else B.scale(g, c) for c in node.attrs[0][1]]
+
+
+define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=_add_vjp, jvp=elementwise_jvp,
                  batch=elementwise_batch, partials=_as_partials(_add_partial_terms), partial_terms=_add_partial_terms))
 
 
