@@ -121,52 +121,52 @@ class _Slot:
 
 class _Recorder:
     """Stands in for :mod:`symdl.ir.build` while an expression is walked:
-    each builder call becomes a step, its result a slot."""
+    each builder call becomes a step (a function of the values so far, with
+    the positions of its operands built in), its result a slot.  Every node
+    operand _convert passes is a slot: a symbol's or an earlier step's."""
 
     def __init__(self, n_args: int):
-        self.steps: list[tuple] = []
+        self.steps: list[Callable] = []
         self.n_args = n_args
 
-    def _step(self, fn: Callable, *args, **kwargs) -> _Slot:
-        self.steps.append((fn, args, kwargs))
+    def _step(self, step: Callable) -> _Slot:
+        self.steps.append(step)
         return _Slot(self.n_args + len(self.steps) - 1)
 
-    def const(self, *args):
-        return self._step(B.const, *args)
+    def const(self, value, shape, dtype):
+        return self._step(lambda v: B.const(value, shape, dtype))
 
     def linear(self, terms, constant):
-        return self._step(B.linear, [tuple(t) for t in terms], constant)
+        ks = [(t.k, c) for t, c in terms]
+        return self._step(lambda v: B.linear([(v[k], c) for k, c in ks], constant))
 
     def scale(self, a, c):
-        return self._step(B.scale, a, c)
+        k = a.k
+        return self._step(lambda v: B.scale(v[k], c))
 
     def emit(self, op, inputs, **attrs):
-        return self._step(B.emit, op, list(inputs), **attrs)
+        ks = [i.k for i in inputs]
+        return self._step(lambda v: B.emit(op, [v[k] for k in ks], **attrs))
 
     def ipow(self, a, n):
-        return self._step(B.ipow, a, n)
+        k = a.k
+        return self._step(lambda v: B.ipow(v[k], n))
 
     def powc(self, a, p):
-        return self._step(B.powc, a, p)
+        k = a.k
+        return self._step(lambda v: B.powc(v[k], p))
 
     def fn(self, name, *args):
-        return self._step(B.fn, name, *args)
+        ks = [a.k for a in args]
+        return self._step(lambda v: B.fn(name, *[v[k] for k in ks]))
 
     def compare(self, op, a, b):
-        return self._step(B.compare, op, a, b)
+        ka, kb = a.k, b.k
+        return self._step(lambda v: B.compare(op, v[ka], v[kb]))
 
     def where(self, c, a, b):
-        return self._step(B.where, c, a, b)
-
-
-def _resolve(arg, values: list):
-    if type(arg) is _Slot:
-        return values[arg.k]
-    if type(arg) is list:
-        return [_resolve(a, values) for a in arg]
-    if type(arg) is tuple:
-        return tuple(_resolve(a, values) for a in arg)
-    return arg
+        kc, ka, kb = c.k, a.k, b.k
+        return self._step(lambda v: B.where(v[kc], v[ka], v[kb]))
 
 
 class SympyProgram:
@@ -177,24 +177,14 @@ class SympyProgram:
 
     def __init__(self, expr, symbols: tuple, dtype: str):
         recorder = _Recorder(len(symbols))
-        out = _walk(expr, {s: _Slot(k) for k, s in enumerate(symbols)}, dtype, recorder)
-        # each step flagged by whether any argument is a slot (most constants are not)
-        self.steps = [(fn, args, kwargs, any(_has_slot(a) for a in args)) for fn, args, kwargs in recorder.steps]
-        self.out = out.k
+        self.out = _walk(expr, {s: _Slot(k) for k, s in enumerate(symbols)}, dtype, recorder).k
+        self.steps = tuple(recorder.steps)
 
     def __call__(self, *nodes: Node) -> Node:
         values = list(nodes)
-        for fn, args, kwargs, slotted in self.steps:
-            values.append(fn(*(_resolve(a, values) for a in args) if slotted else args, **kwargs))
+        for step in self.steps:
+            values.append(step(values))
         return values[self.out]
-
-
-def _has_slot(arg) -> bool:
-    if type(arg) is _Slot:
-        return True
-    if type(arg) in (list, tuple):
-        return any(_has_slot(a) for a in arg)
-    return False
 
 
 def compile_sympy(expr: sympy.Expr, symbols: tuple, dtype: str) -> SympyProgram:
