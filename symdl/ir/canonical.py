@@ -34,7 +34,7 @@ from .interpret import eval_node
 from .node import Node, make_node, precedes
 from .node import ordered as in_order
 from .ops import primitive
-from .rewrite import constructor, ieee_active, rule
+from .rewrite import _IEEE, constructor, ieee_active, rule
 
 FOLD_LIMIT = 1 << 16  # fold constant results up to this many elements
 
@@ -111,19 +111,23 @@ def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tupl
         return None
     if not ordered:
         return B.const(constant, shape, dtype)
-    coeffs = tuple(terms[t] for t in ordered)
+    coeffs = tuple(map(terms.__getitem__, ordered))
     if len(ordered) == 1 and coeffs[0] == 1.0 and constant == 0.0:
         return _to_shape(ordered[0], shape)
-    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)),
-                    B.common_shape("add", ordered), dtype)
-    return _to_shape(new, shape)
+    common = ordered[0].shape
+    for t in ordered:  # (the terms' broadcast shape: most often all the same)
+        if t.shape != common:
+            common = B.common_shape("add", ordered)
+            break
+    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)), common, dtype)
+    return new if new.shape == shape else B.broadcast_to(new, shape)
 
 
 @constructor("add")
 def construct_add(inputs, attrs, shape, dtype) -> Node | None:
     """The constructor of sums (before any node exists); under IEEE
     semantics the sum stays as written (``None``)."""
-    if ieee_active():
+    if _IEEE.get():  # (ieee_active(), without the call: every sum built asks)
         return None
     return canonical_sum(inputs, attrs["coeffs"], attrs["const"], shape, dtype)
 

@@ -73,6 +73,20 @@ def elementwise_batch(node: Node, batched: list, n: int) -> Node:
 NUMPY_DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "bool", "int64")}
 
 
+if QUIET_SWITCH is not None:
+    _quiet_on, _quiet_off, _IGNORE = QUIET_SWITCH
+else:  # pragma: no cover - other numpy versions
+    _IGNORE = None
+
+    def _quiet_on(_):
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def _quiet_off(state):
+        state.__exit__(None, None, None)
+
+
 def _run(impl: Callable[..., np.ndarray]):
     """The interpreter's evaluation of an elementwise numpy function, with
     numpy's warnings off (as :func:`~symdl.ir.quiet.quietly`, but in the same
@@ -144,7 +158,6 @@ def _add_infer(inputs, attrs):
     return _ADD_SHAPE(inputs, attrs)
 
 
-@quietly
 def _add_impl(values, node):
     # The same operations, in the same order, as the compiled code
     # (codegen/lower/elementwise.py): the constant only when it is not 0
@@ -152,10 +165,14 @@ def _add_impl(values, node):
     # multiplied by -1; compiled == interpreted to the bit.
     dt = NUMPY_DTYPES[node.dtype]
     (_, coeffs), (_, const) = node.attrs  # (sorted: coeffs, const)
-    out = None if const == 0.0 else dt.type(const)
-    for v, c in zip(values, coeffs):
-        term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
-        out = term if out is None else out + term
+    token = _quiet_on(_IGNORE)  # (numpy's warnings off, as quietly(), without a wrapper's frame)
+    try:
+        out = None if const == 0.0 else dt.type(const)
+        for v, c in zip(values, coeffs):
+            term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
+            out = term if out is None else out + term
+    finally:
+        _quiet_off(token)
     return out if type(out) is np.ndarray and out.dtype == dt else np.asarray(out, dtype=dt)
 
 
