@@ -497,3 +497,23 @@ def test_traced_fast_path_keeps_the_operators_results():
     t = np.tanh(x0 * 0.999 + x0)
     dref = 2 * ref * ((1 - t * t) * 1.999 + 4 * x0 / (1.0 + x0 * x0) ** 2)
     np.testing.assert_allclose(extractdata(gx), dref, rtol=1e-13)
+
+
+def test_traced_and_plain_arithmetic_warn_about_nothing():
+    """NaN and Inf are values, not errors: no numpy warning from the traced
+    fast path, the interpreter's sums and products, or the operators."""
+    import warnings
+    big = np.array([1e308, -1e308, 0.0, np.inf])
+
+    def f(x):
+        y = x * 2.0 + x * 1e300 - x / 0.0 + (x - x) * np.inf
+        z = symdl.exp(x) * symdl.log(-x) + symdl.sqrt(-x) + x ** 3
+        return y, z, symdl.dlgradient(symdl.sum(y), x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, z, g = symdl.dlfeval(f, dlarray(big))
+        plain = dlarray(big) * 2.0 - dlarray(big) / dlarray(np.zeros(4)) + 1e308 * dlarray(big)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(extractdata(plain), big * 2.0 - big / np.zeros(4) + 1e308 * big)
+    assert y.shape == z.shape == g.shape == (4,)  # (values: real-number algebra, see docs/ieee.md)
