@@ -71,6 +71,22 @@ def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, unt
     arrays through the numpy kernel ``ARITHMETIC[untraced]`` (see
     :mod:`symdl.core`), traced arrays with each other or with Python numbers
     straight to the builder (:func:`_traced`)."""
+    return _elementwise_with(op, operands, attrs or _NO_ATTRS, dtype, untraced)
+
+
+# Attributes shared by every call (and kept by every traced value's origin:
+# one dict, not one per operation); never mutated (callers unpack them).
+_NO_ATTRS: dict = {}
+_ADD = {"coeffs": (1.0, 1.0), "const": 0.0}
+_SUBTRACT = {"coeffs": (1.0, -1.0), "const": 0.0}
+_NEGATE = {"coeffs": (-1.0,), "const": 0.0}
+_MULTIPLY = {"exps": (1, 1)}
+_DIVIDE = {"exps": (1, -1)}
+
+
+def _elementwise_with(op: str, operands: Sequence[Any], attrs: dict, dtype: str | None = None,
+                      untraced: str | None = None):
+    """:func:`_elementwise` with its attributes as one (read-only) dict."""
     if _TRACES.stack:
         out = None
         if dtype is None:
@@ -163,15 +179,17 @@ def _traced(op: str, operands: Sequence[Any], attrs: dict):
 
 
 def _weak_number(x, dt: np.dtype):
-    """A Python float, or an int exact as a float, as a 0-d array of ``dt``
-    (a weak scalar: it takes the array's dtype), else None."""
+    """A Python float, or an int exact as a float, as a numpy scalar of
+    ``dt`` (a weak scalar: it takes the array's dtype), else None.  (The
+    general path's 0-d array holds the same number; a scalar is a third of
+    its size, and every traced value keeps its operands in its origin.)"""
     t = type(x)
     if t is float or t is int and -_EXACT < x < _EXACT:
-        return np.asarray(x, dtype=dt)
+        return dt.type(x)
     return None
 
 
-def _with_number(op: str, node, c: np.ndarray, first: bool, attrs: dict, root):
+def _with_number(op: str, node, c: np.generic, first: bool, attrs: dict, root):
     """The node of ``op(node, c)`` (``op(c, node)`` when not ``first``) for a
     constant ``c``."""
     if op == "mul" and attrs["exps"] == (1, 1):
@@ -194,7 +212,7 @@ def add(a, b):
         >>> symdl.functions.add(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([1.5, 2.5])
     """
-    return _elementwise("add", [a, b], untraced="add", coeffs=(1.0, 1.0), const=0.0)
+    return _elementwise_with("add", [a, b], _ADD, untraced="add")
 
 
 def subtract(a, b):
@@ -205,7 +223,7 @@ def subtract(a, b):
         >>> symdl.functions.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([0.5, 1.5])
     """
-    return _elementwise("add", [a, b], untraced="subtract", coeffs=(1.0, -1.0), const=0.0)
+    return _elementwise_with("add", [a, b], _SUBTRACT, untraced="subtract")
 
 
 def negative(a):
@@ -216,7 +234,7 @@ def negative(a):
         >>> symdl.functions.negative(symdl.dlarray([1.0, -2.0]))
         dlarray([-1.,  2.])
     """
-    return _elementwise("add", [a], untraced="negative", coeffs=(-1.0,), const=0.0)
+    return _elementwise_with("add", [a], _NEGATE, untraced="negative")
 
 
 def multiply(a, b):
@@ -227,7 +245,7 @@ def multiply(a, b):
         >>> symdl.functions.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
         dlarray([3., 6.])
     """
-    return _elementwise("mul", [a, b], untraced="multiply", exps=(1, 1))
+    return _elementwise_with("mul", [a, b], _MULTIPLY, untraced="multiply")
 
 
 def divide(a, b):
@@ -238,7 +256,7 @@ def divide(a, b):
         >>> symdl.functions.divide(symdl.dlarray([1.0, 2.0]), 4.0)
         dlarray([0.25, 0.5 ])
     """
-    return _elementwise("mul", [a, b], untraced="divide", exps=(1, -1))
+    return _elementwise_with("mul", [a, b], _DIVIDE, untraced="divide")
 
 
 def _scalar_exponent(p) -> float | None:
@@ -297,7 +315,7 @@ def _unary(op: str, public: str | None = None, at: float = 0.5):
     public = public or op
 
     def f(x):
-        return _elementwise(op, [x])
+        return _elementwise_with(op, [x], _NO_ATTRS)
     f.__name__ = f.__qualname__ = public
     from .ir.ops.functions import FUNCTIONS
     # the docstring's example, from numpy (math for erf: scipy is not imported at import time)
