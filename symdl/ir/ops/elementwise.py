@@ -91,33 +91,17 @@ def _run(impl: Callable[..., np.ndarray]):
     """The interpreter's evaluation of an elementwise numpy function, with
     numpy's warnings off (as :func:`~symdl.ir.quiet.quietly`, but in the same
     frame: this runs for every traced operation)."""
-    if QUIET_SWITCH is None:  # pragma: no cover - other numpy versions
-        compute = quietly(impl)
-
-        def run(values, node):
-            return _node_value(compute(*values), node)
-        return run
-    set_state, reset, ignore = QUIET_SWITCH
-
     def run(values, node):
-        token = set_state(ignore)
+        token = _quiet_on(_IGNORE)
         try:
             out = impl(*values)
         finally:
-            reset(token)
+            _quiet_off(token)
         dt = NUMPY_DTYPES[node.dtype]
         if type(out) is not np.ndarray or out.dtype != dt:
             out = np.asarray(out, dtype=dt)
         return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
-
-
-def _node_value(out, node: Node) -> np.ndarray:
-    """``out`` as an array of ``node``'s dtype and shape."""
-    dt = NUMPY_DTYPES[node.dtype]
-    if type(out) is not np.ndarray or out.dtype != dt:
-        out = np.asarray(out, dtype=dt)
-    return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
 
 
 def elementwise_primitive(name: str, impl: Callable[..., np.ndarray], *, arity: int | None,
