@@ -6,7 +6,8 @@ The traced loop is ``y = tanh(y * 0.999 + x)`` on 3-element float64 arrays,
 three operations a step; its trace and its gradient are timed separately and
 reported per traced operation, so a flat column means linear-time tracing.
 PyTorch runs the same loop on tensors that require gradients (forward, then
-``backward``); numpy runs the forward loop.
+``backward``); numpy runs the forward loop.  The three take turns, run by
+run, so that other work on a shared machine slows them alike.
 
     python benchmarks/bench_tracing.py [--quick] [--json PATH]
 """
@@ -46,7 +47,7 @@ def repeats_for(n_ops: int) -> int:
     """How many times a whole loop of ``n_ops`` is run (the median is kept)."""
     if common.QUICK:
         return 1
-    return 5 if n_ops <= 1_000 else 3 if n_ops <= 10_000 else 1
+    return 5 if n_ops <= 1_000 else 3
 
 
 def reference(steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,15 +59,30 @@ def reference(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return y, dy
 
 
-def median_run(run, n_ops: int) -> tuple[float, float, object]:
-    """(trace seconds, gradient seconds, last result) of ``run()``, medians over repeats."""
-    traces, grads, result = [], [], None
+def interleaved_runs(runs: dict, n_ops: int) -> dict:
+    """(trace seconds, gradient seconds, last result) of each ``runs[name]()``,
+    medians over repeats, or the exception it raised.  The implementations
+    run in turn (symdl, PyTorch, numpy, symdl, ...): on a shared machine a
+    burst of other work then slows them alike, not whichever ran during it,
+    and the ratios between them stay meaningful."""
+    samples: dict = {name: [] for name in runs}
+    failed: dict = {}
     for _ in range(repeats_for(n_ops)):
-        gc.collect()
-        t, g, result = run()
-        traces.append(t)
-        grads.append(g)
-    return statistics.median(traces), statistics.median(grads), result
+        for name, run in runs.items():
+            if name in failed:
+                continue
+            gc.collect()
+            try:
+                samples[name].append(run())
+            except Exception as exc:  # reported by the implementation's attempt()
+                failed[name] = exc
+    out = {}
+    for name, got in samples.items():
+        if name in failed:
+            out[name] = failed[name]
+            continue
+        out[name] = (statistics.median(t for t, _, _ in got), statistics.median(g for _, g, _ in got), got[-1][2])
+    return out
 
 
 def symdl_loop(steps: int):
@@ -115,9 +131,21 @@ def bench_traced(rep: Report, n_ops: int) -> None:
     n_ops = steps * OPS_PER_STEP
     case, gcase = trace_case(n_ops), gradient_case(n_ops)
     y_ref, g_ref = reference(steps)
+    torch = peer("torch")
+    runs = {"symdl": symdl_loop(steps)}
+    if torch is not None:
+        runs["torch"] = torch_loop(torch, steps)
+    runs["numpy"] = numpy_loop(steps)
+    measured = interleaved_runs(runs, n_ops)
+
+    def median_run(name: str):
+        got = measured[name]
+        if isinstance(got, Exception):
+            raise got
+        return got
 
     def bench_symdl():
-        t, g, (y, grad) = median_run(symdl_loop(steps), n_ops)
+        t, g, (y, grad) = median_run("symdl")
         rep.check(f"{n_ops:,} ops: symdl value vs numpy", y, y_ref)
         rep.check(f"{n_ops:,} ops: symdl gradient vs forward-mode recurrence", grad, g_ref)
         rep.add(case, "symdl dlfeval (trace)", t / n_ops, symdl=True, total_seconds=t)
@@ -125,17 +153,16 @@ def bench_traced(rep: Report, n_ops: int) -> None:
         rep.add(gcase, "symdl trace + dlgradient", (t + g) / n_ops, symdl=True, ref=False)
 
     def bench_torch():
-        torch = peer("torch")
         if torch is None:
             rep.missing(case, "PyTorch eager (forward)", "torch")
             return rep.missing(gcase, "PyTorch eager (backward)", "torch")
-        t, g, (y, grad) = median_run(torch_loop(torch, steps), n_ops)
+        t, g, (y, grad) = median_run("torch")
         rep.check(f"{n_ops:,} ops: PyTorch gradient vs forward-mode recurrence", grad, g_ref)
         rep.add(case, "PyTorch eager (forward)", t / n_ops, note="tensors require grad")
         rep.add(gcase, "PyTorch eager (backward)", g / n_ops)
 
     def bench_numpy():
-        t, _, _ = median_run(numpy_loop(steps), n_ops)
+        t, _, _ = median_run("numpy")
         rep.add(case, "numpy (forward only)", t / n_ops)
 
     attempt(rep, case, "symdl", bench_symdl)
@@ -185,7 +212,8 @@ def main() -> None:
     for n in SIZES:
         bench_traced(rep, n)
     rep.note("traced: y = tanh(y * 0.999 + x) on 3 float64 elements, 3 ops a step; per op = loop time / ops; "
-             "trace and gradient timed separately inside one dlfeval call (PyTorch: forward, then backward)")
+             "trace and gradient timed separately inside one dlfeval call (PyTorch: forward, then backward); "
+             "symdl, PyTorch and numpy run in turn, medians of 5 runs (1k ops) or 3")
     rep.finish(args)
 
 

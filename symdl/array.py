@@ -9,7 +9,8 @@ import numpy as np
 
 from . import functions as F
 from .core import apply, is_traced
-from .tracing import active_root
+from .ir.quiet import QUIET_SWITCH
+from .tracing import _STATE, active_root
 from .formats import canonical_permutation, check_fmt
 from .ir.shapes import dtype_name
 
@@ -189,14 +190,63 @@ class dlarray:
         return id(self)
 
     # ------------------------------------------------------------ arithmetic
-    def __add__(self, o): return F.add(self, o)
-    def __radd__(self, o): return F.add(o, self)
-    def __sub__(self, o): return F.subtract(self, o)
-    def __rsub__(self, o): return F.subtract(o, self)
-    def __mul__(self, o): return F.multiply(self, o)
-    def __rmul__(self, o): return F.multiply(o, self)
-    def __truediv__(self, o): return F.divide(self, o)
-    def __rtruediv__(self, o): return F.divide(o, self)
+    # (the four operators try the direct path for plain arrays first: see _plain)
+    def __add__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, False, _add)
+            if out is not None:
+                return out
+        return F.add(self, o)
+
+    def __radd__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, True, _add)
+            if out is not None:
+                return out
+        return F.add(o, self)
+
+    def __sub__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, False, _subtract)
+            if out is not None:
+                return out
+        return F.subtract(self, o)
+
+    def __rsub__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, True, _subtract)
+            if out is not None:
+                return out
+        return F.subtract(o, self)
+
+    def __mul__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, False, _multiply)
+            if out is not None:
+                return out
+        return F.multiply(self, o)
+
+    def __rmul__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, True, _multiply)
+            if out is not None:
+                return out
+        return F.multiply(o, self)
+
+    def __truediv__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, False, _divide)
+            if out is not None:
+                return out
+        return F.divide(self, o)
+
+    def __rtruediv__(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, True, _divide)
+            if out is not None:
+                return out
+        return F.divide(o, self)
+
     def __pow__(self, o): return F.power(self, o)
     def __rpow__(self, o): return F.power(o, self)
     def __mod__(self, o): return _np().mod(self, o)
@@ -319,6 +369,71 @@ class dlarray:
             raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: symdl has no derivative "
                             "rule for it (for plain data, call it on symdl.extractdata(x))")
         return fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- untraced operators
+# ``x * g``, ``x - 0.1 * g`` on plain float dlarrays outside dlfeval (an
+# optimiser's inner loop): the operator computes the result itself, with the
+# kernels of the untraced arithmetic path (symdl.core.ARITHMETIC: the same
+# operations in the same order, so bit for bit its values), skipping the
+# public function's dispatch.  Only two arrays of one shape and dtype, or one
+# and a Python number; the rest (broadcasting and its errors, promotion,
+# traced values) goes through the public functions.  tests/test_dlarray.py
+# compares the two paths.
+
+_F32, _F64 = np.dtype("float32"), np.dtype("float64")
+_EXACT = 2 ** 53  # larger ints are not all exact as floats: the general path decides
+_QUIET_ON, _QUIET_OFF, _IGNORE = QUIET_SWITCH or (None, None, None)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _subtract(a, b):
+    return a + np.negative(b)  # as core's _subtract_values (the interpreter's sum with coefficient -1)
+
+
+def _multiply(a, b):
+    return a * b
+
+
+def _divide(a, b):
+    return a / b
+
+
+def _plain(x: dlarray, o, reflected: bool, kernel):
+    """``kernel(x, o)`` (``kernel(o, x)`` when ``reflected``) as a dlarray
+    when ``o`` is a dlarray of ``x``'s float dtype and shape or a Python
+    number; else None.  The caller checks that no trace runs."""
+    if _QUIET_ON is None:  # pragma: no cover - other numpy versions
+        return None
+    va = x._value
+    dt = va.dtype
+    if dt is not _F64 and dt is not _F32:
+        return None
+    t = type(o)
+    if t is dlarray:
+        vb = o._value
+        if vb.dtype is not dt or vb.shape != va.shape:
+            return None
+        first, second = (o, x) if reflected else (x, o)  # the labels of the left operand win
+        fmt = first._fmt if first._fmt is not None and len(first._fmt) == va.ndim else second._fmt
+    elif t is float or t is int and -_EXACT < o < _EXACT:
+        vb = dt.type(o)  # a weak scalar: the array's dtype
+        fmt = x._fmt
+    else:
+        return None
+    token = _QUIET_ON(_IGNORE)
+    try:
+        out = kernel(vb, va) if reflected else kernel(va, vb)
+    finally:
+        _QUIET_OFF(token)
+    if type(out) is not np.ndarray:  # 0-d operands give numpy scalars; results are arrays
+        out = np.asarray(out)
+    if fmt is not None and len(fmt) != out.ndim:
+        fmt = None
+    return dlarray._wrap(out, None, None, fmt)
 
 
 def _np():

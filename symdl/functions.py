@@ -17,7 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .core import ARITHMETIC, apply, promote, to_operands, traced_with_numbers, untraced_pair, untraced_single
+from .ir import build as B
 from .ir.shapes import ShapeError, broadcast_shapes
+from .tracing import _STATE as _TRACES  # each thread's stack of dlfeval contexts
 from .ir.shapes import normalize_axes as _normalize_axes
 
 __all__ = [
@@ -67,17 +69,137 @@ def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, unt
     """Elementwise ``op`` on dlarray/numpy/number operands.  The common cases
     skip the general bookkeeping and give its exact result: untraced float
     arrays through the numpy kernel ``ARITHMETIC[untraced]`` (see
-    :mod:`symdl.core`), traced arrays with Python numbers straight to the builder."""
-    if untraced is not None:
-        values = untraced_pair(op, *operands) if len(operands) == 2 else untraced_single(operands[0])
-        if values is not None:
-            out = ARITHMETIC[untraced](*values) if len(operands) == 2 else ARITHMETIC[untraced](values)
-            return dlarray._wrap(out, None, None, _fmt_for(operands, out.ndim))
-    out = traced_with_numbers(op, operands, attrs) if dtype is None else None
+    :mod:`symdl.core`), traced arrays with each other or with Python numbers
+    straight to the builder (:func:`_traced`)."""
+    return _elementwise_with(op, operands, attrs or _NO_ATTRS, dtype, untraced)
+
+
+# Attributes shared by every call (and kept by every traced value's origin:
+# one dict, not one per operation); never mutated (callers unpack them).
+_NO_ATTRS: dict = {}
+_ADD = {"coeffs": (1.0, 1.0), "const": 0.0}
+_SUBTRACT = {"coeffs": (1.0, -1.0), "const": 0.0}
+_NEGATE = {"coeffs": (-1.0,), "const": 0.0}
+_MULTIPLY = {"exps": (1, 1)}
+_DIVIDE = {"exps": (1, -1)}
+
+
+def _elementwise_with(op: str, operands: Sequence[Any], attrs: dict, dtype: str | None = None,
+                      untraced: str | None = None):
+    """:func:`_elementwise` with its attributes as one (read-only) dict."""
+    if _TRACES.stack:
+        out = None
+        if dtype is None:
+            out = _traced(op, operands, attrs)
+            if out is not None:
+                return out
+            # several operands, numpy arrays, mixed dtypes: the general path's own fast case
+            out = traced_with_numbers(op, operands, attrs)
+    else:  # no trace: traced_with_numbers has nothing to do
+        out = None
+        if untraced is not None:
+            values = untraced_pair(op, *operands) if len(operands) == 2 else untraced_single(operands[0])
+            if values is not None:
+                out = ARITHMETIC[untraced](*values) if len(operands) == 2 else ARITHMETIC[untraced](values)
+                return dlarray._wrap(out, None, None, _fmt_for(operands, out.ndim))
     if out is None:
         out = apply(op, to_operands(operands, dtype), **attrs)
     out._fmt = _fmt_for(operands, out.ndim)  # labels of an operand of the result's rank
     return out
+
+
+# ---------------------------------------------------------------- traced fast path
+# Inside dlfeval nearly every elementwise operation is a traced float dlarray
+# with another of the same dtype, with a Python number, or alone.  For those,
+# ``_traced`` makes the same node, value, origin and labels as the general
+# path (``traced_with_numbers``, itself ``apply`` after ``to_operands``) with
+# none of its per-operand generality: a traced op is a few builder calls and
+# one numpy call.  tests/test_tracing_cost.py compares the two paths.
+
+_F32, _F64 = np.dtype("float32"), np.dtype("float64")
+_EXACT = 2 ** 53  # larger ints are not all exact as floats: the general path decides
+
+
+def _traced(op: str, operands: Sequence[Any], attrs: dict):
+    """The traced result of elementwise ``op`` when the operands are one
+    traced float dlarray, two of one dtype, or one and a Python number; else
+    None (the general path decides)."""
+    root = _TRACES.stack[0]
+    if len(operands) == 1:
+        (a,) = operands
+        if type(a) is not dlarray or a._trace is not root or a._node is None:
+            return None
+        dt = a._value.dtype
+        if dt != _F64 and dt != _F32:
+            return None
+        node = B.emit(op, (a._node,), **attrs)
+        parts = (a,)
+        fmt = a._fmt
+    elif len(operands) == 2:
+        a, b = operands
+        if type(a) is dlarray:
+            if a._trace is not root or a._node is None:
+                return None
+            dt = a._value.dtype
+            if dt != _F64 and dt != _F32:
+                return None
+            if type(b) is dlarray:
+                if b._trace is not root or b._node is None or b._value.dtype != dt:
+                    return None
+                node = B.emit(op, (a._node, b._node), **attrs)
+                parts = (a, b)
+            else:
+                c = _weak_number(b, dt)
+                if c is None:
+                    return None
+                parts = (a, c)
+                node = _with_number(op, a._node, c, True, attrs, root)
+        elif type(b) is dlarray:
+            if b._trace is not root or b._node is None:
+                return None
+            dt = b._value.dtype
+            if dt != _F64 and dt != _F32:
+                return None
+            c = _weak_number(a, dt)
+            if c is None:
+                return None
+            parts = (c, b)
+            node = _with_number(op, b._node, c, False, attrs, root)
+        else:
+            return None
+        fmt = a._fmt if type(a) is dlarray else None
+        if fmt is None and type(b) is dlarray:
+            fmt = b._fmt
+    else:
+        return None
+    value = root.value(node)
+    if fmt is not None:
+        fmt = _fmt_for(operands, value.ndim)
+    return dlarray._wrap(value, node, root, fmt, (op, attrs, parts))
+
+
+def _weak_number(x, dt: np.dtype):
+    """A Python float, or an int exact as a float, as a numpy scalar of
+    ``dt`` (a weak scalar: it takes the array's dtype), else None.  (The
+    general path's 0-d array holds the same number; a scalar is a third of
+    its size, and every traced value keeps its operands in its origin.)"""
+    t = type(x)
+    if t is float or t is int and -_EXACT < x < _EXACT:
+        return dt.type(x)
+    return None
+
+
+def _with_number(op: str, node, c: np.generic, first: bool, attrs: dict, root):
+    """The node of ``op(node, c)`` (``op(c, node)`` when not ``first``) for a
+    constant ``c``."""
+    if op == "mul" and attrs["exps"] == (1, 1):
+        # ``y * c``: the canonical form of a product with a constant factor
+        # is the scaled term ``c y`` (see canonical_product), built directly
+        # (no constant node, no product to take apart).  ``c`` is rounded to
+        # the array's dtype, as the constant node would hold it.
+        return B.scale(node, float(c))
+    k = root.const(c)
+    return B.emit(op, (node, k) if first else (k, node), **attrs)
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -90,7 +212,7 @@ def add(a, b):
         >>> symdl.functions.add(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([1.5, 2.5])
     """
-    return _elementwise("add", [a, b], untraced="add", coeffs=(1.0, 1.0), const=0.0)
+    return _elementwise_with("add", [a, b], _ADD, untraced="add")
 
 
 def subtract(a, b):
@@ -101,7 +223,7 @@ def subtract(a, b):
         >>> symdl.functions.subtract(symdl.dlarray([1.0, 2.0]), 0.5)
         dlarray([0.5, 1.5])
     """
-    return _elementwise("add", [a, b], untraced="subtract", coeffs=(1.0, -1.0), const=0.0)
+    return _elementwise_with("add", [a, b], _SUBTRACT, untraced="subtract")
 
 
 def negative(a):
@@ -112,7 +234,7 @@ def negative(a):
         >>> symdl.functions.negative(symdl.dlarray([1.0, -2.0]))
         dlarray([-1.,  2.])
     """
-    return _elementwise("add", [a], untraced="negative", coeffs=(-1.0,), const=0.0)
+    return _elementwise_with("add", [a], _NEGATE, untraced="negative")
 
 
 def multiply(a, b):
@@ -123,7 +245,7 @@ def multiply(a, b):
         >>> symdl.functions.multiply(symdl.dlarray([1.0, 2.0]), 3.0)
         dlarray([3., 6.])
     """
-    return _elementwise("mul", [a, b], untraced="multiply", exps=(1, 1))
+    return _elementwise_with("mul", [a, b], _MULTIPLY, untraced="multiply")
 
 
 def divide(a, b):
@@ -134,7 +256,7 @@ def divide(a, b):
         >>> symdl.functions.divide(symdl.dlarray([1.0, 2.0]), 4.0)
         dlarray([0.25, 0.5 ])
     """
-    return _elementwise("mul", [a, b], untraced="divide", exps=(1, -1))
+    return _elementwise_with("mul", [a, b], _DIVIDE, untraced="divide")
 
 
 def _scalar_exponent(p) -> float | None:
@@ -193,7 +315,7 @@ def _unary(op: str, public: str | None = None, at: float = 0.5):
     public = public or op
 
     def f(x):
-        return _elementwise(op, [x])
+        return _elementwise_with(op, [x], _NO_ATTRS)
     f.__name__ = f.__qualname__ = public
     from .ir.ops.functions import FUNCTIONS
     # the docstring's example, from numpy (math for erf: scipy is not imported at import time)

@@ -160,8 +160,14 @@ class TraceContext:
         data = self.memo.data
         v = data.get(node._ref)
         if v is None:
+            inputs = node.inputs
             try:  # the usual case: a new node whose operands all have values
-                operands = [data[i._ref] for i in node.inputs]
+                if len(inputs) == 1:  # (no comprehension for the commonest arities)
+                    operands = [data[inputs[0]._ref]]
+                elif len(inputs) == 2:
+                    operands = [data[inputs[0]._ref], data[inputs[1]._ref]]
+                else:
+                    operands = [data[i._ref] for i in inputs]
             except KeyError:
                 return evaluate([node], self.memo)[0]
             if node.op == "input":

@@ -892,3 +892,79 @@ class TestIEEE:
             traced = data(dlfeval(fn, dlarray(a)))
         np.testing.assert_array_equal(untraced, expected)
         np.testing.assert_array_equal(traced, expected)
+
+
+# ---------------------------------------------------------------- the operators' direct path
+# Outside dlfeval, + - * / on two plain float dlarrays of one shape and dtype,
+# or on one and a Python number, compute their result in the operator itself
+# (symdl.array._plain).  Everything about the result must be the general
+# path's (symdl.functions._elementwise without its own fast case): values to
+# the bit, dtype, shape, labels, and which operand is on the left.
+
+_OPS = {"+": (lambda a, b: a + b, "add", {"coeffs": (1.0, 1.0), "const": 0.0}),
+        "-": (lambda a, b: a - b, "add", {"coeffs": (1.0, -1.0), "const": 0.0}),
+        "*": (lambda a, b: a * b, "mul", {"exps": (1, 1)}),
+        "/": (lambda a, b: a / b, "mul", {"exps": (1, -1)})}
+_VALUES = np.array([0.0, -0.0, 1.0, -2.5, 1e-310, 1e308, -1e308, 3.4e38, np.inf, -np.inf, np.nan, 0.1])
+
+
+def _general_path(op, attrs, a, b):
+    from symdl.core import apply, to_operands
+    from symdl.functions import _fmt_for
+    out = apply(op, to_operands([a, b]), **attrs)
+    out._fmt = _fmt_for([a, b], out.ndim)
+    return out
+
+
+def _same_bits(fast, general):
+    assert type(fast) is dlarray and fast._node is None and fast._trace is None
+    assert fast.dtype == general.dtype and fast.shape == general.shape and fast.fmt == general.fmt
+    f, g = extractdata(fast), extractdata(general)
+    assert type(f) is np.ndarray
+    assert np.array_equal(np.isnan(f), np.isnan(g))
+    assert f[~np.isnan(f)].tobytes() == g[~np.isnan(g)].tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sym", list(_OPS))
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_operator_direct_path_is_the_general_path(sym, dtype):
+    fn, op, attrs = _OPS[sym]
+    with np.errstate(all="ignore"):
+        grid = np.array(np.meshgrid(_VALUES, _VALUES)).reshape(2, -1).astype(dtype)
+    labelled = [(dlarray(grid[0].reshape(12, 12), "CB"), dlarray(grid[1].reshape(12, 12))),
+                (dlarray(grid[0].reshape(12, 12)), dlarray(grid[1].reshape(12, 12), "SB")),
+                (dlarray(grid[0].reshape(12, 12), "CB"), dlarray(grid[1].reshape(12, 12), "SB")),
+                (dlarray(grid[0]), dlarray(grid[1])),
+                (dlarray(grid[0][0]), dlarray(grid[1][0]))]           # 0-d: results are still arrays
+    for a, b in labelled:
+        _same_bits(fn(a, b), _general_path(op, attrs, a, b))
+        _same_bits(type(b).__radd__(b, a) if sym == "+" else fn(a, b), _general_path(op, attrs, a, b))
+    x = labelled[0][0]
+    for number in [0.1, -0.0, 2, -3, 1e300, float("nan"), float("inf")]:
+        _same_bits(fn(x, number), _general_path(op, attrs, x, number))
+        _same_bits(fn(number, x), _general_path(op, attrs, number, x))
+        assert fn(x, number).dtype == np.dtype(dtype)                 # Python numbers are weak
+
+
+def test_operator_direct_path_leaves_the_rest_to_the_general_path():
+    x32, x64 = dlarray(np.ones(2, np.float32), "C"), dlarray(np.array([1.0, -2.0]))
+    assert (x32 * x64).dtype == np.float64 and (x64 - x32).dtype == np.float64   # promotion
+    assert (x32 * np.float64(2.0)).dtype == np.float64                           # numpy scalars are strong
+    assert (x32 + True).dtype == np.float32 and (x32 * 2 ** 60).dtype == np.float32
+    assert_dl(dlarray(np.ones((2, 1))) * x64, np.ones((2, 1)) * np.array([1.0, -2.0]))  # broadcasting
+    with pytest.raises(ValueError, match=r"add: shapes \(2,\), \(3,\) cannot be broadcast together"):
+        x64 + dlarray(np.ones(3))
+    with pytest.raises(TypeError, match="complex"):
+        x64 * 1j
+    # reflected with a dlarray on the right: the left operand's labels win, as in the general path
+    a, b = dlarray(np.ones((2, 3)), "CB"), dlarray(np.ones((2, 3)), "SB")
+    assert a.__radd__(b).fmt == "SB" and a.__rmul__(b).fmt == "SB" and a.__rsub__(b).fmt == "SB"
+    assert_dl(a.__rsub__(b * 3.0), np.full((2, 3), 2.0))
+    assert_dl(a.__rtruediv__(b * 3.0), np.full((2, 3), 3.0))
+
+    def f(x):  # inside dlfeval the operators trace
+        y = x * x - 0.5 * x
+        assert y._node is not None
+        return dlgradient(symdl.sum(y), x)
+    assert_dl(dlfeval(f, x64), 2 * np.array([1.0, -2.0]) - 0.5)

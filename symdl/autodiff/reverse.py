@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..ir import build as B
 from ..ir.node import Node
-from ..ir.ops import primitive
+from ..ir.ops import PRIMITIVES, primitive
 from ..ir.rewrite import toposort
 
 
@@ -19,13 +19,12 @@ def _depends(order: list[Node], wrt: Sequence[Node]) -> set[Node]:
     """Nodes of ``order`` that depend on any of ``wrt``."""
     dep = set(wrt)
     for node in order:
-        if node not in dep and any(i in dep for i in node.inputs):
-            dep.add(node)
+        if node not in dep:
+            for i in node.inputs:  # (a loop, not any(...): this visits every node of the graph)
+                if i in dep:
+                    dep.add(node)
+                    break
     return dep
-
-
-def _sum(contributions: list[Node]) -> Node:
-    return contributions[0] if len(contributions) == 1 else B.add(*contributions)
 
 
 def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]) -> list[Node | None]:
@@ -48,21 +47,31 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
         contribs = pending.pop(node, None)
         if not contribs:
             continue
-        g = _sum(contribs)
+        g = contribs[0] if len(contribs) == 1 else B.add(*contribs)  # one canonical sum of them all
         if node in wanted:
             done[node] = g
-        if not node.inputs or not any(i in relevant for i in node.inputs):
+        inputs = node.inputs
+        for i in inputs:
+            if i in relevant:
+                break
+        else:  # no input depends on wrt (or none at all): nothing to pass on
             continue
-        prim = primitive(node.op)
+        prim = PRIMITIVES.get(node.op) or primitive(node.op)
         if not prim.differentiable:
             continue
         rule = prim.vjp
         if rule is None:
             raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
-        for inp, cot in zip(node.inputs, rule(node, g)):
+        for inp, cot in zip(inputs, rule(node, g)):
             if cot is None or inp not in relevant:
                 continue
-            pending.setdefault(inp, []).append(B.unbroadcast(cot, inp.shape))
+            if cot.shape != inp.shape:
+                cot = B.unbroadcast(cot, inp.shape)
+            contribs = pending.get(inp)
+            if contribs is None:
+                pending[inp] = [cot]
+            else:
+                contribs.append(cot)
     return [done.get(x) for x in wrt]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .node import ArrayValue, Node, make_node
-from .ops import primitive
+from .ops import PRIMITIVES, primitive
 from .rewrite import AFTER_CONSTRUCTOR, CONSTRUCTION, CONSTRUCTORS, rewrite_node
 from .shapes import ShapeError, broadcast_shapes
 
@@ -31,13 +31,16 @@ __all__ = [
 
 
 def as_attrs(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    if len(attrs) < 2:  # nothing to sort (most elementwise ops: no attrs at all)
+        return tuple(attrs.items())
     return tuple(sorted(attrs.items()))
 
 
 def emit(op: str, inputs: Sequence[Node], **attrs: Any) -> Node:
     """Build ``op(inputs; attrs)`` in canonical form."""
-    inputs = tuple(inputs)
-    prim = primitive(op)
+    if type(inputs) is not tuple:
+        inputs = tuple(inputs)
+    prim = PRIMITIVES.get(op) or primitive(op)  # (primitive() raises the error naming an unknown op)
     if prim.arity is not None and len(inputs) != prim.arity:
         raise ShapeError(f"{op}: takes {prim.arity} operands, got {len(inputs)}")
     shape, dtype = prim.infer(inputs, attrs)
@@ -132,7 +135,19 @@ def neg(a: Node) -> Node:
 
 
 def scale(a: Node, c: float) -> Node:
-    return a if c == 1.0 else linear([(a, c)])
+    if c == 1.0:
+        return a
+    if a.op != "add" and a.op != "const" and a.dtype in _FLOATS:
+        # ``c a`` of a term that is neither a sum (whose coefficients would
+        # absorb c) nor a constant (which would fold): its canonical form is
+        # the one-term sum with these very fields (canonical_sum finds
+        # nothing to change), interned directly.  ``y * 0.999`` in a traced loop.
+        node = make_node("add", (a,), (("coeffs", (float(c),)), ("const", 0.0)), a.shape, a.dtype)
+        return rewrite_node(node, AFTER_CONSTRUCTOR)
+    return linear([(a, c)])
+
+
+_FLOATS = ("float32", "float64")
 
 
 def split_scale(v: Node) -> tuple[float, Node | None]:

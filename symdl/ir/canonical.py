@@ -34,7 +34,7 @@ from .interpret import eval_node
 from .node import Node, make_node, precedes
 from .node import ordered as in_order
 from .ops import primitive
-from .rewrite import constructor, ieee_active, rule
+from .rewrite import _IEEE, constructor, ieee_active, rule
 
 FOLD_LIMIT = 1 << 16  # fold constant results up to this many elements
 
@@ -74,24 +74,27 @@ def _collect_terms(inputs, coeffs, constant: float) -> tuple[dict[Node, float], 
     terms: dict[Node, float] = {}
     changed = False
     for term, c in zip(inputs, coeffs):
-        if term.op == "add":
+        op = term.op
+        if op == "add":
             changed = True
-            inner_constant = term.attr("const")
+            (_, inner_coeffs), (_, inner_constant) = term.attrs  # (sorted: coeffs, const)
             if inner_constant != 0.0:  # (an infinite c times a zero constant is no NaN term)
                 constant += c * inner_constant
-            inner = zip(term.inputs, term.attr("coeffs"))
-        elif term.op == "const" and term.const_scalar() is not None:
+            for t, k in zip(term.inputs, inner_coeffs):
+                if t in terms:
+                    terms[t] += c * k
+                else:
+                    terms[t] = c * k  # (not 0.0 + c k: that turns a -0.0 coefficient into +0.0)
+            continue
+        if op == "const" and term.const_scalar() is not None:
             changed = True
             constant += c * term.const_scalar()
             continue
+        if term in terms:
+            changed = True
+            terms[term] += c
         else:
-            inner = ((term, 1.0),)
-        for t, k in inner:
-            if t in terms:
-                changed = True
-                terms[t] += c * k
-            else:
-                terms[t] = c * k  # (not 0.0 + c k: that turns a -0.0 coefficient into +0.0)
+            terms[term] = c * 1.0  # (c * k with k = 1.0, as for the terms of a nested sum)
     return terms, constant, changed
 
 
@@ -108,19 +111,23 @@ def canonical_sum(inputs: tuple[Node, ...], coeffs, constant: float, shape: tupl
         return None
     if not ordered:
         return B.const(constant, shape, dtype)
-    coeffs = tuple(terms[t] for t in ordered)
+    coeffs = tuple(map(terms.__getitem__, ordered))
     if len(ordered) == 1 and coeffs[0] == 1.0 and constant == 0.0:
         return _to_shape(ordered[0], shape)
-    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)),
-                    B.common_shape("add", ordered), dtype)
-    return _to_shape(new, shape)
+    common = ordered[0].shape
+    for t in ordered:  # (the terms' broadcast shape: most often all the same)
+        if t.shape != common:
+            common = B.common_shape("add", ordered)
+            break
+    new = make_node("add", tuple(ordered), (("coeffs", coeffs), ("const", constant)), common, dtype)
+    return new if new.shape == shape else B.broadcast_to(new, shape)
 
 
 @constructor("add")
 def construct_add(inputs, attrs, shape, dtype) -> Node | None:
     """The constructor of sums (before any node exists); under IEEE
     semantics the sum stays as written (``None``)."""
-    if ieee_active():
+    if _IEEE.get():  # (ieee_active(), without the call: every sum built asks)
         return None
     return canonical_sum(inputs, attrs["coeffs"], attrs["const"], shape, dtype)
 
@@ -364,9 +371,13 @@ def pow_const_exponent(node: Node) -> Node | None:
 
 @rule("fold", "*")
 def fold_constants(node: Node) -> Node | None:
-    if node.op in ("const", "input") or not node.inputs:
+    inputs = node.inputs
+    if not inputs:  # (constants and graph inputs have none)
         return None
-    if not all(i.op == "const" for i in node.inputs) or node.size > FOLD_LIMIT:
+    for i in inputs:  # a loop, not all(...): this rule sees every node built
+        if i.op != "const":
+            return None
+    if node.size > FOLD_LIMIT:
         return None
     if primitive(node.op).kind == "random":
         return None

@@ -14,12 +14,18 @@ from .shapes import dtype_name
 __all__ = ["evaluate", "interpret", "eval_node"]
 
 
+_DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "bool", "int64")}
+
+
 def eval_node(node: Node, values: Sequence[np.ndarray]) -> np.ndarray:
     """Evaluate one node from the values of its inputs."""
     out = PRIMITIVES[node.op].impl(values if type(values) is list else list(values), node)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if dtype_name(out.dtype) != node.dtype:  # (by cached name: comparing a dtype with a str parses the str)
+    dt = out.dtype
+    # (the usual dtype object by identity, else by cached name: comparing a
+    # dtype with a str parses the str)
+    if dt is not _DTYPES.get(node.dtype) and dtype_name(dt) != node.dtype:
         out = out.astype(node.dtype)
     if out.shape != node.shape:
         raise AssertionError(f"interpreter produced shape {out.shape} for {node!r}")

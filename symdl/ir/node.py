@@ -142,14 +142,17 @@ def _negative_zeros(attrs: tuple) -> tuple | None:
     Tuples compare -0.0 equal to 0.0, but ``1 / c`` and ``x + c`` at
     ``x = -0.0`` tell them apart, so the intern key must too."""
     found = None
-    for pos, (_, value) in enumerate(attrs):
-        if type(value) is float:
+    pos = 0
+    for _, value in attrs:
+        t = type(value)
+        if t is float:
             if value == 0.0 and math.copysign(1.0, value) < 0:
                 found = (found or ()) + (pos,)
-        elif type(value) is tuple:
+        elif t is tuple and 0.0 in value:  # (a C-speed scan first: most tuples hold no zero)
             for i, v in enumerate(value):
                 if type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0:
                     found = (found or ()) + ((pos, i),)
+        pos += 1
     return found
 
 
@@ -182,7 +185,13 @@ def ordered(items, base=None) -> list:
     default: the items are nodes), ties broken by the items themselves.  The
     digests are computed only when two depths tie."""
     items = list(items)
+    if len(items) < 2:
+        return items
     nodes = items if base is None else [base(i) for i in items]
+    if len(items) == 2:  # the commonest case (binary sums and products): one comparison
+        da, db = nodes[0].depth, nodes[1].depth
+        if da != db:
+            return items if da < db else [items[1], items[0]]
     depths = [n.depth for n in nodes]
     if len(set(depths)) == len(depths):
         return [items[k] for _, k in sorted(zip(depths, range(len(items))))]
@@ -243,7 +252,14 @@ def make_node(op: str, inputs: tuple[Node, ...], attrs: tuple[tuple[str, Any], .
     _set_attrs(node, attrs)
     _set_shape(node, shape)
     _set_dtype(node, dtype)
-    _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
+    n = len(inputs)
+    if n == 1:
+        _set_depth(node, inputs[0].depth + 1)
+    elif n == 2:
+        da, db = inputs[0].depth, inputs[1].depth
+        _set_depth(node, (da if da > db else db) + 1)
+    else:
+        _set_depth(node, 1 + max([i.depth for i in inputs]) if inputs else 1)
     _set_digest(node, None)
     _set_order(node, None)
     ref = _Ref(node, _forget)

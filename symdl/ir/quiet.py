@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["quiet", "quietly"]
+__all__ = ["quiet", "quietly", "QUIET_SWITCH"]
 
 try:
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
     _IGNORE = _make_extobj(all="ignore")
 except (ImportError, AttributeError, TypeError):  # pragma: no cover - other numpy versions
     _extobj_contextvar = None
+
+#: ``(set, reset, ignore)``: ``token = set(ignore)`` turns numpy's warnings
+#: off until ``reset(token)``, for callers that cannot afford a wrapper's
+#: frame (the interpreter's elementwise evaluation); None where this numpy
+#: detail is missing.
+QUIET_SWITCH = None if _extobj_contextvar is None else (_extobj_contextvar.set, _extobj_contextvar.reset, _IGNORE)
 
 
 class _Quiet:

@@ -77,6 +77,8 @@ _MAX_STEPS = 64
 
 
 _PLANS: dict[tuple, tuple] = {}  # (sets, op, ieee) -> rules to try, in order
+_CONSTRUCTION_PLANS: dict[str, tuple] = {}  # op -> the plan of CONSTRUCTION (not IEEE)
+_AFTER_CONSTRUCTOR_PLANS: dict[str, tuple] = {}  # op -> the plan of AFTER_CONSTRUCTOR (not IEEE)
 
 
 def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
@@ -85,6 +87,8 @@ def rule(set_name: str, *ops: str) -> Callable[[Rule], Rule]:
         for op in ops:
             RULE_SETS[set_name][op].append(fn)
         _PLANS.clear()
+        _CONSTRUCTION_PLANS.clear()
+        _AFTER_CONSTRUCTOR_PLANS.clear()
         return fn
     return register
 
@@ -97,21 +101,32 @@ def constructor(op: str) -> Callable[[Constructor], Constructor]:
     return register
 
 
+def _make_plan(sets: tuple, op: str, ieee: bool) -> tuple:
+    return tuple(fn for name in sets if not ieee or name in IEEE_EXACT
+                 for fn in (*RULE_SETS[name].get(op, ()), *RULE_SETS[name].get("*", ())))
+
+
 def _rules_for(sets: tuple, op: str) -> tuple:
     ieee = _IEEE.get()
+    if not ieee and (sets is CONSTRUCTION or sets is AFTER_CONSTRUCTOR):
+        # the builders' sets (every node built): one lookup by op, no key to hash
+        table = _CONSTRUCTION_PLANS if sets is CONSTRUCTION else _AFTER_CONSTRUCTOR_PLANS
+        plan = table.get(op)
+        if plan is None:
+            plan = table[op] = _make_plan(sets, op, ieee)
+        return plan
     key = (sets, op, ieee)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = tuple(fn for name in sets if not ieee or name in IEEE_EXACT
-                     for fn in (*RULE_SETS[name].get(op, ()), *RULE_SETS[name].get("*", ())))
-        _PLANS[key] = plan
+        plan = _PLANS[key] = _make_plan(sets, op, ieee)
     return plan
 
 
 def rewrite_node(node: Node, sets: Sequence[str]) -> Node:
     """Apply the rules of ``sets`` to ``node`` until none fires (the first rule
     that fires wins; then the new node starts over)."""
-    sets = tuple(sets)
+    if type(sets) is not tuple:
+        sets = tuple(sets)
     for _ in range(_MAX_STEPS):
         for fn in _rules_for(sets, node.op):
             new = fn(node)

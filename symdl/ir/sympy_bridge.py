@@ -16,7 +16,7 @@ from . import build as B
 from .ops import functions as E
 from .node import ArrayValue, Node
 
-__all__ = ["from_sympy", "to_sympy", "number"]
+__all__ = ["from_sympy", "compile_sympy", "to_sympy", "number"]
 
 _RELATIONAL = {sympy.StrictGreaterThan: "gt", sympy.GreaterThan: "ge", sympy.StrictLessThan: "lt",
                sympy.LessThan: "le", sympy.Equality: "eq", sympy.Unequality: "ne"}
@@ -25,22 +25,30 @@ _MINMAX = {sympy.Max: "maximum", sympy.Min: "minimum"}
 
 def from_sympy(expr: sympy.Expr, env: dict[sympy.Symbol, Node], dtype: str) -> Node:
     """Canonical nodes computing ``expr`` with symbols bound by ``env``."""
-    memo: dict[sympy.Basic, Node] = {}
+    return _walk(expr, env, dtype, B)
 
-    def scalar(value) -> Node:
-        return B.const(float(value), (), dtype)
 
-    def conv(e: sympy.Basic) -> Node:
+def _walk(expr, env: dict, dtype: str, b):
+    """``expr`` through the builders ``b`` (``symdl.ir.build`` or a
+    :class:`_Recorder`), symbols bound by ``env``."""
+    memo: dict[sympy.Basic, object] = {}
+
+    def scalar(value):
+        return b.const(float(value), (), dtype)
+
+    def conv(e: sympy.Basic):
         if e in memo:
             return memo[e]
-        out = _convert(e, conv, scalar, env)
+        out = _convert(e, conv, scalar, env, b)
         memo[e] = out
         return out
 
     return conv(sympy.sympify(expr))
 
 
-def _convert(e, conv: Callable, scalar: Callable, env) -> Node:
+def _convert(e, conv: Callable, scalar: Callable, env, b):
+    # Every builder call is decided by the expression alone (never by the
+    # nodes the builders return), which lets compile_sympy record them once.
     if isinstance(e, sympy.Symbol):
         return env[e]
     if e.is_Number or isinstance(e, sympy.NumberSymbol):
@@ -51,7 +59,7 @@ def _convert(e, conv: Callable, scalar: Callable, env) -> Node:
         for arg in sympy.Add.make_args(rest):
             c, t = arg.as_coeff_Mul()
             terms.append((conv(t), float(c)))
-        return B.linear(terms, float(constant))
+        return b.linear(terms, float(constant))
     if isinstance(e, sympy.Mul):
         c, rest = e.as_coeff_Mul()
         factors, exps = [], []
@@ -63,35 +71,126 @@ def _convert(e, conv: Callable, scalar: Callable, env) -> Node:
             else:
                 factors.append(conv(f))
                 exps.append(1)
-        return B.scale(B.emit("mul", factors, exps=tuple(exps)), float(c))
+        return b.scale(b.emit("mul", factors, exps=tuple(exps)), float(c))
     if isinstance(e, sympy.Pow):
         base, ex = e.args
         if ex.is_Integer:
-            return B.ipow(conv(base), int(ex))
+            return b.ipow(conv(base), int(ex))
         if ex.is_Number:
-            return B.powc(conv(base), float(ex))
-        return B.fn("pow", conv(base), conv(ex))
+            return b.powc(conv(base), float(ex))
+        return b.fn("pow", conv(base), conv(ex))
     if type(e) in _MINMAX:
         out = conv(e.args[0])
         for arg in e.args[1:]:
-            out = B.fn(_MINMAX[type(e)], out, conv(arg))
+            out = b.fn(_MINMAX[type(e)], out, conv(arg))
         return out
     if type(e) in _RELATIONAL:
-        return B.compare(_RELATIONAL[type(e)], conv(e.lhs), conv(e.rhs))
+        return b.compare(_RELATIONAL[type(e)], conv(e.lhs), conv(e.rhs))
     if isinstance(e, sympy.Piecewise):
         *pieces, (last, cond) = e.args
         if cond != sympy.true:
             raise ValueError("Piecewise without an otherwise-branch cannot become a graph")
         out = conv(last)
         for value, cond in reversed(pieces):
-            out = B.where(conv(cond), conv(value), out)
+            out = b.where(conv(cond), conv(value), out)
         return out
     if isinstance(e, sympy.Function) or isinstance(e, sympy.Expr) and e.args:
         name = E.by_sympy_head(type(e))
         if name is None:
             name = _define_from_head(type(e), len(e.args))
-        return B.fn(name, *(conv(a) for a in e.args))
+        return b.fn(name, *(conv(a) for a in e.args))
     raise TypeError(f"cannot turn the SymPy expression {e} ({type(e).__name__}) into a graph")
+
+
+# ---------------------------------------------------------------- SymPy -> a replayable builder program
+# A derivative rule from SymPy (d tanh = 1 - tanh^2) is converted for every
+# node it differentiates; walking the SymPy expression each time (hashing,
+# evalf, as_coeff_Mul) cost more than the graph it builds.  compile_sympy
+# walks it once with a recorder in place of the builders; the program then
+# makes the same builder calls, in the same order, on any nodes: the very
+# nodes from_sympy makes.
+
+class _Slot:
+    """A value of a program: an argument (by position) or a step's result."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int):
+        self.k = k
+
+
+class _Recorder:
+    """Stands in for :mod:`symdl.ir.build` while an expression is walked:
+    each builder call becomes a step (a function of the values so far, with
+    the positions of its operands built in), its result a slot.  Every node
+    operand _convert passes is a slot: a symbol's or an earlier step's."""
+
+    def __init__(self, n_args: int):
+        self.steps: list[Callable] = []
+        self.n_args = n_args
+
+    def _step(self, step: Callable) -> _Slot:
+        self.steps.append(step)
+        return _Slot(self.n_args + len(self.steps) - 1)
+
+    def const(self, value, shape, dtype):
+        return self._step(lambda v: B.const(value, shape, dtype))
+
+    def linear(self, terms, constant):
+        ks = [(t.k, c) for t, c in terms]
+        return self._step(lambda v: B.linear([(v[k], c) for k, c in ks], constant))
+
+    def scale(self, a, c):
+        k = a.k
+        return self._step(lambda v: B.scale(v[k], c))
+
+    def emit(self, op, inputs, **attrs):
+        ks = [i.k for i in inputs]
+        return self._step(lambda v: B.emit(op, [v[k] for k in ks], **attrs))
+
+    def ipow(self, a, n):
+        k = a.k
+        return self._step(lambda v: B.ipow(v[k], n))
+
+    def powc(self, a, p):
+        k = a.k
+        return self._step(lambda v: B.powc(v[k], p))
+
+    def fn(self, name, *args):
+        ks = [a.k for a in args]
+        return self._step(lambda v: B.fn(name, *[v[k] for k in ks]))
+
+    def compare(self, op, a, b):
+        ka, kb = a.k, b.k
+        return self._step(lambda v: B.compare(op, v[ka], v[kb]))
+
+    def where(self, c, a, b):
+        kc, ka, kb = c.k, a.k, b.k
+        return self._step(lambda v: B.where(v[kc], v[ka], v[kb]))
+
+
+class SympyProgram:
+    """``expr`` of ``symbols`` as builder calls: ``program(*nodes)`` is
+    ``from_sympy(expr, dict(zip(symbols, nodes)), dtype)``."""
+
+    __slots__ = ("steps", "out")
+
+    def __init__(self, expr, symbols: tuple, dtype: str):
+        recorder = _Recorder(len(symbols))
+        self.out = _walk(expr, {s: _Slot(k) for k, s in enumerate(symbols)}, dtype, recorder).k
+        self.steps = tuple(recorder.steps)
+
+    def __call__(self, *nodes: Node) -> Node:
+        values = list(nodes)
+        for step in self.steps:
+            values.append(step(values))
+        return values[self.out]
+
+
+def compile_sympy(expr: sympy.Expr, symbols: tuple, dtype: str) -> SympyProgram:
+    """``expr`` as a program of builder calls on nodes bound to ``symbols``
+    in order (see :class:`SympyProgram`)."""
+    return SympyProgram(expr, tuple(symbols), dtype)
 
 
 def _define_from_head(head: type, arity: int) -> str:

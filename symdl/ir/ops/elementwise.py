@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import build as B
 from ..node import Node
-from ..quiet import quietly
+from ..quiet import QUIET_SWITCH, quietly
+from ..rewrite import ieee_active
 from ..shapes import broadcast_shapes
 from .registry import (Kind, PartialsRule, Primitive, ShapeError, define, elementwise_infer,
                        same_float_dtype)
@@ -67,12 +68,38 @@ def elementwise_batch(node: Node, batched: list, n: int) -> Node:
     return out if out.shape == (n,) + node.shape else B.broadcast_to(out, (n,) + node.shape)
 
 
-def _run(impl: Callable[..., np.ndarray]):
-    """The interpreter's evaluation of an elementwise numpy function."""
-    compute = quietly(impl)
+# numpy's dtype objects by name: ``np.asarray(v, dtype="float64")`` parses the
+# name on every call, and the interpreter converts every result
+NUMPY_DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "bool", "int64")}
 
+
+if QUIET_SWITCH is not None:
+    _quiet_on, _quiet_off, _IGNORE = QUIET_SWITCH
+else:  # pragma: no cover - other numpy versions
+    _IGNORE = None
+
+    def _quiet_on(_):
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def _quiet_off(state):
+        state.__exit__(None, None, None)
+
+
+def _run(impl: Callable[..., np.ndarray]):
+    """The interpreter's evaluation of an elementwise numpy function, with
+    numpy's warnings off (as :func:`~symdl.ir.quiet.quietly`, but in the same
+    frame: this runs for every traced operation)."""
     def run(values, node):
-        out = np.asarray(compute(*values), dtype=node.dtype)
+        token = _quiet_on(_IGNORE)
+        try:
+            out = impl(*values)
+        finally:
+            _quiet_off(token)
+        dt = NUMPY_DTYPES[node.dtype]
+        if type(out) is not np.ndarray or out.dtype != dt:
+            out = np.asarray(out, dtype=dt)
         return out if out.shape == node.shape else np.broadcast_to(out, node.shape)
     return run
 
@@ -115,26 +142,40 @@ def _add_infer(inputs, attrs):
     return _ADD_SHAPE(inputs, attrs)
 
 
-@quietly
 def _add_impl(values, node):
     # The same operations, in the same order, as the compiled code
     # (codegen/lower/elementwise.py): the constant only when it is not 0
     # (0 + -0.0 would be +0.0), then each term, negated rather than
     # multiplied by -1; compiled == interpreted to the bit.
-    dt = np.dtype(node.dtype)
-    const = node.attr("const")
-    out = None if const == 0.0 else dt.type(const)
-    for v, c in zip(values, node.attr("coeffs")):
-        term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
-        out = term if out is None else out + term
-    return np.asarray(out, dtype=dt)
+    dt = NUMPY_DTYPES[node.dtype]
+    (_, coeffs), (_, const) = node.attrs  # (sorted: coeffs, const)
+    token = _quiet_on(_IGNORE)  # (numpy's warnings off, as quietly(), without a wrapper's frame)
+    try:
+        out = None if const == 0.0 else dt.type(const)
+        for v, c in zip(values, coeffs):
+            term = v if c == 1.0 else (np.negative(v) if c == -1.0 else dt.type(c) * v)
+            out = term if out is None else out + term
+    finally:
+        _quiet_off(token)
+    return out if type(out) is np.ndarray and out.dtype == dt else np.asarray(out, dtype=dt)
 
 
 def _add_partial_terms(node: Node) -> list:
     return [(c, ()) for c in node.attr("coeffs")]
 
 
-define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=elementwise_vjp, jvp=elementwise_jvp,
+def _add_vjp(node: Node, g: Node) -> list:
+    """``c_i g`` for each term: the generic rule's ``g * fill(c_i)`` (a
+    product with a constant, whose canonical form is the scaled term) built
+    as the scaled term directly.  A constant ``g`` (folded, signed zeros
+    and all, by the product) and IEEE semantics (no canonical product) keep
+    the generic rule."""
+    if g.op == "const" or ieee_active():
+        return elementwise_vjp(node, g)
+    return [None if c == 0.0 else B.scale(g, c) for c in node.attrs[0][1]]
+
+
+define(Primitive("add", Kind.ELEMENTWISE, _add_infer, _add_impl, vjp=_add_vjp, jvp=elementwise_jvp,
                  batch=elementwise_batch, partials=_as_partials(_add_partial_terms), partial_terms=_add_partial_terms))
 
 
@@ -169,16 +210,16 @@ def _mul_impl(values, node):
     # compiled code (codegen/lower/elementwise.py): a / b is one IEEE
     # division, as numpy's (a * (1 / b) overflows where 1 / b does, at
     # subnormal b, and rounds twice)
-    dt = np.dtype(node.dtype)
+    dt = NUMPY_DTYPES[node.dtype]
     num = den = None
-    for v, e in zip(values, node.attr("exps")):
+    for v, e in zip(values, node.attrs[0][1]):  # (exps, the only attribute)
         term = _int_power(v, abs(e))
         if e > 0:
             num = term if num is None else num * term
         else:
             den = term if den is None else den * term
     out = num if den is None else (dt.type(1) if num is None else num) / den
-    return np.asarray(out, dtype=dt)
+    return out if type(out) is np.ndarray and out.dtype == dt else np.asarray(out, dtype=dt)
 
 
 def _mul_partial_terms(node: Node) -> list:

@@ -153,15 +153,21 @@ def _partial_sympy(name: str, i: int):
     return partial_expr(name, i).subs(fn.expr, _self_symbol())
 
 
-def _sympy_partial(node: Node, i: int) -> Node | None:
-    from ..sympy_bridge import from_sympy
-    fn = FUNCTIONS[node.op]
-    expr = _partial_sympy(node.op, i)
+@cache
+def _partial_program(name: str, i: int, dtype: str):
+    """The partial derivative as a program of builder calls on (the
+    function's operands..., the function's node), or None when it is 0: the
+    SymPy expression is walked once, not once per node differentiated."""
+    from ..sympy_bridge import compile_sympy
+    expr = _partial_sympy(name, i)
     if expr == 0:
         return None
-    env = dict(zip(fn.params, node.inputs))
-    env[_self_symbol()] = node
-    return from_sympy(expr, env, node.dtype)
+    return compile_sympy(expr, (*FUNCTIONS[name].params, _self_symbol()), dtype)
+
+
+def _sympy_partial(node: Node, i: int) -> Node | None:
+    program = _partial_program(node.op, i, node.dtype)
+    return None if program is None else program(*node.inputs, node)
 
 
 # ---------------------------------------------------------------- compiled code of user functions

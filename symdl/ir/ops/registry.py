@@ -114,9 +114,12 @@ def primitive(name: str) -> Primitive:
 
 # ---------------------------------------------------------------- shared shape rules
 
+_FLOAT_DTYPES = ("float32", "float64")
+
+
 def same_float_dtype(op: str, inputs) -> str:
     dtype = inputs[0].dtype if inputs else None
-    if dtype not in ("float32", "float64") or any(i.dtype != dtype for i in inputs):
+    if dtype not in _FLOAT_DTYPES or any(i.dtype != dtype for i in inputs):
         raise ShapeError(f"{op}: operands must share one float dtype, got {sorted({i.dtype for i in inputs})}")
     return dtype
 
@@ -131,6 +134,15 @@ def elementwise_infer(op: str, out_dtype: str | None = None, float_operands: boo
     """numpy broadcasting of the operands; the result dtype is ``out_dtype``
     or the operands' common float dtype."""
     def infer(inputs, attrs: dict[str, Any]):
+        # one operand, or two of one shape and dtype: every traced unary
+        # function and most binary arithmetic, decided without the general
+        # rules (which give the same answer, or the error, otherwise)
+        n = len(inputs)
+        if n == 1 or n == 2 and inputs[0].shape == inputs[1].shape and inputs[0].dtype == inputs[1].dtype:
+            a = inputs[0]
+            if float_operands and a.dtype not in _FLOAT_DTYPES:
+                same_float_dtype(op, inputs)  # raises
+            return a.shape, out_dtype or a.dtype
         if not inputs:
             raise ShapeError(f"{op}: needs at least one operand")
         shape = broadcast_shapes(op, [i.shape for i in inputs])
