@@ -4,7 +4,9 @@ one fixed-point engine of :mod:`symdl.ir.rewrite`.
 Passes (in order): ``canonical`` (n-ary sums and products, like terms
 collected, commutative operands ordered), ``identity`` (exact identities),
 ``algebra`` (identities of functions, and the band structure of products
-with identity patterns, :mod:`.structure`), ``fold`` (constant folding
+with identity patterns, :mod:`.structure`), ``contract`` (sums of products
+in Jacobians and Hessians summed as contractions, :mod:`.contract`; not a
+construction set), ``fold`` (constant folding
 through the reference interpreter) -- real-number algebra, see docs/ieee.md;
 dead code is whatever no output reaches, and a Graph only holds reachable
 nodes.  ``fastmath`` rules (``x * 0 -> 0``, ``x / x -> 1``) are a separate
@@ -19,12 +21,13 @@ from collections.abc import Sequence
 from ..ir.node import Node
 from ..ir.rewrite import RULE_SETS, rewrite_graph, toposort
 from . import algebra as _algebra  # noqa: F401  (registers rules)
+from . import contract as _contract  # noqa: F401  (registers rules)
 from . import fastmath as _fastmath  # noqa: F401  (registers rules)
 from . import structure as _structure  # noqa: F401  (registers rules)
 
 __all__ = ["simplify", "DEFAULT_PASSES", "FAST_MATH_PASSES", "rule_sets"]
 
-DEFAULT_PASSES: tuple[str, ...] = ("canonical", "identity", "algebra", "fold")
+DEFAULT_PASSES: tuple[str, ...] = ("canonical", "identity", "algebra", "contract", "fold")
 FAST_MATH_PASSES: tuple[str, ...] = DEFAULT_PASSES + ("fastmath",)
 
 

@@ -1,0 +1,475 @@
+"""Contractions of tangent-batched products: sums distributed inside
+reductions, factors pulled out of them, products summed as contractions.
+
+A Jacobian or Hessian batches a derivative over the rows of ``eye``
+(``symdl.compiler.transforms``): every tangent is a ``(K, ...)`` array, and
+the tangent of a weight is a slice of ``eye`` reshaped to the weight's shape.
+Computed as written, the Hessian of an MLP loss multiplies and sums
+``(K, batch, hidden)`` arrays although each term of them is a product of
+small factors: ``eye[k, j] * x[n]``, ``w[j] * r[k, n]``...  These rules read
+the operand of a ``reduce_sum`` or ``dot_general`` as a sum of products of
+*factors*, each a node that depends on a subset of the index space, and
+
+* distribute the sum (only where some term is made of smaller factors than
+  the sum itself),
+* pull factors that do not depend on a summed axis out of the sum,
+* sum the remaining factors pairwise, smallest product first, as a
+  ``dot_general`` over their shared summed axes (the einsum order).
+
+With the identity-pattern rules below (a contraction with a slice of
+``eye`` is a slice and an unslice; a 2-element contraction against one is
+two products) and the band rule of :mod:`.structure`, the tangent arrays
+are never built.  Real-number algebra (re-association, ``0 * x -> 0`` where
+an identity pattern is zero), see docs/ieee.md: the ``contract`` pass runs
+only in :func:`symdl.simplify.simplify` (not while nodes are built) and only
+on nodes computed from an identity pattern, never under ``ieee=True``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from dataclasses import dataclass
+
+from ..ir import build as B
+from ..ir.node import Node
+from ..ir.rewrite import rule
+from .structure import band_of
+
+__all__ = ["Factor", "touches_basis"]
+
+_MAX_TERMS = 48        # a sum of products with more terms is left as it is
+_MAX_UNROLL = 4        # contractions of at most this many elements against eye become products
+_FLOATS = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """``node ** exp`` read in an index space: dimension ``i`` of ``node``
+    is index axis ``axes[i]`` (``None``: a size-1 dimension, broadcast)."""
+
+    node: Node
+    axes: tuple[int | None, ...]
+    exp: int = 1
+
+    @property
+    def deps(self) -> frozenset[int]:
+        return frozenset(a for a in self.axes if a is not None)
+
+
+# ---------------------------------------------------------------- which nodes come from eye
+
+_BASIS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _is_identity(node: Node) -> bool:
+    band = band_of(node) if node.ndim == 2 else None
+    return band is not None and band.pure
+
+
+def touches_basis(node: Node) -> bool:
+    """Whether ``node`` is computed from an identity pattern (``eye`` or a
+    slice of it): the graphs that Jacobians and Hessians build."""
+    got = _BASIS.get(node)
+    if got is not None:
+        return got
+    stack, order = [node], []
+    while stack:   # iterative: deep graphs
+        n = stack.pop()
+        if n in _BASIS:
+            continue
+        order.append(n)
+        stack.extend(i for i in n.inputs if i not in _BASIS)
+    for n in reversed(order):
+        if n not in _BASIS:
+            _BASIS[n] = (n.op == "convert" and _is_identity(n)) or any(_BASIS.get(i, False) for i in n.inputs)
+    return _BASIS[node]
+
+
+# ---------------------------------------------------------------- factors of a node
+
+def _operand_axes(x: Node, shape: tuple[int, ...], axes: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    """Index axes of an operand ``x`` broadcast (numpy rules) to ``shape``."""
+    lead = len(shape) - x.ndim
+    return tuple(None if d == 1 else axes[lead + i] for i, d in enumerate(x.shape))
+
+
+def view(x: Node, axes: tuple[int | None, ...], exp: int = 1) -> Factor:
+    """``x`` as a factor, looking through broadcasts, transposes and
+    reshapes that only add or drop size-1 dimensions."""
+    while True:
+        axes = tuple(None if d == 1 else a for d, a in zip(x.shape, axes))
+        if x.op == "broadcast_to":
+            y = x.inputs[0]
+            x, axes = y, _operand_axes(y, x.shape, axes)
+        elif x.op == "transpose":
+            perm = x.attr("perm")
+            inner: list[int | None] = [None] * x.ndim
+            for i, p in enumerate(perm):
+                inner[p] = axes[i]
+            x, axes = x.inputs[0], tuple(inner)
+        elif x.op == "reshape" and [d for d in x.shape if d != 1] == [d for d in x.inputs[0].shape if d != 1]:
+            kept = iter([a for d, a in zip(x.shape, axes) if d != 1])
+            y = x.inputs[0]
+            x, axes = y, tuple(None if d == 1 else next(kept) for d in y.shape)
+        else:
+            return Factor(x, axes, exp)
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _times(left: list, right: list) -> list:
+    out = [(c1 * c2, f1 + f2) for (c1, f1), (c2, f2) in itertools.product(left, right)]
+    if len(out) > _MAX_TERMS:
+        raise _TooMany
+    return out
+
+
+def _expand(f: Factor, memo: dict) -> list[tuple[float, tuple[Factor, ...]]]:
+    """``f`` as a sum of products of factors: ``[(coefficient, factors)]``."""
+    key = (f.node, f.axes, f.exp)
+    got = memo.get(key)
+    if got is not None:
+        return got
+    x = f.node
+    out: list = [(1.0, (f,))]
+    if x.op == "mul" and x.dtype in _FLOATS:
+        out = [(1.0, ())]
+        for inp, e in zip(x.inputs, x.attr("exps")):
+            out = _times(out, _expand(view(inp, _operand_axes(inp, x.shape, f.axes), e * f.exp), memo))
+    elif x.op == "add" and f.exp == 1 and x.dtype in _FLOATS:
+        terms = []
+        for inp, c in zip(x.inputs, x.attr("coeffs")):
+            terms += [(c * cc, fs) for cc, fs in _expand(view(inp, _operand_axes(inp, x.shape, f.axes)), memo)]
+        if x.attr("const") != 0.0:
+            terms.append((x.attr("const"), ()))
+        rank = len(f.deps)
+        # distribute only where a term is made of smaller factors than the sum
+        if any(all(len(g.deps) < rank for g in fs) for _, fs in terms):
+            if len(terms) > _MAX_TERMS:
+                raise _TooMany
+            out = terms
+    memo[key] = out
+    return out
+
+
+# ---------------------------------------------------------------- building products and sums
+
+def _aligned(f: Factor, order: list[int], shape: tuple[int, ...]) -> Node:
+    """``f``'s node with its dimensions in ``order`` (size 1 where ``f`` does
+    not depend on an axis of ``order``)."""
+    x = f.node
+    kept = [a for a in f.axes if a is not None]
+    dims = [d for d, a in zip(x.shape, f.axes) if a is not None]
+    if list(x.shape) != dims:
+        x = B.reshape(x, dims)
+    perm = sorted(range(len(kept)), key=lambda i: order.index(kept[i]))
+    if perm != list(range(len(kept))):
+        x = B.transpose(x, perm)
+    target = [shape[a] if a in kept else 1 for a in order]
+    return x if list(x.shape) == target else B.reshape(x, target)
+
+
+def _product(factors: list[Factor], order: list[int], shape: tuple[int, ...], dtype: str) -> Node:
+    """The product of ``factors`` over the index axes ``order`` (broadcast to them)."""
+    full = tuple(shape[a] for a in order)
+    if not factors:
+        return B.const(1.0, full, dtype)
+    nodes = [_aligned(f, order, shape) for f in factors]
+    exps = tuple(f.exp for f in factors)
+    out = nodes[0] if exps == (1,) else B.emit("mul", nodes, exps=exps)
+    return out if out.shape == full else B.broadcast_to(out, full)
+
+
+class _Group:
+    def __init__(self, node: Node, axes: list[int]):
+        self.node, self.axes = node, axes
+
+
+def _groups(dep: list[Factor], shape) -> list[list[Factor]]:
+    """``dep`` merged pairwise, smallest product first, until two groups
+    that are not one inside the other remain (or one)."""
+    def size(axes):
+        return math.prod(shape[a] for a in axes)
+
+    groups = [[f] for f in dep]
+
+    def axes(g):
+        return frozenset().union(*(f.deps for f in g))
+
+    while len(groups) > 1:
+        if len(groups) == 2 and not (axes(groups[0]) <= axes(groups[1]) or axes(groups[1]) <= axes(groups[0])):
+            break
+        i, j = min(itertools.combinations(range(len(groups)), 2),
+                   key=lambda p: (size(axes(groups[p[0]]) | axes(groups[p[1]])), p))
+        merged = groups[i] + groups[j]
+        groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [merged]
+    return groups
+
+
+def _fkey(f: Factor) -> tuple:
+    return (f.node, f.axes, f.exp)
+
+
+def _group_node(g: list[Factor], summed: set[int], others: frozenset, shape, dtype) -> tuple[Node, list[int]]:
+    """The product of ``g`` summed over the summed axes no other group has."""
+    order = sorted(frozenset().union(*(f.deps for f in g)))
+    node = _product(g, order, shape, dtype)
+    return _Group(node, order), [i for i, a in enumerate(order) if a in summed and a not in others]
+
+
+def _dot(a: _Group, b: _Group, summed: set[int]) -> tuple[Node, list[int]]:
+    shared = [x for x in a.axes if x in b.axes]
+    contract = [x for x in shared if x in summed]
+    batch = [x for x in shared if x not in summed]
+    free_a = [x for x in a.axes if x not in shared]
+    free_b = [x for x in b.axes if x not in shared]
+    node = B.dot_general(a.node, b.node, ([a.axes.index(x) for x in contract], [b.axes.index(x) for x in contract]),
+                         ([a.axes.index(x) for x in batch], [b.axes.index(x) for x in batch]))
+    return node, batch + free_a + free_b
+
+
+def _reduced(g: _Group, here: list[int]) -> _Group:
+    if not here:
+        return g
+    return _Group(B.reduce_sum(g.node, here), [a for i, a in enumerate(g.axes) if i not in here])
+
+
+def _sum_of_products(terms, summed: set[int], out_axes: list[int], shape, dtype) -> tuple[Node, bool]:
+    """``sum(c * prod(factors))`` summed over ``summed``, laid out along
+    ``out_axes``; and whether that is a different computation from the
+    node it came from (a sum distributed, a factor pulled out, a
+    contraction formed).
+
+    Terms with the same factors outside the sum share one product of them;
+    inside, terms summed over the same axes share one reduction of their
+    sum, and contractions with one operand in common one ``dot_general``
+    of the sum of the other operands."""
+    changed = len(terms) > 1
+    by_outside: dict[tuple, tuple[list[Factor], list]] = {}
+    for c, fs in terms:
+        outside = [f for f in fs if not (f.deps & summed)]
+        dep = [f for f in fs if f.deps & summed]
+        free = [a for a in summed if not any(a in f.deps for f in fs)]
+        c *= math.prod(shape[a] for a in free)   # a summed axis no factor depends on
+        changed |= bool(outside) or bool(free)
+        key = tuple(sorted((_fkey(f) for f in outside), key=lambda k: (k[0].digest, str(k[1]), k[2])))
+        by_outside.setdefault(key, (outside, []))[1].append((c, dep))
+    parts = []
+    for outside, inner in by_outside.values():
+        sums: dict[tuple, list] = {}      # (axes, summed positions) -> [(product, c)]
+        dots: dict[tuple, list] = {}      # (a, a axes, b axes) -> [(b product, c)]
+        const = 0.0
+        for c, dep in inner:
+            if not dep:
+                const += c
+                continue
+            groups = _groups(dep, shape)
+            if len(groups) == 1:
+                g, here = _group_node(groups[0], summed, frozenset(), shape, dtype)
+                sums.setdefault((tuple(g.axes), tuple(here)), []).append((g.node, c))
+                continue
+            changed = True
+            (ga, ha), (gb, hb) = (_group_node(groups[0], summed, frozenset().union(*(f.deps for f in groups[1])),
+                                              shape, dtype),
+                                  _group_node(groups[1], summed, frozenset().union(*(f.deps for f in groups[0])),
+                                              shape, dtype))
+            ga, gb = _reduced(ga, ha), _reduced(gb, hb)
+            if not any(x in gb.axes for x in ga.axes if x in summed):   # nothing summed is shared
+                prod = _product([Factor(ga.node, tuple(ga.axes)), Factor(gb.node, tuple(gb.axes))],
+                                sorted(set(ga.axes) | set(gb.axes)), shape, dtype)
+                order = sorted(set(ga.axes) | set(gb.axes))
+                sums.setdefault((tuple(order), ()), []).append((prod, c))
+                continue
+            if ga.node.size < gb.node.size:   # the larger operand is the one shared
+                ga, gb = gb, ga
+            dots.setdefault((ga.node, tuple(ga.axes), tuple(gb.axes)), []).append((gb.node, c))
+        pieces = []
+        for (axes, here), members in sums.items():
+            total = B.linear([(n, c) for n, c in members])
+            g = _reduced(_Group(total, list(axes)), list(here))
+            pieces.append((g.node, g.axes))
+        for (a, a_axes, b_axes), members in dots.items():
+            total = B.linear([(n, c) for n, c in members])
+            node, axes = _dot(_Group(a, list(a_axes)), _Group(total, list(b_axes)), summed)
+            pieces.append((node, axes))
+        inner_terms = [(_product([Factor(n, tuple(ax))], out_axes, shape, dtype), 1.0) for n, ax in pieces]
+        if const != 0.0:
+            inner_terms.append((B.const(1.0, tuple(shape[a] for a in out_axes), dtype), const))
+        inner_sum = B.linear(inner_terms)
+        outer = _product(list(outside), out_axes, shape, dtype)
+        parts.append(B.mul(outer, inner_sum) if outside else inner_sum)
+    out = B.add(*parts)
+    full = tuple(shape[a] for a in out_axes)
+    return (out if out.shape == full else B.broadcast_to(out, full)), changed
+
+
+# ---------------------------------------------------------------- the rules
+
+def _index_of_reduce(node: Node):
+    (x,) = node.inputs
+    shape = x.shape
+    summed = set(node.attr("axes"))
+    factor = view(x, tuple(range(x.ndim)))
+    return [factor], shape, summed, [i for i in range(x.ndim) if i not in summed]
+
+
+def _index_of_dot(node: Node):
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    fa = [i for i in range(a.ndim) if i not in ca and i not in ba]
+    fb = [i for i in range(b.ndim) if i not in cb and i not in bb]
+    nb, nfa, nfb = len(ba), len(fa), len(fb)
+    shape = tuple([a.shape[i] for i in ba] + [a.shape[i] for i in fa] + [b.shape[i] for i in fb]
+                  + [a.shape[i] for i in ca])
+    axes_a: list[int] = [0] * a.ndim
+    axes_b: list[int] = [0] * b.ndim
+    for p, (i, j) in enumerate(zip(ba, bb)):
+        axes_a[i], axes_b[j] = p, p
+    for q, i in enumerate(fa):
+        axes_a[i] = nb + q
+    for q, j in enumerate(fb):
+        axes_b[j] = nb + nfa + q
+    base = nb + nfa + nfb
+    for r, (i, j) in enumerate(zip(ca, cb)):
+        axes_a[i], axes_b[j] = base + r, base + r
+    factors = [view(a, tuple(axes_a)), view(b, tuple(axes_b))]
+    return factors, shape, set(range(base, len(shape))), list(range(base))
+
+
+def _rewrite(node: Node, index) -> Node | None:
+    if node.dtype not in _FLOATS or not touches_basis(node):
+        return None
+    factors, shape, summed, out_axes = index(node)
+    memo: dict = {}
+    try:
+        terms = [(1.0, ())]
+        for f in factors:
+            terms = _times(terms, _expand(f, memo))
+    except _TooMany:
+        return None
+    if terms == [(1.0, tuple(factors))] and all(f.deps & summed for f in factors):
+        return None   # already a sum of its own operands
+    out, changed = _sum_of_products(terms, summed, out_axes, shape, node.dtype)
+    if not changed:
+        return None
+    return out if out.shape == node.shape else B.reshape(out, node.shape)
+
+
+@rule("contract", "reduce_sum")
+def sum_of_products(node: Node) -> Node | None:
+    """``reduce_sum`` of a product: factors that do not depend on the summed
+    axes pulled out, sums distributed where their terms are smaller, the
+    rest summed as a contraction (nodes computed from ``eye`` only).
+
+    Example:
+        >>> from symdl.ir import build as B
+        >>> x = B.input_node("x", (3,), "float64")
+        >>> e = B.eye(3)
+        >>> sum_of_products(B.emit("reduce_sum", (B.mul(e, B.reshape(x, (3, 1))),), axes=(0,))) is not None
+        True
+    """
+    return _rewrite(node, _index_of_reduce)
+
+
+@rule("contract", "dot_general")
+def contraction_of_products(node: Node) -> Node | None:
+    """A ``dot_general`` of products or sums, read as the sum of products it
+    is (see :func:`sum_of_products`)."""
+    return _rewrite(node, _index_of_dot)
+
+
+def _ones_segment(node: Node):
+    """``(offset, row, length)`` of a 2-D node that is a slice of ``eye``:
+    ones at ``(row + t, row + t + offset)``, zero elsewhere."""
+    if node.ndim != 2 or node.dtype not in _FLOATS:
+        return None
+    band = band_of(node)
+    if band is None or not band.pure or len(band.segments) != 1:
+        return None
+    (s,) = band.segments
+    values = s.values
+    if values.op != "const" or values.const_scalar() != 1.0:
+        return None
+    return s.offset, s.row, s.length
+
+
+@rule("contract", "dot_general")
+def contraction_with_identity(node: Node) -> Node | None:
+    """``dot_general(E, M)`` with ``E`` a slice of ``eye`` (no batch axes)
+    contracted over one of its axes: rows of ``M`` moved into place (a
+    slice and an unslice), no arithmetic."""
+    a, b = node.inputs
+    (ca, cb), (ba, _) = node.attr("contract"), node.attr("batch")
+    if ba or len(ca) != 1:
+        return None
+    for e, m, ce, cm, e_first in ((a, b, ca[0], cb[0], True), (b, a, cb[0], ca[0], False)):
+        seg = _ones_segment(e)
+        if seg is None:
+            continue
+        offset, row, length = seg
+        if ce == 0:   # E transposed: (c, c + offset) is element (row', row' - offset) of E.T
+            offset, row = -offset, row + offset
+        rows = e.shape[1 - ce]
+        # out[r, ...] = m[r + offset, ...] for r in [row, row + length)
+        sl = [slice(None)] * m.ndim
+        sl[cm] = slice(row + offset, row + offset + length)
+        part = B.slice_(m, sl)
+        rest = [i for i in range(m.ndim) if i != cm]
+        perm = [cm] + rest if e_first else rest + [cm]
+        if perm != list(range(m.ndim)):
+            part = B.transpose(part, perm)
+        axis = 0 if e_first else part.ndim - 1
+        starts = [0] * part.ndim
+        stops = list(part.shape)
+        shape = list(part.shape)
+        starts[axis], stops[axis], shape[axis] = row, row + length, rows
+        out = part if shape == list(part.shape) else B.unslice(part, starts, stops, [1] * part.ndim, shape)
+        return out if out.shape == node.shape else B.reshape(out, node.shape)
+    return None
+
+
+@rule("contract", "dot_general")
+def small_contraction(node: Node) -> Node | None:
+    """A contraction of at most a few elements against ``eye``'s slices is
+    a short sum of products (each then an outer product, with the identity
+    pattern visible to the rules above)."""
+    a, b = node.inputs
+    (ca, cb), _ = node.attr("contract"), node.attr("batch")
+    k = math.prod(a.shape[i] for i in ca)
+    if not ca or k <= 1 or k > _MAX_UNROLL or node.dtype not in _FLOATS:
+        return None
+    if not (touches_basis(a) or touches_basis(b)):
+        return None
+    terms = []
+    for idx in itertools.product(*[range(a.shape[i]) for i in ca]):
+        sa = [slice(None)] * a.ndim
+        sb = [slice(None)] * b.ndim
+        for i, j, t in zip(ca, cb, idx):
+            sa[i], sb[j] = slice(t, t + 1), slice(t, t + 1)
+        terms.append(B.emit("dot_general", (B.slice_(a, sa), B.slice_(b, sb)), **dict(node.attrs)))
+    return B.add(*terms)
+
+
+@rule("contract", "slice")
+def slice_of_split(node: Node) -> Node | None:
+    """``reshape(y, (..., p, q))[..., s:t, :]`` is ``reshape(y[..., s*q:t*q])``:
+    a slice of a split last axis read as a slice of the axis (so a slice of
+    ``eye`` stays visible as one)."""
+    (r,) = node.inputs
+    if r.op != "reshape" or any(s != 1 for s in node.attr("steps")) or not touches_basis(r):
+        return None
+    (y,) = r.inputs
+    lead = y.ndim - 1
+    if y.ndim == 0 or r.ndim <= lead or r.shape[:lead] != y.shape[:lead]:
+        return None
+    starts, stops = node.attr("starts"), node.attr("stops")
+    tail = r.shape[lead:]
+    if any((starts[i], stops[i]) != (0, tail[i - lead]) for i in range(lead + 1, r.ndim)):
+        return None
+    inner = math.prod(tail[1:])
+    sl = [slice(starts[i], stops[i]) for i in range(lead)] + [slice(starts[lead] * inner, stops[lead] * inner)]
+    return B.reshape(B.slice_(y, sl), node.shape)
