@@ -141,17 +141,25 @@ def _expand(f: Factor, memo: dict) -> list[tuple[float, tuple[Factor, ...]]]:
         for inp, e in zip(x.inputs, x.attr("exps")):
             out = _times(out, _expand(view(inp, _operand_axes(inp, x.shape, f.axes), e * f.exp), memo))
     elif x.op == "add" and f.exp == 1 and x.dtype in _FLOATS:
-        terms = []
-        for inp, c in zip(x.inputs, x.attr("coeffs")):
-            terms += [(c * cc, fs) for cc, fs in _expand(view(inp, _operand_axes(inp, x.shape, f.axes)), memo)]
-        if x.attr("const") != 0.0:
-            terms.append((x.attr("const"), ()))
+        # distribute the terms made of smaller factors than the sum; the
+        # others stay one sum (one factor): a dense term gains nothing
         rank = len(f.deps)
-        # distribute only where a term is made of smaller factors than the sum
-        if any(all(len(g.deps) < rank for g in fs) for _, fs in terms):
-            if len(terms) > _MAX_TERMS:
+        small, rest = [], []
+        for inp, c in zip(x.inputs, x.attr("coeffs")):
+            sub = _expand(view(inp, _operand_axes(inp, x.shape, f.axes)), memo)
+            if all(all(len(g.deps) < rank for g in fs) for _, fs in sub):
+                small += [(c * cc, fs) for cc, fs in sub]
+            else:
+                rest.append((inp, c))
+        if small:
+            if x.attr("const") != 0.0:
+                small.append((x.attr("const"), ()))
+            if rest:
+                residual = B.linear(rest)
+                small.append((1.0, (view(residual, _operand_axes(residual, x.shape, f.axes)),)))
+            if len(small) > _MAX_TERMS:
                 raise _TooMany
-            out = terms
+            out = small
     memo[key] = out
     return out
 
