@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ..ir import build as B
 from ..ir.node import Node
 from ..ir.rewrite import rule
-from .structure import band_of
+from .structure import Band, Segment, band_node, band_of
 
 __all__ = ["Factor", "touches_basis"]
 
@@ -359,10 +359,14 @@ def _rewrite(node: Node, index) -> Node | None:
             terms = _times(terms, _expand(f, memo))
     except _TooMany:
         return None
-    if terms == [(1.0, tuple(factors))] and all(f.deps & summed for f in factors):
+    trivial = terms == [(1.0, tuple(factors))] and all(f.deps & summed for f in factors)
+    # a slice of eye seen through a reshape: rebuilt 2-D, it becomes movement
+    reveal = node.op == "dot_general" and any(f.node not in node.inputs and _ones_segment(f.node) is not None
+                                              for f in factors)
+    if trivial and not reveal:
         return None   # already a sum of its own operands
     out, changed = _sum_of_products(terms, summed, out_axes, shape, node.dtype)
-    if not changed:
+    if not (changed or reveal):
         return None
     return out if out.shape == node.shape else B.reshape(out, node.shape)
 
@@ -481,3 +485,90 @@ def slice_of_split(node: Node) -> Node | None:
     inner = math.prod(tail[1:])
     sl = [slice(starts[i], stops[i]) for i in range(lead)] + [slice(starts[lead] * inner, stops[lead] * inner)]
     return B.reshape(B.slice_(y, sl), node.shape)
+
+
+def _box(u: Node) -> tuple[list[int], list[int]] | None:
+    """The box ``[starts, stops)`` of an unslice with unit steps (zero outside)."""
+    if u.op != "unslice" or any(t != 1 for t in u.attr("steps")):
+        return None
+    return list(u.attr("starts")), [a + d for a, d in zip(u.attr("starts"), u.inputs[0].shape)]
+
+
+def _slice_box(x: Node, shape: tuple[int, ...], lo: list[int], hi: list[int]) -> Node:
+    """Operand ``x`` (broadcast to ``shape``) read over the box ``[lo, hi)``."""
+    lead = len(shape) - x.ndim
+    sl = [slice(None) if d == 1 else slice(lo[lead + i], hi[lead + i]) for i, d in enumerate(x.shape)]
+    return B.slice_(x, sl) if any(s != slice(None) for s in sl) else x
+
+
+@rule("contract", "mul")
+def product_with_zero_padding(node: Node) -> Node | None:
+    """A product with an unslice (zero outside a box) is the product over
+    the box, unsliced: ``0 * x -> 0`` outside it (real algebra, nodes
+    computed from ``eye`` only)."""
+    if node.dtype not in _FLOATS or not touches_basis(node):
+        return None
+    for k, (u, e) in enumerate(zip(node.inputs, node.attr("exps"))):
+        box = _box(u) if e > 0 and u.shape == node.shape else None
+        if box is None:
+            continue
+        lo, hi = box
+        parts = [u.inputs[0] if j == k else _slice_box(x, node.shape, lo, hi) for j, x in enumerate(node.inputs)]
+        inner = B.emit("mul", parts, exps=node.attr("exps"))
+        target = tuple(h - a for a, h in zip(lo, hi))
+        if inner.shape != target:
+            inner = B.broadcast_to(inner, target)
+        return B.unslice(inner, lo, hi, [1] * node.ndim, node.shape)
+    return None
+
+
+@rule("contract", "dot_general")
+def contraction_with_zero_padding(node: Node) -> Node | None:
+    """A contraction with an unslice operand: the other operand sliced to
+    the box along the shared axes, the result unsliced along the free ones."""
+    if node.dtype not in _FLOATS or not touches_basis(node):
+        return None
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    for u, other, cu, co, bu, bo, u_first in ((a, b, ca, cb, ba, bb, True), (b, a, cb, ca, bb, ba, False)):
+        box = _box(u)
+        if box is None:
+            continue
+        lo, hi = box
+        sl = [slice(None)] * other.ndim
+        for i, j in zip(cu + bu, co + bo):
+            sl[j] = slice(lo[i], hi[i])
+        part = B.slice_(other, sl)
+        inner = B.dot_general(u.inputs[0], part, (cu, co), (bu, bo)) if u_first else \
+            B.dot_general(part, u.inputs[0], (co, cu), (bo, bu))
+        free_u = [i for i in range(u.ndim) if i not in cu and i not in bu]
+        free_o = [j for j in range(other.ndim) if j not in co and j not in bo]
+        # output axes: batch, free of the first operand, free of the second
+        out_lo = [lo[i] for i in bu] + ([lo[i] for i in free_u] + [0] * len(free_o) if u_first
+                                        else [0] * len(free_o) + [lo[i] for i in free_u])
+        starts = out_lo
+        stops = [s + d for s, d in zip(starts, inner.shape)]
+        if list(inner.shape) == list(node.shape):
+            return inner
+        return B.unslice(inner, starts, stops, [1] * node.ndim, node.shape)
+    return None
+
+
+@rule("contract", "add")
+def sum_of_bands(node: Node) -> Node | None:
+    """Several band terms of a 2-D sum (``eye`` slices times vectors, the
+    other terms dense) become one band: one zero fill and one scatter."""
+    if node.ndim != 2 or node.dtype not in _FLOATS or node.attr("const") != 0.0:
+        return None
+    bands, rest = [], []
+    for t, c in zip(node.inputs, node.attr("coeffs")):
+        band = band_of(t) if t.shape == node.shape and t.op == "take_add" else None
+        (bands if band is not None else rest).append((t, c, band))
+    if len(bands) < 2:
+        return None
+    segs = [Segment(s.offset, s.row, s.values if c == 1.0 else B.scale(s.values, c))
+            for _, c, band in bands for s in band.segments]
+    merged = band_node(Band(node.shape, tuple(segs)), node.dtype)
+    if not rest:
+        return merged
+    return B.linear([(merged, 1.0)] + [(t, c) for t, c, _ in rest])
