@@ -68,6 +68,13 @@ def _is_identity(node: Node) -> bool:
     return band is not None and band.pure
 
 
+def _is_root(n: Node) -> bool:
+    """An identity pattern, or a band the structure rules built from one."""
+    if n.op in ("convert", "const"):
+        return _is_identity(n)
+    return n.op == "take_add" and n.ndim == 2 and band_of(n) is not None
+
+
 def touches_basis(node: Node) -> bool:
     """Whether ``node`` is computed from an identity pattern (``eye`` or a
     slice of it): the graphs that Jacobians and Hessians build."""
@@ -83,7 +90,7 @@ def touches_basis(node: Node) -> bool:
         stack.extend(i for i in n.inputs if i not in _BASIS)
     for n in reversed(order):
         if n not in _BASIS:
-            _BASIS[n] = (n.op == "convert" and _is_identity(n)) or any(_BASIS.get(i, False) for i in n.inputs)
+            _BASIS[n] = _is_root(n) or any(_BASIS.get(i, False) for i in n.inputs)
     return _BASIS[node]
 
 
