@@ -147,6 +147,10 @@ def _expand(f: Factor, memo: dict) -> list[tuple[float, tuple[Factor, ...]]]:
         out = [(1.0, ())]
         for inp, e in zip(x.inputs, x.attr("exps")):
             out = _times(out, _expand(view(inp, _operand_axes(inp, x.shape, f.axes), e * f.exp), memo))
+    elif x.op == "add" and len(x.inputs) == 1 and x.attr("const") == 0.0 and x.dtype in _FLOATS:
+        (inp,) = x.inputs   # a scaled node: its coefficient, out of the factors
+        c = x.attr("coeffs")[0] ** f.exp
+        out = [(c * cc, fs) for cc, fs in _expand(view(inp, _operand_axes(inp, x.shape, f.axes), f.exp), memo)]
     elif x.op == "add" and f.exp == 1 and x.dtype in _FLOATS:
         # distribute the terms made of smaller factors than the sum; the
         # others stay one sum (one factor): a dense term gains nothing
@@ -579,3 +583,40 @@ def sum_of_bands(node: Node) -> Node | None:
     if not rest:
         return merged
     return B.linear([(merged, 1.0)] + [(t, c) for t, c, _ in rest])
+
+
+@rule("contract", "add")
+def sum_of_blocks(node: Node) -> Node | None:
+    """A sum of unslices that tile the result along one axis (the blocks of
+    a Hessian, one per argument slice) is their concatenation: each block
+    copied into place, no masked reads of every block at every element."""
+    if node.dtype not in _FLOATS or node.attr("const") != 0.0 or len(node.inputs) < 2:
+        return None
+    if any(c != 1.0 for c in node.attr("coeffs")) or not touches_basis(node):
+        return None
+    boxes = []
+    for u in node.inputs:
+        box = _box(u) if u.shape == node.shape else None
+        if box is None:
+            return None
+        boxes.append((box, u.inputs[0]))
+    axes = {d for (lo, hi), _ in boxes for d in range(node.ndim) if (lo[d], hi[d]) != (0, node.shape[d])}
+    if len(axes) != 1:
+        return None
+    (d,) = axes
+    spans = sorted(((lo[d], hi[d], inner) for (lo, hi), inner in boxes), key=lambda t: t[0])
+    parts, at = [], 0
+    for lo, hi, inner in spans:
+        if lo < at:
+            return None   # overlapping blocks add: not a concatenation
+        if lo > at:
+            gap = list(node.shape)
+            gap[d] = lo - at
+            parts.append(B.const(0.0, tuple(gap), node.dtype))
+        parts.append(inner)
+        at = hi
+    if at < node.shape[d]:
+        gap = list(node.shape)
+        gap[d] = node.shape[d] - at
+        parts.append(B.const(0.0, tuple(gap), node.dtype))
+    return B.concatenate(parts, d)
