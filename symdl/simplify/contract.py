@@ -274,7 +274,14 @@ def _sum_of_products(terms, summed: set[int], out_axes: list[int], shape, dtype)
         dep = [f for f in fs if f.deps & summed]
         free = [a for a in summed if not any(a in f.deps for f in fs)]
         c *= math.prod(shape[a] for a in free)   # a summed axis no factor depends on
-        changed |= bool(outside) or bool(free)
+        changed |= bool(free)
+        # a factor over axes the summed product has anyway costs nothing
+        # inside it, and terms then share one reduction
+        span = frozenset().union(*(f.deps for f in dep))
+        inside = [f for f in outside if dep and f.deps <= span]
+        outside = [f for f in outside if not (dep and f.deps <= span)]
+        dep += inside
+        changed |= bool(outside)
         key = tuple(sorted((_fkey(f) for f in outside), key=lambda k: (k[0].digest, str(k[1]), k[2])))
         by_outside.setdefault(key, (outside, []))[1].append((c, dep))
     parts = []
@@ -310,12 +317,19 @@ def _sum_of_products(terms, summed: set[int], out_axes: list[int], shape, dtype)
         for (axes, here), members in sums.items():
             total = B.linear([(n, c) for n, c in members])
             g = _reduced(_Group(total, list(axes)), list(here))
-            pieces.append((g.node, g.axes))
+            pieces.append((g.node, g.axes, 1.0))
         for (a, a_axes, b_axes), members in dots.items():
-            total = B.linear([(n, c) for n, c in members])
-            node, axes = _dot(_Group(a, list(a_axes)), _Group(total, list(b_axes)), summed)
-            pieces.append((node, axes))
-        inner_terms = [(_product([Factor(n, tuple(ax))], out_axes, shape, dtype), 1.0) for n, ax in pieces]
+            # one member: its coefficient scales the (smaller) result
+            total, scale = (members[0][0], members[0][1]) if len(members) == 1 else \
+                (B.linear([(n, c) for n, c in members]), 1.0)
+            ga, gb = _Group(a, list(a_axes)), _Group(total, list(b_axes))
+            first = [out_axes.index(x) for x in a_axes if x in out_axes and x not in b_axes]
+            second = [out_axes.index(x) for x in b_axes if x in out_axes and x not in a_axes]
+            if first and second and min(second) < min(first):   # the result in the order it is used
+                ga, gb = gb, ga
+            node, axes = _dot(ga, gb, summed)
+            pieces.append((node, axes, scale))
+        inner_terms = [(_product([Factor(n, tuple(ax))], out_axes, shape, dtype), c) for n, ax, c in pieces]
         if const != 0.0:
             inner_terms.append((B.const(1.0, tuple(shape[a] for a in out_axes), dtype), const))
         inner_sum = B.linear(inner_terms)
