@@ -356,3 +356,20 @@ def test_nan_in_the_data_reaches_every_entry_that_depends_on_it():
     np.testing.assert_allclose(H[finite], H0[finite], rtol=1e-13, atol=1e-14)
     ref = symdl.hessian(loss, ieee=True)(p, X, Ys[0])
     assert np.isnan(ref[depends]).all()
+
+
+def test_sum_of_blocks_tiling_one_axis_is_a_concatenation():
+    a, b = inputs((5, 3), (5, 2))
+    e = B.slice_(B.eye(5), [slice(None), slice(0, 3)])
+    ua = B.unslice(B.add(a, e), (0, 0), (5, 3), (1, 1), (5, 8))          # columns 0..2
+    ub = B.unslice(B.fn("sin", b), (0, 5), (5, 7), (1, 1), (5, 8))       # columns 5..6; 3, 4, 7 are zero
+    node = B.add(ua, ub)
+    new = C.sum_of_blocks(node)
+    assert new is not None and new.op == "concatenate"
+    same_values(new, node, [a, b], rtol=0, atol=0)
+    # near misses: overlapping blocks add, a coefficient, blocks along two axes
+    uc = B.unslice(B.fn("sin", b), (0, 2), (5, 4), (1, 1), (5, 8))
+    assert C.sum_of_blocks(B.add(ua, uc)) is None
+    assert C.sum_of_blocks(B.linear([(ua, 1.0), (ub, 2.0)])) is None
+    ud = B.unslice(B.slice_(B.fn("sin", b), [slice(0, 3)]), (2, 5), (5, 7), (1, 1), (5, 8))
+    assert C.sum_of_blocks(B.add(ua, ud)) is None
