@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import common
-from common import Report, attempt, first_call, measure, parse_args, peer, symdl_disk_cache_disabled
+from common import (Report, attempt, first_call, measure, parse_args, peer, symdl_model_gradients)
 
 CASE = "MLP 64-128-64-10 loss + gradients, batch 256, float32"
 B, SIZES = 256, (64, 128, 64, 10)
@@ -79,18 +79,8 @@ def main() -> None:
             loss = symdl.crossentropy(symdl.softmax(h), T)
             return loss, symdl.dlgradient(loss, params)
 
-        params = {k: symdl.dlarray(a) for k, a in p0.items()}
-        Xd, Td = symdl.dlarray(X, "CB"), symdl.dlarray(T, "CB")
-        with symdl_disk_cache_disabled():
-            step = symdl.dlaccelerate(model_gradients)
-
-            def call():
-                return symdl.dlfeval(step, params, Xd, Td)
-            first, out = first_call(call)
-        loss, grads = out
-        results["symdl"] = (float(loss), {k: symdl.extractdata(g) for k, g in grads.items()})
-        rep.add(CASE, "symdl: dlaccelerate(model gradients)", measure(call), first, symdl=True,
-                note="one native call per step after the first (trace + compile)")
+        results["symdl"] = symdl_model_gradients(rep, CASE, model_gradients, p0, symdl.dlarray(X, "CB"),
+                                                 symdl.dlarray(T, "CB"))
 
     def bench_numpy():
         first, out = first_call(lambda: numpy_step(p0, X, T))

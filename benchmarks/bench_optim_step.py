@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 import common
-from common import Report, attempt, first_call, measure, parse_args, peer, symdl_disk_cache_disabled
+from common import (Report, attempt, first_call, jax_adam_step, measure, parse_args, peer,
+                    symdl_disk_cache_disabled)
 
 CASE = "Adam step of an 8-32-4 MLP, 64 observations"
 N_IN, N_HIDDEN, N_OUT, N_OBS = 8, 32, 4, 64
@@ -138,14 +139,7 @@ def main() -> None:
             z = p["W2"] @ h + p["b2"][:, None]
             return -jnp.sum(T * jax.nn.log_softmax(z, axis=0)) / X.shape[1]
 
-        @jax.jit
-        def step(p, m, v, t, X, T):
-            g = jax.grad(loss)(p, X, T)
-            m = jax.tree_util.tree_map(lambda a, b: B1 * a + (1 - B1) * b, m, g)
-            v = jax.tree_util.tree_map(lambda a, b: B2 * a + (1 - B2) * b * b, v, g)
-            p = jax.tree_util.tree_map(
-                lambda q, a, b: q - LR * (a / (1 - B1 ** t)) / (jnp.sqrt(b / (1 - B2 ** t)) + EPS), p, m, v)
-            return p, m, v
+        step = jax_adam_step(jax, loss, LR, B1, B2, EPS)
 
         Xj, Tj = jnp.asarray(X), jnp.asarray(T)
         st = {"p": {k: jnp.asarray(a) for k, a in p0.items()}, "m": {k: jnp.zeros(a.shape) for k, a in p0.items()},

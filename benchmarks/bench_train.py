@@ -37,7 +37,8 @@ import time
 import numpy as np
 
 import common
-from common import Report, attempt, first_call, measure, parse_args, peer, symdl_disk_cache_disabled
+from common import (Report, attempt, first_call, jax_adam_step, measure, parse_args, peer,
+                    symdl_disk_cache_disabled)
 
 CASE = "20 epochs of Adam (100 steps), MLP 64-64-10 on the digits, mini-batches of 300"
 VERBOSE_CASE = "train_network on the digits, 220 iterations: progress output on vs off"
@@ -132,14 +133,7 @@ def main() -> None:
             z = p["W2"] @ h + p["b2"]
             return -jnp.sum(T * jax.nn.log_softmax(z, axis=0)) / X.shape[1]
 
-        @jax.jit
-        def step(p, m, v, t, X, T):
-            g = jax.grad(loss)(p, X, T)
-            m = jax.tree_util.tree_map(lambda a, b: B1 * a + (1 - B1) * b, m, g)
-            v = jax.tree_util.tree_map(lambda a, b: B2 * a + (1 - B2) * b * b, v, g)
-            p = jax.tree_util.tree_map(
-                lambda q, a, b: q - LR * (a / (1 - B1 ** t)) / (jnp.sqrt(b / (1 - B2 ** t)) + EPS), p, m, v)
-            return p, m, v
+        step = jax_adam_step(jax, loss, LR, B1, B2, EPS)
         built = []
 
         def run():

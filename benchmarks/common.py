@@ -440,3 +440,41 @@ def warm_up(report: Report) -> None:
     if jax is not None:
         t, _ = first_call(lambda: jax.jit(jax.grad(lambda x: (x * x).sum()))(np.ones(3)).block_until_ready())
         report.note(f"JAX one-time warm-up (first jit of the process, trivial function): {t * 1e3:.0f} ms")
+
+
+def symdl_model_gradients(rep: Report, case: str, model_gradients: Callable, params: dict, *inputs) -> tuple:
+    """Time ``model_gradients(params, *inputs) -> (loss, gradients)`` as a
+    deep-learning step runs in symdl: under ``dlaccelerate``, called through
+    ``dlfeval`` with dlarray parameters (``params``: name -> numpy array) and
+    the formatted ``inputs``; the first call (trace and compile, disk cache
+    off) is the build time.  Returns (loss as a float, gradients as numpy
+    arrays by name) for the checks."""
+    import symdl
+    dl_params = {k: symdl.dlarray(a) for k, a in params.items()}
+    with symdl_disk_cache_disabled():
+        step = symdl.dlaccelerate(model_gradients)
+
+        def call():
+            return symdl.dlfeval(step, dl_params, *inputs)
+        first, out = first_call(call)
+    loss, grads = out
+    rep.add(case, "symdl: dlaccelerate(model gradients)", measure(call), first, symdl=True,
+            note="one native call per step after the first (trace + compile)")
+    return float(loss), {k: symdl.extractdata(g) for k, g in grads.items()}
+
+
+def jax_adam_step(jax, loss: Callable, lr: float, b1: float, b2: float, eps: float) -> Callable:
+    """``jit`` of a whole Adam step ``(p, m, v, t, X, T) -> (p, m, v)`` on
+    the gradient of ``loss(p, X, T)``, Adam written by hand with MATLAB's
+    rule (the rule of ``symdl.adamupdate``)."""
+    jnp = jax.numpy
+
+    @jax.jit
+    def step(p, m, v, t, X, T):
+        g = jax.grad(loss)(p, X, T)
+        m = jax.tree_util.tree_map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
+        v = jax.tree_util.tree_map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
+        p = jax.tree_util.tree_map(
+            lambda q, a, b: q - lr * (a / (1 - b1 ** t)) / (jnp.sqrt(b / (1 - b2 ** t)) + eps), p, m, v)
+        return p, m, v
+    return step

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from symdl.ir.node import Node
 from symdl.ir.rewrite import ieee_semantics
 
-from . import blas, llvm
+from . import blas, llvm, parallel
 from .abi import NativeEntry
 from .emit import emit_module
 from .decompose import decompose
@@ -39,6 +39,8 @@ class Artifact:
     target_key: str
     llvm_ir: str = ""
     _entry: NativeEntry | None = field(default=None, repr=False, compare=False)
+    #: the thread helper's object code, taken along when pickled code calls it
+    _runtime: bytes | None = field(default=None, repr=False, compare=False)
 
     def entry(self) -> NativeEntry:
         if self._entry is None:
@@ -51,7 +53,7 @@ class Artifact:
                 raise ValueError("compiled code calls a BLAS that this process does not have "
                                  f"({', '.join(blas.references_blas(self.object_code))}); "
                                  "compile it again here")
-            lib = llvm.NativeLibrary(self.object_code, target)
+            lib = llvm.NativeLibrary(self.object_code, target, self._runtime)
             self._entry = NativeEntry(lib, self.name, self.in_specs, self.out_specs, self.workspace_bytes)
         return self._entry
 
@@ -62,12 +64,20 @@ class Artifact:
             h.update(part.encode())
             h.update(b"\0")
         h.update(self.object_code)
+        if self._runtime is not None:
+            h.update(b"\0runtime\0")
+            h.update(self._runtime)
         return h.hexdigest()
 
     def __getstate__(self):
-        # Pickled for worker processes (AcceleratedFunction, transforms): the
-        # receiver checks the code and its layout before it maps anything, so
-        # bytes damaged on the way are a ValueError, never native code run.
+        # Pickled for worker processes (AcceleratedFunction, transforms, Dask
+        # training): the receiver checks the code and its layout before it
+        # maps anything, so bytes damaged on the way are a ValueError, never
+        # native code run.  Code with split kernels takes the thread helper's
+        # object code along, so the receiver runs no LLVM at all.
+        if self._runtime is None and parallel.RUNTIME_SYMBOL.encode() in self.object_code \
+                and llvm.host_target().key == self.target_key:
+            self._runtime = parallel.runtime_object(llvm.host_target())
         state = dict(self.__dict__)
         state["_entry"] = None
         state["_checksum"] = self._checksum()
@@ -76,6 +86,7 @@ class Artifact:
     def __setstate__(self, state):
         state = dict(state)
         checksum = state.pop("_checksum", None)
+        state.setdefault("_runtime", None)   # pickled before the field existed
         self.__dict__.update(state)
         if checksum is None or checksum != self._checksum():
             raise ValueError("pickled compiled code is damaged (its checksum does not match); "

@@ -328,12 +328,14 @@ def register_symbol(name: str, address: int) -> None:
 
 class NativeLibrary:
     """Object code loaded into this process; function addresses by name.
+    ``runtime``: the thread helper's object code, if the code calls it and
+    came with it (see ``codegen.parallel.ensure_runtime``).
 
     Each library has its own execution engine, so its code lives exactly as
     long as the Python object that holds it.
     """
 
-    def __init__(self, object_code: bytes, target: HostTarget):
+    def __init__(self, object_code: bytes, target: HostTarget, runtime: bytes | None = None):
         from . import parallel
         with _LOCK:
             # generated code reads the thread count from this process-wide
@@ -341,7 +343,7 @@ class NativeLibrary:
             parallel.load_from_env()
             llvm.add_symbol(parallel.NUM_THREADS_SYMBOL, parallel.symbol_address())
             if parallel.RUNTIME_SYMBOL.encode() in object_code:   # (the name is in its symbol table)
-                parallel.ensure_runtime(target)
+                parallel.ensure_runtime(target, runtime)
             empty = llvm.parse_assembly("")
             empty.triple = target.triple
             self._engine = llvm.create_mcjit_compiler(empty, target.new_machine())

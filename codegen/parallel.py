@@ -17,11 +17,11 @@ busy) or cannot be started at all (``EAGAIN`` under a process or memory
 limit) leaves its share to the others, the calling thread at least.
 
 JIT-loaded modules call one copy of that helper per process
-(:data:`RUNTIME_SYMBOL`, compiled by :func:`ensure_runtime` before the
+(:data:`RUNTIME_SYMBOL`, loaded by :func:`ensure_runtime` before the
 first object code that calls it is loaded): defined in every module it cost
-LLVM about 25 ms per build.  Exported libraries carry their own copy.  (A
-process that loads only code without split kernels, such as a Dask worker
-running small shard steps, never compiles it.)
+LLVM about 25 ms per build.  Exported libraries carry their own copy.
+Pickled compiled code that calls it carries the helper's object code, so a
+process that receives it (a Dask worker) runs no LLVM for it either.
 
 Only axes whose iterations are independent are split: the outer axis of a
 fused elementwise loop (or its flat index), and the outer *output* axis of a
@@ -218,25 +218,46 @@ def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
 #: The process-wide ``parallel_for`` that JIT-loaded modules call.
 RUNTIME_SYMBOL = "symdl_rt_parallel_for"
 _RUNTIME: dict = {}
-_RUNTIME_LOCK = threading.Lock()
+_RUNTIME_LOCK = threading.RLock()
 
 
-def ensure_runtime(target) -> None:
-    """Compile the thread helper once per process and register it with
-    LLVM as :data:`RUNTIME_SYMBOL` (before any module that calls it is
-    loaded).  Exported libraries carry their own copy instead."""
+def runtime_object(target) -> bytes:
+    """The thread helper's object code for ``target``, compiled once per
+    process.  Pickled compiled code that calls the helper carries it
+    (``codegen.compiler.Artifact``), so a process that receives such code
+    (a Dask worker) loads the helper without running LLVM's optimiser or
+    code generator."""
     with _RUNTIME_LOCK:
-        if _RUNTIME:
+        code = _RUNTIME.get("object")
+        if code is None:
+            from . import llvm as cl
+            module = ir.Module(name="symdl_thread_runtime")
+            module.triple = target.triple
+            ParallelRuntime(module, standalone=True).parallel_for()
+            code = _RUNTIME["object"] = cl.compile_object(cl.optimize(str(module), target, unroll=False), target)
+        return code
+
+
+def ensure_runtime(target, object_code: bytes | None = None) -> None:
+    """Load the thread helper once per process and register it with LLVM as
+    :data:`RUNTIME_SYMBOL` (before any module that calls it is loaded):
+    from ``object_code`` when given (the helper's object code for this
+    target, as :func:`runtime_object` makes it), otherwise compiled here.
+    Exported libraries carry their own copy instead."""
+    with _RUNTIME_LOCK:
+        if "engine" in _RUNTIME:
             return
         import llvmlite.binding as llvm
-        from . import llvm as cl
-        module = ir.Module(name="symdl_thread_runtime")
-        module.triple = target.triple
-        ParallelRuntime(module, standalone=True).parallel_for()
-        mod = llvm.parse_assembly(cl.optimize(str(module), target, unroll=False))
-        engine = llvm.create_mcjit_compiler(mod, target.new_machine())
+        code = object_code if object_code is not None else runtime_object(target)
+        empty = llvm.parse_assembly("")
+        empty.triple = target.triple
+        engine = llvm.create_mcjit_compiler(empty, target.new_machine())
+        engine.add_object_file(llvm.ObjectFileRef.from_data(code))
         engine.finalize_object()
-        llvm.add_symbol(RUNTIME_SYMBOL, engine.get_function_address(RUNTIME_SYMBOL))
+        address = engine.get_function_address(RUNTIME_SYMBOL)
+        if not address:
+            raise ValueError("the thread helper's object code does not define " + RUNTIME_SYMBOL)
+        llvm.add_symbol(RUNTIME_SYMBOL, address)
         _RUNTIME["engine"] = engine   # the code lives as long as the process
 
 

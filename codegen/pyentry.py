@@ -143,6 +143,109 @@ def forwarding_call(cls: type, path: tuple[int, ...]):
     return descriptor
 
 
+class _IRText:
+    """Lines of one LLVM IR function being written as text: fresh temporaries
+    and labels, and the few instruction shapes both dispatchers use.  Calls
+    go through constant addresses (``inttoptr``), which IR text writes
+    directly."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self._temp = iter(range(1, 1 << 30))
+        self._labels = iter(range(1 << 30))
+
+    def emit(self, line: str) -> None:
+        self.lines.append(line)
+
+    def t(self) -> str:
+        return f"%t{next(self._temp)}"
+
+    @staticmethod
+    def addr(a: int) -> str:
+        return f"inttoptr (i64 {a} to ptr)"
+
+    def gep(self, obj: str, offset: int) -> str:
+        p = self.t()
+        self.emit(f"  {p} = getelementptr i8, ptr {obj}, i64 {offset}")
+        return p
+
+    def field(self, obj: str, offset: int, ty: str) -> str:
+        v = self.t()
+        self.emit(f"  {v} = load {ty}, ptr {self.gep(obj, offset)}")
+        return v
+
+    def cmp(self, op: str, ty: str, a: str, b: str) -> str:
+        c = self.t()
+        self.emit(f"  {c} = icmp {op} {ty} {a}, {b}")
+        return c
+
+    def check(self, cond: str, fail: str) -> None:
+        """Go on when ``cond`` holds, else branch to the label ``fail``."""
+        ok = f"ok{next(self._labels)}"
+        self.emit(f"  br i1 {cond}, label %{ok}, label %{fail}")
+        self.emit(f"{ok}:")
+
+    def check_probes(self, layout: dict, probes: list, fail: str) -> None:
+        """The function watch: each probed attribute or globals entry is
+        still the object it was when the code was traced."""
+        get_item = _address(_API.PyDict_GetItemWithError)
+        for kind, obj, key, expected in probes:
+            if kind == "attr":
+                current = self.field(self.addr(id(obj)), layout[key], "ptr")
+            else:
+                current = self.t()
+                self.emit(f"  {current} = call ptr {self.addr(get_item)}(ptr {self.addr(id(obj))}, "
+                          f"ptr {self.addr(id(key))})")
+            # a function without defaults stores NULL, which Python shows as None
+            want = "null" if (kind == "attr" and key == "__defaults__" and expected is None) \
+                else self.addr(id(expected))
+            self.check(self.cmp("eq", "ptr", current, want), fail)
+
+    def build_tree(self, layout: dict, tree, leaf) -> str:
+        """The result object: ``leaf(k)`` for an output index, a new tuple
+        (which takes the references of its items) for a tuple of trees."""
+        if isinstance(tree, int):
+            return leaf(tree)
+        items = [self.build_tree(layout, sub, leaf) for sub in tree]
+        tup = self.t()
+        self.emit(f"  {tup} = call ptr {self.addr(_address(_API.PyTuple_New))}(i64 {len(items)})")
+        for k, item in enumerate(items):  # PyTuple_SET_ITEM
+            self.emit(f"  store ptr {item}, ptr {self.gep(tup, layout['tuple_items'] + 8 * k)}")
+        return tup
+
+    def count_and_return(self, counter: int, result: str) -> None:
+        n0, n1 = self.t(), self.t()
+        self.emit(f"  {n0} = load i64, ptr {self.addr(counter)}")
+        self.emit(f"  {n1} = add i64 {n0}, 1")
+        self.emit(f"  store i64 {n1}, ptr {self.addr(counter)}")
+        self.emit(f"  ret ptr {result}")
+
+    def call_slow(self, slow: int) -> None:
+        """The slow path: the Python callable, with the same arguments."""
+        r = self.t()
+        vectorcall = _address(_API.PyObject_Vectorcall)
+        self.emit(f"  {r} = call ptr {self.addr(vectorcall)}(ptr {self.addr(slow)}, ptr %args, i64 %nargs, "
+                  "ptr null)")
+        self.emit(f"  ret ptr {r}")
+
+    def function(self, globals_: list[str] = ()) -> str:
+        return ("\n".join(globals_) + "\n" + "define ptr @dispatch(ptr %self, ptr %args, i64 %nargs) {\nentry:\n"
+                + "\n".join(self.lines) + "\n}\n")
+
+
+def _install(owner, module: str, target) -> None:
+    """Compile the dispatcher ``module`` (IR text) and make ``owner.function``,
+    a builtin function object whose ``self`` is ``owner``: the method
+    definition and the code stay alive as long as the function can be called."""
+    from . import llvm
+    owner._lib = llvm.NativeLibrary(llvm.compile_object(llvm.optimize(module, target), target), target)
+    owner._def = _MethodDef(b"symdl_dispatch", owner._lib.address("dispatch"), _METH_FASTCALL, None)
+    new = _API.PyCFunction_NewEx
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+    owner.function = new(ctypes.addressof(owner._def), owner, None)
+
+
 class ScalarDispatcher:
     """Compile and hold one dispatcher.
 
@@ -153,7 +256,6 @@ class ScalarDispatcher:
 
     def __init__(self, entry_address: int, n_in: int, n_out: int, workspace: int, structure,
                  probes: list, slow, counter: ctypes.c_int64, target, keep=()):
-        from . import llvm
         layout = _layout()
         # everything the code points at stays alive: the slow path, the watched
         # objects, the counter, and (``keep``) the compiled entry and its workspace
@@ -166,108 +268,41 @@ class ScalarDispatcher:
         for k in range(n_out):
             self.pointers[n_in + k] = ctypes.addressof(self.outputs) + 8 * k
         self.pointers[n_in + n_out] = workspace
-        module = self._module(layout, entry_address, n_in, structure, probes, id(slow),
-                              ctypes.addressof(counter))
-        text = llvm.optimize(module, target)
-        self._lib = llvm.NativeLibrary(llvm.compile_object(text, target), target)
-        self._def = _MethodDef(b"symdl_dispatch", self._lib.address("dispatch"), _METH_FASTCALL, None)
-        new = _API.PyCFunction_NewEx
-        new.restype = ctypes.py_object
-        new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
-        # the function object holds this dispatcher as its ``self``: the method
-        # definition and the code stay alive as long as the function can be called
-        self.function = new(ctypes.addressof(self._def), self, None)
+        _install(self, self._module(layout, entry_address, n_in, structure, probes, id(slow),
+                                    ctypes.addressof(counter)), target)
 
     def _module(self, layout, entry_address, n_in, structure, probes, slow, counter) -> str:
-        """The dispatcher as LLVM IR text.  Calls go through constant
-        addresses (``inttoptr``), which IR text writes directly."""
-        lines: list[str] = []
-        temp = iter(range(1, 1 << 30))
-
-        def t() -> str:
-            return f"%t{next(temp)}"
-
-        def addr(a: int) -> str:
-            return f"inttoptr (i64 {a} to ptr)"
-
-        def field(obj: str, offset: int, ty: str) -> str:
-            p, v = t(), t()
-            lines.append(f"  {p} = getelementptr i8, ptr {obj}, i64 {offset}")
-            lines.append(f"  {v} = load {ty}, ptr {p}")
-            return v
-
-        labels = iter(range(1 << 30))
-
-        def check(cond: str) -> None:
-            ok = f"ok{next(labels)}"
-            lines.append(f"  br i1 {cond}, label %{ok}, label %slow")
-            lines.append(f"{ok}:")
-
-        c = t()
-        lines.append(f"  {c} = icmp eq i64 %nargs, {n_in}")
-        check(c)
+        """The dispatcher as LLVM IR text."""
+        w = _IRText()
+        addr = w.addr
+        w.check(w.cmp("eq", "i64", "%nargs", str(n_in)), "slow")
         for k in range(n_in):
-            p, obj = t(), t()
-            lines.append(f"  {p} = getelementptr ptr, ptr %args, i64 {k}")
-            lines.append(f"  {obj} = load ptr, ptr {p}")
-            typ = field(obj, layout["type"], "ptr")
-            c = t()
-            lines.append(f"  {c} = icmp eq ptr {typ}, {addr(id(float))}")
-            check(c)
-            value = field(obj, layout["float_value"], "double")
-            lines.append(f"  store double {value}, ptr {addr(ctypes.addressof(self.inputs) + 8 * k)}")
-        get_item = _address(_API.PyDict_GetItemWithError)
-        for kind, obj, key, expected in probes:
-            if kind == "attr":
-                current = field(addr(id(obj)), layout[key], "ptr")
-            else:
-                current = t()
-                lines.append(f"  {current} = call ptr {addr(get_item)}(ptr {addr(id(obj))}, ptr {addr(id(key))})")
-            c = t()
-            # a function without defaults stores NULL, which Python shows as None
-            want = "null" if (kind == "attr" and key == "__defaults__" and expected is None) else addr(id(expected))
-            lines.append(f"  {c} = icmp eq ptr {current}, {want}")
-            check(c)
-        rc, c = t(), t()
-        lines.append(f"  {rc} = call i32 {addr(entry_address)}(ptr {addr(ctypes.addressof(self.pointers))})")
-        lines.append(f"  {c} = icmp eq i32 {rc}, 0")
-        check(c)
-        from_double = _address(_API.PyFloat_FromDouble)
-        tuple_new = _address(_API.PyTuple_New)
+            obj = w.field("%args", 8 * k, "ptr")
+            w.check(w.cmp("eq", "ptr", w.field(obj, layout["type"], "ptr"), addr(id(float))), "slow")
+            value = w.field(obj, layout["float_value"], "double")
+            w.emit(f"  store double {value}, ptr {addr(ctypes.addressof(self.inputs) + 8 * k)}")
+        w.check_probes(layout, probes, "slow")
+        rc = w.t()
+        w.emit(f"  {rc} = call i32 {addr(entry_address)}(ptr {addr(ctypes.addressof(self.pointers))})")
+        w.check(w.cmp("eq", "i32", rc, "0"), "slow")
         # Every result is read before any object is made: making a tuple may
         # run the garbage collector, whose finalizers may let another thread
         # run this dispatcher and overwrite the output buffer.
         loaded = {}
         for k in sorted(_leaves(structure)):
-            loaded[k] = t()
-            lines.append(f"  {loaded[k]} = load double, ptr {addr(ctypes.addressof(self.outputs) + 8 * k)}")
+            loaded[k] = w.t()
+            w.emit(f"  {loaded[k]} = load double, ptr {addr(ctypes.addressof(self.outputs) + 8 * k)}")
+        from_double = _address(_API.PyFloat_FromDouble)
 
-        def build(tree) -> str:
-            if isinstance(tree, int):
-                r = t()
-                lines.append(f"  {r} = call ptr {addr(from_double)}(double {loaded[tree]})")
-                return r
-            items = [build(sub) for sub in tree]
-            tup = t()
-            lines.append(f"  {tup} = call ptr {addr(tuple_new)}(i64 {len(items)})")
-            for k, item in enumerate(items):  # PyTuple_SET_ITEM: the tuple takes the reference
-                p = t()
-                lines.append(f"  {p} = getelementptr i8, ptr {tup}, i64 {layout['tuple_items'] + 8 * k}")
-                lines.append(f"  store ptr {item}, ptr {p}")
-            return tup
+        def leaf(k: int) -> str:
+            r = w.t()
+            w.emit(f"  {r} = call ptr {addr(from_double)}(double {loaded[k]})")
+            return r
 
-        result = build(structure)
-        n0, n1 = t(), t()
-        lines.append(f"  {n0} = load i64, ptr {addr(counter)}")
-        lines.append(f"  {n1} = add i64 {n0}, 1")
-        lines.append(f"  store i64 {n1}, ptr {addr(counter)}")
-        lines.append(f"  ret ptr {result}")
-        lines.append("slow:")
-        r = t()
-        vectorcall = _address(_API.PyObject_Vectorcall)
-        lines.append(f"  {r} = call ptr {addr(vectorcall)}(ptr {addr(slow)}, ptr %args, i64 %nargs, ptr null)")
-        lines.append(f"  ret ptr {r}")
-        return "define ptr @dispatch(ptr %self, ptr %args, i64 %nargs) {\nentry:\n" + "\n".join(lines) + "\n}\n"
+        w.count_and_return(counter, w.build_tree(layout, structure, leaf))
+        w.emit("slow:")
+        w.call_slow(slow)
+        return w.function()
 
 
 # ---------------------------------------------------------------- numpy arrays
@@ -395,62 +430,25 @@ class ArrayDispatcher:
 
     def __init__(self, entry_address: int, inputs: list, outputs: list, workspace: int, structure,
                  probes: list, slow, counter: ctypes.c_int64, target, keep=()):
-        from . import llvm
         self._keep = [slow, probes, counter, *keep]
-        module = self._module(_layout(), _array_layout(), entry_address, inputs, outputs, workspace, structure,
-                              probes, id(slow), ctypes.addressof(counter))
-        text = llvm.optimize(module, target)
-        self._lib = llvm.NativeLibrary(llvm.compile_object(text, target), target)
-        self._def = _MethodDef(b"symdl_dispatch", self._lib.address("dispatch"), _METH_FASTCALL, None)
-        new = _API.PyCFunction_NewEx
-        new.restype = ctypes.py_object
-        new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
-        self.function = new(ctypes.addressof(self._def), self, None)
+        _install(self, self._module(_layout(), _array_layout(), entry_address, inputs, outputs, workspace,
+                                    structure, probes, id(slow), ctypes.addressof(counter)), target)
 
     @staticmethod
     def _module(layout, A, entry_address, inputs, outputs, workspace, structure, probes, slow, counter) -> str:
-        lines: list[str] = []
+        w = _IRText()
+        addr, gep, field, cmp, check = w.addr, w.gep, w.field, w.cmp, w.check
         globals_: list[str] = []
-        temp = iter(range(1, 1 << 30))
-        labels = iter(range(1 << 30))
-
-        def t() -> str:
-            return f"%t{next(temp)}"
-
-        def addr(a: int) -> str:
-            return f"inttoptr (i64 {a} to ptr)"
-
-        def gep(obj: str, offset: int) -> str:
-            p = t()
-            lines.append(f"  {p} = getelementptr i8, ptr {obj}, i64 {offset}")
-            return p
-
-        def field(obj: str, offset: int, ty: str) -> str:
-            v = t()
-            lines.append(f"  {v} = load {ty}, ptr {gep(obj, offset)}")
-            return v
-
-        def check(cond: str, fail: str) -> None:
-            ok = f"ok{next(labels)}"
-            lines.append(f"  br i1 {cond}, label %{ok}, label %{fail}")
-            lines.append(f"{ok}:")
-
-        def cmp(op: str, ty: str, a: str, b: str) -> str:
-            c = t()
-            lines.append(f"  {c} = icmp {op} {ty} {a}, {b}")
-            return c
-
         n_in, n_out = len(inputs), len(outputs)
-        decref, vectorcall = _address(_API.Py_DecRef), _address(_API.PyObject_Vectorcall)
-        lines.append(f"  %slots = alloca [{n_in + n_out + 1} x ptr]")
-        lines.append(f"  %cells = alloca [{n_in + n_out + 1} x double]")
-        lines.append(f"  %made = alloca [{max(n_out, 1)} x ptr]")
+        w.emit(f"  %slots = alloca [{n_in + n_out + 1} x ptr]")
+        w.emit(f"  %cells = alloca [{n_in + n_out + 1} x double]")
+        w.emit(f"  %made = alloca [{max(n_out, 1)} x ptr]")
         for k in range(n_out):
-            lines.append(f"  store ptr null, ptr {gep('%made', 8 * k)}")
+            w.emit(f"  store ptr null, ptr {gep('%made', 8 * k)}")
         check(cmp("eq", "i64", "%nargs", str(n_in)), "slow")
 
         def slot(k: int, value: str) -> None:
-            lines.append(f"  store ptr {value}, ptr {gep('%slots', 8 * k)}")
+            w.emit(f"  store ptr {value}, ptr {gep('%slots', 8 * k)}")
 
         # outputs first (see the class docstring); a failure to make one is a
         # MemoryError raised to the caller, as numpy would
@@ -461,10 +459,10 @@ class ArrayDispatcher:
             dims = f"@dims{k}"
             values = ", ".join(f"i64 {d}" for d in shape) or "i64 0"
             globals_.append(f"{dims} = private constant [{max(len(shape), 1)} x i64] [{values}]")
-            arr = t()
-            lines.append(f"  {arr} = call ptr {addr(A['new'])}(ptr {addr(A['array_type'])}, i32 {len(shape)}, "
-                         f"ptr {dims}, i32 {_NPY_TYPES[dtype]}, ptr null, ptr null, i32 0, i32 0, ptr null)")
-            lines.append(f"  store ptr {arr}, ptr {gep('%made', 8 * k)}")
+            arr = w.t()
+            w.emit(f"  {arr} = call ptr {addr(A['new'])}(ptr {addr(A['array_type'])}, i32 {len(shape)}, "
+                   f"ptr {dims}, i32 {_NPY_TYPES[dtype]}, ptr null, ptr null, i32 0, i32 0, ptr null)")
+            w.emit(f"  store ptr {arr}, ptr {gep('%made', 8 * k)}")
             check(cmp("ne", "ptr", arr, "null"), "nomemory")
             slot(n_in + k, field(arr, A["data"], "ptr"))
         # the arguments: exactly what the entry was compiled for
@@ -475,7 +473,7 @@ class ArrayDispatcher:
                 check(cmp("eq", "ptr", typ, addr(id(float))), "mismatch")
                 value = field(obj, layout["float_value"], "double")
                 cell = gep("%cells", 8 * k)
-                lines.append(f"  store double {value}, ptr {cell}")
+                w.emit(f"  store double {value}, ptr {cell}")
                 slot(k, cell)
                 continue
             shape, dtype = spec
@@ -484,79 +482,57 @@ class ArrayDispatcher:
             check(cmp("eq", "i32", field(descr, A["type_num"], "i32"), str(_NPY_TYPES[dtype])), "mismatch")
             order = field(descr, A["byteorder"], "i8")
             native, eq = cmp("eq", "i8", order, str(ord("="))), cmp("eq", "i8", order, str(_NATIVE_ORDER[0]))
-            either = t()
-            lines.append(f"  {either} = or i1 {native}, {eq}")
+            either = w.t()
+            w.emit(f"  {either} = or i1 {native}, {eq}")
             check(either, "mismatch")
             check(cmp("eq", "i32", field(obj, A["nd"], "i32"), str(len(shape))), "mismatch")
             if shape:
                 dims = field(obj, A["dimensions"], "ptr")
                 for i, d in enumerate(shape):
                     check(cmp("eq", "i64", field(dims, 8 * i, "i64"), str(d)), "mismatch")
-            flags, masked = field(obj, A["flags"], "i32"), t()
+            flags, masked = field(obj, A["flags"], "i32"), w.t()
             want = _C_CONTIGUOUS | _ALIGNED
-            lines.append(f"  {masked} = and i32 {flags}, {want}")
+            w.emit(f"  {masked} = and i32 {flags}, {want}")
             check(cmp("eq", "i32", masked, str(want)), "mismatch")
             slot(k, field(obj, A["data"], "ptr"))
-        get_item = _address(_API.PyDict_GetItemWithError)
-        for kind, obj, key, expected in probes:
-            if kind == "attr":
-                current = field(addr(id(obj)), layout[key], "ptr")
-            else:
-                current = t()
-                lines.append(f"  {current} = call ptr {addr(get_item)}(ptr {addr(id(obj))}, ptr {addr(id(key))})")
-            want = "null" if (kind == "attr" and key == "__defaults__" and expected is None) else addr(id(expected))
-            check(cmp("eq", "ptr", current, want), "mismatch")
+        w.check_probes(layout, probes, "mismatch")
         slot(n_in + n_out, addr(workspace))
-        rc = t()
-        lines.append(f"  {rc} = call i32 {addr(entry_address)}(ptr %slots)")
+        rc = w.t()
+        w.emit(f"  {rc} = call i32 {addr(entry_address)}(ptr %slots)")
         check(cmp("eq", "i32", rc, "0"), "mismatch")
         # Python floats for scalar outputs, read before any object is made
-        from_double, tuple_new = _address(_API.PyFloat_FromDouble), _address(_API.PyTuple_New)
+        from_double = _address(_API.PyFloat_FromDouble)
         floats = {}
         for k, (_shape, dtype, as_float) in enumerate(outputs):
             if as_float:
                 v = field("%cells", 8 * (n_in + k), "double" if dtype == "float64" else "float")
                 if dtype != "float64":
-                    w = t()
-                    lines.append(f"  {w} = fpext float {v} to double")
-                    v = w
+                    wide = w.t()
+                    w.emit(f"  {wide} = fpext float {v} to double")
+                    v = wide
                 floats[k] = v
 
-        def build(tree) -> str:
-            if isinstance(tree, int):
-                if tree in floats:
-                    r = t()
-                    lines.append(f"  {r} = call ptr {addr(from_double)}(double {floats[tree]})")
-                    return r
-                # each array output appears once in the result (checked by the caller)
-                return field("%made", 8 * tree, "ptr")
-            items = [build(sub) for sub in tree]
-            tup = t()
-            lines.append(f"  {tup} = call ptr {addr(tuple_new)}(i64 {len(items)})")
-            for k, item in enumerate(items):  # PyTuple_SET_ITEM: the tuple takes the reference
-                lines.append(f"  store ptr {item}, ptr {gep(tup, layout['tuple_items'] + 8 * k)}")
-            return tup
+        def leaf(k: int) -> str:
+            if k in floats:
+                r = w.t()
+                w.emit(f"  {r} = call ptr {addr(from_double)}(double {floats[k]})")
+                return r
+            # each array output appears once in the result (checked by the caller)
+            return field("%made", 8 * k, "ptr")
 
-        result = build(structure)
-        n0, n1 = t(), t()
-        lines.append(f"  {n0} = load i64, ptr {addr(counter)}")
-        lines.append(f"  {n1} = add i64 {n0}, 1")
-        lines.append(f"  store i64 {n1}, ptr {addr(counter)}")
-        lines.append(f"  ret ptr {result}")
+        w.count_and_return(counter, w.build_tree(layout, structure, leaf))
 
         def release() -> None:
+            decref = _address(_API.Py_DecRef)
             for k in range(n_out):
-                lines.append(f"  call void {addr(decref)}(ptr {field('%made', 8 * k, 'ptr')})")  # Py_XDECREF
+                w.emit(f"  call void {addr(decref)}(ptr {field('%made', 8 * k, 'ptr')})")  # Py_XDECREF
 
-        lines.append("nomemory:")
+        w.emit("nomemory:")
         release()
-        lines.append("  ret ptr null")
-        lines.append("mismatch:")
+        w.emit("  ret ptr null")
+        w.emit("mismatch:")
         release()
-        lines.append("  br label %slow")
-        lines.append("slow:")
-        r = t()
-        lines.append(f"  {r} = call ptr {addr(vectorcall)}(ptr {addr(slow)}, ptr %args, i64 %nargs, ptr null)")
-        lines.append(f"  ret ptr {r}")
-        return ("\n".join(globals_) + "\n" + "define ptr @dispatch(ptr %self, ptr %args, i64 %nargs) {\nentry:\n"
-                + "\n".join(lines) + "\n}\n")
+        w.emit("  br label %slow")
+        w.emit("slow:")
+        w.call_slow(slow)
+        return w.function(globals_)

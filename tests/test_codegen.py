@@ -1076,3 +1076,21 @@ def test_stop_gradient_is_dropped_before_planning():
     rng = np.random.default_rng(3)
     assert_compiled_matches_interpreter([a, b], [out, B.emit("stop_gradient", (a,))],
                                         [(rng.standard_normal((3, 4)), rng.standard_normal((4, 5)))])
+
+
+def test_float32_exp_is_correctly_rounded_over_its_whole_range():
+    # compiled float32 exp is computed inline in float64 (vectorised) and
+    # rounded once: it must equal exp in float64 rounded to float32, through
+    # overflow, subnormal results, underflow to zero, infinities and NaN
+    rng = np.random.default_rng(11)
+    edges = np.float32([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.72284, -87.33655, -103.278, -103.279,
+                        -103.972, -104.0, 1e-30, -1e-30, 1e-45, 200.0, -200.0, 201.0, -201.0, 3e38, -3e38])
+    xs = np.concatenate([rng.uniform(-110.0, 95.0, 200_000).astype(np.float32),
+                         rng.uniform(-1.0, 1.0, 50_000).astype(np.float32), edges])
+    x = B.input_node("x", xs.shape, "float32")
+    entry = compile_graph([x], [B.fn("exp", x)]).entry()
+    (got,) = entry(xs)
+    with np.errstate(over="ignore"):
+        want = np.exp(xs.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[np.isfinite(got)]).sum() == 0

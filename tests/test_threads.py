@@ -365,3 +365,45 @@ def test_exported_library_links_into_a_c_program_with_threads(tmp_path):
     expected = _interpreted(big_elementwise, x)[0]
     assert rc == "0"
     np.testing.assert_allclose([float(v) for v in values], expected[[0, x.size // 3, -1]], rtol=1e-14, atol=1e-14)
+
+
+def test_pickled_code_with_split_kernels_runs_elsewhere_without_llvm(tmp_path):
+    # A Dask worker receives compiled code by pickle: code that calls the
+    # process's thread helper takes the helper's object code along, so the
+    # receiving process runs no LLVM optimisation or code generation at all
+    import pickle
+    x = np.linspace(-3.0, 3.0, 1 << 20)
+    compiled = symdl.compile(lambda v: symdl.exp(symdl.sin(v)) * v, x)
+    assert parallel.RUNTIME_SYMBOL in compiled.llvm_ir
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(compiled))
+    child = textwrap.dedent(f"""
+        import pickle, sys
+        import numpy as np
+        import codegen.llvm as llvm
+        def refuse(*args, **kwargs):
+            raise AssertionError("LLVM ran in the receiving process")
+        llvm.optimize = llvm.compile_object = refuse
+        f = pickle.loads(open({str(tmp_path / "f.pkl")!r}, "rb").read())
+        x = np.linspace(-3.0, 3.0, 1 << 20)
+        got = np.asarray(f(x))
+        assert np.allclose(got, np.exp(np.sin(x)) * x, rtol=1e-13, atol=1e-13), "wrong values"
+        print("ok")
+    """)
+    env = {**os.environ, "SYMDL_NUM_THREADS": "2", "SYMDL_CACHE_DIR": "0", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+def test_pickled_thread_helper_is_checked():
+    # the helper's bytes are part of the checksum: damaged on the way, the
+    # code is refused before anything is mapped
+    import pickle
+    x = np.linspace(-3.0, 3.0, 1 << 20)
+    compiled = symdl.compile(lambda v: symdl.exp(symdl.sin(v)) * v, x)
+    artifact = compiled._artifact
+    state = artifact.__getstate__()
+    assert state["_runtime"]
+    damaged = dict(state, _runtime=state["_runtime"][:-1] + bytes([state["_runtime"][-1] ^ 1]))
+    with pytest.raises(ValueError, match="damaged"):
+        type(artifact).__new__(type(artifact)).__setstate__(damaged)
+    pickle.loads(pickle.dumps(artifact))   # intact: accepted

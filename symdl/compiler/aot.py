@@ -3,6 +3,7 @@ it as a C-callable shared library."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -299,6 +300,9 @@ def _to_bytes(cf: CompiledFunction, portable: bool) -> tuple[bytes, tuple | None
         "input_names": list(p.input_names), "uses_rng": bool(p.uses_rng),
         "trace_key": None if p.trace_key is None else value_to_json(np.asarray(p.trace_key)),
         "statics": [[k, v] for k, v in sorted(cf._statics.items())],
+        # the thread helper's object code when the code calls it (codegen.parallel):
+        # the receiving process then loads it without running LLVM
+        "runtime": _runtime_text(art),
     }
     python_parts = None
     try:
@@ -432,8 +436,19 @@ def _decode(header: dict, code: bytes, python_parts: tuple | None) -> CompiledFu
             raise ValueError("malformed output slot")
     program = Program(inputs, outputs[:n], outputs[n:], guard_values, out_treedef, slots, names,
                       uses_rng=uses_rng, trace_key=trace_key)
-    artifact = Artifact(name, code, in_specs, out_specs, work, host)
+    runtime = header.get("runtime")
+    if runtime is not None and not isinstance(runtime, str):
+        raise ValueError("malformed thread helper")
+    artifact = Artifact(name, code, in_specs, out_specs, work, host,
+                        _runtime=None if runtime is None else base64.b64decode(runtime, validate=True))
     return CompiledFunction(program, artifact, key, None, statics)
+
+
+def _runtime_text(art) -> str | None:
+    from codegen import llvm, parallel
+    if parallel.RUNTIME_SYMBOL.encode() not in art.object_code or art.target_key != llvm.host_target().key:
+        return None
+    return base64.b64encode(art._runtime or parallel.runtime_object(llvm.host_target())).decode("ascii")
 
 
 def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "symdl_fn") -> Path:
