@@ -233,7 +233,7 @@ def _fkey(f: Factor) -> tuple:
     return (f.node, f.axes, f.exp)
 
 
-def _group_node(g: list[Factor], summed: set[int], others: frozenset, shape, dtype) -> tuple[Node, list[int]]:
+def _group_node(g: list[Factor], summed: set[int], others: frozenset, shape, dtype) -> tuple[_Group, list[int]]:
     """The product of ``g`` summed over the summed axes no other group has."""
     order = sorted(frozenset().union(*(f.deps for f in g)))
     node = _product(g, order, shape, dtype)
