@@ -39,7 +39,7 @@ from .structure import Band, Segment, band_node, band_of
 
 __all__ = ["Factor", "touches_basis"]
 
-_MAX_TERMS = 48        # a sum of products with more terms is left as it is
+_MAX_TERMS = 12       # a sum of products with more terms is left as it is
 _MAX_UNROLL = 4        # contractions of at most this many elements against eye become products
 _FLOATS = ("float32", "float64")
 
