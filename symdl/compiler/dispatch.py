@@ -25,7 +25,7 @@ import numpy as np
 
 from ..array import dlarray
 from ..tree import Treedef, tree_flatten
-from .fastcall import MAX_LEAVES, make_builder, make_matcher
+from .fastcall import MAX_LEAVES, MISS, make_matcher, make_runner
 from .pipeline import build_artifact, debug, gc_paused
 from .keys import FLOAT_PART, ByIdentity, Unkeyable, signature_key, unkeyable_error
 from .trace import Program, leaf_array, trace_program
@@ -33,7 +33,6 @@ from .watch import FunctionWatch
 
 __all__ = ["SignatureCache", "CacheAttributes", "calls_through_entry", "MISS"]
 
-MISS = object()  # a fast path had no answer; take the full path
 
 
 # ---------------------------------------------------------------- traces
@@ -74,23 +73,8 @@ class Trace:
         tracing), with the output structure rebuilt by generated code; the
         result, or :data:`MISS` when a guard fails."""
         if self._runner is None:
-            self._runner = _make_runner(self.program, self.entry)
+            self._runner = make_runner(self.program, self.entry)
         return self._runner
-
-
-def _make_runner(program: Program, entry) -> Callable:
-    # Program.assemble reads only outs[k] of array slots, so it takes the guards' outputs as well
-    build = make_builder(program, entry.out_specs) or program.assemble
-    if not program.uses_rng and not program.guard_nodes:
-        def run(arrays):
-            return build(entry(*arrays))
-        return run
-    n, call_arrays, guards_hold = len(program.array_outputs), program.call_arrays, program.guards_hold
-
-    def run_checked(arrays):
-        outs = entry(*call_arrays(arrays))  # a fresh random key per call
-        return build(outs) if guards_hold(outs[n:]) else MISS
-    return run_checked
 
 
 class _Structured:

@@ -34,7 +34,9 @@ from .. import tree as _tree
 from ..array import dlarray
 from .trace import leaf_array
 
-__all__ = ["make_matcher", "make_builder", "MAX_LEAVES"]
+__all__ = ["make_matcher", "make_builder", "make_runner", "MAX_LEAVES", "MISS"]
+
+MISS = object()  # a fast path had no answer; take the full path
 
 MAX_LEAVES = 4096  # larger calls keep the generic path (the generated source would be large)
 _MAX_DEPTH = 32    # deeper nesting too (the generator recurses, the parser nests)
@@ -259,3 +261,33 @@ def make_builder(program, out_specs: list, strip: bool = False) -> Callable | No
     if next(src.slots, None) is not None:
         return None
     return _define(["def build(outs):", f"    return {expression}"], src.ns, "build")
+
+
+def make_runner(program, entry, strip: bool = False) -> Callable:
+    """``run(arrays)``: the program's result for the entry's input arrays of
+    a later call (a fresh random key, never the tracing run's), or
+    :data:`MISS` when a guard fails (Python control flow would take another
+    branch).  ``strip``: dlarray results as their values (``compile``
+    called without dlarrays)."""
+    build = make_builder(program, entry.out_specs, strip)
+    if build is None:
+        # Program.assemble reads only outs[k] of array slots, so it takes the guards' outputs as well
+        if strip:
+            def build(outs, assemble=program.assemble):
+                return _tree.tree_map(_value_of, assemble(outs))
+        else:
+            build = program.assemble
+    if not program.uses_rng and not program.guard_nodes:
+        def run(arrays):
+            return build(entry(*arrays))
+        return run
+    n, call_arrays, guards_hold = len(program.array_outputs), program.call_arrays, program.guards_hold
+
+    def run_checked(arrays):
+        outs = entry(*call_arrays(arrays))
+        return build(outs) if guards_hold(outs[n:]) else MISS
+    return run_checked
+
+
+def _value_of(x):
+    return x._value if isinstance(x, dlarray) else x
