@@ -176,7 +176,9 @@ def _define(lines: list[str], ns: dict, name: str) -> Callable | None:
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
     exec(code, ns)  # noqa: S102 (source made here from names and indices only; see the module docstring)
-    return ns[name]
+    # the function keeps ns as its globals; ns must not keep the function (a
+    # reference cycle would hold the constants until the cyclic collector runs)
+    return ns.pop(name)
 
 
 def make_matcher(args: tuple, kwargs: dict | None, leaves: list, is_input: Callable[[Any], bool]
