@@ -105,8 +105,8 @@ def test_train_step_loop_matches_numpy_and_takes_the_fast_path(full_path):
         loss, p, s = symdl.dlfeval(acc, p, s, dlarray(0.1 * t), dlarray(x))
         lr, pr, sr = train_like_ref(pr, sr, 0.1 * t, x)
         assert_tree_close((loss, p, s), (lr, pr, sr))
-    # calls 1 and 2 trace (state None, then a dict); 3 to 5 are fast
-    assert len(full_path) == 2
+    # calls 1 and 2 trace (state None, then a dict), call 3 makes the matcher; 4 and 5 are fast
+    assert len(full_path) == 3
     assert acc.n_traces == 2 and acc.hit_rate == pytest.approx(60.0)
 
 

@@ -11,6 +11,14 @@ checks: the watch (has the function changed?), the signature (would this
 call get the same key?) and the guards (did Python control flow read the
 same values, bit for bit?).  The fast paths only skip recomputing the key
 when the arguments are of kinds whose key they can check directly.
+
+The first fast path of any call (:meth:`SignatureCache.call_fast`) is a
+matcher generated for the last signature (:mod:`~symdl.compiler.fastcall`):
+straight-line checks of containers, dict keys in order, leaf types, shapes,
+dtypes, formats and static values that accept exactly the calls the key
+would accept, with no flattening and no key; the output structure is rebuilt
+by generated code too.  ``_Fast`` below remains the path of positional
+floats and arrays, and the way to the native dispatchers.
 """
 
 from __future__ import annotations
@@ -452,7 +460,7 @@ class SignatureCache:
         self._calls += 1  # counted once it has a result (a failing trace is not a call)
         if result is None:  # cannot happen for a deterministic function: guards came from this run
             raise RuntimeError(f"{self._where}: a fresh trace failed its own guards; is the function deterministic?")
-        self._remember(key, leaves, args, kwargs, trace)
+        self._remember(key, leaves, args, kwargs, trace, fresh=True)
         return result
 
     def _trace(self, args, kwargs, traced: bool, found: list) -> Trace:
@@ -474,8 +482,11 @@ class SignatureCache:
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
         return Trace(program, artifact)
 
-    def _remember(self, key, leaves, args, kwargs, trace: Trace) -> None:
-        self._structured = self._structured_for(trace, args, kwargs, leaves, key[2])
+    def _remember(self, key, leaves, args, kwargs, trace: Trace, fresh: bool = False) -> None:
+        if not fresh:
+            # a matcher costs about a millisecond to make: only for a signature seen twice
+            # (a fresh trace keeps the previous one, still right for its own signature)
+            self._structured = self._structured_for(trace, args, kwargs, leaves, key[2])
         kind = _fast_kind(key, leaves, trace, self._out_wrap)
         if kind is None:
             return  # the previous fast path stays: it is still right for its own signature
