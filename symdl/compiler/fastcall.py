@@ -119,11 +119,10 @@ class _MatcherSource:
         if t is dlarray:
             value = x._value
             a = v + "a"
-            self.fail_unless(f"type({v}) is DL")
-            self.emit(f"{a} = {v}._value")
             fmt = "is None" if x._fmt is None else f"== {self.const(x._fmt)}"
-            self.fail_unless(f"{a}.shape == {self.const(value.shape)} and {v}._fmt {fmt} and "
-                             f"{self._dtype_check(a, value.dtype)}")
+            # one condition per leaf (the walrus binds the value only once the type is known)
+            self.fail_unless(f"type({v}) is DL and ({a} := {v}._value).shape == {self.const(value.shape)} and "
+                             f"{v}._fmt {fmt} and {self._dtype_check(a, value.dtype)}")
             self.inputs.append(a)
         elif t is np.ndarray:
             self.fail_unless(f"type({v}) is ND and {v}.shape == {self.const(x.shape)} and "
