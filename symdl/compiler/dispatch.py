@@ -42,7 +42,6 @@ from .watch import FunctionWatch
 __all__ = ["SignatureCache", "CacheAttributes", "calls_through_entry", "MISS"]
 
 
-
 # ---------------------------------------------------------------- traces
 
 class Trace:
