@@ -479,3 +479,22 @@ def test_compile_held_outputs_are_kept():
     outs = [f(x) for x in xs]
     for x, out in zip(xs, outs):
         np.testing.assert_array_equal(out, x * 2.0)
+
+
+def test_compile_alternating_numpy_and_dlarray_calls(monkeypatch, full_path):
+    import symdl.compiler.aot as aot
+    made = []
+    real = aot.make_matcher
+    monkeypatch.setattr(aot, "make_matcher", lambda *a: made.append(1) or real(*a))
+    a, b = rng_arrays((3, 3), (3, 3), seed=11)
+    f = symdl.compile(lambda x, y: x @ y + 1.0, a, b)
+    for _ in range(3):
+        got_np = f(a, b)
+        got_dl = f(dlarray(a), dlarray(b))
+        assert type(got_np) is np.ndarray and isinstance(got_dl, dlarray)
+        np.testing.assert_allclose(got_np, a @ b + 1.0)
+        np.testing.assert_allclose(extractdata(got_dl), a @ b + 1.0)
+    assert len(made) == 2   # one matcher per kind of call, kept
+    before = len(full_path)
+    np.testing.assert_allclose(extractdata(f(dlarray(b), dlarray(a))), b @ a + 1.0)
+    assert len(full_path) == before

@@ -70,6 +70,8 @@ class CompiledFunction:
         self._llvm_ir: str | None = None
         # (match, run) of the last call's signature (symdl.compiler.fastcall), made by the checked path
         self._fast: tuple | None = None
+        self._seen: list[tuple] = []  # the (match, run) pairs made, newest first: calls alternating
+        # between numpy and dlarray arguments make none again
 
     @property
     def llvm_ir(self) -> str:
@@ -132,11 +134,20 @@ class CompiledFunction:
         if strip:
             # numpy (or float) arguments in, numpy arrays out, as the transforms
             result = tree_map(lambda v: v._value if isinstance(v, dlarray) else v, result)
-        if len(leaves) <= MAX_LEAVES:
-            match = make_matcher(args, None, leaves, is_numeric_leaf)
-            if match is not None:
-                self._fast = (match, make_runner(self._program, self._entry, strip))
+        self._remember(args, leaves, strip)
         return result
+
+    def _remember(self, args: tuple, leaves: list, strip: bool) -> None:
+        for pair in self._seen:
+            if pair[0](args) is not None:
+                self._fast = pair
+                return
+        if len(leaves) > MAX_LEAVES or len(self._seen) >= 8:
+            return
+        match = make_matcher(args, None, leaves, is_numeric_leaf)
+        if match is not None:
+            self._fast = (match, make_runner(self._program, self._entry, strip))
+            self._seen.insert(0, self._fast)
 
     def save(self, path: str | Path) -> None:
         """Write the compiled function (graph, object code, argument layout)
