@@ -51,6 +51,9 @@ _NUMPY_KINDS = "biufc"
 
 
 class _MatcherSource:
+    """The source of a matcher, written while walking one call as
+    ``tree_flatten`` walks it (the same order of leaves, checked after)."""
+
     def __init__(self, is_input: Callable[[Any], bool]):
         self.is_input = is_input
         self.lines: list[str] = []
@@ -210,6 +213,9 @@ def make_matcher(args: tuple, kwargs: dict | None, leaves: list, is_input: Calla
 # ---------------------------------------------------------------- outputs
 
 class _BuilderSource:
+    """The expression that rebuilds a program's output tree from ``outs``,
+    slot by slot as ``Program.assemble`` does."""
+
     def __init__(self, slots: list, out_specs: list, strip: bool):
         self.slots = iter(slots)
         self.out_specs = out_specs
