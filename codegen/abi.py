@@ -19,6 +19,7 @@ class NativeError(RuntimeError):
 
 
 _ERRORS = {3: "an index is out of range for the axis it indexes"}
+_REUSE_SIZE = 4096  # outputs of at least this many elements are reused when nobody holds them
 _CTYPES = {np.dtype("float64"): ctypes.c_double, np.dtype("float32"): ctypes.c_float}
 
 
@@ -82,6 +83,10 @@ class NativeEntry:
         self.in_specs = [(tuple(s), np.dtype(d)) for s, d in in_specs]
         self.out_specs = [(tuple(s), np.dtype(d)) for s, d in out_specs]
         self._n_in = len(self.in_specs)
+        self._n_all = self._n_in + len(self.out_specs)
+        # per output: (shape, dtype, reusable); small outputs are always fresh (np.empty is
+        # cheap for them, and a call-by-call fresh result is never shared with a caller)
+        self._out_plan = [(shape, dtype, int(np.prod(shape)) >= _REUSE_SIZE) for shape, dtype in self.out_specs]
         self.workspace_bytes = workspace_bytes
         self._main_thread = threading.get_ident()
         self._main = _CallState(self)
@@ -105,23 +110,27 @@ class NativeEntry:
         return arr
 
     def __call__(self, *arrays, names=None) -> list[np.ndarray]:
+        # The per-call cost of a cached compiled call: kept to plain loops over
+        # precomputed specs (no method calls per array).
         if len(arrays) != self._n_in:
             raise TypeError(f"compiled function takes {self._n_in} array inputs, got {len(arrays)}")
-        st = self._state()
-        ptrs = st.ptrs
-        kept = []  # converted inputs must outlive the call
-        for k, arr in enumerate(arrays):
-            shape, dtype = self.in_specs[k]
-            if type(arr) is not np.ndarray or arr.dtype is not dtype or arr.shape != shape \
+        st = self._main if threading.get_ident() == self._main_thread else self._state()
+        ndarray = np.ndarray
+        args = []
+        k = 0
+        for arr, (shape, dtype) in zip(arrays, self.in_specs):
+            if type(arr) is not ndarray or arr.dtype is not dtype or arr.shape != shape \
                     or not arr.flags.c_contiguous:
-                arr = self._prepare(k, arr, names)
-                kept.append(arr)
-            ptrs[k] = id(arr) if self._objects else arr.ctypes.data
-        outs = self._outputs(st)
-        k = self._n_in
-        for out in outs:
-            ptrs[k] = id(out) if self._objects else out.ctypes.data
+                arr = self._prepare(k, arr, names)  # held in args until the call returns
+            args.append(arr)
             k += 1
+        outs = self._outputs(st)
+        args += outs
+        ptrs = st.ptrs
+        if self._objects:
+            ptrs[:self._n_all] = list(map(id, args))
+        else:
+            ptrs[:self._n_all] = [a.ctypes.data for a in args]
         rc = self._fn(st.ptrs_addr)
         if rc:
             raise NativeError(f"compiled code failed: {_ERRORS.get(rc, f'error code {rc}')}")
@@ -144,11 +153,11 @@ class NativeEntry:
 
     def _outputs(self, st: _CallState) -> list[np.ndarray]:
         recent = st.recent
+        empty, refcount = np.empty, sys.getrefcount
+        if recent is None:
+            return [empty(shape, dtype) for shape, dtype, _ in self._out_plan]
         outs = []
-        for k, (shape, dtype) in enumerate(self.out_specs):
-            arr = recent[k] if recent is not None else None
+        for (shape, dtype, reusable), arr in zip(self._out_plan, recent):
             # referenced only by ``recent`` and getrefcount's argument: free to reuse
-            if arr is None or sys.getrefcount(arr) > 2 or arr.size < 4096:
-                arr = np.empty(shape, dtype=dtype)
-            outs.append(arr)
+            outs.append(arr if reusable and refcount(arr) == 2 else empty(shape, dtype))
         return outs

@@ -8,9 +8,18 @@ from typing import Any
 from collections.abc import Callable
 
 __all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef", "flatten_call",
-           "register_flat_leaf"]
+           "register_flat_leaf",
+           "registry_version"]
 
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
+# Bumped by every registration: code that checked a structure against the
+# registry (symdl.compiler.fastcall's matchers) is valid for one version only.
+_VERSION = [0]
+
+
+def registry_version() -> int:
+    """The current version of the container registry (see ``_VERSION``)."""
+    return _VERSION[0]
 
 
 def register_container(cls: type, flatten: Callable[[Any], tuple[list, Any]],
@@ -18,6 +27,7 @@ def register_container(cls: type, flatten: Callable[[Any], tuple[list, Any]],
     """Teach symdl to look inside ``cls``: ``flatten(obj) -> (children, aux)``,
     ``unflatten(aux, children) -> obj``."""
     _REGISTRY[cls] = (flatten, unflatten)
+    _VERSION[0] += 1
 
 
 class Treedef:
@@ -139,6 +149,7 @@ _FLAT_TYPES: set[type] = {float, int}
 def register_flat_leaf(cls: type) -> None:
     """Types that are always leaves (so a call with only them skips the walk)."""
     _FLAT_TYPES.add(cls)
+    _VERSION[0] += 1
 
 
 def flatten_call(args: tuple, kwargs: dict) -> tuple[list, Treedef]:

@@ -14,7 +14,7 @@ from ..array import dlarray
 from ..core import is_traced
 from ..tracing import active_root
 from ..tree import flatten_call, tree_flatten
-from .dispatch import CacheAttributes, SignatureCache
+from .dispatch import MISS, CacheAttributes, SignatureCache
 from .watch import FunctionWatch
 from .pipeline import check_ieee, debug
 from ..ir.rewrite import ieee_semantics
@@ -125,8 +125,12 @@ class AcceleratedFunction(CacheAttributes):
 
     # ------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.enabled:
+        if not self._enabled:
             return self.function(*args, **kwargs)
+        if active_root() is None:
+            result = self._cache.call_fast(args, kwargs, False)
+            if result is not MISS:
+                return result
         leaves, treedef = flatten_call(args, kwargs)
         if active_root() is not None and any(is_traced(x) for x in leaves):
             # Inside user code under dlfeval: run the Python body so that the
@@ -138,9 +142,14 @@ class AcceleratedFunction(CacheAttributes):
 
     def _dlfeval_call(self, args: tuple, kwargs: dict) -> Any:
         """``dlfeval(accfun, ...)``: a traced call, run by the cached native trace."""
-        if not self.enabled:
+        if not self._enabled:
             from ..autodiff.api import dlfeval
             return dlfeval(self.function, *args, **kwargs)
+        # the last signature again: no flattening, no key, no IEEE switch
+        # (which matters only when tracing)
+        result = self._cache.call_fast(args, kwargs, True)
+        if result is not MISS:
+            return result
         leaves, treedef = flatten_call(args, kwargs)
         with ieee_semantics(self._ieee):
             return self._cache.call(args, kwargs, leaves, treedef, traced=True)

@@ -25,6 +25,7 @@ from codegen.export import c_header, check_c_name, link_shared
 from ..array import dlarray
 from ..cache import read_exactly
 from ..tree import tree_flatten, tree_map
+from .fastcall import MAX_LEAVES, MISS, make_matcher, make_runner
 from .keys import Unkeyable, _argument_of_leaf, signature_key, unkeyable_error
 from .pipeline import build_artifact, build_export, build_ir, gc_paused
 from .trace import Program, is_numeric_leaf, leaf_array, trace_program
@@ -67,6 +68,10 @@ class CompiledFunction:
         self._fun = fun
         self._entry = artifact.entry()
         self._llvm_ir: str | None = None
+        # (match, run) of the last call's signature (symdl.compiler.fastcall), made by the checked path
+        self._fast: tuple | None = None
+        self._seen: list[tuple] = []  # the (match, run) pairs made, newest first: calls alternating
+        # between numpy and dlarray arguments make none again
 
     @property
     def llvm_ir(self) -> str:
@@ -87,6 +92,18 @@ class CompiledFunction:
         return Graph(self._program.inputs, self._program.array_outputs)
 
     def __call__(self, *args: Any) -> Any:
+        fast = self._fast
+        if fast is not None:
+            arrays = fast[0](args)
+            if arrays is not None:
+                result = fast[1](arrays)
+                if result is not MISS:
+                    return result
+        return self._call_checked(args)
+
+    def _call_checked(self, args: tuple) -> Any:
+        """A call checked leaf by leaf, with messages naming the argument;
+        it remembers a signature that passes for the fast path."""
         leaves, treedef = tree_flatten((args, {}))
         key = _key(leaves, treedef, args, "compiled function")
         if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
@@ -113,10 +130,24 @@ class CompiledFunction:
             raise ValueError("compiled function: these inputs take a different branch of the function's "
                              "Python control flow than the example did; compile for them, or use dlaccelerate")
         result = self._program.assemble(outs[:n])
-        if not any(isinstance(x, dlarray) for x in inputs):
+        strip = not any(isinstance(x, dlarray) for x in inputs)
+        if strip:
             # numpy (or float) arguments in, numpy arrays out, as the transforms
             result = tree_map(lambda v: v._value if isinstance(v, dlarray) else v, result)
+        self._remember(args, leaves, strip)
         return result
+
+    def _remember(self, args: tuple, leaves: list, strip: bool) -> None:
+        for pair in self._seen:
+            if pair[0](args) is not None:
+                self._fast = pair
+                return
+        if len(leaves) > MAX_LEAVES or len(self._seen) >= 8:
+            return
+        match = make_matcher(args, None, leaves, is_numeric_leaf)
+        if match is not None:
+            self._fast = (match, make_runner(self._program, self._entry, strip))
+            self._seen.insert(0, self._fast)
 
     def save(self, path: str | Path) -> None:
         """Write the compiled function (graph, object code, argument layout)

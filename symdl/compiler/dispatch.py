@@ -11,6 +11,14 @@ checks: the watch (has the function changed?), the signature (would this
 call get the same key?) and the guards (did Python control flow read the
 same values, bit for bit?).  The fast paths only skip recomputing the key
 when the arguments are of kinds whose key they can check directly.
+
+The first fast path of any call (:meth:`SignatureCache.call_fast`) is a
+matcher generated for the last signature (:mod:`~symdl.compiler.fastcall`):
+straight-line checks of containers, dict keys in order, leaf types, shapes,
+dtypes, formats and static values that accept exactly the calls the key
+would accept, with no flattening and no key; the output structure is rebuilt
+by generated code too.  ``_Fast`` below remains the path of positional
+floats and arrays, and the way to the native dispatchers.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 
 from ..array import dlarray
 from ..tree import Treedef, tree_flatten
+from .fastcall import MAX_LEAVES, MISS, make_matcher, make_runner
 from .pipeline import build_artifact, debug, gc_paused
 from .keys import FLOAT_PART, ByIdentity, Unkeyable, signature_key, unkeyable_error
 from .trace import Program, leaf_array, trace_program
@@ -32,20 +41,21 @@ from .watch import FunctionWatch
 
 __all__ = ["SignatureCache", "CacheAttributes", "calls_through_entry", "MISS"]
 
-MISS = object()  # a fast path had no answer; take the full path
-
 
 # ---------------------------------------------------------------- traces
 
 class Trace:
     """One cached trace: the program and its native entry."""
 
-    __slots__ = ("program", "artifact", "entry", "scalar")
+    __slots__ = ("program", "artifact", "entry", "scalar", "matchers", "no_matcher", "_runner")
 
     def __init__(self, program: Program, artifact):
         self.program = program
         self.artifact = artifact
         self.entry = artifact.entry()
+        self.matchers: list[tuple[bool, Callable]] = []  # (traced, match) of calls seen, newest first
+        self.no_matcher = 0  # calls that could not have one (see _Structured)
+        self._runner: Callable | None = None
         # Python numbers in, Python numbers out, no arrays: the fast path of
         # small scalar functions (no guards or random keys to manage).
         self.scalar = self.entry.all_scalar and not program.guard_nodes and not program.uses_rng \
@@ -64,6 +74,28 @@ class Trace:
         if not self.program.guards_hold(outs[n:]):
             return None, key
         return self.program.assemble(outs[:n]), key
+
+    def runner(self) -> Callable:
+        """``run(arrays)``: :meth:`run` for a later call (not the first after
+        tracing), with the output structure rebuilt by generated code; the
+        result, or :data:`MISS` when a guard fails."""
+        if self._runner is None:
+            self._runner = make_runner(self.program, self.entry)
+        return self._runner
+
+
+class _Structured:
+    """The last call's signature as a generated matcher (see
+    :mod:`~symdl.compiler.fastcall`): containers, leaf types, shapes,
+    dtypes, formats and static values checked in straight-line code, for
+    any arguments (dicts of dlarrays, None, numbers), with the watch that
+    was current when the call was answered by ``trace``: a function changed
+    since is a miss even if another thread has traced it again meanwhile."""
+
+    __slots__ = ("match", "traced", "trace", "watch", "run")
+
+    def __init__(self, match, traced, trace, watch, run):
+        self.match, self.traced, self.trace, self.watch, self.run = match, traced, trace, watch, run
 
 
 def _floats_match(values, specs) -> bool:
@@ -220,6 +252,7 @@ class SignatureCache:
         self._mru: Trace | None = None
         self._calls = self._hits = 0
         self._fast: _Fast | None = None
+        self._structured: _Structured | None = None
         self._native = None  # (dispatcher, trace, hit counter) of the installed native dispatcher
         self._native_seen = 0
         self._native_tried: Trace | None = None
@@ -307,6 +340,8 @@ class SignatureCache:
                 del self._by_key[key]
             if self._fast is not None and self._fast.trace is gone:
                 self._fast = None
+            if self._structured is not None and self._structured.trace is gone:
+                self._structured = None
             if self._native is not None and self._native[1] is gone:
                 self._drop_native()
             self._made.pop(gone, None)
@@ -334,6 +369,25 @@ class SignatureCache:
         if fast is None or not fast.positional or fast.n != len(args) or fast.kind == "dlarrays":
             return MISS
         return self._run_fast(fast, args)
+
+    def call_fast(self, args: tuple, kwargs: dict, traced: bool) -> Any:
+        """The last signature again, for any arguments a generated matcher
+        covers: the result, or :data:`MISS` (then take :meth:`call`).  No
+        flattening, no key: the matcher checks structure, types, shapes,
+        dtypes, formats and static values; then the watch, the guards."""
+        fast = self._structured
+        if fast is None or fast.traced is not traced or self.check is not None:
+            return MISS
+        arrays = fast.match(args, kwargs)
+        if arrays is None or fast.watch.changed():
+            return MISS
+        if self._native is not None:
+            self._sync_native()  # its hits happened before this call (recency)
+        result = fast.run(arrays)
+        if result is MISS:  # a guard failed: the full path finds (or makes) the trace
+            return MISS
+        self._hit(fast.trace)
+        return result
 
     def _run_fast(self, fast: _Fast, values) -> Any:
         match, arrays = _FAST_KINDS[fast.kind]
@@ -364,6 +418,13 @@ class SignatureCache:
         if fast is not None and fast.n == len(leaves) and fast.traced == traced and fast.treedef == treedef:
             result = self._run_fast(fast, leaves)
             if result is not MISS:
+                structured = self._structured
+                if structured is None or structured.trace is not fast.trace or structured.traced is not traced \
+                        or structured.match(args, kwargs) is None:
+                    # a matcher made stale (by a container registered since) or for another
+                    # signature: the next call of this one should not need the flattening
+                    with self._lock:
+                        self._structured = self._structured_for(fast.trace, args, kwargs, leaves, traced)
                 return result
         with self._lock:
             return self._call_locked(args, kwargs, leaves, treedef, traced)
@@ -398,7 +459,7 @@ class SignatureCache:
         self._calls += 1  # counted once it has a result (a failing trace is not a call)
         if result is None:  # cannot happen for a deterministic function: guards came from this run
             raise RuntimeError(f"{self._where}: a fresh trace failed its own guards; is the function deterministic?")
-        self._remember(key, leaves, args, kwargs, trace)
+        self._remember(key, leaves, args, kwargs, trace, fresh=True)
         return result
 
     def _trace(self, args, kwargs, traced: bool, found: list) -> Trace:
@@ -420,12 +481,32 @@ class SignatureCache:
         program.array_outputs, program.guard_nodes = outputs[:n], outputs[n:]
         return Trace(program, artifact)
 
-    def _remember(self, key, leaves, args, kwargs, trace: Trace) -> None:
+    def _remember(self, key, leaves, args, kwargs, trace: Trace, fresh: bool = False) -> None:
+        if not fresh:
+            # a matcher costs about a millisecond to make: only for a signature seen twice
+            # (a fresh trace keeps the previous one, still right for its own signature)
+            self._structured = self._structured_for(trace, args, kwargs, leaves, key[2])
         kind = _fast_kind(key, leaves, trace, self._out_wrap)
         if kind is None:
             return  # the previous fast path stays: it is still right for its own signature
         positional = not kwargs and len(leaves) == len(args) and all(a is x for a, x in zip(args, leaves))
         self._fast = _Fast(kind[0], leaves, kind[1], key[0], key[2], positional, trace)
+
+    def _structured_for(self, trace: Trace, args, kwargs, leaves, traced: bool) -> _Structured | None:
+        """The matcher of this call's signature for ``trace``: one built
+        before (kept per trace, so alternating signatures build none
+        again), or a new one; None when the call has none."""
+        for seen, match in trace.matchers:
+            if seen is traced and match(args, kwargs) is not None:
+                return _Structured(match, traced, trace, self._watch, trace.runner())
+        if trace.no_matcher >= 4 or len(leaves) > MAX_LEAVES:
+            return None  # calls of this trace hold what no matcher checks: stop trying
+        match = make_matcher(args, kwargs, leaves, self._is_input)
+        if match is None:
+            trace.no_matcher += 1
+            return None
+        trace.matchers = [(traced, match), *trace.matchers[:3]]
+        return _Structured(match, traced, trace, self._watch, trace.runner())
 
     # ------------------------------------------------------------ the native dispatcher
     def _install_native(self, trace: Trace, fast: _Fast) -> None:

@@ -101,8 +101,13 @@ class _Transform(CacheAttributes):
         result = cache.fast_positional(args)
         if result is not MISS:
             return result
+        inside = active_root() is not None
+        if not inside:  # containers, dlarrays: the last signature's generated matcher
+            result = cache.call_fast(args, {}, True)
+            if result is not MISS:
+                return result
         leaves, treedef = flatten_call(args, {})
-        if active_root() is not None:
+        if inside:
             # Inside another trace (grad of grad, dlfeval, compile): build the
             # derivative symbolically there, so the outer trace sees through it
             # (on stand-ins for the arguments; compiler/standins.py).

@@ -26,6 +26,18 @@ def _is_library(fn) -> bool:
     return module.split(".")[0] in _LIBRARY_MODULES
 
 
+def _global_names(code: types.CodeType) -> list[str]:
+    """The names ``code`` may read as globals, with those of the code nested
+    in it: before Python 3.12 a comprehension (and always a lambda or a
+    nested function) has a code object of its own, whose globals are
+    read when the function runs."""
+    names = dict.fromkeys(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(dict.fromkeys(_global_names(const)))
+    return list(names)
+
+
 def _same_scalar(now, expected) -> bool:
     """Equal Python scalars of one type; floats also by sign (0.0 vs -0.0)."""
     if type(now) is not type(expected) or type(now) not in _SCALARS or now != expected:
@@ -90,7 +102,7 @@ class FunctionWatch:
             self._probe("attr", cell, "cell_contents", value)
             self._follow(value, depth)
         glb = fn.__globals__
-        for name in code.co_names:
+        for name in _global_names(code):
             value = glb.get(name, _MISSING)
             if value is _MISSING or isinstance(value, types.ModuleType):
                 continue
