@@ -404,10 +404,13 @@ def sum_of_products(node: Node) -> Node | None:
 
     Example:
         >>> from symdl.ir import build as B
-        >>> x = B.input_node("x", (3,), "float64")
-        >>> e = B.eye(3)
-        >>> sum_of_products(B.emit("reduce_sum", (B.mul(e, B.reshape(x, (3, 1))),), axes=(0,))) is not None
-        True
+        >>> m = B.input_node("m", (6, 4), "float64")                    # m[n, j]
+        >>> e = B.slice_(B.eye(9), [slice(None), slice(2, 6)])          # e[k, j]
+        >>> node = B.reduce_sum(B.mul(B.reshape(e, (9, 1, 4)), B.reshape(m, (1, 6, 4))), [1])
+        >>> new = sum_of_products(node)                                 # e[k, j] * sum_n m[n, j]
+        >>> from symdl.ir.rewrite import toposort
+        >>> new.shape, max(n.ndim for n in toposort([new]))            # no (9, 6, 4) product
+        ((9, 4), 2)
     """
     return _rewrite(node, _index_of_reduce)
 
