@@ -120,6 +120,14 @@ _F32, _F64 = np.dtype("float32"), np.dtype("float64")
 _EXACT = 2 ** 53  # larger ints are not all exact as floats: the general path decides
 
 
+def _traced_float(x: dlarray, root):
+    """The dtype of ``x`` if it is traced by ``root`` and float32/float64, else None."""
+    if x._trace is not root or x._node is None:
+        return None
+    dt = x._value.dtype
+    return dt if dt == _F64 or dt == _F32 else None
+
+
 def _traced(op: str, operands: Sequence[Any], attrs: dict):
     """The traced result of elementwise ``op`` when the operands are one
     traced float dlarray, two of one dtype, or one and a Python number; else
@@ -127,10 +135,7 @@ def _traced(op: str, operands: Sequence[Any], attrs: dict):
     root = _TRACES.stack[0]
     if len(operands) == 1:
         (a,) = operands
-        if type(a) is not dlarray or a._trace is not root or a._node is None:
-            return None
-        dt = a._value.dtype
-        if dt != _F64 and dt != _F32:
+        if type(a) is not dlarray or _traced_float(a, root) is None:
             return None
         node = B.emit(op, (a._node,), **attrs)
         parts = (a,)
@@ -138,10 +143,8 @@ def _traced(op: str, operands: Sequence[Any], attrs: dict):
     elif len(operands) == 2:
         a, b = operands
         if type(a) is dlarray:
-            if a._trace is not root or a._node is None:
-                return None
-            dt = a._value.dtype
-            if dt != _F64 and dt != _F32:
+            dt = _traced_float(a, root)
+            if dt is None:
                 return None
             if type(b) is dlarray:
                 if b._trace is not root or b._node is None or b._value.dtype != dt:
@@ -155,10 +158,8 @@ def _traced(op: str, operands: Sequence[Any], attrs: dict):
                 parts = (a, c)
                 node = _with_number(op, a._node, c, True, attrs, root)
         elif type(b) is dlarray:
-            if b._trace is not root or b._node is None:
-                return None
-            dt = b._value.dtype
-            if dt != _F64 and dt != _F32:
+            dt = _traced_float(b, root)
+            if dt is None:
                 return None
             c = _weak_number(a, dt)
             if c is None:
