@@ -17,6 +17,26 @@ from .ir.shapes import dtype_name
 __all__ = ["dlarray", "extractdata", "dims", "finddim", "stripdims"]
 
 
+def _operator(kernel, public):
+    """The operator and its reflected form for the public function ``public``:
+    outside dlfeval, :func:`_plain` first (the direct path for plain float
+    arrays), else the public function."""
+    def forward(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, False, kernel)
+            if out is not None:
+                return out
+        return public(self, o)
+
+    def reflected(self, o):
+        if not _STATE.stack:
+            out = _plain(self, o, True, kernel)
+            if out is not None:
+                return out
+        return public(o, self)
+    return forward, reflected
+
+
 class dlarray:
     """A deep-learning array: data (float32 or float64), optional dimension
     labels, and, inside ``dlfeval``, its place in the traced graph.
@@ -191,61 +211,10 @@ class dlarray:
 
     # ------------------------------------------------------------ arithmetic
     # (the four operators try the direct path for plain arrays first: see _plain)
-    def __add__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, False, _add)
-            if out is not None:
-                return out
-        return F.add(self, o)
-
-    def __radd__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, True, _add)
-            if out is not None:
-                return out
-        return F.add(o, self)
-
-    def __sub__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, False, _subtract)
-            if out is not None:
-                return out
-        return F.subtract(self, o)
-
-    def __rsub__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, True, _subtract)
-            if out is not None:
-                return out
-        return F.subtract(o, self)
-
-    def __mul__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, False, _multiply)
-            if out is not None:
-                return out
-        return F.multiply(self, o)
-
-    def __rmul__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, True, _multiply)
-            if out is not None:
-                return out
-        return F.multiply(o, self)
-
-    def __truediv__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, False, _divide)
-            if out is not None:
-                return out
-        return F.divide(self, o)
-
-    def __rtruediv__(self, o):
-        if not _STATE.stack:
-            out = _plain(self, o, True, _divide)
-            if out is not None:
-                return out
-        return F.divide(o, self)
+    __add__, __radd__ = _operator(lambda a, b: a + b, F.add)
+    __sub__, __rsub__ = _operator(lambda a, b: a + np.negative(b), F.subtract)  # as core's _subtract_values
+    __mul__, __rmul__ = _operator(lambda a, b: a * b, F.multiply)
+    __truediv__, __rtruediv__ = _operator(lambda a, b: a / b, F.divide)
 
     def __pow__(self, o): return F.power(self, o)
     def __rpow__(self, o): return F.power(o, self)
@@ -382,24 +351,7 @@ class dlarray:
 # compares the two paths.
 
 _F32, _F64 = np.dtype("float32"), np.dtype("float64")
-_EXACT = 2 ** 53  # larger ints are not all exact as floats: the general path decides
 _QUIET_ON, _QUIET_OFF, _IGNORE = QUIET_SWITCH or (None, None, None)
-
-
-def _add(a, b):
-    return a + b
-
-
-def _subtract(a, b):
-    return a + np.negative(b)  # as core's _subtract_values (the interpreter's sum with coefficient -1)
-
-
-def _multiply(a, b):
-    return a * b
-
-
-def _divide(a, b):
-    return a / b
 
 
 def _plain(x: dlarray, o, reflected: bool, kernel):
@@ -419,11 +371,11 @@ def _plain(x: dlarray, o, reflected: bool, kernel):
             return None
         first, second = (o, x) if reflected else (x, o)  # the labels of the left operand win
         fmt = first._fmt if first._fmt is not None and len(first._fmt) == va.ndim else second._fmt
-    elif t is float or t is int and -_EXACT < o < _EXACT:
-        vb = dt.type(o)  # a weak scalar: the array's dtype
-        fmt = x._fmt
     else:
-        return None
+        vb = F._weak_number(o, dt)  # a Python number as a weak scalar of the array's dtype
+        if vb is None:
+            return None
+        fmt = x._fmt
     token = _QUIET_ON(_IGNORE)
     try:
         out = kernel(vb, va) if reflected else kernel(va, vb)
