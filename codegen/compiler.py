@@ -57,6 +57,15 @@ class Artifact:
             self._entry = NativeEntry(lib, self.name, self.in_specs, self.out_specs, self.workspace_bytes)
         return self._entry
 
+    def shipped_runtime(self) -> bytes | None:
+        """The thread helper's object code that this code takes along when it
+        leaves the process (pickled, or saved): None when it does not call the
+        helper (or was built for another target, whose helper is not this one)."""
+        if self._runtime is None and parallel.RUNTIME_SYMBOL.encode() in self.object_code \
+                and llvm.host_target().key == self.target_key:
+            self._runtime = parallel.runtime_object(llvm.host_target())
+        return self._runtime
+
     def _checksum(self) -> str:
         h = hashlib.sha256()
         for part in (self.name, repr(self.in_specs), repr(self.out_specs), str(self.workspace_bytes),
@@ -75,9 +84,7 @@ class Artifact:
         # maps anything, so bytes damaged on the way are a ValueError, never
         # native code run.  Code with split kernels takes the thread helper's
         # object code along, so the receiver runs no LLVM at all.
-        if self._runtime is None and parallel.RUNTIME_SYMBOL.encode() in self.object_code \
-                and llvm.host_target().key == self.target_key:
-            self._runtime = parallel.runtime_object(llvm.host_target())
+        self.shipped_runtime()
         state = dict(self.__dict__)
         state["_entry"] = None
         state["_checksum"] = self._checksum()

@@ -476,10 +476,8 @@ def _decode(header: dict, code: bytes, python_parts: tuple | None) -> CompiledFu
 
 
 def _runtime_text(art) -> str | None:
-    from codegen import llvm, parallel
-    if parallel.RUNTIME_SYMBOL.encode() not in art.object_code or art.target_key != llvm.host_target().key:
-        return None
-    return base64.b64encode(art._runtime or parallel.runtime_object(llvm.host_target())).decode("ascii")
+    runtime = art.shipped_runtime()
+    return None if runtime is None else base64.b64encode(runtime).decode("ascii")
 
 
 def export(fun: Callable, *example_args: Any, path: str | Path, name: str = "symdl_fn") -> Path:
