@@ -190,7 +190,8 @@ def _worth_unrolling(plan) -> bool:
     memory-bound loops run at memory speed; for many kernels, or loop bodies
     that compute a lot per element, it mostly doubles LLVM's time."""
     from .plan import LoopKernel
-    work = sum(len(k.members) for k in plan.kernels if isinstance(k, LoopKernel)) + len(plan.inlined)
+    loops = [k if isinstance(k, LoopKernel) else k.epilogue for k in plan.kernels]
+    work = sum(len(k.members) for k in loops if k is not None) + len(plan.inlined)
     return len(plan.kernels) <= 8 and work <= 64
 
 

@@ -12,6 +12,8 @@ computes comes from the lowering table (:mod:`codegen.lower`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from llvmlite import ir
 
 from symdl.ir.node import Node
@@ -20,7 +22,8 @@ from . import parallel
 from .lower import Placement, lowering
 from .lower.movement import project
 from .lower.scalar import I8, I32, I64, ScalarContext, llvm_type
-from .plan import LoopKernel, Plan
+from .lower.gemm import EPILOGUE_TYPE
+from .plan import LoopKernel, OpKernel, Plan
 from .views import View
 
 __all__ = ["emit_module", "ERR_INDEX"]
@@ -163,6 +166,8 @@ class Emitter:
         self.plan = plan
         self.module = ir.Module(name=name)
         self.fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), name)
+        self.name = name
+        self.n_epilogues = 0
         self.fn.args[0].name = "args"
         entry = self.fn.append_basic_block("entry")
         self.alloca_block = entry
@@ -199,25 +204,36 @@ class Emitter:
         # with a function's size, so one huge function took minutes where
         # the same code in small functions takes seconds.
         outline = len(plan.kernels) > SPLIT_ABOVE
-        args = self.fn.args[0]
         for k, kernel in enumerate(plan.kernels):
-            flat = isinstance(kernel, LoopKernel) and self._is_flat(kernel)
-            extent = parallel.split_extent(kernel, flat, plan.inlined)
-            if extent is not None:
-                # work enough for threads: a range function over the outer
-                # loop, run by symdl_parallel_for on as many threads as the
-                # count read at run time
-                fn = self._kernel_function(k, kernel, ranged=True)
-                self._check(self.b.call(self.runtime.parallel_for(), [fn, args, I64(extent)]), k)
-            elif outline:
-                self._check(self.b.call(self._kernel_function(k, kernel, ranged=False), [args]), k)
+            epilogue = kernel.epilogue if isinstance(kernel, OpKernel) else None
+            if epilogue is not None and not lowering(kernel.node.op).fuses_epilogue(self, kernel):
+                # the kernel's emitter cannot run the loop inside its own: run it
+                # right after (the planner made sure it can run there)
+                self._top_kernel(str(k), replace(kernel, epilogue=None), outline)
+                self._top_kernel(f"{k}e", epilogue, outline)
             else:
-                self._kernel(kernel)
+                self._top_kernel(str(k), kernel, outline)
         self.b.ret(I32(0))
         if self.runtime.c_name is not None:
             self.runtime.parallel_for()  # exported libraries always have NAME_set_num_threads
 
-    def _kernel_function(self, k: int, kernel, ranged: bool) -> ir.Function:
+    def _top_kernel(self, label: str, kernel, outline: bool) -> None:
+        """Emit one kernel of the plan from the entry function."""
+        flat = isinstance(kernel, LoopKernel) and self._is_flat(kernel)
+        extent = parallel.split_extent(kernel, flat, self.plan.inlined)
+        args = self.fn.args[0]
+        if extent is not None:
+            # work enough for threads: a range function over the outer
+            # loop, run by symdl_parallel_for on as many threads as the
+            # count read at run time
+            fn = self._kernel_function(label, kernel, ranged=True)
+            self._check(self.b.call(self.runtime.parallel_for(), [fn, args, I64(extent)]), label)
+        elif outline:
+            self._check(self.b.call(self._kernel_function(label, kernel, ranged=False), [args]), label)
+        else:
+            self._kernel(kernel)
+
+    def _kernel_function(self, k: str, kernel, ranged: bool) -> ir.Function:
         """``kernel`` emitted as an internal function of the entry's ``args``
         (and, ``ranged``, of the range ``lo <= i < hi`` of its outer loop)."""
         fnty = parallel.ParallelRuntime.RANGE_FN if ranged else ir.FunctionType(I32, [PTR])
@@ -236,7 +252,7 @@ class Emitter:
         self._leave(entry)
         return fn
 
-    def _check(self, rc: ir.Value, k: int) -> None:
+    def _check(self, rc: ir.Value, k: str) -> None:
         """Return ``rc`` from the entry when a kernel function failed."""
         ok = self.fn.append_basic_block(f"after_k{k}")
         fail = self.fn.append_basic_block(f"fail_k{k}")
@@ -247,9 +263,48 @@ class Emitter:
 
     def _kernel(self, kernel) -> None:
         if isinstance(kernel, LoopKernel):
-            self._loop_kernel(kernel)
+            self.loop_kernel(kernel)
         else:
             lowering(kernel.node.op).kernel(self, kernel)
+
+    def epilogue_function(self, kernel: LoopKernel, index, columns_outer: bool = False) -> ir.Function:
+        """``kernel`` (a loop over a product's result) as an epilogue
+        function ``f(ectx, r0, rn, c0, cn)`` (``codegen.lower.gemm``) that
+        computes its elements in rows ``r0 <= r < r0 + rn`` and columns
+        ``c0 <= c < c0 + cn`` of the product's matrix, ``ectx`` being the
+        entry's ``args``.  ``index(builder, r, c, flat)`` gives the loop's
+        index of that element (``flat``: one index into contiguous memory);
+        columns run innermost unless ``columns_outer`` (then rows are the
+        result's contiguous axis)."""
+        fn = ir.Function(self.module, EPILOGUE_TYPE, f"{self.name}_epilogue{self.n_epilogues}")
+        self.n_epilogues += 1
+        fn.linkage = "internal"
+        saved = (self.fn, self.b, self.alloca_block, self.bases)
+        outer_range, self.outer_range = self.outer_range, None
+        fail = self._fail_block
+        self._enter(fn)
+        r0, rn, c0, cn = fn.args[1:]
+        members, flat = set(kernel.members), self._is_flat(kernel)
+
+        def element(r, c):
+            idx = index(self.b, r, c, flat)
+            values = Values(self, members, flat)
+            for m in kernel.members:
+                values.get(m, idx)
+            for m, view in kernel.stores:
+                self.store(values.get(m, idx), view.flat() if flat else view, idx, m.dtype)
+
+        r1, c1 = self.b.add(r0, rn), self.b.add(c0, cn)
+        if columns_outer:
+            self.loop(c1, lambda c: self.loop(r1, lambda r: element(r, c), start=r0), start=c0)
+        else:
+            self.loop(r1, lambda r: self.loop(c1, lambda c: element(r, c), start=c0), start=r0)
+        if self._fail_block is not None:
+            raise AssertionError("an epilogue loop cannot fail (its members are elementwise)")
+        self.b.ret_void()
+        self._leave(saved)
+        self._fail_block, self.outer_range = fail, outer_range
+        return fn
 
     def _enter(self, fn: ir.Function) -> None:
         """Emit into ``fn`` (a kernel function taking the entry's ``args``):
@@ -358,7 +413,8 @@ class Emitter:
         b.position_at_end(after)
 
     # ------------------------------------------------------------ fused elementwise loops
-    def _loop_kernel(self, kernel: LoopKernel) -> None:
+    def loop_kernel(self, kernel: LoopKernel) -> None:
+        """Emit a fused elementwise loop kernel here."""
         shape = kernel.shape
         members = set(kernel.members)
         flat = self._is_flat(kernel)

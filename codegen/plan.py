@@ -9,6 +9,8 @@ Elementwise nodes of one shape are fused into loop kernels; a node is stored
 to memory only when something outside its loop reads it; unslice is a masked
 read inside such loops.  Reductions, contractions and gathers get kernels of
 their own; concatenate becomes copy loops into sub-views of its result.
+A loop over a contraction's result that reads it only element by element
+(bias plus activation) becomes that contraction's epilogue (``_epilogues``).
 """
 
 from __future__ import annotations
@@ -58,11 +60,15 @@ class LoopKernel:
 
 @dataclass
 class OpKernel:
-    """A reduction, contraction or gather/scatter node writing ``out``."""
+    """A reduction, contraction or gather/scatter node writing ``out``;
+    ``epilogue``: a loop kernel over its result that runs with it (inside its
+    loops where its emitter can, see ``Lowering.fuses_epilogue``; otherwise
+    right after it)."""
 
     node: Node
     out: View
     scratch: View | None = None  # working memory of its own (Lowering.scratch)
+    epilogue: LoopKernel | None = None
 
 
 @dataclass
@@ -80,11 +86,17 @@ class Plan:
         lines = []
         for k in self.kernels:
             if isinstance(k, LoopKernel):
-                ops = ",".join(n.op for n in k.members) or "copy"
-                lines.append(f"loop{list(k.shape)} [{ops}] -> {len(k.stores)} stores")
+                lines.append(_describe_loop(k))
             else:
                 lines.append(f"{k.node.op}{list(k.node.shape)}")
+                if k.epilogue is not None:
+                    lines.append(f"  + epilogue {_describe_loop(k.epilogue)}")
         return "\n".join(lines)
+
+
+def _describe_loop(k: LoopKernel) -> str:
+    ops = ",".join(n.op for n in k.members) or "copy"
+    return f"loop{list(k.shape)} [{ops}] -> {len(k.stores)} stores"
 
 
 def make_plan(inputs: list[Node], outputs: list[Node]) -> Plan:
@@ -148,6 +160,7 @@ class _Planner:
             self._place(node)
         self._materialise_loop_values()
         self._write_outputs()
+        self._epilogues()
         return Plan(self.inputs, self.outputs, self.buffers, self.kernels, self.location,
                     self.scalars, self.work, self.inlined)
 
@@ -371,6 +384,60 @@ class _Planner:
             self.kernels.append(LoopKernel(out.shape, [], [(out, view)]))
 
 
+    # ------------------------------------------------------------ epilogues
+    def _epilogues(self) -> None:
+        """Attach to each kernel whose lowering ``fuses_epilogue`` the first
+        later loop kernel that can run as soon as the kernel's result exists
+        and reads that result only element by element (``_can_follow``).
+        The loop leaves the kernel list: it now runs with the kernel, earlier
+        than before, which is sound because it reads nothing computed in
+        between and every buffer is written once."""
+        taken: set[int] = set()
+        for d, kernel in enumerate(self.kernels):
+            if not isinstance(kernel, OpKernel) or lowering(kernel.node.op).fuses_epilogue is None:
+                continue
+            for j in range(d + 1, len(self.kernels)):
+                loop = self.kernels[j]
+                if j not in taken and isinstance(loop, LoopKernel) and self._can_follow(loop, kernel, d):
+                    kernel.epilogue = loop
+                    taken.add(j)
+                    break
+        self.kernels = [k for j, k in enumerate(self.kernels) if j not in taken]
+
+    def _can_follow(self, loop: LoopKernel, kernel: OpKernel, d: int) -> bool:
+        """Whether ``loop`` may run right after kernel ``d`` (and block by
+        block with it): it has the kernel's result shape, reads the result
+        only at its own index (through elementwise steps of that shape, never
+        through a view or a mapped read), and everything else it reads is in
+        memory before kernel ``d`` runs."""
+        node, out_buf = kernel.node, kernel.out.buffer
+        if loop.shape != node.shape:
+            return False
+        reads_result = False
+        seen: set = set()
+        stack = [(m, True) for m in loop.members] + [(m, True) for m, _ in loop.stores]
+        while stack:
+            n, identity = stack.pop()
+            if (n, identity) in seen or n in self.scalars:
+                continue
+            seen.add((n, identity))
+            if n in loop.members or n in self.inlined:
+                low = lowering(n.op)
+                keep = identity and low.at_index is None and n.shape == loop.shape
+                stack.extend((i, keep and i.shape == n.shape) for i in n.inputs)
+                continue
+            view = self.location.get(n)
+            if view is None:
+                return False
+            if view.buffer == out_buf:
+                if n is not node or not identity:
+                    return False
+                reads_result = True
+            elif self.ready.get(n, 1 << 30) >= d:
+                return False
+        return reads_result
+
+
 def check_plan(plan: Plan) -> None:
     """Every view stays inside its buffer: the guarantee that native code never
     reads or writes outside its buffers, checked before any code is emitted."""
@@ -381,6 +448,8 @@ def check_plan(plan: Plan) -> None:
             views += [v for _, v in k.stores]
         else:
             views += [k.out] + ([k.scratch] if k.scratch is not None else [])
+            if k.epilogue is not None:
+                views += [v for _, v in k.epilogue.stores]
     for v in views:
         lo, hi = view_extent(v)
         if hi >= lo and (lo < 0 or hi >= sizes[v.buffer]):

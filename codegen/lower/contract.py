@@ -9,7 +9,10 @@ The multiply itself is, by size and policy (:mod:`codegen.blas`):
 
 * a call of BLAS (``?gemm``) for large products, when a BLAS was found, the
   strides have a unit stride BLAS can take, and the code is not exported;
-* the generated packed micro-kernel of :mod:`.gemm` otherwise;
+* the generated packed micro-kernel of :mod:`.gemm` otherwise; it can run
+  an elementwise loop kernel over the product as an epilogue (the planner's
+  ``OpKernel.epilogue``: a layer's bias and activation), block by block
+  while the product is in cache (:func:`_fuses`);
 * the plain loop nest of :func:`_loop_nest` for tiny products, matrix-vector
   shapes, and always under ``ieee=True`` (it sums left to right, as
   docs/ieee.md promises).
@@ -24,9 +27,9 @@ from llvmlite import ir
 from symdl.ir.rewrite import ieee_active
 
 from .. import blas
-from .gemm import blocking, gemm_function, scratch_elements
+from .gemm import blocking, epilogues, gemm_function, scratch_elements
 from .reduce import recheck_sums
-from .scalar import I32, I64, llvm_type
+from .scalar import I1, I32, I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
 __all__ = ["classify", "MatmulShape", "GEMM_MIN_WORK"]
@@ -131,48 +134,108 @@ def _prod(xs) -> int:
 
 
 def _dot_general(em, kernel) -> None:
-    _dot_paths(em, kernel)
+    any_bad = _dot_paths(em, kernel)
     if kernel.node.size:
-        _overflow_safe(em, kernel)
+        _overflow_safe(em, kernel, any_bad)
 
 
-def _dot_paths(em, kernel) -> None:
+def _generated(em, kernel) -> MatmulShape | None:
+    """The classified product when the generated gemm computes it (not the
+    loop nest, not BLAS)."""
+    node = kernel.node
+    a, bnode = node.inputs
+    if ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape):
+        return None
+    shape = classify(node, em.plan.location[a], em.plan.location[bnode], kernel.out)
+    if blas.choose(shape, node.dtype) is not None or not _use_generated(shape):
+        return None
+    na, nbp = scratch_elements(node.dtype, shape.M, shape.N, shape.K)
+    if kernel.scratch is None or kernel.scratch.shape[0] < max(na + nbp, sum(
+            scratch_elements(node.dtype, shape.N, shape.M, shape.K))):
+        return None  # (never: the scratch rule sized it for this product in either order)
+    return shape
+
+
+def _fuses(em, kernel) -> bool:
+    """Whether the product runs ``kernel.epilogue`` fused: the generated gemm
+    in one call (no loops outside the multiply), so that its blocks of C are
+    blocks of the result."""
+    shape = _generated(em, kernel)
+    return shape is not None and not shape.outer and not shape.k_outer
+
+
+def _dot_paths(em, kernel) -> ir.Value | None:
+    """Emit the product; returns the i1 "a stored sum is not finite" when the
+    path tracked it (the generated gemm does), None otherwise."""
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
-    if ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape):
-        _loop_nest(em, kernel)
-        return
-    shape = classify(node, av, bv, kernel.out)
-    call = blas.choose(shape, node.dtype)
-    if call is not None:
-        _over_outer(em, kernel, shape, lambda pa, pb, pc, acc: call.emit(em, node.dtype, shape, pa, pb, pc, acc))
-        return
-    if not _use_generated(shape):
-        _loop_nest(em, kernel)
-        return
+    shape = _generated(em, kernel)
+    if shape is None:
+        trivial = ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape)
+        s = None if trivial else classify(node, av, bv, kernel.out)
+        call = None if s is None else blas.choose(s, node.dtype)
+        if call is None:
+            _loop_nest(em, kernel)
+        else:
+            _over_outer(em, kernel, s, lambda pa, pb, pc, acc: call.emit(em, node.dtype, s, pa, pb, pc, acc))
+        return None
     bl = blocking(node.dtype)
-    if shape.N < bl.NR and shape.M > shape.N:
-        # C.T = B.T @ A.T: the long side along the micro-kernel's vectors
-        shape = shape.transposed()
-        swap = True
-    else:
-        swap = False
-    na, nbp = scratch_elements(node.dtype, shape.M, shape.N, shape.K)
-    if kernel.scratch is None or kernel.scratch.shape[0] < na + nbp:
-        _loop_nest(em, kernel)  # (never: the scratch rule sized it for this product)
-        return
+    swap = shape.N < bl.NR and shape.M > shape.N  # C.T = B.T @ A.T: the long side along the vectors
+    gshape = shape.transposed() if swap else shape
+    na, _ = scratch_elements(node.dtype, gshape.M, gshape.N, gshape.K)
     fn = gemm_function(em.module, node.dtype)
     ap = em._address(kernel.scratch, [I64(0)], node.dtype)
     bp = em._address(kernel.scratch, [I64(na)], node.dtype)
+    which, ectx = I32(0), ir.Constant(ir.PointerType(), None)
+    if kernel.epilogue is not None:
+        index = _result_index(node, shape.M, shape.N, swap)
+        which = I32(epilogues(em.module, node.dtype).add(em.epilogue_function(kernel.epilogue, index, swap)))
+        ectx = em.bases.args
+    bad = em.alloca(I1)
+    em.b.store(ir.Constant(I1, 0), bad)
 
     def call_gemm(pa, pb, pc, acc):
         if swap:
             pa, pb = pb, pa
-        s = shape
-        em.b.call(fn, [I64(s.M), I64(s.N), I64(s.K), pa, I64(s.rsa), I64(s.csa), pb, I64(s.rsb), I64(s.csb),
-                       pc, I64(s.rsc), I64(s.csc), acc, ap, bp])
-    _over_outer(em, kernel, shape.transposed() if swap else shape, call_gemm)
+        s = gshape
+        rc = em.b.call(fn, [I64(s.M), I64(s.N), I64(s.K), pa, I64(s.rsa), I64(s.csa), pb, I64(s.rsb),
+                            I64(s.csb), pc, I64(s.rsc), I64(s.csc), acc, ap, bp, which, ectx])
+        em.b.store(em.b.or_(em.b.load(bad, typ=I1), em.b.icmp_signed("!=", rc, I32(0))), bad)
+    _over_outer(em, kernel, shape, call_gemm)
+    return em.b.load(bad, typ=I1)
+
+
+def _result_index(node, M: int, N: int, swap: bool):
+    """``index(b, r, c, flat)``: the result's index (a flat one, or one per
+    axis) of row ``r``, column ``c`` of the gemm's C, for a product computed
+    in one call (its free axes of A collapsed into M, those of B into N, in
+    C order; batch axes of extent 1), with rows and columns swapped when the
+    gemm computed ``C.T``."""
+    a, bnode = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    free_a = [a.shape[i] for i in range(a.ndim) if i not in ca and i not in ba]
+    free_b = [bnode.shape[i] for i in range(bnode.ndim) if i not in cb and i not in bb]
+
+    def unflatten(b, i, dims):
+        """C-order indices of flat position ``i`` (< prod(dims)) in ``dims``."""
+        out = []
+        for k, d in enumerate(dims):
+            inner = _prod(dims[k + 1:])
+            if d == 1:
+                out.append(I64(0))
+                continue
+            q = i if inner == 1 else b.udiv(i, I64(inner))
+            outermost = all(e == 1 for e in dims[:k])  # q < d already
+            out.append(q if outermost else b.urem(q, I64(d)))
+        return out
+
+    def index(b, r, c, flat):
+        m, n = (c, r) if swap else (r, c)
+        if flat:
+            return [b.add(b.mul(m, I64(N), flags=["nsw"]), n, flags=["nsw"])]
+        return [I64(0)] * len(ba) + unflatten(b, m, free_a) + unflatten(b, n, free_b)
+    return index
 
 
 def _use_generated(shape: MatmulShape) -> bool:
@@ -233,13 +296,16 @@ def _operand_indices(node):
     return indices
 
 
-def _overflow_safe(em, kernel) -> None:
+def _overflow_safe(em, kernel, any_bad: ir.Value | None) -> None:
     """After any of the paths below stored the products' sums: an output
     element that is inf or NaN is summed again, its products (each rounded
     as IEEE rounds it: no fused multiply-add) scaled by a power of two, as
     the interpreter does (``_dot_impl`` in ``symdl/ir/ops/contract.py``; the
-    rule is the one of sums, docs/ieee.md).  One scan of the output per
-    call; the re-summing runs only where something is not finite."""
+    rule is the one of sums, docs/ieee.md).  ``any_bad``: whether a stored
+    sum was not finite, as the generated gemm reports it; without it, one
+    scan of the output.  The re-summing runs only where something is not
+    finite; a fused epilogue then ran on the unfixed sums, so it runs again
+    over the whole result."""
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
@@ -257,7 +323,8 @@ def _overflow_safe(em, kernel) -> None:
             em.b.store(em.b.fadd(em.b.load(acc, typ=ty), em.b.fmul(prod, scale)), acc)
         em.loop_nest(contract_shape, term)
         return em.b.load(acc, typ=ty)
-    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan)
+    redo = None if kernel.epilogue is None else (lambda: em.loop_kernel(kernel.epilogue))
+    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=any_bad, after_fix=redo)
 
 
 def _loop_nest(em, kernel) -> None:
@@ -314,4 +381,4 @@ def _loop_nest(em, kernel) -> None:
     em.loop_nest(node.shape, outer)
 
 
-LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general, scratch=_scratch)
+LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general, scratch=_scratch, fuses_epilogue=_fuses)

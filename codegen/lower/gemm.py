@@ -2,14 +2,26 @@
 vectorised micro-kernel (the BLIS design), emitted once per module and dtype
 as an internal function that contraction kernels call.
 
-``gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, Ap, Bp)``
-computes ``C = A @ B`` (``C += A @ B`` when ``accumulate`` is non-zero) for
-an ``M x K`` matrix ``A`` with element strides ``(rsa, csa)``, a ``K x N``
-matrix ``B`` with ``(rsb, csb)`` and an ``M x N`` result ``C`` with
-``(rsc, csc)``.  Strides are arbitrary (zero and transposed included): the
-packing copies absorb them, so every transposition the derivative rules
-produce runs the same micro-kernel.  ``Ap`` and ``Bp`` are scratch memory
-of :func:`scratch_elements` elements.
+``gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, Ap, Bp,
+epilogue, ectx)`` computes ``C = A @ B`` (``C += A @ B`` when
+``accumulate`` is non-zero) for an ``M x K`` matrix ``A`` with element
+strides ``(rsa, csa)``, a ``K x N`` matrix ``B`` with ``(rsb, csb)`` and an
+``M x N`` result ``C`` with ``(rsc, csc)``.  Strides are arbitrary (zero and
+transposed included): the packing copies absorb them, so every
+transposition the derivative rules produce runs the same micro-kernel.
+``Ap`` and ``Bp`` are scratch memory of :func:`scratch_elements` elements.
+It returns 1 when a value it stored in C is inf or NaN (checked on the
+tile in registers, so the caller's overflow rule needs no second pass over
+C; see ``recheck_sums``), else 0.
+
+Epilogues: a non-zero ``epilogue`` is the number :meth:`Epilogues.add`
+gave a function ``f(ectx, r0, rn, c0, cn)``; gemm calls it for each block
+``C[r0:r0+rn, c0:c0+cn]`` as soon as that block is final (the last block of
+K, one column panel of NR columns by up to MC rows, still in L1 cache), so
+elementwise work on the product (a layer's bias and activation) runs while
+its values are in cache instead of in a second pass over memory.  The
+numbers are resolved by a ``switch`` in one dispatch function per module
+and dtype (direct calls: no function pointers in the IR).
 
 Loops, outermost first (``Blocking`` gives the sizes)::
 
@@ -47,11 +59,17 @@ from llvmlite import ir
 
 from .scalar import I32, I64, llvm_type
 
-__all__ = ["Blocking", "blocking", "gemm_function", "scratch_elements", "GEMM_ARGS"]
+__all__ = ["Blocking", "blocking", "gemm_function", "scratch_elements", "GEMM_ARGS", "EPILOGUE_ARGS",
+           "Epilogues", "epilogues"]
 
 PTR = ir.PointerType()
 #: The argument list of the generated function (for readers of the IR).
-GEMM_ARGS = ("M", "N", "K", "A", "rsa", "csa", "B", "rsb", "csb", "C", "rsc", "csc", "accumulate", "Ap", "Bp")
+GEMM_ARGS = ("M", "N", "K", "A", "rsa", "csa", "B", "rsb", "csb", "C", "rsc", "csc", "accumulate", "Ap", "Bp",
+             "epilogue", "ectx")
+#: The arguments of an epilogue function: the caller's context pointer and
+#: the final block of C (first row, rows, first column, columns).
+EPILOGUE_ARGS = ("ectx", "r0", "rn", "c0", "cn")
+EPILOGUE_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64])
 
 
 @dataclass(frozen=True)
@@ -131,13 +149,54 @@ def scratch_elements(dtype: str, m: int, n: int, k: int) -> tuple[int, int]:
     return min(bl.MC, _round_up(max(m, 1), bl.MR)) * kc, kc * min(bl.NC, _round_up(max(n, 1), bl.NR))
 
 
+def _name(dtype: str) -> str:
+    return f"symdl_gemm_{'f64' if dtype == 'float64' else 'f32'}"
+
+
 def gemm_function(module: ir.Module, dtype: str) -> ir.Function:
     """The module's gemm function for ``dtype``, emitted on first use."""
-    name = f"symdl_gemm_{'f64' if dtype == 'float64' else 'f32'}"
-    fn = module.globals.get(name)
+    fn = module.globals.get(_name(dtype))
     if fn is None:
-        fn = _Gemm(module, dtype, name).fn
+        fn = _Gemm(module, dtype, _name(dtype)).fn
     return fn
+
+
+class Epilogues:
+    """The dispatch function ``NAME_epilogue(i32 which, ectx, r0, rn, c0, cn)``
+    of one module and dtype: a ``switch`` on ``which`` whose cases call the
+    epilogue functions added so far (cases are added as kernels are emitted;
+    llvmlite writes the IR text only at the end).  The state lives in the
+    module itself (the switch's cases), so nothing outlives the module."""
+
+    def __init__(self, module: ir.Module, dtype: str):
+        name = _name(dtype) + "_epilogue"
+        fn = module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I32, *EPILOGUE_TYPE.args]), name)
+            fn.linkage = "internal"
+            fn.attributes.add("nounwind")
+            b = ir.IRBuilder(fn.append_basic_block("entry"))
+            done = fn.append_basic_block("done")
+            b.switch(fn.args[0], done)
+            b.position_at_end(done)
+            b.ret_void()
+        self.fn = fn
+        self.switch = fn.blocks[0].terminator
+
+    def add(self, epilogue: ir.Function) -> int:
+        """The number (>= 1) that makes gemm call ``epilogue``."""
+        which = len(self.switch.cases) + 1
+        block = self.fn.append_basic_block(f"case{which}")
+        b = ir.IRBuilder(block)
+        b.call(epilogue, list(self.fn.args[1:]))
+        b.ret_void()
+        self.switch.add_case(I32(which), block)
+        return which
+
+
+def epilogues(module: ir.Module, dtype: str) -> Epilogues:
+    """The module's epilogue dispatch for ``dtype``."""
+    return Epilogues(module, dtype)
 
 
 class _Gemm:
@@ -148,14 +207,16 @@ class _Gemm:
         self.ty = ty = llvm_type(dtype)
         self.vec = ir.VectorType(ty, bl.VL)
         self.align = 8 if dtype == "float64" else 4
-        args = [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I32, PTR, PTR]
-        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
+        args = [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I32, PTR, PTR, I32, PTR]
+        fn = ir.Function(module, ir.FunctionType(I32, args), name)
         fn.linkage = "internal"
         fn.attributes.add("noinline")
         fn.attributes.add("nounwind")
         for a, n in zip(fn.args, GEMM_ARGS):
             a.name = n
-        for k in (3, 6, 9, 13, 14):
+        # A, B and the scratch panels are noalias; C is not: an epilogue
+        # (inlined here by LLVM) reads C through the workspace pointer
+        for k in (3, 6, 13, 14):
             fn.args[k].add_attribute("noalias")
         self.fn, self.module = fn, module
         self._vname = f"v{bl.VL}{'f64' if dtype == 'float64' else 'f32'}"
@@ -164,12 +225,15 @@ class _Gemm:
         self.fmuladd = module.globals.get(fma_name) or ir.Function(
             module, ir.FunctionType(self.vec, [self.vec] * 3), fma_name)
         self.pack = self._pack_function(name + "_pack")
+        self.dispatch = Epilogues(module, dtype).fn
         entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(entry)
         self.entry = entry
         with self.b.goto_block(entry):
             self.tile = self.b.alloca(ty, size=I64(bl.MR * bl.NR))
             self.tile.align = 64
+            self.bad = self.b.alloca(ir.IntType(1))  # a stored value was inf or NaN
+            self.b.store(ir.Constant(ir.IntType(1), 0), self.bad)
         self._body()
 
     # ------------------------------------------------------------ helpers
@@ -208,7 +272,8 @@ class _Gemm:
     # ------------------------------------------------------------ the loops
     def _body(self) -> None:
         b, bl = self.b, self.bl
-        (M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, acc, Ap, Bp) = self.fn.args
+        (M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, acc, Ap, Bp, epilogue, ectx) = self.fn.args
+        has_epilogue = b.icmp_signed("!=", epilogue, I32(0))
         acc_in = b.icmp_signed("!=", acc, I32(0))
         # K = 0 still runs one (empty) block so that C is written (zeros)
         k_end = b.select(b.icmp_signed("<", K, I64(1)), I64(1), K)
@@ -231,6 +296,8 @@ class _Gemm:
                 packed_from = b.select(direct, nfull, I64(0))
                 self._pack_b(B, rsb, csb, pc, self._add(jc, packed_from), kc, b.sub(nc, packed_from), Bp)
                 accumulate = b.or_(acc_in, b.icmp_signed(">", pc, I64(0)))
+                # the last block of K: what it stores is final (K = 0: the one empty block)
+                final = b.and_(has_epilogue, b.icmp_signed(">=", self._add(pc, kc), K))
                 b_here = self._gep(B, self._add(self._mul(pc, rsb), jc))
 
                 def over_ic(ic):
@@ -255,11 +322,13 @@ class _Gemm:
                             c = self._gep(C, self._add(self._mul(crow, rsc), self._mul(ccol, csc)))
                             self._micro(kc, ap, direct_a, rsa, csa, bp, ldb, c, rsc, csc, mr, nr, accumulate)
                         self._for(0, mc, bl.MR, over_ir)
+                        with b.if_then(final):  # this column panel of C is final and in L1: the epilogue
+                            b.call(self.dispatch, [epilogue, ectx, ic, mc, self._add(jc, jr), nr])
                     self._for(0, nc, bl.NR, over_jr)
                 self._for(0, M, bl.MC, over_ic)
             self._for(0, k_end, bl.KC, over_pc)
         self._for(0, N, bl.NC, over_jc)
-        b.ret_void()
+        b.ret(b.zext(b.load(self.bad, typ=ir.IntType(1)), I32))
 
     def _pack_a(self, A, rsa, csa, ic, pc, mc, kc, Ap) -> None:
         """Ap[(r*kc + p)*MR + i] = A[ic + r*MR + i, pc + p], zero past row mc."""
@@ -337,6 +406,22 @@ class _Gemm:
         fn = self.module.globals.get(name) or ir.Function(
             self.module, ir.FunctionType(self.vec, [PTR, I32, mask.type, self.vec]), name)
         return self.b.call(fn, [ptr, I32(self.align), mask, self.zero_vec])
+
+    def _not_finite(self, val):
+        """Lanes of ``val`` that are inf or NaN (``x - x`` is NaN exactly there)."""
+        return self.b.fcmp_unordered("uno", self.b.fsub(val, val), self.zero_vec)
+
+    def _note_bad(self, lanes: list) -> None:
+        """OR the i1 vectors ``lanes`` (stored values that are not finite)
+        into the function's flag: one reduction per tile."""
+        b = self.b
+        acc = lanes[0]
+        for x in lanes[1:]:
+            acc = b.or_(acc, x)
+        i1v = acc.type
+        name = f"llvm.vector.reduce.or.v{self.bl.VL}i1"
+        fn = self.module.globals.get(name) or ir.Function(self.module, ir.FunctionType(ir.IntType(1), [i1v]), name)
+        b.store(b.or_(b.load(self.bad, typ=ir.IntType(1)), b.call(fn, [acc])), self.bad)
 
     def _masked_store(self, val, ptr, mask) -> None:
         name = f"llvm.masked.store.{self._vname}.p0"
@@ -496,6 +581,7 @@ class _Gemm:
                       b.icmp_signed("==", csc, I64(1)))
         with b.if_else(full) as (whole, edge):
             with whole:  # whole tile, rows contiguous: vector loads and stores
+                bad = []
                 for i in range(MR):
                     row = self._mul(I64(i), rsc)
                     for v in range(NV):
@@ -504,9 +590,12 @@ class _Gemm:
                         old = b.load(ptr, typ=self.vec, align=self.align)
                         val = b.select(accumulate, b.fadd(old, val), val)
                         b.store(val, ptr, align=self.align)
+                        bad.append(self._not_finite(val))
+                self._note_bad(bad)
             with edge:
                 with b.if_else(b.icmp_signed("==", csc, I64(1))) as (rows, strided):
                     with rows:  # rows contiguous: masked vector loads and stores, nothing past mr x nr touched
+                        bad = []
                         for v in range(NV):
                             cols = self._lanes_below(nr, v * VL)
                             for i in range(MR):
@@ -514,7 +603,10 @@ class _Gemm:
                                 ptr = self._gep(c, self._add(self._mul(I64(i), rsc), I64(v * VL)))
                                 val = accs[i * NV + v]
                                 old = self._masked_load(ptr, mask)
-                                self._masked_store(b.select(accumulate, b.fadd(old, val), val), ptr, mask)
+                                val = b.select(accumulate, b.fadd(old, val), val)
+                                self._masked_store(val, ptr, mask)
+                                bad.append(b.and_(mask, self._not_finite(val)))
+                        self._note_bad(bad)
                     with strided:
                         with b.if_else(b.icmp_signed("==", rsc, I64(1))) as (cols, other):
                             with cols:
@@ -529,6 +621,7 @@ class _Gemm:
         one masked store per column."""
         b, bl = self.b, self.bl
         MR, NV, VL = bl.MR, bl.NV, bl.VL
+        bad = []
         for g0 in range(0, MR, VL):
             in_rows = self._lanes_below(mr, g0)
             for v in range(NV):
@@ -538,7 +631,10 @@ class _Gemm:
                     mask = b.and_(in_rows, self._splat(b.icmp_signed("<", I64(j), nr), ir.IntType(1)))
                     ptr = self._gep(c, self._add(self._mul(I64(j), csc), I64(g0)))
                     old = self._masked_load(ptr, mask)
-                    self._masked_store(b.select(accumulate, b.fadd(old, col), col), ptr, mask)
+                    val = b.select(accumulate, b.fadd(old, col), col)
+                    self._masked_store(val, ptr, mask)
+                    bad.append(b.and_(mask, self._not_finite(val)))
+        self._note_bad(bad)
 
     def _write_strided(self, accs, c, rsc, csc, mr, nr, accumulate) -> None:
         """An edge tile of a C whose rows are not contiguous (a transposed
@@ -554,7 +650,10 @@ class _Gemm:
             def col(j):
                 t = b.load(self._gep(self.tile, self._add(self._mul(i, I64(NR)), j)), typ=self.ty)
                 ptr = self._gep(c, self._add(self._mul(i, rsc), self._mul(j, csc)))
-                b.store(b.select(accumulate, b.fadd(b.load(ptr, typ=self.ty), t), t), ptr)
+                val = b.select(accumulate, b.fadd(b.load(ptr, typ=self.ty), t), t)
+                b.store(val, ptr)
+                bad = b.fcmp_unordered("uno", b.fsub(val, val), ir.Constant(self.ty, 0.0))
+                b.store(b.or_(b.load(self.bad, typ=ir.IntType(1)), bad), self.bad)
             self._for(0, nr, 1, col)
         self._for(0, mr, 1, row)
 

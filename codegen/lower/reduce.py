@@ -61,7 +61,7 @@ def not_finite(em, value: ir.Value) -> ir.Value:
 
 
 def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = None,
-                 outer: tuple | None = None) -> None:
+                 outer: tuple | None = None, after_fix=None) -> None:
     """Make the sums stored in ``out`` (a view of ``shape``) overflow-safe:
     each element that is inf or NaN is replaced by
     ``rescan(out_idx, scale) * 2**SUM_SCALE_EXPONENT``, where ``rescan``
@@ -79,6 +79,9 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
     ``outer``: the part of axis 0 this thread stored (a kernel split across
     threads, see ``Emitter.outer_nest``): only that part is checked, so
     threads never touch each other's outputs.
+
+    ``after_fix()``, when given, is emitted after the fixing loop (only on
+    the slow path): what was computed from the unfixed sums is computed again.
 
     Example (inside a kernel emitter, after the loops that stored ``out``)::
 
@@ -111,6 +114,8 @@ def recheck_sums(em, out, shape, dtype: str, rescan, any_bad: ir.Value | None = 
         em.b.branch(kept)
         em.b.position_at_end(kept)
     em.loop_nest(shape, fix, outer)
+    if after_fix is not None:
+        after_fix()
     em.b.branch(done)
     em.b.position_at_end(done)
 

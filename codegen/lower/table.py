@@ -43,6 +43,11 @@ ScratchRule = Callable[[Any], "tuple[int, str]"]
 #: ``region(node) -> (lo, hi) | None``: a masked read (unslice) reads inside
 #: its operand for ``lo <= i < hi`` along the last axis (None: no such split).
 RegionRule = Callable[[Any], "tuple[int, int] | None"]
+#: ``fuses_epilogue(emitter, op_kernel) -> bool``: whether the kernel emitter
+#: will run ``op_kernel.epilogue`` (an elementwise loop over its result that
+#: the planner attached) inside its own loops; when False the emitter runs
+#: that loop right after the kernel instead.
+EpilogueRule = Callable[[Any, Any], bool]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Lowering:
     ``hosts_loop``: reads its operands through the loop evaluator (at mapped
     indices), so a producer cone can be computed inside it (reductions,
     unslice) rather than stored first.
+    ``fuses_epilogue``: a KERNEL op that can run the elementwise loop reading
+    its result as it produces it (contractions; see ``codegen.plan``).
     """
 
     placement: Placement
@@ -66,6 +73,7 @@ class Lowering:
     scratch: ScratchRule | None = None
     cheap: bool = False
     hosts_loop: bool = False
+    fuses_epilogue: EpilogueRule | None = None
 
 
 LOWERINGS: dict[str, Lowering] = {}
