@@ -220,7 +220,7 @@ class Emitter:
     def _top_kernel(self, label: str, kernel, outline: bool) -> None:
         """Emit one kernel of the plan from the entry function."""
         flat = isinstance(kernel, LoopKernel) and self._is_flat(kernel)
-        extent = parallel.split_extent(kernel, flat, self.plan.inlined)
+        extent = parallel.split_extent(kernel, flat, self.plan.inlined, self)
         args = self.fn.args[0]
         if extent is not None:
             # work enough for threads: a range function over the outer

@@ -27,10 +27,12 @@ Only axes whose iterations are independent are split: the outer axis of a
 fused elementwise loop (or its flat index), and the outer *output* axis of a
 reduction, never a reduction axis.  Every element is then computed by the
 same instructions whatever the thread count, so results are bitwise
-identical for 1, 2 or 64 threads.  Contractions (``dot_general``) are not
-split here: they get their own kernels (and BLAS threads); a kernel emitter
-that wants this mechanism registers its op in :data:`SPLITTABLE` and runs its
-outer loop with ``em.outer_nest`` (see :mod:`codegen.lower.reduce`).
+identical for 1, 2 or 64 threads.  A KERNEL op joins through the ``split``
+field of its lowering (``Lowering.split``: how many independent parts its
+emitter can share out), and its emitter runs only the parts
+``em.outer_range`` names (``em.outer_nest`` for a loop over output rows, see
+:mod:`codegen.lower.reduce`; the row slices of a large product, see
+:mod:`codegen.lower.contract`).
 
 The thread count: ``SYMDL_NUM_THREADS`` (a positive integer; default: the
 cores this process may run on, ``os.sched_getaffinity``), read whenever
@@ -50,7 +52,7 @@ from llvmlite import ir
 
 from .lower.scalar import I8, I32, I64
 
-__all__ = ["SYMDL_NUM_THREADS", "NUM_THREADS_SYMBOL", "MAX_THREADS", "SPLIT_WORK", "SPLITTABLE",
+__all__ = ["SYMDL_NUM_THREADS", "NUM_THREADS_SYMBOL", "MAX_THREADS", "SPLIT_WORK",
            "num_threads", "set_num_threads", "default_num_threads", "load_from_env", "symbol_address",
            "split_axis", "split_extent", "ParallelRuntime"]
 
@@ -63,13 +65,6 @@ MAX_THREADS = 64
 #: thread costs about 20-40 us here (docs/performance.md, "Threads"),
 #: which a fused loop repays from a few 1e5 element-operations on.
 SPLIT_WORK = 1 << 18
-#: KERNEL ops whose emitter runs its outer loop with ``em.outer_nest`` (so a
-#: range of it can run on another thread): op -> work(node).  A contraction
-#: joins by registering here and using ``outer_nest`` over its output rows.
-SPLITTABLE: dict = {
-    "reduce_sum": lambda node: node.inputs[0].size,
-    "reduce_max": lambda node: node.inputs[0].size,
-}
 
 PTR = ir.PointerType()
 _COUNT = ctypes.c_int32(1)
@@ -184,11 +179,12 @@ def split_axis(shape) -> int:
     return next((d for d, n in enumerate(shape) if n != 1), 0)
 
 
-def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
+def split_extent(kernel, flat: bool, inlined=frozenset(), em=None) -> int | None:
     """The number of independent outer iterations to share among threads,
     or None when ``kernel`` stays on one thread (too little work, a single
     outer iteration, or an op that is not splittable).  ``inlined``: the
-    plan's nodes computed inside their consumers' loops.
+    plan's nodes computed inside their consumers' loops; ``em``: the emitter
+    (a KERNEL op's ``split`` rule may read the plan's views).
 
     Example:
         >>> from codegen.plan import LoopKernel
@@ -207,10 +203,10 @@ def split_extent(kernel, flat: bool, inlined=frozenset()) -> int | None:
         extent = size if flat else kernel.shape[split_axis(kernel.shape)]
         work = size * _loop_work_per_element(kernel, inlined)
     else:
-        rule = SPLITTABLE.get(kernel.node.op)
-        if rule is None or not kernel.node.shape:
-            return None  # a full reduction has only its reduction axis
-        extent, work = kernel.node.shape[split_axis(kernel.node.shape)], rule(kernel.node)
+        from .lower import lowering
+        rule = lowering(kernel.node.op).split
+        extent = None if rule is None else rule(em, kernel)
+        return extent if extent is not None and extent >= 2 else None
     return extent if extent >= 2 and work >= SPLIT_WORK else None
 
 

@@ -407,3 +407,98 @@ def test_pickled_thread_helper_is_checked():
     with pytest.raises(ValueError, match="damaged"):
         type(artifact).__new__(type(artifact)).__setstate__(damaged)
     pickle.loads(pickle.dumps(artifact))   # intact: accepted
+
+
+# ---------------------------------------------------------------- products split into row slices
+# A product through the generated gemm with at least GEMM_SPLIT_WORK
+# multiply-adds is cut into row slices at compile time, each with scratch
+# panels of its own; threads share the slices (codegen/lower/contract.py).
+
+@pytest.fixture
+def generated_gemm(monkeypatch):
+    monkeypatch.setenv("SYMDL_BLAS", "0")
+
+
+def _matmul_bound(a, b, dtype):
+    return (a.shape[-1] + 2) * np.finfo(dtype).eps * (np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("mkn", [(256, 256, 256), (301, 70, 250), (1000, 64, 96)])
+def test_large_products_split_into_row_slices_give_the_same_bits(generated_gemm, dtype, mkn):
+    from codegen.lower.contract import GEMM_SPLIT_WORK
+    m, k, n = mkn
+    assert m * k * n >= GEMM_SPLIT_WORK
+    rng = np.random.default_rng(m)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal(m).astype(dtype)
+    for fun, args, ref, bound in (
+            (lambda a, b: a @ b, (a, b), a.astype(np.float64) @ b, _matmul_bound(a, b, dtype)),
+            # with a fused epilogue: each slice's panels run it
+            (lambda a, b, c: symdl.tanh(a @ b + c[:, None]), (a, b, c),
+             np.tanh(a.astype(np.float64) @ b + c[:, None]), _matmul_bound(a, b, dtype) + 4 * np.finfo(dtype).eps)):
+        compiled = symdl.compile(fun, *args)
+        assert parallel.RUNTIME_SYMBOL in compiled.llvm_ir          # the product itself is split
+        results = _per_thread_count(compiled, args)
+        for t, (got,) in results.items():
+            assert got.dtype == np.dtype(dtype)
+            assert np.array_equal(got, results[1][0]), f"{t} threads differ from one"
+            assert np.all(np.abs(got - ref) <= bound)
+
+
+def test_overflow_rule_in_each_row_slice(generated_gemm):
+    # partial sums overflow in rows of different slices (first, middle,
+    # last); each slice applies the rule to its own rows and reruns its part
+    # of the epilogue
+    from tests.test_sum_overflow import _big, _exact_matmul
+    m, k, n = 301, 70, 250
+    rng = np.random.default_rng(7)
+    big = _big("float64")
+    a = rng.integers(-2, 3, (m, k)) * big
+    b = rng.integers(1, 3, (k, n)) * 1.0
+    b[:8] = 2
+    for r in (0, 150, m - 1):
+        a[r] = 0.0
+        a[r, :4] = 48 * big          # partial sums overflow
+        a[r, 4:6] = -48 * big        # the exact sum is finite
+    a[77, :2] = [np.inf, -np.inf]    # NaN by the rule
+    want = _exact_matmul(a, b, "float64")
+    compiled = symdl.compile(lambda x, y: symdl.relu(x @ y) * 0.5, a, b)
+    assert parallel.RUNTIME_SYMBOL in compiled.llvm_ir
+    for t, (got,) in _per_thread_count(compiled, (a, b)).items():
+        np.testing.assert_array_equal(got, np.maximum(want, 0) * 0.5, err_msg=f"{t} threads")
+
+
+def test_products_below_the_threshold_or_through_blas_are_not_split(monkeypatch):
+    from codegen import blas
+    from codegen.lower.contract import GEMM_SPLIT_WORK
+    monkeypatch.setenv("SYMDL_BLAS", "0")
+    a = np.ones((64, 64))
+    assert 64 ** 3 < GEMM_SPLIT_WORK
+    assert parallel.RUNTIME_SYMBOL not in symdl.compile(lambda x: x @ x, a).llvm_ir
+    if blas.library() is not None:        # BLAS has threads of its own
+        monkeypatch.setenv("SYMDL_BLAS", "always")
+        big = np.ones((256, 256))
+        assert parallel.RUNTIME_SYMBOL not in symdl.compile(lambda x: x @ x, big).llvm_ir
+
+
+def test_exported_library_with_a_split_product(tmp_path):
+    if CC is None:
+        pytest.skip("no C compiler ('cc') to link a shared library")
+    rng = np.random.default_rng(12)
+    a, b = rng.standard_normal((300, 128)), rng.standard_normal((128, 200))
+    lib_path = symdl.export(lambda a, b: symdl.sigmoid(a @ b), a, b, path=tmp_path / "libmm.so", name="mm_fn")
+    lib = ctypes.CDLL(str(lib_path))
+    lib.mm_fn.argtypes = [ctypes.c_void_p] * 3
+    lib.mm_fn.restype = ctypes.c_int
+    lib.mm_fn_set_num_threads.argtypes = [ctypes.c_int]
+    outs = []
+    for n in (None, 2, 3):
+        if n is not None:
+            lib.mm_fn_set_num_threads(n)
+        out = np.empty((300, 200))
+        assert lib.mm_fn(a.ctypes.data, b.ctypes.data, out.ctypes.data) == 0
+        outs.append(out)
+    ref = 1 / (1 + np.exp(-(a @ b)))
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-12, atol=1e-13)
+    assert all(np.array_equal(outs[0], o) for o in outs)

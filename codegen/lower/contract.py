@@ -27,8 +27,9 @@ from llvmlite import ir
 from symdl.ir.rewrite import ieee_active
 
 from .. import blas
-from .gemm import blocking, epilogues, gemm_function, scratch_elements
+from .gemm import _round_up, blocking, epilogues, gemm_function, scratch_elements
 from .reduce import recheck_sums
+from ..views import View
 from .scalar import I1, I32, I64, llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
@@ -38,6 +39,13 @@ __all__ = ["classify", "MatmulShape", "GEMM_MIN_WORK"]
 #: and vectorises for constant sizes, beats packing (measured with
 #: benchmarks/bench_matmul.py); ``SYMDL_GEMM=always`` ignores it.
 GEMM_MIN_WORK = 4096
+#: Products of at least this many multiply-adds through the generated
+#: kernel are cut into at most MAX_SLICES row slices that threads share
+#: (``codegen.parallel``; starting threads costs 20-40 us, a 2^22 product
+#: takes about 60 us on one core here).  The slices are fixed at compile
+#: time, so results do not depend on the thread count.
+GEMM_SPLIT_WORK = 1 << 22
+MAX_SLICES = 4
 
 
 @dataclass(frozen=True)
@@ -113,17 +121,32 @@ def classify(node, av, bv, out) -> MatmulShape:
                        outer=tuple(outer), k_outer=tuple(k_loops))
 
 
-def _scratch(node) -> tuple[int, str]:
-    """Packed panels for the generated kernel: sized for the whole product
-    in either operand order (the classified product is never larger)."""
-    if ieee_active() or blas.gemm_mode() == "never":
-        return 0, node.dtype
+def _sizes(node) -> tuple[int, int, int]:
+    """(M, N, K) of a product before any collapse or swap."""
     a, b = node.inputs
     (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
     m = _prod(a.shape[i] for i in range(a.ndim) if i not in ca and i not in ba)
     n = _prod(b.shape[i] for i in range(b.ndim) if i not in cb and i not in bb)
-    k = _prod(a.shape[i] for i in ca)
-    return max(sum(scratch_elements(node.dtype, m, n, k)), sum(scratch_elements(node.dtype, n, m, k))), node.dtype
+    return m, n, _prod(a.shape[i] for i in ca)
+
+
+def _scratch_slot(node) -> tuple[int, int]:
+    """(elements of one set of packed panels, where its Bp starts): enough
+    for the product in either operand order (the classified one, a slice of
+    it, is never larger)."""
+    m, n, k = _sizes(node)
+    (a1, b1), (a2, b2) = scratch_elements(node.dtype, m, n, k), scratch_elements(node.dtype, n, m, k)
+    return max(a1, a2) + max(b1, b2), max(a1, a2)
+
+
+def _scratch(node) -> tuple[int, str]:
+    """Packed panels for the generated kernel: one slot, or one per row
+    slice when the product is large enough to be split among threads."""
+    if ieee_active() or blas.gemm_mode() == "never":
+        return 0, node.dtype
+    m, n, k = _sizes(node)
+    slots = MAX_SLICES if m * n * k >= GEMM_SPLIT_WORK else 1
+    return slots * _scratch_slot(node)[0], node.dtype
 
 
 def _prod(xs) -> int:
@@ -134,9 +157,12 @@ def _prod(xs) -> int:
 
 
 def _dot_general(em, kernel) -> None:
-    any_bad = _dot_paths(em, kernel)
+    if _generated(em, kernel) is not None:
+        _gemm_paths(em, kernel)
+        return
+    _other_paths(em, kernel)
     if kernel.node.size:
-        _overflow_safe(em, kernel, any_bad)
+        _overflow_safe(em, kernel)
 
 
 def _generated(em, kernel) -> MatmulShape | None:
@@ -149,10 +175,8 @@ def _generated(em, kernel) -> MatmulShape | None:
     shape = classify(node, em.plan.location[a], em.plan.location[bnode], kernel.out)
     if blas.choose(shape, node.dtype) is not None or not _use_generated(shape):
         return None
-    na, nbp = scratch_elements(node.dtype, shape.M, shape.N, shape.K)
-    if kernel.scratch is None or kernel.scratch.shape[0] < max(na + nbp, sum(
-            scratch_elements(node.dtype, shape.N, shape.M, shape.K))):
-        return None  # (never: the scratch rule sized it for this product in either order)
+    if kernel.scratch is None or kernel.scratch.shape[0] < _scratch(node)[0]:
+        return None  # (never: the scratch rule sized it for this product)
     return shape
 
 
@@ -164,46 +188,112 @@ def _fuses(em, kernel) -> bool:
     return shape is not None and not shape.outer and not shape.k_outer
 
 
-def _dot_paths(em, kernel) -> ir.Value | None:
-    """Emit the product; returns the i1 "a stored sum is not finite" when the
-    path tracked it (the generated gemm does), None otherwise."""
+@dataclass(frozen=True)
+class _GemmPlan:
+    """How the generated gemm computes a product: ``shape`` as classified,
+    ``g`` as called (``C.T = B.T @ A.T`` when ``swap``), and the row slices
+    of ``g`` that threads share (``rows`` each; one slice: not split)."""
+
+    shape: MatmulShape
+    g: MatmulShape
+    swap: bool
+    rows: int
+    slices: int
+
+
+def _plan_gemm(em, kernel) -> _GemmPlan | None:
+    shape = _generated(em, kernel)
+    if shape is None:
+        return None
+    bl = blocking(kernel.node.dtype)
+    swap = shape.N < bl.NR and shape.M > shape.N  # the long side along the micro-kernel's vectors
+    g = shape.transposed() if swap else shape
+    if g.work < GEMM_SPLIT_WORK or g.outer or g.k_outer:
+        return _GemmPlan(shape, g, swap, g.M, 1)
+    rows = _round_up(-(-g.M // MAX_SLICES), bl.MR)   # whole register tiles per slice
+    return _GemmPlan(shape, g, swap, rows, -(-g.M // rows))
+
+
+def _split(em, kernel) -> int | None:
+    """Row slices of a large product computed by the generated gemm (each
+    with scratch panels of its own), shared among threads."""
+    plan = _plan_gemm(em, kernel)
+    return plan.slices if plan is not None and plan.slices > 1 else None
+
+
+def _gemm_paths(em, kernel) -> None:
+    """The product through the generated gemm: one call per entry of the
+    loops outside the multiply, or (a large product split among threads)
+    one call per row slice this thread runs.  The gemm reports whether a
+    sum it stored is not finite; only then the overflow rule runs."""
+    node = kernel.node
+    p = _plan_gemm(em, kernel)
+    g = p.g
+    slot, panel_a = _scratch_slot(node)
+    epilogue, which, ectx = None, I32(0), ir.Constant(ir.PointerType(), None)
+    if kernel.epilogue is not None:
+        epilogue = em.epilogue_function(kernel.epilogue, _result_index(node, p.shape.M, p.shape.N, p.swap), p.swap)
+        which, ectx = I32(epilogues(em.module, node.dtype).add(epilogue)), em.bases.args
+    fn = gemm_function(em.module, node.dtype)
+    bad = em.alloca(I1)
+    a, bnode = node.inputs
+    av, bv = em.plan.location[a], em.plan.location[bnode]
+
+    def call(pa, pb, pc, acc, m, row0, s):
+        if p.swap:
+            pa, pb = pb, pa
+        ap = em._address(kernel.scratch, [I64(s * slot)], node.dtype)
+        bp = em._address(kernel.scratch, [I64(s * slot + panel_a)], node.dtype)
+        rc = em.b.call(fn, [I64(m), I64(g.N), I64(g.K), pa, I64(g.rsa), I64(g.csa), pb, I64(g.rsb), I64(g.csb),
+                            pc, I64(g.rsc), I64(g.csc), acc, ap, bp, which, ectx, I64(row0)])
+        em.b.store(em.b.or_(em.b.load(bad, typ=I1), em.b.icmp_signed("!=", rc, I32(0))), bad)
+
+    em.b.store(ir.Constant(I1, 0), bad)
+    part, em.outer_range = em.outer_range, None
+    if p.slices == 1:
+        if part is not None:
+            raise AssertionError("a product split among threads must have row slices")
+        _over_outer(em, kernel, p.shape, lambda pa, pb, pc, acc: call(pa, pb, pc, acc, g.M, 0, 0))
+        if node.size:
+            redo = None if kernel.epilogue is None else (lambda: em.loop_kernel(kernel.epilogue))
+            _overflow_safe(em, kernel, em.b.load(bad, typ=I1), after_fix=redo)
+        return
+    # one slice after another, each checked on its own: the rows of a slice
+    # are written by one thread only, whatever the thread count
+    lo, hi = part if part is not None else (I64(0), I64(p.slices))
+    b = em.b
+    for s in range(p.slices):
+        r0, r1 = s * p.rows, min((s + 1) * p.rows, g.M)
+        with b.if_then(b.and_(b.icmp_signed("<=", lo, I64(s)), b.icmp_signed(">", hi, I64(s)))):
+            b.store(ir.Constant(I1, 0), bad)
+            # rows r0.. of the called gemm: rows of its A (A's rows, or B's
+            # columns when swapped: g.rsa either way) and of its C
+            pa = _base(em, av, node.dtype, av.offset + (0 if p.swap else r0 * g.rsa))
+            pb = _base(em, bv, node.dtype, bv.offset + (r0 * g.rsa if p.swap else 0))
+            pc = _base(em, kernel.out, node.dtype, kernel.out.offset + r0 * g.rsc)
+            call(pa, pb, pc, I32(0), r1 - r0, r0, s)
+            redo = None if epilogue is None else (
+                lambda r0=r0, r1=r1: b.call(epilogue, [em.bases.args, I64(r0), I64(r1 - r0), I64(0), I64(g.N)]))
+            _overflow_safe(em, kernel, b.load(bad, typ=I1), rows=(p, r0, r1), after_fix=redo)
+
+
+def _base(em, view, dtype: str, offset: int):
+    return em.b.gep(em.bases[view.buffer], [I64(offset)], source_etype=llvm_type(dtype, True))
+
+
+def _other_paths(em, kernel) -> None:
+    """BLAS (one call per entry of the loops outside the multiply) or the
+    loop nest."""
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
-    shape = _generated(em, kernel)
-    if shape is None:
-        trivial = ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape)
-        s = None if trivial else classify(node, av, bv, kernel.out)
-        call = None if s is None else blas.choose(s, node.dtype)
-        if call is None:
-            _loop_nest(em, kernel)
-        else:
-            _over_outer(em, kernel, s, lambda pa, pb, pc, acc: call.emit(em, node.dtype, s, pa, pb, pc, acc))
-        return None
-    bl = blocking(node.dtype)
-    swap = shape.N < bl.NR and shape.M > shape.N  # C.T = B.T @ A.T: the long side along the vectors
-    gshape = shape.transposed() if swap else shape
-    na, _ = scratch_elements(node.dtype, gshape.M, gshape.N, gshape.K)
-    fn = gemm_function(em.module, node.dtype)
-    ap = em._address(kernel.scratch, [I64(0)], node.dtype)
-    bp = em._address(kernel.scratch, [I64(na)], node.dtype)
-    which, ectx = I32(0), ir.Constant(ir.PointerType(), None)
-    if kernel.epilogue is not None:
-        index = _result_index(node, shape.M, shape.N, swap)
-        which = I32(epilogues(em.module, node.dtype).add(em.epilogue_function(kernel.epilogue, index, swap)))
-        ectx = em.bases.args
-    bad = em.alloca(I1)
-    em.b.store(ir.Constant(I1, 0), bad)
-
-    def call_gemm(pa, pb, pc, acc):
-        if swap:
-            pa, pb = pb, pa
-        s = gshape
-        rc = em.b.call(fn, [I64(s.M), I64(s.N), I64(s.K), pa, I64(s.rsa), I64(s.csa), pb, I64(s.rsb),
-                            I64(s.csb), pc, I64(s.rsc), I64(s.csc), acc, ap, bp, which, ectx])
-        em.b.store(em.b.or_(em.b.load(bad, typ=I1), em.b.icmp_signed("!=", rc, I32(0))), bad)
-    _over_outer(em, kernel, shape, call_gemm)
-    return em.b.load(bad, typ=I1)
+    trivial = ieee_active() or node.size == 0 or any(d == 0 for d in a.shape + bnode.shape)
+    s = None if trivial else classify(node, av, bv, kernel.out)
+    call = None if s is None else blas.choose(s, node.dtype)
+    if call is None:
+        _loop_nest(em, kernel)
+    else:
+        _over_outer(em, kernel, s, lambda pa, pb, pc, acc: call.emit(em, node.dtype, s, pa, pb, pc, acc))
 
 
 def _result_index(node, M: int, N: int, swap: bool):
@@ -296,16 +386,17 @@ def _operand_indices(node):
     return indices
 
 
-def _overflow_safe(em, kernel, any_bad: ir.Value | None) -> None:
-    """After any of the paths below stored the products' sums: an output
+def _overflow_safe(em, kernel, any_bad: ir.Value | None = None, rows=None, after_fix=None) -> None:
+    """After any of the paths above stored the products' sums: an output
     element that is inf or NaN is summed again, its products (each rounded
     as IEEE rounds it: no fused multiply-add) scaled by a power of two, as
     the interpreter does (``_dot_impl`` in ``symdl/ir/ops/contract.py``; the
     rule is the one of sums, docs/ieee.md).  ``any_bad``: whether a stored
     sum was not finite, as the generated gemm reports it; without it, one
     scan of the output.  The re-summing runs only where something is not
-    finite; a fused epilogue then ran on the unfixed sums, so it runs again
-    over the whole result."""
+    finite; ``after_fix`` then runs again what read the unfixed sums (a
+    fused epilogue).  ``rows = (plan, r0, r1)``: only the rows r0..r1 of the
+    called gemm's C (one slice of a product split among threads)."""
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
@@ -323,8 +414,17 @@ def _overflow_safe(em, kernel, any_bad: ir.Value | None) -> None:
             em.b.store(em.b.fadd(em.b.load(acc, typ=ty), em.b.fmul(prod, scale)), acc)
         em.loop_nest(contract_shape, term)
         return em.b.load(acc, typ=ty)
-    redo = None if kernel.epilogue is None else (lambda: em.loop_kernel(kernel.epilogue))
-    recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=any_bad, after_fix=redo)
+    if rows is None:
+        recheck_sums(em, kernel.out, node.shape, node.dtype, rescan, any_bad=any_bad, after_fix=after_fix)
+        return
+    p, r0, r1 = rows
+    g, out = p.g, kernel.out
+    block = View(out.buffer, out.offset + r0 * g.rsc, (r1 - r0, g.N), (g.rsc, g.csc))
+    index = _result_index(node, p.shape.M, p.shape.N, p.swap)
+
+    def rescan_block(idx, scale):
+        return rescan(index(em.b, em.b.add(idx[0], I64(r0)), idx[1], False), scale)
+    recheck_sums(em, block, block.shape, node.dtype, rescan_block, any_bad=any_bad, after_fix=after_fix)
 
 
 def _loop_nest(em, kernel) -> None:
@@ -381,4 +481,5 @@ def _loop_nest(em, kernel) -> None:
     em.loop_nest(node.shape, outer)
 
 
-LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general, scratch=_scratch, fuses_epilogue=_fuses)
+LOWERINGS["dot_general"] = Lowering(Placement.KERNEL, kernel=_dot_general, scratch=_scratch, fuses_epilogue=_fuses,
+                                     split=_split)

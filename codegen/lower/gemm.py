@@ -3,7 +3,7 @@ vectorised micro-kernel (the BLIS design), emitted once per module and dtype
 as an internal function that contraction kernels call.
 
 ``gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, Ap, Bp,
-epilogue, ectx)`` computes ``C = A @ B`` (``C += A @ B`` when
+epilogue, ectx, erow)`` computes ``C = A @ B`` (``C += A @ B`` when
 ``accumulate`` is non-zero) for an ``M x K`` matrix ``A`` with element
 strides ``(rsa, csa)``, a ``K x N`` matrix ``B`` with ``(rsb, csb)`` and an
 ``M x N`` result ``C`` with ``(rsc, csc)``.  Strides are arbitrary (zero and
@@ -16,7 +16,9 @@ C; see ``recheck_sums``), else 0.
 
 Epilogues: a non-zero ``epilogue`` is the number :meth:`Epilogues.add`
 gave a function ``f(ectx, r0, rn, c0, cn)``; gemm calls it for each block
-``C[r0:r0+rn, c0:c0+cn]`` as soon as that block is final (the last block of
+``C[r0:r0+rn, c0:c0+cn]`` as soon as that block is final (``r0`` counted
+from row ``-erow``: a call that computes rows of a larger product passes
+its first row) (the last block of
 K, one column panel of NR columns by up to MC rows, still in L1 cache), so
 elementwise work on the product (a layer's bias and activation) runs while
 its values are in cache instead of in a second pass over memory.  The
@@ -65,7 +67,7 @@ __all__ = ["Blocking", "blocking", "gemm_function", "scratch_elements", "GEMM_AR
 PTR = ir.PointerType()
 #: The argument list of the generated function (for readers of the IR).
 GEMM_ARGS = ("M", "N", "K", "A", "rsa", "csa", "B", "rsb", "csb", "C", "rsc", "csc", "accumulate", "Ap", "Bp",
-             "epilogue", "ectx")
+             "epilogue", "ectx", "erow")
 #: The arguments of an epilogue function: the caller's context pointer and
 #: the final block of C (first row, rows, first column, columns).
 EPILOGUE_ARGS = ("ectx", "r0", "rn", "c0", "cn")
@@ -207,7 +209,7 @@ class _Gemm:
         self.ty = ty = llvm_type(dtype)
         self.vec = ir.VectorType(ty, bl.VL)
         self.align = 8 if dtype == "float64" else 4
-        args = [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I32, PTR, PTR, I32, PTR]
+        args = [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I32, PTR, PTR, I32, PTR, I64]
         fn = ir.Function(module, ir.FunctionType(I32, args), name)
         fn.linkage = "internal"
         fn.attributes.add("noinline")
@@ -272,7 +274,7 @@ class _Gemm:
     # ------------------------------------------------------------ the loops
     def _body(self) -> None:
         b, bl = self.b, self.bl
-        (M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, acc, Ap, Bp, epilogue, ectx) = self.fn.args
+        (M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, acc, Ap, Bp, epilogue, ectx, erow) = self.fn.args
         has_epilogue = b.icmp_signed("!=", epilogue, I32(0))
         acc_in = b.icmp_signed("!=", acc, I32(0))
         # K = 0 still runs one (empty) block so that C is written (zeros)
@@ -323,7 +325,7 @@ class _Gemm:
                             self._micro(kc, ap, direct_a, rsa, csa, bp, ldb, c, rsc, csc, mr, nr, accumulate)
                         self._for(0, mc, bl.MR, over_ir)
                         with b.if_then(final):  # this column panel of C is final and in L1: the epilogue
-                            b.call(self.dispatch, [epilogue, ectx, ic, mc, self._add(jc, jr), nr])
+                            b.call(self.dispatch, [epilogue, ectx, self._add(erow, ic), mc, self._add(jc, jr), nr])
                     self._for(0, nc, bl.NR, over_jr)
                 self._for(0, M, bl.MC, over_ic)
             self._for(0, k_end, bl.KC, over_pc)

@@ -155,5 +155,15 @@ def _max(em, kernel) -> None:
     _reduce(em, kernel, float("-inf"), combine)
 
 
-LOWERINGS["reduce_sum"] = Lowering(Placement.KERNEL, kernel=_sum, hosts_loop=True)
-LOWERINGS["reduce_max"] = Lowering(Placement.KERNEL, kernel=_max, hosts_loop=True)
+def _split(em, kernel) -> int | None:
+    """Output rows are independent (``outer_nest``); a full reduction has
+    only its reduction axis."""
+    from .. import parallel  # (parallel imports this package)
+    node = kernel.node
+    if not node.shape or node.inputs[0].size < parallel.SPLIT_WORK:
+        return None
+    return node.shape[parallel.split_axis(node.shape)]
+
+
+LOWERINGS["reduce_sum"] = Lowering(Placement.KERNEL, kernel=_sum, hosts_loop=True, split=_split)
+LOWERINGS["reduce_max"] = Lowering(Placement.KERNEL, kernel=_max, hosts_loop=True, split=_split)

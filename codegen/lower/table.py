@@ -48,6 +48,11 @@ RegionRule = Callable[[Any], "tuple[int, int] | None"]
 #: the planner attached) inside its own loops; when False the emitter runs
 #: that loop right after the kernel instead.
 EpilogueRule = Callable[[Any, Any], bool]
+#: ``split(emitter, op_kernel) -> int | None``: the number of independent
+#: parts a KERNEL op's emitter can share among threads (enough work for
+#: threads, see ``codegen.parallel``), or None.  The emitter then runs only
+#: the parts ``emitter.outer_range`` names.
+SplitRule = Callable[[Any, Any], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Lowering:
     unslice) rather than stored first.
     ``fuses_epilogue``: a KERNEL op that can run the elementwise loop reading
     its result as it produces it (contractions; see ``codegen.plan``).
+    ``split``: a KERNEL op whose work can be shared among threads.
     """
 
     placement: Placement
@@ -74,6 +80,7 @@ class Lowering:
     cheap: bool = False
     hosts_loop: bool = False
     fuses_epilogue: EpilogueRule | None = None
+    split: SplitRule | None = None
 
 
 LOWERINGS: dict[str, Lowering] = {}
