@@ -451,7 +451,8 @@ def _check_output(net: dlnetwork, layers: list, targets: np.ndarray, classes, wh
     last = layers[-2]
     if classes is not None and not (isinstance(last, _Function) and last._fn is softmax):
         raise ValueError(f"{where}: a classification_layer must follow a softmax_layer (its input is the class "
-                         f"probabilities), got layer {last.name or last.default_name!r} ({type(last).__name__}) before it")
+                         f"probabilities), got layer {last.name or last.default_name!r} ({type(last).__name__}) "
+                         "before it")
     Y = predict(net, layers[0].example(net.dtype))
     got, want = Y.shape[:-1], targets.shape[:-1]
     if Y.ndim != targets.ndim or got != want:
