@@ -938,3 +938,26 @@ def test_numpy_parameters_do_not_turn_float32_data_into_float64():
         assert y.dtype == np.float32, name
     g = symdl.dlfeval(lambda x: symdl.dlgradient(symdl.sum(symdl.dlconv(x, rand(2, 2, 2, 3), 0.5)), x), x)
     assert g.dtype == np.float32
+
+
+def test_groupnorm_and_instancenorm_of_sequences_normalise_over_time():
+    # MATLAB: over the (grouped) channels and the 'S', 'T' and 'U' dimensions of each
+    # observation (each element alone was normalised to 0 before)
+    S = rand(4, 2, 5)                                  # C x B x T
+    o, s = rand(4), rand(4)
+    inst = (S - S.mean(2, keepdims=True)) / np.sqrt(S.var(2, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(E(symdl.instancenorm(symdl.dlarray(S, "CBT"), o, s)),
+                               inst * s.reshape(4, 1, 1) + o.reshape(4, 1, 1), rtol=1e-10, atol=1e-12)
+    G = S.reshape(2, 2, 2, 5)                          # groups x per group x B x T
+    grp = ((G - G.mean((1, 3), keepdims=True)) / np.sqrt(G.var((1, 3), keepdims=True) + 1e-5)).reshape(S.shape)
+    np.testing.assert_allclose(E(symdl.groupnorm(symdl.dlarray(S, "CBT"), 2, o, s)),
+                               grp * s.reshape(4, 1, 1) + o.reshape(4, 1, 1), rtol=1e-10, atol=1e-12)
+    V = rand(3, 2, 4, 2)                               # S x C x B x T
+    inst = (V - V.mean((0, 3), keepdims=True)) / np.sqrt(V.var((0, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(E(symdl.instancenorm(symdl.dlarray(V, "SCBT"), np.zeros(2), np.ones(2))), inst,
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_embed_names_a_non_integer_index():
+    with pytest.raises(ValueError, match="non-integer value 0.5"):
+        symdl.embed(np.array([0.5, 1.0]), rand(2, 3))

@@ -148,9 +148,10 @@ def layernorm(X, offset, scale, *, epsilon: float = 1e-5):
 
 def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
     """Group normalisation: the channels in ``num_groups`` groups of equal
-    size, each observation normalised over its spatial dimensions and the
-    channels of one group; ``num_groups = C`` is instance normalisation, 1 is
-    layer normalisation over space and channels.
+    size, each observation normalised over the channels of one group and its
+    spatial, time and unspecified (``'S'``, ``'T'``, ``'U'``) dimensions, as
+    MATLAB's; ``num_groups = C`` is instance normalisation, 1 normalises over
+    all of them.
 
     Example:
         >>> import numpy as np, symdl
@@ -173,8 +174,9 @@ def _groupnorm(X, num_groups, offset, scale, epsilon, where: str):
     scale = _per_channel(scale, X, c, "scale", where)
     shape = list(X.shape)
     grouped = F.reshape(X, shape[:c] + [g, channels // g] + shape[c + 1:])   # C -> (groups, per group)
-    axes = tuple(k for k, label in enumerate(X._fmt) if label in "SU" and k < c) + (c + 1,) + \
-        tuple(k + 1 for k, label in enumerate(X._fmt) if label in "SU" and k > c)
+    # MATLAB's: over the group's channels and the 'S', 'T' and 'U' dimensions of each observation
+    axes = tuple(k for k, label in enumerate(X._fmt) if label in "STU" and k < c) + (c + 1,) + \
+        tuple(k + 1 for k, label in enumerate(X._fmt) if label in "STU" and k > c)
     normed, _, _ = _normalised(grouped, axes, epsilon)
     normed = F.reshape(normed, shape)
     return _labelled(normed * scale + offset, X)
@@ -182,7 +184,8 @@ def _groupnorm(X, num_groups, offset, scale, epsilon, where: str):
 
 def instancenorm(X, offset, scale, *, epsilon: float = 1e-5):
     """Instance normalisation: each channel of each observation over its
-    spatial dimensions (``groupnorm`` with one group per channel).
+    spatial, time and unspecified dimensions, as MATLAB's (``groupnorm`` with
+    one group per channel).
 
     Example:
         >>> import numpy as np, symdl
