@@ -389,8 +389,9 @@ def convolution2d_layer(filter_size, num_filters, *, stride=1, padding=0, dilati
                         weights=None, bias=None, name: str = "") -> Layer:
     """MATLAB's ``convolution2dLayer(filterSize, numFilters)``: weights
     ``filterH x filterW x C x F`` (Glorot with numIn = filterH*filterW*C,
-    numOut = filterH*filterW*F), bias ``1 x 1 x F``; ``padding`` an int,
-    pairs or ``'same'``.
+    numOut = filterH*filterW*F), bias ``1 x 1 x F``; ``padding`` ``'same'``,
+    an int, MATLAB's ``[a b]`` (one per dimension) or ``[t b l r]``, or
+    ``(before, after)`` pairs.
 
     Example:
         >>> from symdl import nn
@@ -406,7 +407,8 @@ def convolution1d_layer(filter_size, num_filters, *, stride=1, padding=0, dilati
                         weights=None, bias=None, name: str = "") -> Layer:
     """MATLAB's ``convolution1dLayer(filterSize, numFilters)`` over one
     spatial dimension (``'SCB'`` inputs) or over time (``'CBT'`` sequences):
-    weights ``filterSize x C x F``.
+    weights ``filterSize x C x F``; ``padding`` ``'same'``, an int or MATLAB's
+    ``[l r]``.
 
     Example:
         >>> from symdl import nn
@@ -438,7 +440,8 @@ def transposed_convolution2d_layer(filter_size, num_filters, *, stride=1, croppi
                                    weights_initializer="glorot", bias_initializer="zeros", weights=None,
                                    bias=None, name: str = "") -> Layer:
     """MATLAB's ``transposedConv2dLayer(filterSize, numFilters)``: weights
-    ``filterH x filterW x F x C``; ``cropping`` an int, pairs or ``'same'``.
+    ``filterH x filterW x F x C``; ``cropping`` ``'same'``, an int, MATLAB's
+    ``[a b]`` or ``[t b l r]``, or ``(before, after)`` pairs.
 
     Example:
         >>> from symdl import nn
@@ -666,7 +669,8 @@ class _Pool(Layer):
 
 
 def max_pooling2d_layer(pool_size, *, stride=1, padding=0, name: str = "") -> Layer:
-    """MATLAB's ``maxPooling2dLayer(poolSize)`` (stride 1 and no padding by default, as MATLAB).
+    """MATLAB's ``maxPooling2dLayer(poolSize)`` (stride 1 and no padding by default, as MATLAB;
+    ``padding`` in the forms of :func:`convolution2d_layer`).
 
     Example:
         >>> from symdl import nn
