@@ -961,3 +961,30 @@ def test_groupnorm_and_instancenorm_of_sequences_normalise_over_time():
 def test_embed_names_a_non_integer_index():
     with pytest.raises(ValueError, match="non-integer value 0.5"):
         symdl.embed(np.array([0.5, 1.0]), rand(2, 3))
+
+
+def test_maxpool_indices_are_computed_by_an_accelerated_trace():
+    # the indices of a traced X come from the trace: a cache hit with new data must not
+    # reuse the first call's maxima (maxunpool placed values at stale positions before)
+    def unpool(x):
+        y, idx, size = symdl.maxpool(x, 3, stride=2, padding=1, return_indices=True)
+        return symdl.maxunpool(y, idx, size), idx
+
+    acc = symdl.dlaccelerate(unpool)
+    for _ in range(3):
+        X = rand(5, 5, 2, 2, dtype=np.float32)
+        U, idx = acc(symdl.dlarray(X, "SSCB"))
+        ref_idx = np.zeros((3, 3, 2, 2), dtype=np.int64)
+        for i, j in np.ndindex(3, 3):                   # the first maximum of each window, by loops
+            for c, b in np.ndindex(2, 2):
+                window = [(r, q) for r in range(2 * i - 1, 2 * i + 2) for q in range(2 * j - 1, 2 * j + 2)
+                          if 0 <= r < 5 and 0 <= q < 5]
+                r, q = max(window, key=lambda rq: (X[rq[0], rq[1], c, b], -rq[0], -rq[1]))
+                ref_idx[i, j, c, b] = np.ravel_multi_index((r, q, c, b), X.shape)
+        np.testing.assert_array_equal(np.asarray(E(idx) if isinstance(idx, symdl.dlarray) else idx), ref_idx)
+        ref = np.zeros(X.size, np.float32)
+        np.add.at(ref, ref_idx.ravel(), X.ravel()[ref_idx.ravel()])
+        np.testing.assert_array_equal(E(U), ref.reshape(X.shape))
+    assert acc.hit_rate > 60                           # the trace was reused, with fresh indices
+    # and the derivatives through maxunpool's traced indices
+    fd_check(lambda x: unpool(x)[0] * x, [rand(4, 4, 1, 2)], ["SSCB"])
