@@ -988,3 +988,12 @@ def test_maxpool_indices_are_computed_by_an_accelerated_trace():
     assert acc.hit_rate > 60                           # the trace was reused, with fresh indices
     # and the derivatives through maxunpool's traced indices
     fd_check(lambda x: unpool(x)[0] * x, [rand(4, 4, 1, 2)], ["SSCB"])
+
+
+def test_onehotdecode_under_dlaccelerate_decodes_each_input():
+    acc = symdl.dlaccelerate(lambda y: symdl.onehotdecode(symdl.softmax(y), ["a", "b", "c"]))
+    for logits in (np.array([[3.0, 0.0], [0.0, 3.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 0.0], [3.0, 3.0]]),
+                   np.array([[5.0, 0.0], [0.0, 6.0], [0.0, 0.0]])):
+        expect = np.array(["a", "b", "c"])[logits.argmax(0)]
+        np.testing.assert_array_equal(acc(symdl.dlarray(logits, "CB")), expect)
+    assert acc.hit_rate > 0                            # the third input reused the first trace
