@@ -446,10 +446,12 @@ def _check_output(net: dlnetwork, layers: list, targets: np.ndarray, classes, wh
     """The network's output must fit the output layer, before any training:
     a classification layer takes the probabilities of a softmax layer (as
     MATLAB's, which refuses a network without one: the cross-entropy of
-    anything else is no loss, and would train on NaN), one per class; a
-    regression layer takes one value per response."""
+    anything else is no loss, and would train on NaN; a custom layer is
+    trusted to give probabilities), one per class; a regression layer takes
+    one value per response."""
     last = layers[-2]
-    if classes is not None and not (isinstance(last, _Function) and last._fn is softmax):
+    built_in = type(last).__module__ == _Function.__module__
+    if classes is not None and built_in and not (isinstance(last, _Function) and last._fn is softmax):
         raise ValueError(f"{where}: a classification_layer must follow a softmax_layer (its input is the class "
                          f"probabilities), got layer {last.name or last.default_name!r} ({type(last).__name__}) "
                          "before it")
