@@ -1036,3 +1036,10 @@ def test_derivatives_through_a_custom_backward_to_fourth_order():
 def test_derivatives_through_a_custom_backward_beyond_fourth_order():
     x = 1.3
     np.testing.assert_allclose(_derivatives_through_custom_backward(6)[4:], [720 * x, 720.0], rtol=1e-12)
+
+
+def test_normalising_over_no_elements_is_a_clear_error():
+    with pytest.raises(ValueError, match="batchnorm: the dimensions normalised over must not be empty"):
+        symdl.batchnorm(symdl.dlarray(np.zeros((4, 4, 2, 0)), "SSCB"), np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError, match="layernorm: the dimensions normalised over must not be empty"):
+        symdl.layernorm(symdl.dlarray(np.zeros((0, 2, 3)), "SCB"), np.zeros(2), np.ones(2))
