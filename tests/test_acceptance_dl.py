@@ -863,14 +863,12 @@ def _blobs(n=96):
     return X, labels
 
 
-def test_train_network_progress_table_plot_and_string_labels(tmp_path, capsys):
+def test_train_network_progress_table_and_string_labels(capsys):
     X, y = _blobs()
     symdl.seed(0)
     layers = [nn.feature_input_layer(2), nn.fully_connected_layer(3), nn.softmax_layer(), nn.classification_layer()]
-    png = tmp_path / "progress.png"
     opts = nn.training_options("adam", max_epochs=4, mini_batch_size=20, initial_learn_rate=0.1,
-                               verbose_frequency=5, plots="training-progress", plots_file=str(png),
-                               validation_data=(X[:, :30], y[:30]), validation_frequency=4)
+                               verbose_frequency=5, validation_data=(X[:, :30], y[:30]), validation_frequency=4)
     net, info = nn.train_network(X, y, layers, opts)
     out = capsys.readouterr().out
     for word in ("Epoch", "Iteration", "Time Elapsed", "Mini-batch", "Loss", "Accuracy", "Base Learning",
@@ -880,12 +878,22 @@ def test_train_network_progress_table_plot_and_string_labels(tmp_path, capsys):
     assert len(info["training_loss"]) == iterations == len(info["base_learn_rate"])
     rows = [line for line in out.splitlines() if line.startswith("|") and line[1:].strip()[:1].isdigit()]
     assert [int(r.split("|")[2]) for r in rows] == [1, 5, 10, 15, iterations]
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     labels = nn.classify(net, X)
     assert labels.dtype.kind == "U" and set(labels) <= set(y)
     assert (labels == y).mean() > 0.9
     # the reported mini-batch loss of the last step is crossentropy (no regularisation) at that step's batch
     assert info["training_loss"][-1] > 0
+
+
+def test_train_network_writes_the_training_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="the training plot needs matplotlib (an optional extra)")
+    X, y = _blobs(40)
+    png = tmp_path / "progress.png"
+    opts = nn.training_options("sgdm", max_epochs=2, mini_batch_size=20, verbose=False,
+                               plots="training-progress", plots_file=str(png))
+    nn.train_network(X, y, [nn.feature_input_layer(2), nn.fully_connected_layer(3), nn.softmax_layer(),
+                            nn.classification_layer()], opts)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_train_network_refuses_misfitting_outputs():
