@@ -22,6 +22,7 @@ from ..ops.losses import crossentropy, mse
 from ..ops.norm import batchnorm, layernorm
 from ..ops.pool import avgpool, maxpool
 from ..core import is_traced
+from ..ops.spatial import padding_pairs
 from .init import check_initializer, initialize
 from .layer import Layer
 
@@ -57,6 +58,33 @@ def _sizes(value, n: int, name: str, where: str) -> tuple[int, ...]:
     if len(out) != n or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in out):
         raise ValueError(f"{where}: {name} must be a positive integer or {n} of them, got {value!r}")
     return tuple(int(v) for v in out)
+
+
+def _edges(value, n: int, name: str, where: str):
+    """A layer's padding (or cropping) in the form the functional operations
+    take: ``'same'``, an int, one int per spatial dimension (MATLAB's
+    ``[a b]``), ``(before, after)`` pairs per dimension, or MATLAB's layer
+    vector of every edge, ``[t b l r]`` in 2-D (``[l r]`` in 1-D), which
+    becomes the pairs.  Checked now, so a bad value fails when the layer is
+    made, not when a network is built."""
+    every = "[t b l r]" if n == 2 else "[l r]" if n == 1 else f"{2 * n} ints"
+    forms = (f"'same', an int, one int per spatial dimension, one (before, after) pair per spatial dimension, "
+             f"or MATLAB's {every} (every edge)")
+    if isinstance(value, str):
+        if value != "same":
+            raise ValueError(f"{where}: {name} must be {forms}, got {value!r}")
+        return value
+    flat = isinstance(value, (tuple, list, np.ndarray)) and all(
+        isinstance(v, Integral) and not isinstance(v, bool) for v in value)
+    if flat and len(value) == 2 * n and n > 0 and len(value) != n:
+        value = tuple((int(value[2 * k]), int(value[2 * k + 1])) for k in range(n))
+    try:
+        padding_pairs(value, [1] * n, [1] * n, [1] * n, where)
+    except TypeError:
+        raise TypeError(f"{where}: {name} must be {forms}, of ints; got {value!r}") from None
+    except ValueError as err:
+        raise ValueError(str(err).replace("padding", name)) from None
+    return value
 
 
 def _real(value, name: str, where: str, low: float | None = None, high: float | None = None) -> float:
@@ -302,9 +330,8 @@ class _Convolution(Layer):
         self.num_filters = _positive_int(num_filters, "num_filters", where)
         self.stride = _sizes(stride, n, "stride", where)
         self.dilation_factor = _sizes(dilation_factor, n, "dilation_factor", where)
-        if not (padding == "same" or isinstance(padding, (Integral, tuple, list))) or isinstance(padding, bool):
-            raise ValueError(f"{where}: padding must be 'same', an int or (before, after) pairs, got {padding!r}")
-        self.padding = padding
+        self.padding = _edges(padding, n, "cropping" if isinstance(self, _TransposedConvolution) else "padding",
+                              where)
         self.num_channels = None if num_channels == "auto" else _positive_int(num_channels, "num_channels",
                                                                               where)
         self.weights_initializer = check_initializer(weights_initializer, "weights_initializer", where,
@@ -362,8 +389,9 @@ def convolution2d_layer(filter_size, num_filters, *, stride=1, padding=0, dilati
                         weights=None, bias=None, name: str = "") -> Layer:
     """MATLAB's ``convolution2dLayer(filterSize, numFilters)``: weights
     ``filterH x filterW x C x F`` (Glorot with numIn = filterH*filterW*C,
-    numOut = filterH*filterW*F), bias ``1 x 1 x F``; ``padding`` an int,
-    pairs or ``'same'``.
+    numOut = filterH*filterW*F), bias ``1 x 1 x F``; ``padding`` ``'same'``,
+    an int, MATLAB's ``[a b]`` (one per dimension) or ``[t b l r]``, or
+    ``(before, after)`` pairs.
 
     Example:
         >>> from symdl import nn
@@ -379,7 +407,8 @@ def convolution1d_layer(filter_size, num_filters, *, stride=1, padding=0, dilati
                         weights=None, bias=None, name: str = "") -> Layer:
     """MATLAB's ``convolution1dLayer(filterSize, numFilters)`` over one
     spatial dimension (``'SCB'`` inputs) or over time (``'CBT'`` sequences):
-    weights ``filterSize x C x F``.
+    weights ``filterSize x C x F``; ``padding`` ``'same'``, an int or MATLAB's
+    ``[l r]``.
 
     Example:
         >>> from symdl import nn
@@ -411,7 +440,8 @@ def transposed_convolution2d_layer(filter_size, num_filters, *, stride=1, croppi
                                    weights_initializer="glorot", bias_initializer="zeros", weights=None,
                                    bias=None, name: str = "") -> Layer:
     """MATLAB's ``transposedConv2dLayer(filterSize, numFilters)``: weights
-    ``filterH x filterW x F x C``; ``cropping`` an int, pairs or ``'same'``.
+    ``filterH x filterW x F x C``; ``cropping`` ``'same'``, an int, MATLAB's
+    ``[a b]`` or ``[t b l r]``, or ``(before, after)`` pairs.
 
     Example:
         >>> from symdl import nn
@@ -632,14 +662,15 @@ class _Pool(Layer):
         self._fn, self.default_name = fn, default_name
         self.pool_size = _sizes(pool_size, 2, "pool_size", where)
         self.stride = _sizes(stride, 2, "stride", where)
-        self.padding = padding
+        self.padding = _edges(padding, 2, "padding", where)
 
     def predict(self, X):
         return self._fn(X, self.pool_size, stride=self.stride, padding=self.padding)
 
 
 def max_pooling2d_layer(pool_size, *, stride=1, padding=0, name: str = "") -> Layer:
-    """MATLAB's ``maxPooling2dLayer(poolSize)`` (stride 1 and no padding by default, as MATLAB).
+    """MATLAB's ``maxPooling2dLayer(poolSize)`` (stride 1 and no padding by default, as MATLAB;
+    ``padding`` in the forms of :func:`convolution2d_layer`).
 
     Example:
         >>> from symdl import nn

@@ -21,7 +21,8 @@ from ..compiler.accelerate import dlaccelerate
 from ..ops.losses import crossentropy, mse
 from ..optim import adamupdate, rmspropupdate, sgdmupdate
 from .init import _rng
-from .layers import InputLayer, OutputLayer, _Classification
+from ..ops.activations import softmax
+from .layers import InputLayer, OutputLayer, _Classification, _Function
 from .network import dlnetwork, forward, predict
 
 __all__ = ["training_options", "TrainingOptions", "train_network", "TrainedNetwork", "classify"]
@@ -423,6 +424,7 @@ def train_network(X, Y, layers, options: TrainingOptions):
                                   where + " (validation_data)", "the validation Y")
     layers[0] = _with_statistics(layers[0], Xa)
     net = dlnetwork(layers[:-1])
+    _check_output(net, layers, targets, classes, where)
     mb = min(options.mini_batch_size, n)
     rng = _rng()                       # symdl.seed(k) makes the shuffling reproducible
     order = rng.permutation(n) if options.shuffle in ("once", "every-epoch") else np.arange(n)
@@ -438,6 +440,29 @@ def train_network(X, Y, layers, options: TrainingOptions):
                            codes_v if validation else None)
     finally:
         step.close()
+
+
+def _check_output(net: dlnetwork, layers: list, targets: np.ndarray, classes, where: str) -> None:
+    """The network's output must fit the output layer, before any training:
+    a classification layer takes the probabilities of a softmax layer (as
+    MATLAB's, which refuses a network without one: the cross-entropy of
+    anything else is no loss, and would train on NaN; a custom layer is
+    trusted to give probabilities), one per class; a regression layer takes
+    one value per response."""
+    last = layers[-2]
+    built_in = type(last).__module__ == _Function.__module__
+    if classes is not None and built_in and not (isinstance(last, _Function) and last._fn is softmax):
+        raise ValueError(f"{where}: a classification_layer must follow a softmax_layer (its input is the class "
+                         f"probabilities), got layer {last.name or last.default_name!r} ({type(last).__name__}) "
+                         "before it")
+    Y = predict(net, layers[0].example(net.dtype))
+    got, want = Y.shape[:-1], targets.shape[:-1]
+    if Y.ndim != targets.ndim or got != want:
+        what = f"{len(classes)} classes {np.asarray(classes).tolist()[:10]}" if classes is not None else \
+            f"responses of shape {want} per observation"
+        raise ValueError(f"{where}: the network's output (layer {net.output_names[0]!r}) has shape {got} per "
+                         f"observation (fmt {Y.fmt!r}), but Y has {what}; set the size of the last learnable "
+                         f"layer to match")
 
 
 def _hyperparameters(options: TrainingOptions) -> tuple:

@@ -51,9 +51,10 @@ class _Layout:
         self.fmt = fmt                        # canonical labels
         self.seq = seq[0] if seq else None
 
-    def split(self, value, name: str, where: str, labels: str | None = None):
-        """``value`` (queries' layout, or formatted alike) as ``(C, sequence, B)``."""
-        x = as_dlarray(value, name, where)
+    def split(self, value, name: str, where: str, like=None):
+        """``value`` (queries' layout, or formatted alike) as ``(C, sequence, B)``;
+        numpy data in the dtype of ``like`` (the queries: float32 stays float32)."""
+        x = as_dlarray(value, name, where, like=like)
         if x._fmt:
             if x._fmt != self.fmt:
                 raise ValueError(f"{where}: {name} must have the format of the queries, {self.fmt!r}; "
@@ -177,8 +178,8 @@ def attention(queries, keys, values, num_heads, scale=None, padding_mask=None, a
         raise ValueError(f"{where}: dropout_probability must be in [0, 1), got {dropout_probability!r}")
     layout = _Layout(queries, data_format, where)
     q = layout.split(queries, "queries", where)
-    k = layout.split(keys, "keys", where)
-    v = layout.split(values, "values", where)
+    k = layout.split(keys, "keys", where, like=q)
+    v = layout.split(values, "values", where, like=q)
     h = int(num_heads)
     (cq, nq, batch), (ck, nk, bk), (cv, nv, bv) = q.shape, k.shape, v.shape
     if ck != cq:

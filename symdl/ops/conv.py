@@ -198,7 +198,8 @@ def _arguments(X, weights, bias, stride, dilation, where: str, transposed: bool)
     dlconv's weights are ``filter... x C/G x F/G x G``, dltranspconv's the same
     array read the other way (``filter... x F/G x C/G x G``)."""
     space = spatial_axes(X, where, channels=True)
-    W = as_dlarray(weights, "weights", where)
+    # numpy weights and bias take X's dtype (float32 data stays float32, as fullyconnect)
+    W = as_dlarray(weights, "weights", where, like=X)
     c_axis = X._fmt.index("C")
     n, channels = len(space), X.shape[c_axis]
     if W.ndim == n + 2:
@@ -214,7 +215,7 @@ def _arguments(X, weights, bias, stride, dilation, where: str, transposed: bool)
     if per_group_in * groups != channels:
         raise ValueError(f"{where}: weights take {per_group_in} channels per group x {groups} groups, but X has "
                          f"{channels} channels (shape {X.shape}, fmt {X._fmt!r})")
-    b = as_dlarray(bias, "bias", where)
+    b = as_dlarray(bias, "bias", where, like=X)
     if b.size not in (1, filters):
         raise ValueError(f"{where}: bias must hold {filters} values (one per filter) or one, got shape {b.shape}")
     stride = per_axis(stride, n, "stride", where)

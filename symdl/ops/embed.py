@@ -40,8 +40,11 @@ def embed(X, weights):
             ("C" in fmt and values.shape[fmt.index("C")] != 1):
         raise ValueError(f"embed: X must hold word indices with a 'B' dimension (and 'T'; 'C' of size 1), "
                          f"got shape {values.shape} with fmt {fmt!r}")
-    if values.dtype.kind == "f" and not np.all(values == np.round(values)) or values.dtype.kind not in "iuf":
+    if values.dtype.kind not in "iuf":
         raise ValueError(f"embed: X must hold integer word indices, got dtype {values.dtype}")
+    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+        bad = values[values != np.round(values)].ravel()[0]
+        raise ValueError(f"embed: X must hold integer word indices, got the non-integer value {float(bad)!r}")
     W = numeric(weights, "weights", "embed")
     W = W if isinstance(W, dlarray) else dlarray(W.astype(float, copy=False) if W.dtype.kind in "biu" else W)
     if W.ndim != 2:

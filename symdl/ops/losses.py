@@ -17,6 +17,7 @@ from .. import functions as F
 from ..array import dlarray
 from ..formats import check_fmt
 from .activations import axis_of, shifted_by_max, softmax_logits
+from ..np.sorting import argmax as np_argmax
 from .args import choice, describe, numeric, real_number
 
 __all__ = ["crossentropy", "mse", "l1loss", "l2loss", "huber", "onehotencode", "onehotdecode"]
@@ -202,4 +203,8 @@ def onehotdecode(Y, classes, dim="C"):
     if classes.ndim != 1 or len(classes) != values.shape[axis]:
         raise ValueError(f"onehotdecode: classes must list one label per entry of dimension {dim!r} "
                          f"({values.shape[axis]}), got {len(np.atleast_1d(classes))}")
+    if isinstance(Y, dlarray):
+        # symdl's argmax: on a traced Y the winning classes are a guard of the trace, so a
+        # compiled trace never answers another input with this call's labels
+        return classes[np_argmax(Y, axis=axis)]
     return classes[np.argmax(values, axis=axis)]

@@ -44,7 +44,7 @@ def _per_channel(value, X: dlarray, axis: int, name: str, where: str):
     return out
 
 
-def _normalised(X, axes: tuple[int, ...], epsilon: float):
+def _normalised(X, axes: tuple[int, ...], epsilon: float, where: str):
     """``(X - mean) / sqrt(var + epsilon)`` over ``axes``, with the mean and
     the biased variance.
 
@@ -55,6 +55,9 @@ def _normalised(X, axes: tuple[int, ...], epsilon: float):
     to differentiation (as softmax's shift): the derivatives are exact.
     The variance ``s^2 mean(u^2)`` overflows only where it is not a number
     of the dtype."""
+    if any(X.shape[a] == 0 for a in axes):
+        raise ValueError(f"{where}: the dimensions normalised over must not be empty (no statistics of no "
+                         f"elements), got X of shape {X.shape}")
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
     s = apply("stop_gradient", [F.max(F.abs(d), axes, keepdims=True)])
@@ -105,14 +108,14 @@ def batchnorm(X, offset, scale, running_mean=None, running_var=None, *, training
     if running_mean is None:
         if training is False:
             raise ValueError(f"{where}: inference (training=False) needs running_mean and running_var")
-        normed, mean, var = _normalised(X, axes, epsilon)
+        normed, mean, var = _normalised(X, axes, epsilon, where)
         Y = _labelled(normed * scale + offset, X)
         return Y, _channels(mean, c), _channels(var, c)
     rm = _per_channel(running_mean, X, c, "running_mean", where)
     rv = _per_channel(running_var, X, c, "running_var", where)
     if not training:
         return _labelled((X - rm) / F.sqrt(rv + epsilon) * scale + offset, X)
-    normed, mean, var = _normalised(X, axes, epsilon)
+    normed, mean, var = _normalised(X, axes, epsilon, where)
     Y = _labelled(normed * scale + offset, X)
     new_mean = _channels(mean * mean_decay + rm * (1.0 - mean_decay), c)
     new_var = _channels(var * var_decay + rv * (1.0 - var_decay), c)
@@ -142,15 +145,16 @@ def layernorm(X, offset, scale, *, epsilon: float = 1e-5):
     axes = tuple(k for k, label in enumerate(X._fmt) if label in "SCU")
     offset = _per_channel(offset, X, c, "offset", "layernorm")
     scale = _per_channel(scale, X, c, "scale", "layernorm")
-    normed, _, _ = _normalised(X, axes, epsilon)
+    normed, _, _ = _normalised(X, axes, epsilon, "layernorm")
     return _labelled(normed * scale + offset, X)
 
 
 def groupnorm(X, num_groups: int, offset, scale, *, epsilon: float = 1e-5):
     """Group normalisation: the channels in ``num_groups`` groups of equal
-    size, each observation normalised over its spatial dimensions and the
-    channels of one group; ``num_groups = C`` is instance normalisation, 1 is
-    layer normalisation over space and channels.
+    size, each observation normalised over the channels of one group and its
+    spatial, time and unspecified (``'S'``, ``'T'``, ``'U'``) dimensions, as
+    MATLAB's; ``num_groups = C`` is instance normalisation, 1 normalises over
+    all of them.
 
     Example:
         >>> import numpy as np, symdl
@@ -173,16 +177,18 @@ def _groupnorm(X, num_groups, offset, scale, epsilon, where: str):
     scale = _per_channel(scale, X, c, "scale", where)
     shape = list(X.shape)
     grouped = F.reshape(X, shape[:c] + [g, channels // g] + shape[c + 1:])   # C -> (groups, per group)
-    axes = tuple(k for k, label in enumerate(X._fmt) if label in "SU" and k < c) + (c + 1,) + \
-        tuple(k + 1 for k, label in enumerate(X._fmt) if label in "SU" and k > c)
-    normed, _, _ = _normalised(grouped, axes, epsilon)
+    # MATLAB's: over the group's channels and the 'S', 'T' and 'U' dimensions of each observation
+    axes = tuple(k for k, label in enumerate(X._fmt) if label in "STU" and k < c) + (c + 1,) + \
+        tuple(k + 1 for k, label in enumerate(X._fmt) if label in "STU" and k > c)
+    normed, _, _ = _normalised(grouped, axes, epsilon, where)
     normed = F.reshape(normed, shape)
     return _labelled(normed * scale + offset, X)
 
 
 def instancenorm(X, offset, scale, *, epsilon: float = 1e-5):
     """Instance normalisation: each channel of each observation over its
-    spatial dimensions (``groupnorm`` with one group per channel).
+    spatial, time and unspecified dimensions, as MATLAB's (``groupnorm`` with
+    one group per channel).
 
     Example:
         >>> import numpy as np, symdl

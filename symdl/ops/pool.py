@@ -31,8 +31,8 @@ from collections import namedtuple
 import numpy as np
 
 from .. import functions as F
-from ..array import dlarray
-from ..core import apply
+from ..array import dlarray, extractdata, stripdims
+from ..core import apply, is_traced
 from .args import describe, flag
 from .spatial import pad_constant, padding_pairs, per_axis, spatial_axes
 
@@ -165,17 +165,38 @@ def avgpool(X, pool_size, stride=1, padding=0):
     return out
 
 
-def _argmax_indices(windows, geo: _Geometry, input_shape) -> np.ndarray:
-    """The flat index into the input of each window's first maximum."""
-    axes, offsets, stride, before = geo.axes, _offsets(geo), geo.stride, [a for a, _ in geo.pads]
-    values = windows._value
-    best = np.argmax(values, axis=0)                       # which offset, per output element
-    coords = np.indices(best.shape)
-    position = list(coords)
-    chosen = np.array(offsets)[best]                       # (..., n spatial)
-    for k, (axis, s, b) in enumerate(zip(axes, stride, before)):
-        position[axis] = coords[axis] * s + chosen[..., k] - b
-    return np.ravel_multi_index(tuple(position), input_shape)
+def _argmax_indices(windows, geo: _Geometry, input_shape):
+    """The flat (C-order) index into the input of each window's first
+    maximum (numpy's argmax: the first NaN where there is one).
+
+    Window positions run in C order, so the first maximum is the one of
+    smallest flat index: the minimum over the window of the flat index where
+    the element is a maximum.  Written with symdl's operations, so when X is
+    traced the indices are computed by the trace for every input (reading
+    this call's values would freeze them into a compiled trace, and
+    maxunpool would place later inputs at the first input's maxima): then a
+    dlarray of float64 integers, carrying no derivative; otherwise an int64
+    numpy array.  A position in the padding gets the index ``X.size`` (out
+    of range), never chosen unless the whole window is padding."""
+    axes, stride, before = geo.axes, geo.stride, [a for a, _ in geo.pads]
+    out_shape = windows.shape[1:]
+    coords = np.indices(out_shape)
+    flat = []
+    for offset in _offsets(geo):
+        position, inside = list(coords), np.ones(out_shape, dtype=bool)
+        for k, (axis, s, b) in enumerate(zip(axes, stride, before)):
+            position[axis] = coords[axis] * s + offset[k] - b
+            inside &= (position[axis] >= 0) & (position[axis] < input_shape[axis])
+        index = np.ravel_multi_index(tuple(np.where(inside, p, 0) for p in position), input_shape)
+        flat.append(np.where(inside, index, math.prod(input_shape)).astype(np.float64))
+    flat = np.stack(flat)                                    # (positions, out...): data, from the geometry
+    best = apply("stop_gradient", [F.max(windows, axis=0, keepdims=True)])
+    chosen = F.logical_or(F.compare("eq", windows, best), F.compare("ne", windows, windows))
+    indices = F.min(F.where(chosen, flat, np.inf), axis=0)
+    indices._fmt = None
+    if is_traced(indices):
+        return indices
+    return extractdata(indices).astype(np.int64)
 
 
 def maxunpool(Y, indices, input_size):
@@ -193,7 +214,11 @@ def maxunpool(Y, indices, input_size):
     """
     if not isinstance(Y, dlarray):
         raise TypeError(f"maxunpool: Y must be a dlarray, got {describe(Y)}")
-    idx = np.asarray(indices)
+    traced_idx = isinstance(indices, dlarray) and is_traced(indices)
+    idx = indices._value if isinstance(indices, dlarray) else np.asarray(indices)
+    if isinstance(indices, dlarray) and idx.dtype.kind == "f" and np.all(np.isfinite(idx)) and \
+            np.all(idx == np.round(idx)):
+        idx = idx.astype(np.int64)       # maxpool's indices of a traced X: integers in a float array
     if isinstance(input_size, str) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
                                               for d in np.atleast_1d(np.asarray(input_size, dtype=object))):
         raise TypeError(f"maxunpool: input_size must be a tuple of ints (the shape of maxpool's input), "
@@ -207,7 +232,13 @@ def maxunpool(Y, indices, input_size):
     if idx.size and (idx.min() < 0 or idx.max() >= total):
         raise ValueError(f"maxunpool: indices must be in 0..{total - 1} for input_size {size}")
     flat = F.reshape(Y, (Y.size,))
-    placed = apply("take_add", [flat, idx.reshape(-1).astype(np.int64)], axis=0, size=total)
+    if traced_idx:
+        # computed by the trace (maxpool of a traced X): used as computed on every call; the
+        # values checked above are this call's, later ones are checked by take_add's bounds check
+        where = apply("convert", [F.reshape(stripdims(indices), (Y.size,))], dtype="int64")
+    else:
+        where = idx.reshape(-1).astype(np.int64)
+    placed = apply("take_add", [flat, where], axis=0, size=total)
     out = F.reshape(placed, size)
     out._fmt = Y._fmt if Y._fmt and len(Y._fmt) == len(size) else None
     return out

@@ -91,26 +91,27 @@ class _Sequence:
         return F.transpose(Y, perm) if perm != sorted(perm) else Y
 
 
-def _matrix(value, name: str, rows: int, cols: int, what: str, where: str):
-    """A weight matrix ``rows x cols`` (labels, if any, are dropped: MATLAB's 'CU')."""
-    W = as_dlarray(value, name, where)
+def _matrix(value, name: str, rows: int, cols: int, what: str, where: str, like):
+    """A weight matrix ``rows x cols`` (labels, if any, are dropped: MATLAB's 'CU');
+    numpy data in the dtype of ``like`` (X: float32 data stays float32)."""
+    W = as_dlarray(value, name, where, like=like)
     if W.shape != (rows, cols):
         raise ValueError(f"{where}: {name} must be {what} = {rows} x {cols}, got shape {W.shape}")
     return stripdims(W) if W._fmt else W
 
 
-def _bias(value, size: int, what: str, where: str):
+def _bias(value, size: int, what: str, where: str, like):
     """The bias as a ``(size, 1)`` column; ``(size,)`` and ``(size, 1)`` accepted."""
-    b = as_dlarray(value, "bias", where)
+    b = as_dlarray(value, "bias", where, like=like)
     if b.shape not in ((size,), (size, 1)):
         raise ValueError(f"{where}: bias must have {what} = {size} elements, shape ({size},) or ({size}, 1); "
                          f"got shape {b.shape}")
     return F.reshape(stripdims(b) if b._fmt else b, (size, 1))
 
 
-def _state(value, name: str, hidden: int, batch: int, where: str):
+def _state(value, name: str, hidden: int, batch: int, where: str, like):
     """An initial state as ``(H, 1)`` (shared by every observation) or ``(H, N)``."""
-    S = as_dlarray(value, name, where)
+    S = as_dlarray(value, name, where, like=like)
     if S._fmt and any(c not in "CB" for c in S._fmt):
         raise ValueError(f"{where}: {name} may only have 'C' and 'B' dimensions, got fmt {S._fmt!r}")
     shape = S.shape
@@ -176,11 +177,11 @@ def lstm(X, H0, C0, weights, recurrentWeights, bias, *, data_format: str | None 
     gate = GATE_ACTIVATIONS[_choice(gate_activation_function, GATE_ACTIVATIONS, "gate_activation_function", where)]
     seq = _Sequence(X, data_format, where)
     H = _hidden_units(recurrentWeights, 4, where)
-    W = _matrix(weights, "weights", 4 * H, seq.input_size, "4*NumHiddenUnits x InputSize", where)
-    R = _matrix(recurrentWeights, "recurrentWeights", 4 * H, H, "4*NumHiddenUnits x NumHiddenUnits", where)
-    b = _bias(bias, 4 * H, "4*NumHiddenUnits", where)
-    h = _state(H0, "H0", H, seq.batch, where)
-    c = _state(C0, "C0", H, seq.batch, where)
+    W = _matrix(weights, "weights", 4 * H, seq.input_size, "4*NumHiddenUnits x InputSize", where, seq.x)
+    R = _matrix(recurrentWeights, "recurrentWeights", 4 * H, H, "4*NumHiddenUnits x NumHiddenUnits", where, seq.x)
+    b = _bias(bias, 4 * H, "4*NumHiddenUnits", where, seq.x)
+    h = _state(H0, "H0", H, seq.batch, where, seq.x)
+    c = _state(C0, "C0", H, seq.batch, where, seq.x)
     N, T = seq.batch, seq.steps
     # the input projections of all time steps in one product
     zx = F.reshape(F.matmul(W, F.reshape(seq.x, (seq.input_size, N * T))) + b, (4 * H, N, T))
@@ -236,15 +237,16 @@ def gru(X, H0, weights, recurrentWeights, bias, *, data_format: str | None = Non
     gate = GATE_ACTIVATIONS[_choice(gate_activation_function, GATE_ACTIVATIONS, "gate_activation_function", where)]
     seq = _Sequence(X, data_format, where)
     H = _hidden_units(recurrentWeights, 3, where)
-    W = _matrix(weights, "weights", 3 * H, seq.input_size, "3*NumHiddenUnits x InputSize", where)
-    R = _matrix(recurrentWeights, "recurrentWeights", 3 * H, H, "3*NumHiddenUnits x NumHiddenUnits", where)
+    W = _matrix(weights, "weights", 3 * H, seq.input_size, "3*NumHiddenUnits x InputSize", where, seq.x)
+    R = _matrix(recurrentWeights, "recurrentWeights", 3 * H, H, "3*NumHiddenUnits x NumHiddenUnits", where, seq.x)
     recurrent_bias = mode == "recurrent-bias-after-multiplication"
     if recurrent_bias:
-        b = _bias(bias, 6 * H, "6*NumHiddenUnits (reset_gate_mode 'recurrent-bias-after-multiplication')", where)
+        b = _bias(bias, 6 * H, "6*NumHiddenUnits (reset_gate_mode 'recurrent-bias-after-multiplication')", where,
+                  seq.x)
         b, bR = b[:3 * H], b[3 * H:]
     else:
-        b, bR = _bias(bias, 3 * H, "3*NumHiddenUnits", where), None
-    h = _state(H0, "H0", H, seq.batch, where)
+        b, bR = _bias(bias, 3 * H, "3*NumHiddenUnits", where, seq.x), None
+    h = _state(H0, "H0", H, seq.batch, where, seq.x)
     N, T = seq.batch, seq.steps
     zx = F.reshape(F.matmul(W, F.reshape(seq.x, (seq.input_size, N * T))) + b, (3 * H, N, T))
     before = mode == "before-multiplication"

@@ -43,12 +43,23 @@ def per_axis(value, n: int, name: str, where: str) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+_PADDING_FORMS = "'same', an int, one int per spatial dimension, or one (before, after) pair per spatial dimension"
+
+
 def padding_pairs(padding, sizes, pool, stride, where: str) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial axis from MATLAB's forms: ``'same'``
+    (output size ``ceil(size / stride)`` for a window of ``pool``), an int for
+    every edge, one int per spatial dimension (both of its edges, MATLAB's
+    ``[a b]``), or one ``(before, after)`` pair per spatial dimension.
+
+    Example:
+        >>> padding_pairs((1, 2), [5, 5], [3, 3], [1, 1], "dlconv")
+        [(1, 1), (2, 2)]
+    """
     n = len(sizes)
     if isinstance(padding, str):
         if padding != "same":
-            raise ValueError(f"{where}: padding must be 'same', an int, or one (before, after) pair per "
-                             f"spatial dimension, got {padding!r}")
+            raise ValueError(f"{where}: padding must be {_PADDING_FORMS}, got {padding!r}")
         pads = []
         for size, k, s in zip(sizes, pool, stride):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
@@ -56,6 +67,8 @@ def padding_pairs(padding, sizes, pool, stride, where: str) -> list[tuple[int, i
         return pads
     if _is_int(padding):
         pads = [(int(padding), int(padding))] * n
+    elif isinstance(padding, (tuple, list, np.ndarray)) and len(padding) and all(_is_int(p) for p in padding):
+        pads = [(int(p), int(p)) for p in padding]          # one int per spatial dimension
     else:
         try:
             pads = [(a, b) for a, b in padding]
@@ -63,11 +76,10 @@ def padding_pairs(padding, sizes, pool, stride, where: str) -> list[tuple[int, i
             pads = None
         if pads is None or not all(_is_int(a) and _is_int(b) for a, b in pads):
             # a float is a TypeError: it would be truncated silently
-            raise TypeError(f"{where}: padding must be 'same', an int, or one (before, after) pair of ints per "
-                            f"spatial dimension, got {padding!r}") from None
+            raise TypeError(f"{where}: padding must be {_PADDING_FORMS} (ints), got {padding!r}") from None
         pads = [(int(a), int(b)) for a, b in pads]
     if len(pads) != n or any(a < 0 or b < 0 for a, b in pads):
-        raise ValueError(f"{where}: padding must be non-negative, one (before, after) pair per spatial "
+        raise ValueError(f"{where}: padding must be non-negative, one int or (before, after) pair per spatial "
                          f"dimension ({n}), got {padding!r}")
     return pads
 
