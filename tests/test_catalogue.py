@@ -94,6 +94,8 @@ INSTANCES: dict[str, Callable[[], Instance]] = {
     "minimum": lambda: _minmax_instance("minimum"),
     "convert": lambda: (lambda a: ([a], {}, raw("convert", (a,), dtype="float32"), uniform(-1, 1)))(
         x("a", (3, 4))),
+    "order_limit": lambda: (lambda a: ([a], {}, raw("order_limit", (a,), level=0, limit=4, what="a mark"),
+                                       uniform(-1, 1)))(x("a", (3, 4))),
     "broadcast_to": lambda: (lambda a: ([a], {}, raw("broadcast_to", (a,), shape=(2, 3, 4)), uniform(-1, 1)))(
         x("a", (3, 1))),
     "reshape": lambda: (lambda a: ([a], {}, raw("reshape", (a,), shape=(2, 6)), uniform(-1, 1)))(x("a", (3, 4))),

@@ -144,6 +144,12 @@ def unary_case(op, dtype):
     return _unary_outputs(lambda n: B.emit(op, (n,)), dtype)
 
 
+@case("order_limit")
+def order_limit_case(op, dtype):
+    # an identity that only differentiation sees (it counts derivatives taken through it)
+    return _unary_outputs(lambda n: B.emit(op, (n,), level=0, limit=4, what="a test mark"), dtype)
+
+
 @case("powc")
 def powc_case(op, dtype):
     x = inp("x", (4, 6), dtype)

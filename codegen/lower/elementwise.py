@@ -10,7 +10,7 @@ from llvmlite import ir
 from .scalar import llvm_type
 from .table import LOWERINGS, Lowering, Placement
 
-_CHEAP = {"add", "mul", "convert", "stop_gradient", "gt", "ge", "lt", "le", "eq", "ne", "where", "iota"}
+_CHEAP = {"add", "mul", "convert", "stop_gradient", "order_limit", "gt", "ge", "lt", "le", "eq", "ne", "where", "iota"}
 
 
 def scalar(*ops: str):
@@ -85,7 +85,7 @@ def _pow(ctx, node, args):
     return ctx.b.call(ctx.intrinsic("pow", args[0].type, 2), args)
 
 
-@scalar("stop_gradient")
+@scalar("stop_gradient", "order_limit")  # (decompose drops both first)
 def _identity(ctx, node, args):
     return args[0]
 

@@ -72,7 +72,7 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
                 pending[inp] = [cot]
             else:
                 contribs.append(cot)
-    return [done.get(x) for x in wrt]
+    return count_orders([done.get(x) for x in wrt], relevant)
 
 
 def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) -> list[Node | None]:
@@ -94,4 +94,30 @@ def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) 
         if t is not None and t.shape != node.shape:
             t = B.broadcast_to(t, node.shape)
         tangent[node] = t
-    return [tangent.get(o) for o in outputs]
+    return count_orders([tangent.get(o) for o in outputs], relevant)
+
+
+def count_orders(results: list[Node | None], passed: set[Node]) -> list[Node | None]:
+    """``results`` of a derivative that passed through the nodes ``passed``,
+    with every ``order_limit`` mark among them one level up in the results'
+    graph (the nodes the derivative did not pass through keep theirs).  A
+    mark that would go beyond its limit is a ValueError naming what it marks:
+    that derivative would not be exact."""
+    marks = [n for n in passed if n.op == "order_limit"]
+    if not marks:
+        return results
+    for m in marks:
+        if m.attr("level") + 1 > m.attr("limit"):
+            raise ValueError(f"{m.attr('what')}: derivatives of order above {m.attr('limit')} through it are "
+                             f"not available (exact up to order {m.attr('limit')}); this is derivative "
+                             f"{m.attr('level') + 1}")
+    marks = set(marks)
+    new: dict[Node, Node] = {}
+    for node in toposort([r for r in results if r is not None]):
+        ins = tuple(new.get(i, i) for i in node.inputs)
+        if node in marks:
+            new[node] = B.emit("order_limit", ins, level=node.attr("level") + 1, limit=node.attr("limit"),
+                               what=node.attr("what"))
+        elif ins != node.inputs:
+            new[node] = B.emit(node.op, ins, **dict(node.attrs))
+    return [None if r is None else new.get(r, r) for r in results]

@@ -250,7 +250,7 @@ def _node_to_sympy(node: Node, args: list, names: dict[Node, str]) -> sympy.Expr
         return inverse_rel[op](*args)
     if op == "where":
         return sympy.Piecewise((args[1], args[0]), (args[2], True))
-    if op == "stop_gradient":  # the value is its argument's; only derivatives differ
+    if op in ("stop_gradient", "order_limit"):  # the value is its argument's; only derivatives differ
         return args[0]
     if op in ("convert", "broadcast_to", "reshape") and node.size == 1:
         return args[0]

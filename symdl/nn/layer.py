@@ -39,7 +39,8 @@ class Layer:
     When ``backward`` is defined, the network's derivatives through the layer
     are the ones it computes (written with symdl operations, it is traced, so
     second derivatives through it are derivatives of the traced backward,
-    exactly up to fourth order; see :func:`custom_backward_call`).  It must
+    exactly up to fourth order; a fifth derivative through it is a
+    ValueError, never an inexact value; see :func:`custom_backward_call`).  It must
     be linear in ``dLdZ`` (a vector-Jacobian product), and ``forward`` /
     ``predict`` must be deterministic: they are evaluated again at the same
     point to build the derivative.
@@ -117,6 +118,7 @@ class Layer:
 
 # Gauss-Legendre nodes on [0, 1]: see custom_backward_call.
 _GAUSS = ((0.5 - math.sqrt(3.0) / 6.0, 0.5), (0.5 + math.sqrt(3.0) / 6.0, 0.5))
+_EXACT_ORDER = 4  # two Gauss-Legendre nodes: moments exact up to t^3
 
 
 def _stop(x):
@@ -136,8 +138,11 @@ def custom_backward_call(layer: Layer, inputs: list, training: bool):
     ``backward`` at ``p``; its n-th derivative is ``n * sum_k w_k t_k^(n-1)``
     times the (n-1)-th derivative of the traced backward, so with the two
     Gauss-Legendre nodes (whose moments sum_k w_k t_k^m equal 1/(m+1) up to
-    m = 3) derivatives are exact up to fourth order.  ``B^T d`` is the
-    gradient of ``<B(v), d>`` with respect to a stand-in ``v`` for dLdZ.
+    m = 3) derivatives are exact up to fourth order.  ``d`` is marked with
+    ``order_limit`` (limit 4): a fifth derivative through the layer is a
+    ValueError naming it (more nodes would only move the limit).  ``B^T d``
+    is the gradient of ``<B(v), d>`` with respect to a stand-in ``v`` for
+    dLdZ.
     """
     names = layer.learnables
     Z = _evaluate(layer, inputs, training)
@@ -150,7 +155,9 @@ def custom_backward_call(layer: Layer, inputs: list, training: bool):
                         f"got {type(Z).__name__}")
     live = [isinstance(p, dlarray) and is_traced(p) for p in primals]
     stopped = [_stop(p) if t else p for p, t in zip(primals, live)]
-    deltas = [p - s if t else None for p, s, t in zip(primals, stopped, live)]
+    what = f"the custom backward of layer {layer.name or type(layer).__name__!r}"
+    deltas = [apply("order_limit", [p - s], p._fmt, level=0, limit=_EXACT_ORDER, what=what) if t else None
+              for p, s, t in zip(primals, stopped, live)]
     out = _stop(Z)
     for t_k, w_k in _GAUSS:
         q = [s + d * t_k if d is not None else s for s, d in zip(stopped, deltas)]

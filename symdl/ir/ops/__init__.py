@@ -8,7 +8,7 @@ losses, normalisation, prod, ...) is a decomposition into these.
 | family | primitives |
 |---|---|
 | :mod:`.leaf` | const, input |
-| :mod:`.elementwise` | add, mul, powc, pow, where, maximum, minimum, convert, comparisons, logic, stop_gradient, iota |
+| :mod:`.elementwise` | add, mul, powc, pow, where, maximum, minimum, convert, comparisons, logic, iota |
 | :mod:`.functions` | exp, log, sin, ... (defined by SymPy; user functions from ``symdl.elementwise``) |
 | :mod:`.movement` | broadcast_to, reshape, transpose, slice, unslice, concatenate |
 | :mod:`.reduce` | reduce_sum, reduce_max |
@@ -17,6 +17,10 @@ losses, normalisation, prod, ...) is a decomposition into these.
 | :mod:`.random` | random |
 | :mod:`.scan` | cumsum |
 | :mod:`.linalg` | solve, det, logabsdet, det_sign, cholesky, eigh |
+
+The elementwise family also has two identities that only differentiation
+sees: ``stop_gradient`` (derivative zero) and ``order_limit`` (counts the
+derivatives taken through it; see ``symdl.autodiff.reverse.count_orders``).
 
 Every module of this package is a family and is imported here (sorted by
 name), so a new family is a new file and nothing else.

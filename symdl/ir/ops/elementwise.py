@@ -383,6 +383,15 @@ for _name, _fn, _arity in (("logical_and", np.logical_and, 2), ("logical_or", np
 elementwise_primitive("stop_gradient", lambda v: v, arity=1, differentiable=False)
 
 
+# Identity that counts the derivatives taken through it: a construct exact
+# only up to some order (a custom layer's backward, symdl/nn/layer.py) marks
+# its variable with order_limit(x; level=0, limit, what).  Every derivative
+# that passes through a mark returns a result in which the mark is one level
+# up, and one beyond ``limit`` is a ValueError instead of a silently wrong
+# value (symdl/autodiff/reverse.py, ``count_orders``).
+elementwise_primitive("order_limit", lambda v: v, arity=1, vjp=lambda node, g: [g], jvp=lambda node, t: t[0])
+
+
 # ---------------------------------------------------------------- iota: the index along one axis, as a value
 
 def _iota_infer(inputs, attrs):
