@@ -185,6 +185,19 @@ def _coordinate_axis(x: dlarray, dim, where: str) -> int:
     return int(dim) % x.ndim
 
 
+def _laplacian_component_axis(u: dlarray, x: dlarray, dim, ax_x: int, rest: list) -> int | None:
+    """The axis of ``u`` that holds its components, or None when ``u`` is one
+    scalar field per position (shaped like ``x`` without its coordinate axis,
+    e.g. ``sum(x ** 2, 0)``): SPEC's ``dim`` names an axis of ``x`` only."""
+    if list(u.shape) == rest and u.ndim == x.ndim - 1:
+        return None
+    ax_u = _coordinate_axis(u, dim, "dllaplacian")
+    if u.ndim != x.ndim or [d for k, d in enumerate(u.shape) if k != ax_u] != rest:
+        raise ValueError(f"dllaplacian: u of shape {u.shape} must be shaped like x {x.shape} without its "
+                         f"coordinate axis {ax_x} ({tuple(rest)}), or with components along that axis")
+    return ax_u
+
+
 def _component(u: dlarray, axis: int, i: int) -> Node:
     sl = [slice(None)] * u.ndim
     sl[axis] = slice(i, i + 1)
@@ -364,11 +377,12 @@ def dllaplacian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool 
     """
     root = _check_pair(u, x, "dllaplacian")
     ax_x = _coordinate_axis(x, dim, "dllaplacian")
-    ax_u = _coordinate_axis(u, dim, "dllaplacian")
     rest = [d for k, d in enumerate(x.shape) if k != ax_x]
+    ax_u = _laplacian_component_axis(u, x, dim, ax_x, rest)
     comps = []
-    for i in range(u.shape[ax_u]):
-        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
+    for i in range(u.shape[ax_u] if ax_u is not None else 1):
+        ui = _component(u, ax_u, i) if ax_u is not None else B.reduce_sum(u._node, range(u.ndim))
+        (g,) = vjp([ui], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
         terms = []
         for j in range(x.shape[ax_x]) if g is not None else ():
             sl = [slice(None)] * x.ndim
