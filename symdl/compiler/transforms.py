@@ -51,8 +51,17 @@ def _traced_array(x, where: str, k: int) -> dlarray:
 
 
 def _scalar_output(y, where: str) -> dlarray:
-    if not isinstance(y, dlarray):
-        raise TypeError(f"{where}: fun must return an array, got {type(y).__name__}")
+    if not isinstance(y, dlarray) or y._node is None:
+        # a result that does not depend on the arguments (``lambda x: 0.0``):
+        # a constant of the trace, so its derivatives are zeros, as in JAX
+        value = np.asarray(y._value if isinstance(y, dlarray) else y) \
+            if isinstance(y, (dlarray, int, float, np.number, np.ndarray)) and not isinstance(y, bool) else None
+        if value is None or value.dtype.kind not in "fiu":
+            raise TypeError(f"{where}: fun must return a real array or number, got "
+                            f"{type(y).__name__}{'' if value is None else ' of dtype ' + str(value.dtype)}")
+        value = value if value.dtype.kind == "f" else value.astype(np.float64)
+        root = active_root()
+        y = dlarray._wrap(value, root.const(value), root, None)
     if y.size != 1:
         raise ValueError(f"{where}: fun must return a scalar, got shape {y.shape}")
     return y
