@@ -108,8 +108,8 @@ class CompiledFunction:
         key = _key(leaves, treedef, args, "compiled function")
         if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
             # (args, kwargs): the positional arguments' structure, array and static leaves alike
-            raise TypeError(f"compiled function: compiled for arguments {describe(self._key[0].children[0])}"
-                            f", got {describe(key[0].children[0])}")
+            raise TypeError("compiled function: the arguments' structure differs from the example's: compiled "
+                            f"for {describe(self._key[0].children[0])}, got {describe(key[0].children[0])}")
         for k, (got, want) in enumerate(zip(key[1], self._key[1])):
             if got == want:
                 continue

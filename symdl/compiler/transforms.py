@@ -96,7 +96,8 @@ class _Transform(CacheAttributes):
 
     __slots__ = ("_cache", "__dict__", "__weakref__")
 
-    def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False):
+    def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False,
+                 recipe: tuple | None = None):
         if not callable(doc_fun):
             raise TypeError(f"{name}: fun must be callable, got {type(doc_fun).__name__}")
         self.ieee = check_ieee(ieee, name)
@@ -104,6 +105,17 @@ class _Transform(CacheAttributes):
                                      where=name, python_entry=self._call)
         self.__name__ = name
         self.__wrapped__ = doc_fun
+        # (public factory, args, kwargs) that made this transform: pickling
+        # rebuilds it so (the traced closure and the cache's Python entry are
+        # not state that travels), then restores the compiled traces
+        self._recipe = recipe
+
+    def __reduce__(self):
+        if self._recipe is None:
+            raise TypeError(f"a {self.__name__} transform made inside symdl cannot be pickled; pickle the "
+                            "public transform (symdl.grad(f), symdl.vmap(f), ...) instead")
+        state = self._cache.__getstate__()
+        return _rebuild_transform, (self._recipe, state["traces"], state["calls"], state["hits"])
 
     def _call(self, *args: Any) -> Any:
         cache = self._cache
@@ -128,6 +140,15 @@ class _Transform(CacheAttributes):
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
 
 
+def _rebuild_transform(recipe: tuple, traces: list, calls: int, hits: int) -> _Transform:
+    """Unpickling: the transform made again by its public factory, with the
+    compiled traces it had (no retracing or recompiling on the worker)."""
+    factory, args, kwargs = recipe
+    made = factory(*args, **kwargs)
+    made._cache.restore(traces, calls, hits)
+    return made
+
+
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """The gradient of scalar ``fun`` with respect to argument(s) ``argnums``.
 
@@ -137,7 +158,8 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False)
         >>> g(np.array([1.0, 2.0]))
         array([ 3., 12.])
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun, ieee)
+    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun, ieee,
+                      (grad, (fun, argnums), {"ieee": ieee}))
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
@@ -148,7 +170,8 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: boo
         >>> symdl.value_and_grad(lambda x1, x2: (x2 - x1 ** 2) ** 2 + (1 - x1) ** 2, argnums=(0, 1))(2.0, 2.0)
         (5.0, (18.0, -4.0))
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun, ieee)
+    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun, ieee,
+                      (value_and_grad, (fun, argnums), {"ieee": ieee}))
 
 
 def _gradient_fn(fun, argnums, with_value):
@@ -272,7 +295,7 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = Fa
         for xs, in_def in flat:
             result.append(_nest(out_def, in_def, [[_jacobian_node(y, x) for x in xs] for y in ys]))
         return result[0] if single else tuple(result)
-    return _Transform(traced, "jacobian", fun, ieee)
+    return _Transform(traced, "jacobian", fun, ieee, (jacobian, (fun, argnums), {"ieee": ieee}))
 
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
@@ -304,7 +327,7 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = Fal
             blocks.append(tuple(_nest(def_i, def_j, [[_jacobian_node(g, x) for x in leaves_j] for g in g_i])
                                 for leaves_j, def_j in flat))
         return blocks[0][0] if single else tuple(blocks)
-    return _Transform(traced, "hessian", fun, ieee)
+    return _Transform(traced, "hessian", fun, ieee, (hessian, (fun, argnums), {"ieee": ieee}))
 
 
 def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
@@ -346,7 +369,7 @@ def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
                 k += 1
             out.append(_wrap(B.fill(0.0, x) if hv is None else hv))
         return tree_unflatten(x_def, out)
-    return _Transform(traced, "hvp", fun, ieee)
+    return _Transform(traced, "hvp", fun, ieee, (hvp, (fun, argnums), {"ieee": ieee}))
 
 
 def _check_elementwise(x: Node, y: Node) -> None:
@@ -386,7 +409,7 @@ def derivative(fun: Callable, order: int = 1, *, ieee: bool = False) -> _Transfo
         # Taylor-mode propagation: O(order^2) work per op, where nested
         # differentiation grows much faster (see autodiff/taylor.py)
         return _wrap(taylor_derivatives(y._node, x._node, order)[order])
-    return _Transform(traced, "derivative", fun, ieee)
+    return _Transform(traced, "derivative", fun, ieee, (derivative, (fun, order), {"ieee": ieee}))
 
 
 
