@@ -178,3 +178,15 @@ def test_transforms_of_lambdas_travel_through_cloudpickle():
     w = np.array([0.3, 1.0])
     np.testing.assert_allclose(cloudpickle.loads(cloudpickle.dumps(symdl.grad(loss)))(w),
                                np.cos(w) * w + np.sin(w), rtol=1e-14)
+
+
+def test_symdl_numpy_is_reachable_after_import_symdl():
+    # as jax.numpy after ``import jax`` (in a fresh interpreter: another test
+    # may have imported symdl.numpy already)
+    import subprocess
+    import sys
+    code = ("import symdl; x = symdl.dlarray(1.0); "
+            "print(symdl.numpy.array([x, 2.0]).shape, float(symdl.numpy.sum(symdl.numpy.array([x, 2.0]))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(2,)", "3.0"]
