@@ -190,3 +190,25 @@ def test_symdl_numpy_is_reachable_after_import_symdl():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(2,)", "3.0"]
+
+
+# ---------------------------------------------------------------- MATLAB logical options are checked
+
+@pytest.mark.parametrize("option", ["retain_data", "enable_higher_derivatives"])
+def test_dlgradient_options_must_be_logical(option):
+    # 'no' is truthy: taken as True it would silently mean the opposite
+    def f(x):
+        return dlgradient(symdl.sum(x ** 2), x, **{option: "no"})
+
+    with pytest.raises(TypeError, match=f"dlgradient: {option} must be True or False, got str 'no'"):
+        dlfeval(f, dlarray([1.0, 2.0]))
+    g = dlfeval(lambda x: dlgradient(symdl.sum(x ** 2), x, **{option: np.True_}), dlarray([1.0, 2.0]))
+    np.testing.assert_array_equal(symdl.extractdata(g), [2.0, 4.0])
+
+
+def test_pinn_operators_name_u_and_check_their_option():
+    x = dlarray(np.array([[1.0, 2.0]]), "CB")
+    with pytest.raises(ValueError, match="dljacobian: u is not traced"):
+        dlfeval(lambda x: symdl.dljacobian(dlarray(np.ones((1, 2)), "CB"), x, 0), x)
+    with pytest.raises(TypeError, match="dldivergence: enable_higher_derivatives must be True or False"):
+        dlfeval(lambda x: symdl.dldivergence(x ** 2, x, 0, enable_higher_derivatives="x"), x)
