@@ -392,6 +392,8 @@ def _plain(x: dlarray, o, reflected: bool, kernel):
             return None
         first, second = (o, x) if reflected else (x, o)  # the labels of the left operand win
         fmt = first._fmt if first._fmt is not None and len(first._fmt) == va.ndim else second._fmt
+        if first._fmt and second._fmt and first._fmt != second._fmt:
+            F._check_label_pairs((x, o), va.ndim)  # the general path's check of contradicting labels
     else:
         vb = F._weak_number(o, dt)  # a Python number as a weak scalar of the array's dtype
         if vb is None:

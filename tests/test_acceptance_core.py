@@ -212,3 +212,33 @@ def test_pinn_operators_name_u_and_check_their_option():
         dlfeval(lambda x: symdl.dljacobian(dlarray(np.ones((1, 2)), "CB"), x, 0), x)
     with pytest.raises(TypeError, match="dldivergence: enable_higher_derivatives must be True or False"):
         dlfeval(lambda x: symdl.dldivergence(x ** 2, x, 0, enable_higher_derivatives="x"), x)
+
+
+# ---------------------------------------------------------------- labels and numpy broadcasting
+
+def test_a_labelled_vector_never_broadcasts_under_another_label():
+    # numpy pairs axes from the right: an 'SSCB' batch plus a 'C' bias would
+    # add the bias along B (silently wrong whenever C == B); refused, traced or not
+    images = dlarray(np.zeros((2, 2, 3, 3)), "SSCB")
+    bias = dlarray(np.array([1.0, 2.0, 3.0]), "C")
+    for combine in (lambda a, b: a + b, lambda a, b: b * a, np.maximum):
+        with pytest.raises(ValueError, match="dimension labels do not line up"):
+            combine(images, bias)
+        with pytest.raises(ValueError, match="dimension labels do not line up"):
+            dlfeval(combine, images, bias)
+    # the MATLAB layout of a bias, (C, 1) with fmt 'CB', adds along C
+    right = images + dlarray(np.array([[1.0], [2.0], [3.0]]), "CB")
+    np.testing.assert_array_equal(symdl.extractdata(right)[0, 0], np.repeat([[1.0], [2.0], [3.0]], 3, axis=1))
+    # dropping the labels on purpose gives numpy's rule
+    np.testing.assert_array_equal(symdl.extractdata(images + symdl.stripdims(bias))[0, 0],
+                                  np.zeros((3, 3)) + [1.0, 2.0, 3.0])
+
+
+def test_labels_that_cannot_be_misplaced_follow_numpy():
+    # labels only one operand has, and size-1 axes, broadcast as numpy does
+    cb, sb = dlarray(np.ones((3, 2)), "CB"), dlarray(2 * np.ones((3, 2)), "SB")
+    assert (cb + sb).fmt == "CB" and float(symdl.sum(cb + sb)) == 18.0
+    scb = dlarray(np.arange(24.0).reshape(4, 3, 2), "SCB")
+    per_observation = dlarray(np.array([[10.0, 20.0]]), "SB")       # S of size 1
+    np.testing.assert_array_equal(symdl.extractdata(scb + per_observation),
+                                  np.arange(24.0).reshape(4, 3, 2) + [10.0, 20.0])
