@@ -242,3 +242,26 @@ def test_labels_that_cannot_be_misplaced_follow_numpy():
     per_observation = dlarray(np.array([[10.0, 20.0]]), "SB")       # S of size 1
     np.testing.assert_array_equal(symdl.extractdata(scb + per_observation),
                                   np.arange(24.0).reshape(4, 3, 2) + [10.0, 20.0])
+
+
+@pytest.mark.parametrize("expr, derivatives", [
+    (sympy.Max(Z, 0) ** 2, lambda x: [np.maximum(x, 0) ** 2, 2 * np.maximum(x, 0), 2.0 * (x > 0), 0 * x]),
+    (sympy.Heaviside(Z) * Z ** 2, lambda x: [(x > 0) * x ** 2, 2 * x * (x > 0), 2.0 * (x > 0), 0 * x]),
+    (sympy.Min(Z ** 2, 1), lambda x: [np.minimum(x ** 2, 1), 2 * x * (x ** 2 < 1), 2.0 * (x ** 2 < 1), 0 * x]),
+], ids=str)
+def test_elementwise_steps_differentiate_to_third_order_compiled_and_interpreted(expr, derivatives):
+    # sympy.diff gives Heaviside (no native code: compiled as its Piecewise),
+    # then DiracDelta(z) and DiracDelta(z, 1): zero wherever they exist
+    fn = symdl.elementwise(sympy.Lambda(Z, expr))
+    points = np.array([-1.3, -0.2, 0.4, 2.1])
+    refs = derivatives(points)
+    for k, ref in enumerate(refs):
+        np.testing.assert_allclose(symdl.derivative(fn, order=k)(points), ref, atol=1e-14, err_msg=f"order {k}")
+
+    def chain(x):
+        g1 = dlgradient(symdl.sum(fn(x)), x, enable_higher_derivatives=True)
+        g2 = dlgradient(symdl.sum(g1), x, enable_higher_derivatives=True)
+        return g1, g2, dlgradient(symdl.sum(g2), x)
+
+    for k, got in enumerate(dlfeval(chain, dlarray(points)), start=1):
+        np.testing.assert_allclose(symdl.extractdata(got), refs[k], atol=1e-14, err_msg=f"order {k}")

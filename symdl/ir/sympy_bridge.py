@@ -95,9 +95,15 @@ def _convert(e, conv: Callable, scalar: Callable, env, b):
         for value, cond in reversed(pieces):
             out = b.where(conv(cond), conv(value), out)
         return out
+    if isinstance(e, sympy.DiracDelta):
+        # the derivative of a step (Heaviside, Max, Min): zero wherever it
+        # exists, as the derivatives of sign and floor (sympy has no number for it)
+        return scalar(0)
     if isinstance(e, sympy.Function) or isinstance(e, sympy.Expr) and e.args:
         name = E.by_sympy_head(type(e))
         args = e.args
+        if name is not None and E.FUNCTIONS[name].arity != len(args):
+            name = None  # registered with another number of arguments (DiracDelta(x) and DiracDelta(x, 1))
         if name is None and any(a.is_Number for a in args) and not all(a.is_Number for a in args):
             name, args = _define_applied(e)
         elif name is None:
@@ -200,6 +206,13 @@ def compile_sympy(expr: sympy.Expr, symbols: tuple, dtype: str) -> SympyProgram:
 def _define_from_head(head: type, arity: int) -> str:
     """Register an elementwise op for a SymPy function that has none yet."""
     name = f"sympy_{head.__name__}"
+    if name in E.FUNCTIONS and E.FUNCTIONS[name].arity != arity:
+        name = f"{name}_{arity}"  # the head already names a definition with another arity
+        if name in E.FUNCTIONS:
+            return name
+        params = E.symbols()[:arity] if arity <= 3 else sympy.symbols(f"x0:{arity}", real=True)
+        E.define(name, head(*params), params)
+        return name
     params = E.symbols()[:arity]
     E.define(name, head(*params), params, head=head)
     return name

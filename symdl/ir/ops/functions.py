@@ -214,7 +214,7 @@ def _native_form(expr, op: str, native: Callable[[str], bool]):
 
     if not foreign(expr):
         return expr
-    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan, sympy.erf):
+    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan, sympy.erf, sympy.Piecewise):
         rewritten = expr.rewrite(target)
         if not foreign(rewritten):
             return rewritten
