@@ -350,13 +350,17 @@ class dlarray:
         if result is not None:
             return result
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-        raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it "
+        # scipy.special's functions are numpy ufuncs too: name numpy only for its own
+        where = "numpy." if getattr(np, ufunc.__name__, None) is ufunc else "the ufunc "
+        raise TypeError(f"{where}{name} is not supported on dlarrays: symdl has no derivative rule for it "
                         "(for plain data, call it on symdl.extractdata(x))")
 
     def __array_function__(self, func, types, args, kwargs):
         fn = F.NUMPY_FUNCTIONS.get(func)
         if fn is None:
-            raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: symdl has no derivative "
+            module = getattr(func, "__module__", None) or "numpy"
+            module = "numpy" if module.startswith("numpy._core") or module.startswith("numpy.core") else module
+            raise TypeError(f"{module}.{func.__name__} is not supported on dlarrays: symdl has no derivative "
                             "rule for it (for plain data, call it on symdl.extractdata(x))")
         return fn(*args, **kwargs)
 

@@ -265,3 +265,26 @@ def test_elementwise_steps_differentiate_to_third_order_compiled_and_interpreted
 
     for k, got in enumerate(dlfeval(chain, dlarray(points)), start=1):
         np.testing.assert_allclose(symdl.extractdata(got), refs[k], atol=1e-14, err_msg=f"order {k}")
+
+
+# ---------------------------------------------------------------- functions with no derivative rule
+
+@pytest.mark.parametrize("call, named", [
+    (lambda x: np.frexp(x), "numpy.frexp"),
+    (lambda x: np.median(x), "numpy.median"),
+    (lambda x: np.fft.fft(x), "numpy.fft.fft"),
+    (lambda x: np.linalg.eig(np.diag(x)), "numpy.linalg.eig"),
+    (lambda x: np.add.reduceat(x, [0]), "numpy.add.reduceat"),
+])
+def test_a_numpy_function_without_a_rule_is_a_type_error_naming_it(call, named):
+    x = dlarray([1.0, 2.0])
+    with pytest.raises(TypeError, match=f"^{named} is not supported on dlarrays"):
+        call(x)
+    with pytest.raises(TypeError, match=f"^{named} is not supported on dlarrays"):
+        dlfeval(call, x)
+
+
+def test_a_scipy_ufunc_without_a_rule_is_not_called_a_numpy_function():
+    special = pytest.importorskip("scipy.special")
+    with pytest.raises(TypeError, match="^the ufunc expit is not supported on dlarrays"):
+        special.expit(dlarray([1.0, 2.0]))
