@@ -94,6 +94,10 @@ class FunctionWatch:
             return
         self.probes.append(("attr", fn, "__code__", code))
         self.probes.append(("attr", fn, "__defaults__", fn.__defaults__))
+        if fn.__kwdefaults__ is not None:
+            # keyword-only defaults (probed only where they exist: native
+            # dispatchers check __code__, __defaults__ and cells only)
+            self._probe("attr", fn, "__kwdefaults__", fn.__kwdefaults__)
         for cell in fn.__closure__ or ():
             try:
                 value = cell.cell_contents
