@@ -59,18 +59,19 @@ def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
     """Elementwise results keep the labels of an operand of the result's rank.
     Labelled operands whose labels numpy's broadcasting would pair wrongly
     are a ValueError (see :func:`_check_label_pairs`)."""
-    found = None
+    result = first = None
     for x in operands:
         fmt = getattr(x, "_fmt", None)
+        if fmt is None:
+            continue
+        if result is None and len(fmt) == ndim:
+            result = fmt
         if fmt:
-            if found is not None and fmt != found:
+            if first is None:
+                first = fmt
+            elif fmt != first:
                 _check_label_pairs(operands, ndim)
-            found = found or fmt
-    for x in operands:
-        fmt = getattr(x, "_fmt", None)
-        if fmt is not None and len(fmt) == ndim:
-            return fmt
-    return None
+    return result
 
 
 def _check_label_pairs(operands: Sequence[Any], ndim: int) -> None:

@@ -93,6 +93,10 @@ def test_transforms_of_a_function_that_ignores_its_argument_give_zeros():
     np.testing.assert_array_equal(g, np.zeros(2))
     np.testing.assert_array_equal(symdl.hessian(lambda x: 2.0)(x), np.zeros((2, 2)))
     np.testing.assert_array_equal(symdl.hvp(lambda x: 1.0)(x, x), np.zeros(2))
+    np.testing.assert_array_equal(symdl.jacobian(lambda x: np.ones(3))(x), np.zeros((3, 2)))
+    jac = symdl.jacobian(lambda x: (x ** 2, 1.0))(x)
+    np.testing.assert_array_equal(jac[0], np.diag(2 * x))
+    np.testing.assert_array_equal(jac[1], np.zeros(2))
     assert symdl.grad(lambda x: 0.0)(x.astype(np.float32)).dtype == np.float32
 
 
@@ -288,3 +292,26 @@ def test_a_scipy_ufunc_without_a_rule_is_not_called_a_numpy_function():
     special = pytest.importorskip("scipy.special")
     with pytest.raises(TypeError, match="^the ufunc expit is not supported on dlarrays"):
         special.expit(dlarray([1.0, 2.0]))
+
+
+# ---------------------------------------------------------------- edits are noticed
+
+def test_an_edit_of_keyword_only_defaults_is_retraced():
+    def f(x, *, w=2.0):
+        return symdl.sum(x) * w
+
+    accfun = symdl.dlaccelerate(f)
+    x = dlarray(np.ones(3))
+    assert float(accfun(x)) == 6.0
+    f.__kwdefaults__ = {"w": 5.0}
+    assert float(accfun(x)) == 15.0        # was the stale 6.0
+    f.__kwdefaults__["w"] = 7.0
+    assert float(accfun(x)) == 21.0
+
+    def h(x, *, k=2.0):
+        return np.sum(x ** 2) * k
+
+    g = symdl.grad(h)
+    np.testing.assert_array_equal(g(np.ones(2)), [4.0, 4.0])
+    h.__kwdefaults__ = {"k": 5.0}
+    np.testing.assert_array_equal(g(np.ones(2)), [10.0, 10.0])

@@ -19,7 +19,6 @@ from ..autodiff.taylor import taylor_derivatives
 from ..ir import build as B
 from ..ir.node import Node
 from ..ir.rewrite import ieee_semantics
-from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
@@ -50,18 +49,24 @@ def _traced_array(x, where: str, k: int) -> dlarray:
     return x
 
 
+def _traced_result(y, where: str, expected: str = "a real array or number") -> dlarray:
+    """A result of ``fun`` as a traced dlarray.  One that does not depend on
+    the arguments (``lambda x: 0.0``) becomes a constant of the trace, so its
+    derivatives are zeros, as in JAX."""
+    if isinstance(y, dlarray) and y._node is not None:
+        return y
+    value = np.asarray(y._value if isinstance(y, dlarray) else y) \
+        if isinstance(y, (dlarray, int, float, np.number, np.ndarray)) and not isinstance(y, bool) else None
+    if value is None or value.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: fun must return {expected}, got "
+                        f"{type(y).__name__}{'' if value is None else ' of dtype ' + str(value.dtype)}")
+    value = value if value.dtype.kind == "f" else value.astype(np.float64)
+    root = active_root()
+    return dlarray._wrap(value, root.const(value), root, None)
+
+
 def _scalar_output(y, where: str) -> dlarray:
-    if not isinstance(y, dlarray) or y._node is None:
-        # a result that does not depend on the arguments (``lambda x: 0.0``):
-        # a constant of the trace, so its derivatives are zeros, as in JAX
-        value = np.asarray(y._value if isinstance(y, dlarray) else y) \
-            if isinstance(y, (dlarray, int, float, np.number, np.ndarray)) and not isinstance(y, bool) else None
-        if value is None or value.dtype.kind not in "fiu":
-            raise TypeError(f"{where}: fun must return a real array or number, got "
-                            f"{type(y).__name__}{'' if value is None else ' of dtype ' + str(value.dtype)}")
-        value = value if value.dtype.kind == "f" else value.astype(np.float64)
-        root = active_root()
-        y = dlarray._wrap(value, root.const(value), root, None)
+    y = _traced_result(y, where)
     if y.size != 1:
         raise ValueError(f"{where}: fun must return a scalar, got shape {y.shape}")
     return y
@@ -287,10 +292,9 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = Fa
         nums, single = _argnums(argnums, len(args), "jacobian")
         flat = [_leaf_nodes(args[a], "jacobian", a) for a in nums]
         outs, out_def = tree_flatten(fun(*args))
-        if not outs or not all(isinstance(y, dlarray) for y in outs):
-            raise TypeError(f"jacobian: fun must return an array or a container of arrays, got "
-                            f"{', '.join(sorted({type(y).__name__ for y in outs})) or 'nothing'}")
-        ys = [y._node if y._node is not None else B.const(y._value, y.shape, dtype_name(y.dtype)) for y in outs]
+        if not outs:
+            raise TypeError("jacobian: fun must return an array or a container of arrays, got nothing")
+        ys = [_traced_result(y, "jacobian", "an array or a container of arrays")._node for y in outs]
         result = []
         for xs, in_def in flat:
             result.append(_nest(out_def, in_def, [[_jacobian_node(y, x) for x in xs] for y in ys]))
