@@ -5,6 +5,9 @@ formula, sympy.diff, numpy, or central differences."""
 
 from __future__ import annotations
 
+import dataclasses
+import types
+
 import numpy as np
 import pytest
 import sympy
@@ -315,3 +318,38 @@ def test_an_edit_of_keyword_only_defaults_is_retraced():
     np.testing.assert_array_equal(g(np.ones(2)), [4.0, 4.0])
     h.__kwdefaults__ = {"k": 5.0}
     np.testing.assert_array_equal(g(np.ones(2)), [10.0, 10.0])
+
+
+@dataclasses.dataclass
+class _Settings:
+    scale: float = 2.0
+
+
+@pytest.mark.parametrize("cfg", [types.SimpleNamespace(scale=2.0), _Settings()], ids=["namespace", "dataclass"])
+def test_an_attribute_of_an_object_the_function_reads_is_watched(cfg):
+    # cfg.scale = ... on a captured config object gave the old answer
+    accfun = symdl.dlaccelerate(lambda x: symdl.sum(x) * cfg.scale)
+    g = symdl.grad(lambda x: np.sum(x) * cfg.scale)
+    x = np.ones(3)
+    assert float(accfun(dlarray(x))) == 6.0
+    np.testing.assert_array_equal(g(x), [2.0, 2.0, 2.0])
+    cfg.scale = 4.0
+    assert float(accfun(dlarray(x))) == 12.0
+    np.testing.assert_array_equal(g(x), [4.0, 4.0, 4.0])
+
+
+GLOBAL_SETTINGS = types.SimpleNamespace(scale=2.0)
+
+
+def _scaled_sum(x):
+    return np.sum(x) * GLOBAL_SETTINGS.scale
+
+
+def test_an_attribute_of_a_global_object_is_watched():
+    g = symdl.grad(_scaled_sum)
+    np.testing.assert_array_equal(g(np.ones(2)), [2.0, 2.0])
+    GLOBAL_SETTINGS.scale = 9.0
+    try:
+        np.testing.assert_array_equal(g(np.ones(2)), [9.0, 9.0])
+    finally:
+        GLOBAL_SETTINGS.scale = 2.0

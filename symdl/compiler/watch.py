@@ -19,6 +19,9 @@ __all__ = ["FunctionWatch"]
 _LIBRARY_MODULES = ("symdl", "codegen", "numpy", "scipy", "sympy", "builtins", "math")
 _SCALARS = (int, float, complex, str, bytes, bool, type(None))
 _MISSING = object()
+# values whose attributes are code or library state, not user data
+_NOT_PLAIN_OBJECTS = (types.ModuleType, type, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                      np.ndarray, np.generic)
 
 
 def _is_library(fn) -> bool:
@@ -98,20 +101,37 @@ class FunctionWatch:
             # keyword-only defaults (probed only where they exist: native
             # dispatchers check __code__, __defaults__ and cells only)
             self._probe("attr", fn, "__kwdefaults__", fn.__kwdefaults__)
+        names = _global_names(code)
         for cell in fn.__closure__ or ():
             try:
                 value = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
             self._probe("attr", cell, "cell_contents", value)
+            self._probe_attributes(value, names)
             self._follow(value, depth)
         glb = fn.__globals__
-        for name in _global_names(code):
+        for name in names:
             value = glb.get(name, _MISSING)
             if value is _MISSING or isinstance(value, types.ModuleType):
                 continue
             self._probe("item", glb, name, value)
+            self._probe_attributes(value, names)
             self._follow(value, depth)
+
+    def _probe_attributes(self, value, names: list[str]) -> None:
+        """The attributes of an object the code reads (``cfg.scale`` of a
+        global or captured ``cfg``) that the code names: rebinding one is
+        noticed.  Only names in the code, so a big object costs nothing; its
+        instance ``__dict__`` is a dict, which native dispatchers check too."""
+        if isinstance(value, _NOT_PLAIN_OBJECTS):
+            return
+        attrs = getattr(value, "__dict__", None)
+        if type(attrs) is not dict:
+            return
+        for name in names:
+            if name in attrs:
+                self._probe("item", attrs, name, attrs[name])
 
     def _probe(self, kind: str, obj, key, value, depth: int = 0) -> None:
         self.probes.append((kind, obj, key, value))
