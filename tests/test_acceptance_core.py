@@ -353,3 +353,54 @@ def test_an_attribute_of_a_global_object_is_watched():
         np.testing.assert_array_equal(g(np.ones(2)), [9.0, 9.0])
     finally:
         GLOBAL_SETTINGS.scale = 2.0
+
+
+class _Loss:
+    """A loss as a callable object (as Flax/PyTorch users write models)."""
+
+    def __init__(self):
+        self.k = 2.0
+
+    def __call__(self, x):
+        return symdl.sum(x) * self.k
+
+
+def test_a_callable_object_as_the_function_is_watched_like_a_bound_method():
+    loss = _Loss()
+    accfun = symdl.dlaccelerate(loss)
+    g = symdl.grad(loss)
+    assert float(accfun(dlarray(np.ones(3)))) == 6.0
+    np.testing.assert_array_equal(g(np.ones(2)), [2.0, 2.0])
+    loss.k = 5.0
+    assert float(accfun(dlarray(np.ones(3)))) == 15.0     # was the stale 6.0
+    np.testing.assert_array_equal(g(np.ones(2)), [5.0, 5.0])
+
+
+def test_a_partial_as_the_function_is_watched():
+    import functools
+
+    def base(x, k):
+        return symdl.sum(x) * k
+
+    part = functools.partial(base, k=2.0)
+    accfun = symdl.dlaccelerate(part)
+    assert float(accfun(dlarray(np.ones(3)))) == 6.0
+    part.keywords["k"] = 7.0
+    assert float(accfun(dlarray(np.ones(3)))) == 21.0
+
+
+def test_attributes_the_function_writes_are_bookkeeping_not_inputs():
+    # calls.n += 1 in the body: watching n would retrace on every call
+    calls = types.SimpleNamespace(n=0)
+    cfg = types.SimpleNamespace(scale=2.0)
+
+    def f(x):
+        calls.n += 1
+        return symdl.sum(x) * cfg.scale
+
+    accfun = symdl.dlaccelerate(f)
+    for _ in range(3):
+        assert float(accfun(dlarray(np.ones(2)))) == 4.0
+    assert calls.n == 1 and accfun.hit_rate == pytest.approx(200 / 3)
+    cfg.scale = 3.0                                   # read, not written: still watched
+    assert float(accfun(dlarray(np.ones(2)))) == 6.0 and calls.n == 2
