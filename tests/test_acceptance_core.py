@@ -404,3 +404,14 @@ def test_attributes_the_function_writes_are_bookkeeping_not_inputs():
     assert calls.n == 1 and accfun.hit_rate == pytest.approx(200 / 3)
     cfg.scale = 3.0                                   # read, not written: still watched
     assert float(accfun(dlarray(np.ones(2)))) == 6.0 and calls.n == 2
+
+
+def test_an_unhashable_static_argument_is_described_as_such():
+    class EqualByValue:   # __eq__ without __hash__: Python makes it unhashable
+        def __eq__(self, other):
+            return isinstance(other, EqualByValue)
+
+    accfun = symdl.dlaccelerate(lambda x, o: symdl.sum(x))
+    with pytest.raises(TypeError, match=r"argument 1 \(a EqualByValue\) is static.*EqualByValue is unhashable "
+                                        r"\(it defines __eq__ but no __hash__\)"):
+        accfun(dlarray(np.ones(2)), EqualByValue())
