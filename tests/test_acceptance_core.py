@@ -415,3 +415,16 @@ def test_an_unhashable_static_argument_is_described_as_such():
     with pytest.raises(TypeError, match=r"argument 1 \(a EqualByValue\) is static.*EqualByValue is unhashable "
                                         r"\(it defines __eq__ but no __hash__\)"):
         accfun(dlarray(np.ones(2)), EqualByValue())
+
+
+def test_symdl_numpy_array_nests_a_traced_vector_beside_a_list_as_numpy():
+    import symdl.numpy as snp
+    x0 = np.array([0.5, 1.5])
+
+    def f(x):
+        a = snp.asarray([x, [1.0, 2.0]])          # numpy: a (2, 2) array
+        return a, dlgradient(symdl.sum(a ** 2), x)
+
+    a, g = dlfeval(f, dlarray(x0))
+    np.testing.assert_array_equal(symdl.extractdata(a), np.asarray([x0, [1.0, 2.0]]))
+    np.testing.assert_array_equal(symdl.extractdata(g), 2 * x0)
