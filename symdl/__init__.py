@@ -77,3 +77,13 @@ __all__ = [
     "rot90", "select", "sinc", "sort", "split", "std", "swapaxes", "tensordot", "tile", "tril", "triu", "trunc",
     "var", "vsplit", "vstack", "zeros_like",
 ]
+
+
+def __getattr__(name: str):
+    # ``import symdl; symdl.numpy.array(...)`` as ``jax.numpy`` works after
+    # ``import jax``; imported on first use, since wrapping numpy's whole
+    # namespace is not free and most programs never touch it
+    if name == "numpy":
+        import importlib
+        return importlib.import_module(".numpy", __name__)
+    raise AttributeError(f"module 'symdl' has no attribute {name!r}")

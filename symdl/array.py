@@ -65,13 +65,20 @@ class dlarray:
             value, src_fmt = data._value, data._fmt
         else:
             value, src_fmt = data, None
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except ValueError as err:  # ragged nesting: numpy's message alone names no argument
+            raise ValueError(f"dlarray: data must be a rectangular array, got a {type(data).__name__} "
+                             f"that numpy cannot make one of ({err})") from None
         if arr.dtype.kind == "c":
             raise TypeError(f"dlarray: complex data is not supported (got dtype {arr.dtype})")
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"dlarray: data must be numeric, got {type(data).__name__} of dtype {arr.dtype}")
         if dtype is not None:
-            target = np.dtype(dtype)
+            try:
+                target = np.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"dlarray: dtype must be float32 or float64, got {dtype!r}") from None
             if target.name not in ("float32", "float64"):
                 raise TypeError(f"dlarray: dtype must be float32 or float64, got {target.name}")
         elif dtype_name(arr.dtype) in ("float32", "float64"):
@@ -188,6 +195,20 @@ class dlarray:
         if axis is None and not keepdims and not kw:
             return bool(_np().all(self, out=out))
         return _np().all(self, axis, out, keepdims, **kw)
+
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.4f}" as numpy scalars allow; the value is shown, as repr
+        # shows it, without a guard (printing decides nothing in the trace)
+        if not spec:
+            return str(self)
+        if self.size != 1:
+            raise TypeError(f"unsupported format string {spec!r} for a dlarray of shape {self.shape}: only "
+                            "one-element dlarrays format as numbers")
+        return format(self._value.reshape(()).item(), spec)
+
+    def __round__(self, ndigits: int | None = None) -> dlarray:
+        """``round(x, n)``: numpy's ``round`` (no derivative, SPEC 9.2)."""
+        return _np().round(self, ndigits or 0)
 
     def __repr__(self) -> str:
         fmt = f", fmt={self._fmt!r}" if self._fmt else ""
@@ -329,13 +350,17 @@ class dlarray:
         if result is not None:
             return result
         name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-        raise TypeError(f"numpy.{name} is not supported on dlarrays: symdl has no derivative rule for it "
+        # scipy.special's functions are numpy ufuncs too: name numpy only for its own
+        where = "numpy." if getattr(np, ufunc.__name__, None) is ufunc else "the ufunc "
+        raise TypeError(f"{where}{name} is not supported on dlarrays: symdl has no derivative rule for it "
                         "(for plain data, call it on symdl.extractdata(x))")
 
     def __array_function__(self, func, types, args, kwargs):
         fn = F.NUMPY_FUNCTIONS.get(func)
         if fn is None:
-            raise TypeError(f"numpy.{func.__name__} is not supported on dlarrays: symdl has no derivative "
+            module = getattr(func, "__module__", None) or "numpy"
+            module = "numpy" if module.startswith("numpy._core") or module.startswith("numpy.core") else module
+            raise TypeError(f"{module}.{func.__name__} is not supported on dlarrays: symdl has no derivative "
                             "rule for it (for plain data, call it on symdl.extractdata(x))")
         return fn(*args, **kwargs)
 
@@ -371,6 +396,8 @@ def _plain(x: dlarray, o, reflected: bool, kernel):
             return None
         first, second = (o, x) if reflected else (x, o)  # the labels of the left operand win
         fmt = first._fmt if first._fmt is not None and len(first._fmt) == va.ndim else second._fmt
+        if first._fmt and second._fmt and first._fmt != second._fmt:
+            F._check_label_pairs((x, o), va.ndim)  # the general path's check of contradicting labels
     else:
         vb = F._weak_number(o, dt)  # a Python number as a weak scalar of the array's dtype
         if vb is None:

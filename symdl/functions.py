@@ -56,12 +56,45 @@ def _shape(x) -> tuple[int, ...]:
 
 
 def _fmt_for(operands: Sequence[Any], ndim: int) -> str | None:
-    """Elementwise results keep the labels of an operand of the result's rank."""
+    """Elementwise results keep the labels of an operand of the result's rank.
+    Labelled operands whose labels numpy's broadcasting would pair wrongly
+    are a ValueError (see :func:`_check_label_pairs`)."""
+    result = first = None
     for x in operands:
         fmt = getattr(x, "_fmt", None)
-        if fmt is not None and len(fmt) == ndim:
-            return fmt
-    return None
+        if fmt is None:
+            continue
+        if result is None and len(fmt) == ndim:
+            result = fmt
+        if fmt:
+            if first is None:
+                first = fmt
+            elif fmt != first:
+                _check_label_pairs(operands, ndim)
+    return result
+
+
+def _check_label_pairs(operands: Sequence[Any], ndim: int) -> None:
+    """numpy broadcasting pairs axes from the right, whatever their labels:
+    an 'SSCB' array plus a 'C' vector would add the vector along B.  Data of
+    a label that both operands carry must not land under another label: an
+    axis of size > 1 paired with a different label that the other operand
+    also has gives a silently wrong result, so it is a ValueError (SPEC 7).
+    Otherwise numpy's rule stands (the left operand's labels win); an axis of
+    size 1 is broadcast either way, so its label does not matter."""
+    labelled = [x for x in operands if getattr(x, "_fmt", None)]
+    for i, a in enumerate(labelled):
+        for b in labelled[i + 1:]:
+            for k in range(1, builtins.min(a.ndim, b.ndim) + 1):
+                la, lb = a._fmt[-k], b._fmt[-k]
+                if la == lb:
+                    continue
+                if (b.shape[-k] > 1 and lb in a._fmt) or (a.shape[-k] > 1 and la in b._fmt):
+                    raise ValueError(
+                        f"dimension labels do not line up: broadcasting from the right pairs {la!r} of fmt "
+                        f"{a._fmt!r} (shape {a.shape}) with {lb!r} of fmt {b._fmt!r} (shape {b.shape}); give "
+                        "the operands matching labels (e.g. a bias of fmt 'CB' and shape (C, 1)) or drop them "
+                        "with stripdims")
 
 
 def _elementwise(op: str, operands: Sequence[Any], dtype: str | None = None, untraced: str | None = None,

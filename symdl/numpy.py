@@ -15,6 +15,7 @@ symdl's differentiable versions.  ``array``, ``asarray`` and the ``r_`` /
 
 from __future__ import annotations
 
+import builtins as _builtins
 import functools
 import types
 
@@ -143,6 +144,27 @@ def _nesting(obj) -> tuple[int, ...]:
     return (len(obj),) + (inner.pop() if inner else ())
 
 
+def _dlarray_depth(obj, depth: int = 0) -> int | None:
+    """How many sequences deep the shallowest dlarray sits."""
+    if isinstance(obj, _F.dlarray):
+        return depth
+    if not isinstance(obj, (list, tuple)):
+        return None
+    found = [d for d in (_dlarray_depth(v, depth + 1) for v in obj) if d is not None]
+    return _builtins.min(found) if found else None  # numpy's min shadows the builtin here
+
+
+def _numbers_as_leaves(obj, leaf_depth: int | None, depth: int = 0):
+    """Sequences of plain numbers at the depth of the dlarrays become numpy
+    leaves, so ``[x, [1.0, 2.0]]`` with x of shape (2,) is a (2, 2) array, as
+    numpy nests arrays and lists alike."""
+    if not isinstance(obj, (list, tuple)) or leaf_depth is None:
+        return obj
+    if depth == leaf_depth:
+        return obj if _common.any_dl([obj]) else _np.asarray(obj)
+    return [_numbers_as_leaves(v, leaf_depth, depth + 1) for v in obj]
+
+
 def _leaves(obj, out: list) -> list:
     if isinstance(obj, (list, tuple)):
         for v in obj:
@@ -159,6 +181,7 @@ def _build(obj):
     graph (and its derivative a scatter-add)."""
     if isinstance(obj, _F.dlarray):
         return obj
+    obj = _numbers_as_leaves(obj, _dlarray_depth(obj))
     outer = _nesting(obj)
     leaves = _leaves(obj, [])
     shapes = {tuple(_np.shape(v._value if isinstance(v, _F.dlarray) else v)) for v in leaves}

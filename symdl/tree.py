@@ -8,7 +8,7 @@ from typing import Any
 from collections.abc import Callable
 
 __all__ = ["tree_flatten", "tree_unflatten", "tree_map", "register_container", "Treedef", "flatten_call",
-           "register_flat_leaf",
+           "register_flat_leaf", "describe",
            "registry_version"]
 
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
@@ -135,6 +135,29 @@ def _build(td: Treedef, it) -> Any:
         return obj
     cls, aux = td.aux
     return _REGISTRY[cls][1](aux, children)
+
+
+def describe(treedef: Treedef, leaf: str = "x") -> str:
+    """A structure written as Python, each leaf as ``leaf`` (for messages).
+
+    Example:
+        >>> describe(tree_flatten(((1.0, [2.0, 3.0]), {"k": 4.0}))[1])
+        "((x, [x, x]), {'k': x})"
+    """
+    if treedef.kind == "leaf":
+        return leaf
+    parts = [describe(c, leaf) for c in treedef.children]
+    if treedef.kind == "tuple":
+        return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+    if treedef.kind == "list":
+        return f"[{', '.join(parts)}]"
+    if treedef.kind == "dict":
+        return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(treedef.aux, parts)) + "}"
+    if treedef.kind == "dataclass":
+        cls, names = treedef.aux
+        return f"{cls.__name__}({', '.join(f'{n}={p}' for n, p in zip(names, parts))})"
+    cls = treedef.aux if treedef.kind == "namedtuple" else treedef.aux[0]
+    return f"{cls.__name__}({', '.join(parts)})"
 
 
 def tree_map(fn: Callable[[Any], Any], tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:

@@ -60,16 +60,24 @@ def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     return tree_map(_strip, out)
 
 
-def _check_y(y, where: str) -> TraceContext:
+def _check_y(y, where: str, name: str = "y") -> TraceContext:
     root = active_root()
     if root is None or not root.gradients_allowed:
         raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
     if not isinstance(y, dlarray):
-        raise ValueError(f"{where}: y must be a traced dlarray, got {type(y).__name__}")
+        raise ValueError(f"{where}: {name} must be a traced dlarray, got {type(y).__name__}")
     if not is_traced(y) or _cut_by_stop_gradient(y._node):
-        raise ValueError(f"{where}: y is not traced; it must be computed from dlarray inputs of dlfeval "
+        raise ValueError(f"{where}: {name} is not traced; it must be computed from dlarray inputs of dlfeval "
                          "(a gradient taken without enable_higher_derivatives=True is not traced)")
     return root
+
+
+def _check_flag(value, name: str, where: str) -> bool:
+    """A MATLAB logical option: True/False (numpy bools, 0 and 1 too), never a
+    truthy string such as 'no'."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{where}: {name} must be True or False, got {type(value).__name__} {value!r}")
 
 
 def _cut_by_stop_gradient(node: Node) -> bool:
@@ -128,6 +136,8 @@ def dlgradient(y: dlarray, *xs: Any, retain_data: bool = False,
         0.0
     """
     root = _check_y(y, "dlgradient")
+    _check_flag(retain_data, "retain_data", "dlgradient")
+    enable_higher_derivatives = _check_flag(enable_higher_derivatives, "enable_higher_derivatives", "dlgradient")
     if not xs:
         raise ValueError("dlgradient: give at least one x to differentiate with respect to")
     if y.size != 1:
@@ -185,14 +195,28 @@ def _coordinate_axis(x: dlarray, dim, where: str) -> int:
     return int(dim) % x.ndim
 
 
+def _laplacian_component_axis(u: dlarray, x: dlarray, dim, ax_x: int, rest: list) -> int | None:
+    """The axis of ``u`` that holds its components, or None when ``u`` is one
+    scalar field per position (shaped like ``x`` without its coordinate axis,
+    e.g. ``sum(x ** 2, 0)``): SPEC's ``dim`` names an axis of ``x`` only."""
+    if list(u.shape) == rest and u.ndim == x.ndim - 1:
+        return None
+    ax_u = _coordinate_axis(u, dim, "dllaplacian")
+    if u.ndim != x.ndim or [d for k, d in enumerate(u.shape) if k != ax_u] != rest:
+        raise ValueError(f"dllaplacian: u of shape {u.shape} must be shaped like x {x.shape} without its "
+                         f"coordinate axis {ax_x} ({tuple(rest)}), or with components along that axis")
+    return ax_u
+
+
 def _component(u: dlarray, axis: int, i: int) -> Node:
     sl = [slice(None)] * u.ndim
     sl[axis] = slice(i, i + 1)
     return B.reduce_sum(B.slice_(u._node, sl), range(u.ndim))
 
 
-def _check_pair(u, x, where):
-    root = _check_y(u, where)
+def _check_pair(u, x, where, higher):
+    root = _check_y(u, where, "u")
+    _check_flag(higher, "enable_higher_derivatives", where)
     if not isinstance(x, dlarray) or not is_traced(x):
         raise ValueError(f"{where}: x must be a traced dlarray")
     return root
@@ -318,7 +342,7 @@ def dljacobian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool =
         array([[2., 0.],
                [0., 4.]])
     """
-    root = _check_pair(u, x, "dljacobian")
+    root = _check_pair(u, x, "dljacobian", enable_higher_derivatives)
     ax_x = _coordinate_axis(x, dim, "dljacobian")
     ax_u = _coordinate_axis(u, dim, "dljacobian")
     return _result(root, _jacobian_nodes(u, x, ax_u, ax_x, "dljacobian"), enable_higher_derivatives, None)
@@ -335,7 +359,7 @@ def dldivergence(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool
         >>> symdl.extractdata(div)   # 2 x1 + 2 x2 at each point
         array([[ 8., 12.]])
     """
-    root = _check_pair(u, x, "dldivergence")
+    root = _check_pair(u, x, "dldivergence", enable_higher_derivatives)
     ax_x = _coordinate_axis(x, dim, "dldivergence")
     ax_u = _coordinate_axis(u, dim, "dldivergence")
     if u.shape[ax_u] != x.shape[ax_x]:
@@ -362,13 +386,14 @@ def dllaplacian(u: dlarray, x: dlarray, dim, *, enable_higher_derivatives: bool 
         >>> symdl.extractdata(lap)   # 6 x1 + 6 x2
         array([[24., 36.]])
     """
-    root = _check_pair(u, x, "dllaplacian")
+    root = _check_pair(u, x, "dllaplacian", enable_higher_derivatives)
     ax_x = _coordinate_axis(x, dim, "dllaplacian")
-    ax_u = _coordinate_axis(u, dim, "dllaplacian")
     rest = [d for k, d in enumerate(x.shape) if k != ax_x]
+    ax_u = _laplacian_component_axis(u, x, dim, ax_x, rest)
     comps = []
-    for i in range(u.shape[ax_u]):
-        (g,) = vjp([_component(u, ax_u, i)], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
+    for i in range(u.shape[ax_u] if ax_u is not None else 1):
+        ui = _component(u, ax_u, i) if ax_u is not None else B.reduce_sum(u._node, range(u.ndim))
+        (g,) = vjp([ui], [B.const(1.0, (), dtype_name(u.dtype))], [x._node])
         terms = []
         for j in range(x.shape[ax_x]) if g is not None else ():
             sl = [slice(None)] * x.ndim

@@ -24,7 +24,7 @@ from codegen.export import c_header, check_c_name, link_shared
 
 from ..array import dlarray
 from ..cache import read_exactly
-from ..tree import tree_flatten, tree_map
+from ..tree import describe, tree_flatten, tree_map
 from .fastcall import MAX_LEAVES, MISS, make_matcher, make_runner
 from .keys import Unkeyable, _argument_of_leaf, signature_key, unkeyable_error
 from .pipeline import build_artifact, build_export, build_ir, gc_paused
@@ -107,7 +107,9 @@ class CompiledFunction:
         leaves, treedef = tree_flatten((args, {}))
         key = _key(leaves, treedef, args, "compiled function")
         if key[0] != self._key[0] or len(key[1]) != len(self._key[1]):
-            raise TypeError("compiled function: the arguments' structure differs from the example's")
+            # (args, kwargs): the positional arguments' structure, array and static leaves alike
+            raise TypeError("compiled function: the arguments' structure differs from the example's: compiled "
+                            f"for {describe(self._key[0].children[0])}, got {describe(key[0].children[0])}")
         for k, (got, want) in enumerate(zip(key[1], self._key[1])):
             if got == want:
                 continue

@@ -541,9 +541,13 @@ class SignatureCache:
     def __setstate__(self, state):
         self.__init__(state["function"], state["cache_size"], is_input=state["is_input"],
                       out_wrap=state["out_wrap"], gradients=state["gradients"], where=state["where"])
-        for key, program, artifact in state["traces"]:
+        self.restore(state["traces"], state["calls"], state["hits"])
+
+    def restore(self, traces: list, calls: int, hits: int) -> None:
+        """Add pickled ``(key, program, artifact)`` traces and the statistics."""
+        for key, program, artifact in traces:
             self._add(key, Trace(program, artifact))
-        self._calls, self._hits = state["calls"], state["hits"]
+        self._calls, self._hits = calls, hits
 
 
 # ---------------------------------------------------------------- native code for all-float calls

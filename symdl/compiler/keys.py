@@ -163,10 +163,13 @@ def unkeyable_error(where: str, err: Unkeyable, args: tuple, kwargs: dict) -> Ty
     """The TypeError for a static argument that has no value to key by."""
     label, outer = _argument_of_leaf(args, kwargs, err.leaf)
     inner = type(err.value).__name__
-    what = f"{inner} compares" if outer is err.value else f"it holds a {inner}, which compares"
+    subject = inner if outer is err.value else f"it holds a {inner}, which"
+    # a class with __eq__ but no __hash__ (Python then sets __hash__ to None) is unhashable
+    what = f"{subject} is unhashable (it defines __eq__ but no __hash__)" if type(err.value).__hash__ is None \
+        else f"{subject} compares by identity (no __eq__ and __hash__ of its own)"
     return TypeError(
         f"{where}: {label} (a {type(outer).__name__}) is static, so the cache of compiled traces keys it by "
-        f"value, but {what} by identity (no __eq__ and __hash__ of its own). Pass arrays as arrays, give "
+        f"value, but {what}. Pass arrays as arrays, give "
         f"{inner} __eq__ and __hash__ that compare by value, or let fun read the object from a closure "
         f"instead (its attributes are then frozen into each trace)")
 

@@ -19,7 +19,6 @@ from ..autodiff.taylor import taylor_derivatives
 from ..ir import build as B
 from ..ir.node import Node
 from ..ir.rewrite import ieee_semantics
-from ..ir.shapes import dtype_name
 from ..tracing import active_root
 from ..tree import Treedef, flatten_call, tree_flatten, tree_unflatten
 from .dispatch import MISS, CacheAttributes, SignatureCache, calls_through_entry
@@ -50,9 +49,24 @@ def _traced_array(x, where: str, k: int) -> dlarray:
     return x
 
 
+def _traced_result(y, where: str, expected: str = "a real array or number") -> dlarray:
+    """A result of ``fun`` as a traced dlarray.  One that does not depend on
+    the arguments (``lambda x: 0.0``) becomes a constant of the trace, so its
+    derivatives are zeros, as in JAX."""
+    if isinstance(y, dlarray) and y._node is not None:
+        return y
+    value = np.asarray(y._value if isinstance(y, dlarray) else y) \
+        if isinstance(y, (dlarray, int, float, np.number, np.ndarray)) and not isinstance(y, bool) else None
+    if value is None or value.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: fun must return {expected}, got "
+                        f"{type(y).__name__}{'' if value is None else ' of dtype ' + str(value.dtype)}")
+    value = value if value.dtype.kind == "f" else value.astype(np.float64)
+    root = active_root()
+    return dlarray._wrap(value, root.const(value), root, None)
+
+
 def _scalar_output(y, where: str) -> dlarray:
-    if not isinstance(y, dlarray):
-        raise TypeError(f"{where}: fun must return an array, got {type(y).__name__}")
+    y = _traced_result(y, where)
     if y.size != 1:
         raise ValueError(f"{where}: fun must return a scalar, got shape {y.shape}")
     return y
@@ -87,7 +101,8 @@ class _Transform(CacheAttributes):
 
     __slots__ = ("_cache", "__dict__", "__weakref__")
 
-    def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False):
+    def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False,
+                 recipe: tuple | None = None):
         if not callable(doc_fun):
             raise TypeError(f"{name}: fun must be callable, got {type(doc_fun).__name__}")
         self.ieee = check_ieee(ieee, name)
@@ -95,6 +110,17 @@ class _Transform(CacheAttributes):
                                      where=name, python_entry=self._call)
         self.__name__ = name
         self.__wrapped__ = doc_fun
+        # (public factory, args, kwargs) that made this transform: pickling
+        # rebuilds it so (the traced closure and the cache's Python entry are
+        # not state that travels), then restores the compiled traces
+        self._recipe = recipe
+
+    def __reduce__(self):
+        if self._recipe is None:
+            raise TypeError(f"a {self.__name__} transform made inside symdl cannot be pickled; pickle the "
+                            "public transform (symdl.grad(f), symdl.vmap(f), ...) instead")
+        state = self._cache.__getstate__()
+        return _rebuild_transform, (self._recipe, state["traces"], state["calls"], state["hits"])
 
     def _call(self, *args: Any) -> Any:
         cache = self._cache
@@ -119,6 +145,15 @@ class _Transform(CacheAttributes):
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
 
 
+def _rebuild_transform(recipe: tuple, traces: list, calls: int, hits: int) -> _Transform:
+    """Unpickling: the transform made again by its public factory, with the
+    compiled traces it had (no retracing or recompiling on the worker)."""
+    factory, args, kwargs = recipe
+    made = factory(*args, **kwargs)
+    made._cache.restore(traces, calls, hits)
+    return made
+
+
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
     """The gradient of scalar ``fun`` with respect to argument(s) ``argnums``.
 
@@ -128,7 +163,8 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False)
         >>> g(np.array([1.0, 2.0]))
         array([ 3., 12.])
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun, ieee)
+    return _Transform(_gradient_fn(fun, argnums, with_value=False), "grad", fun, ieee,
+                      (grad, (fun, argnums), {"ieee": ieee}))
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
@@ -139,7 +175,8 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: boo
         >>> symdl.value_and_grad(lambda x1, x2: (x2 - x1 ** 2) ** 2 + (1 - x1) ** 2, argnums=(0, 1))(2.0, 2.0)
         (5.0, (18.0, -4.0))
     """
-    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun, ieee)
+    return _Transform(_gradient_fn(fun, argnums, with_value=True), "value_and_grad", fun, ieee,
+                      (value_and_grad, (fun, argnums), {"ieee": ieee}))
 
 
 def _gradient_fn(fun, argnums, with_value):
@@ -255,15 +292,14 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = Fa
         nums, single = _argnums(argnums, len(args), "jacobian")
         flat = [_leaf_nodes(args[a], "jacobian", a) for a in nums]
         outs, out_def = tree_flatten(fun(*args))
-        if not outs or not all(isinstance(y, dlarray) for y in outs):
-            raise TypeError(f"jacobian: fun must return an array or a container of arrays, got "
-                            f"{', '.join(sorted({type(y).__name__ for y in outs})) or 'nothing'}")
-        ys = [y._node if y._node is not None else B.const(y._value, y.shape, dtype_name(y.dtype)) for y in outs]
+        if not outs:
+            raise TypeError("jacobian: fun must return an array or a container of arrays, got nothing")
+        ys = [_traced_result(y, "jacobian", "an array or a container of arrays")._node for y in outs]
         result = []
         for xs, in_def in flat:
             result.append(_nest(out_def, in_def, [[_jacobian_node(y, x) for x in xs] for y in ys]))
         return result[0] if single else tuple(result)
-    return _Transform(traced, "jacobian", fun, ieee)
+    return _Transform(traced, "jacobian", fun, ieee, (jacobian, (fun, argnums), {"ieee": ieee}))
 
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = False) -> _Transform:
@@ -295,7 +331,7 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, *, ieee: bool = Fal
             blocks.append(tuple(_nest(def_i, def_j, [[_jacobian_node(g, x) for x in leaves_j] for g in g_i])
                                 for leaves_j, def_j in flat))
         return blocks[0][0] if single else tuple(blocks)
-    return _Transform(traced, "hessian", fun, ieee)
+    return _Transform(traced, "hessian", fun, ieee, (hessian, (fun, argnums), {"ieee": ieee}))
 
 
 def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
@@ -337,7 +373,7 @@ def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
                 k += 1
             out.append(_wrap(B.fill(0.0, x) if hv is None else hv))
         return tree_unflatten(x_def, out)
-    return _Transform(traced, "hvp", fun, ieee)
+    return _Transform(traced, "hvp", fun, ieee, (hvp, (fun, argnums), {"ieee": ieee}))
 
 
 def _check_elementwise(x: Node, y: Node) -> None:
@@ -377,7 +413,7 @@ def derivative(fun: Callable, order: int = 1, *, ieee: bool = False) -> _Transfo
         # Taylor-mode propagation: O(order^2) work per op, where nested
         # differentiation grows much faster (see autodiff/taylor.py)
         return _wrap(taylor_derivatives(y._node, x._node, order)[order])
-    return _Transform(traced, "derivative", fun, ieee)
+    return _Transform(traced, "derivative", fun, ieee, (derivative, (fun, order), {"ieee": ieee}))
 
 
 

@@ -236,7 +236,8 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
             results.append(_wrap(b))
         return tree_unflatten(out_def, results)
 
-    return InlineTransform(traced, "vmap", fun, ieee)
+    return InlineTransform(traced, "vmap", fun, ieee,
+                           (vmap, (fun, in_axes, out_axes, axis_size), {"ieee": ieee}))
 
 
 def _check_axes_spec(spec, name: str) -> None:

@@ -7,6 +7,7 @@ mathematics for ``Graph.to_sympy()`` / ``Graph.latex()``.
 
 from __future__ import annotations
 
+import hashlib
 from fractions import Fraction
 from collections.abc import Callable
 
@@ -94,11 +95,20 @@ def _convert(e, conv: Callable, scalar: Callable, env, b):
         for value, cond in reversed(pieces):
             out = b.where(conv(cond), conv(value), out)
         return out
+    if isinstance(e, sympy.DiracDelta):
+        # the derivative of a step (Heaviside, Max, Min): zero wherever it
+        # exists, as the derivatives of sign and floor (sympy has no number for it)
+        return scalar(0)
     if isinstance(e, sympy.Function) or isinstance(e, sympy.Expr) and e.args:
         name = E.by_sympy_head(type(e))
-        if name is None:
-            name = _define_from_head(type(e), len(e.args))
-        return b.fn(name, *(conv(a) for a in e.args))
+        args = e.args
+        if name is not None and E.FUNCTIONS[name].arity != len(args):
+            name = None  # registered with another number of arguments (DiracDelta(x) and DiracDelta(x, 1))
+        if name is None and any(a.is_Number for a in args) and not all(a.is_Number for a in args):
+            name, args = _define_applied(e)
+        elif name is None:
+            name = _define_from_head(type(e), len(args))
+        return b.fn(name, *(conv(a) for a in args))
     raise TypeError(f"cannot turn the SymPy expression {e} ({type(e).__name__}) into a graph")
 
 
@@ -196,9 +206,33 @@ def compile_sympy(expr: sympy.Expr, symbols: tuple, dtype: str) -> SympyProgram:
 def _define_from_head(head: type, arity: int) -> str:
     """Register an elementwise op for a SymPy function that has none yet."""
     name = f"sympy_{head.__name__}"
+    if name in E.FUNCTIONS and E.FUNCTIONS[name].arity != arity:
+        name = f"{name}_{arity}"  # the head already names a definition with another arity
+        if name in E.FUNCTIONS:
+            return name
+        params = E.symbols()[:arity] if arity <= 3 else sympy.symbols(f"x0:{arity}", real=True)
+        E.define(name, head(*params), params)
+        return name
     params = E.symbols()[:arity]
     E.define(name, head(*params), params, head=head)
     return name
+
+
+def _define_applied(e: sympy.Function) -> tuple[str, tuple]:
+    """An op for a SymPy function with some numeric arguments, such as
+    ``polygamma(0, x)`` or ``besselj(1, x)``: the numbers are part of its
+    definition, not operands, since SymPy cannot differentiate with respect
+    to them (an unevaluated ``Derivative``).  Returns the op and its operands."""
+    symbolic = tuple(a for a in e.args if not a.is_Number)
+    params = E.symbols()[:len(symbolic)] if len(symbolic) <= 3 else \
+        sympy.symbols(f"x0:{len(symbolic)}", real=True)
+    it = iter(params)
+    body = type(e)(*(a if a.is_Number else next(it) for a in e.args))
+    digest = hashlib.blake2b(sympy.srepr(body).encode(), digest_size=6).hexdigest()
+    name = f"sympy_{type(e).__name__}_{digest}"
+    if name not in E.FUNCTIONS:
+        E.define(name, body, params)
+    return name, symbolic
 
 
 # ---------------------------------------------------------------- graph -> SymPy

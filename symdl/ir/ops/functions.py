@@ -89,16 +89,38 @@ def define(name: str, expr, params: tuple | None = None, numpy_impl: Callable[..
     (user functions: SymPy is already imported by the caller).  Compiled
     code computes it as its definition written with the functions that have
     native code (its declared decomposition)."""
-    import sympy
     if params is None:
         params = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
     if numpy_impl is None:
-        numpy_impl = sympy.lambdify(params, expr, modules="numpy")
+        numpy_impl = _lambdify_arrays(params, expr)
     fn = ElementwiseFn(name, len(params), lambda: (params, expr), numpy_impl, differentiable, partials)
     fn._params, fn._expr = params, expr
     if head is not None:
         _BY_HEAD[head] = name
     return _register(fn, decomposition=expand_definition)
+
+
+def _lambdify_arrays(params: tuple, expr) -> Callable[..., np.ndarray]:
+    """``expr`` as a function of numpy arrays.  lambdify's numpy printer writes
+    the functions numpy lacks (loggamma, erf, gamma, ...) with ``math``, which
+    takes scalars only: scipy.special is preferred where it is installed (it
+    is optional), and anything still scalar-only is vectorised."""
+    import sympy
+    try:
+        import scipy.special  # noqa: F401
+        modules = ["scipy", "numpy"]
+    except ImportError:
+        modules = ["numpy"]
+    impl = sympy.lambdify(params, expr, modules=modules)
+
+    def run(*values):
+        try:
+            return impl(*values)
+        except TypeError:  # a math.* function given an array
+            arrays = np.broadcast_arrays(*values)
+            otype = np.result_type(*arrays) if arrays else np.float64
+            return np.vectorize(impl, otypes=[otype])(*arrays)
+    return run
 
 
 def define_builtin(name: str, arity: int, definition: Callable[[Any, tuple], Any], numpy_impl,
@@ -192,7 +214,7 @@ def _native_form(expr, op: str, native: Callable[[str], bool]):
 
     if not foreign(expr):
         return expr
-    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan):
+    for target in (sympy.cos, sympy.sin, sympy.exp, sympy.log, sympy.tan, sympy.atan, sympy.erf, sympy.Piecewise):
         rewritten = expr.rewrite(target)
         if not foreign(rewritten):
             return rewritten
