@@ -32,7 +32,7 @@ ERR_NOMEM = 5
 # An exported symbol named like a C library function interposes it for the
 # whole program that links the library (an exported "exp" or "memcpy" is
 # called by libc and libm themselves); a keyword gives a header that does not
-# compile.  So these are refused, with reserved identifiers (__x, _X).
+# compile.  So these are refused, with reserved identifiers (any leading _).
 
 C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if inline int long
@@ -118,9 +118,10 @@ def check_c_name(name) -> str:
                          f"digit), got {name!r}")
     if len(name) > 200:
         raise ValueError(f"export: name must be at most 200 characters, got {len(name)}")
-    if name.startswith("__") or (name[0] == "_" and len(name) > 1 and name[1].isupper()):
+    if name.startswith("_"):
+        # C11 7.1.3: every identifier that begins with an underscore is reserved at file scope
         raise ValueError(f"export: name {name!r} is reserved for the C implementation (names starting with "
-                         f"'__' or '_' and a capital letter); choose another")
+                         f"'_' are reserved at file scope); choose another")
     if name in C_KEYWORDS:
         raise ValueError(f"export: name {name!r} is a C or C++ keyword; choose another, e.g. {name + '_fn'!r}")
     if name in RESERVED_NAMES:

@@ -604,7 +604,8 @@ class TestExport:
 
     @pytest.mark.parametrize("name", ["exp", "sqrt", "memcpy", "strlen", "printf", "malloc", "free", "tanh",
                                       "main", "int", "return", "double", "class", "expf", "tanhl", "open",
-                                      "write", "pthread_create", "__x", "_X", "__symdl", "const0", "cube__entry"])
+                                      "write", "pthread_create", "__x", "_X", "__symdl", "_private", "_",
+                                      "const0", "cube__entry"])
     def test_refuses_library_keyword_and_reserved_names(self, tmp_path, name):
         with pytest.raises(ValueError, match=rf"export: name '{name}' is"):
             symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.so", name=name)
@@ -616,8 +617,9 @@ class TestExport:
             symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / "libbad.o", name=name)
 
     def test_accepts_ordinary_names(self, tmp_path):
-        # names near the refused ones: a prefix, a suffix, a single underscore
-        for name in ("exp_grad", "my_sqrt", "_private", "x", "main2", "Free"):
+        # names near the refused ones: a prefix, a suffix, an inner underscore
+        # (a leading one is reserved at file scope, C11 7.1.3)
+        for name in ("exp_grad", "my_sqrt", "x", "main2", "Free", "a_"):
             out = symdl.export(toy_grad, 2.0, 2.0, path=tmp_path / f"{name}.o", name=name)
             assert out.is_file() and f"int {name}(" in out.with_suffix(".h").read_text()
 

@@ -1100,3 +1100,14 @@ def test_float32_exp_is_correctly_rounded_over_its_whole_range():
         want = np.exp(xs.astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(got, want)
     assert np.signbit(got[np.isfinite(got)]).sum() == 0
+
+
+def test_sign_of_negative_zero_is_positive_zero_as_numpy():
+    # numpy: sign(-0.0) == +0.0 (no sign bit); the interpreter and compiled
+    # code (ieee=True or not) agree with it; NaN stays NaN
+    x = np.array([-0.0, 0.0, -2.5, 3.0, np.nan])
+    want = np.sign(x)
+    for ieee in (False, True):
+        got = np.asarray(symdl.compile(np.sign, x, ieee=ieee)(x))
+        np.testing.assert_array_equal(got, want)
+        assert not np.signbit(got[:2]).any()

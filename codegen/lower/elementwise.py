@@ -162,8 +162,10 @@ def _minmax(ctx, node, args):
 @scalar("sign")
 def _sign(ctx, node, args):
     (x,) = args
-    one, minus = ctx.const(x.type, 1.0), ctx.const(x.type, -1.0)
-    neg = ctx.b.select(ctx.b.fcmp_ordered("<", x, ctx.const(x.type, 0.0)), minus, x)
+    one, minus, zero = ctx.const(x.type, 1.0), ctx.const(x.type, -1.0), ctx.const(x.type, 0.0)
+    # at zero +0.0 whatever the zero's sign (numpy's sign(-0.0) is 0.0); NaN stays NaN
+    rest = ctx.b.select(ctx.b.fcmp_ordered("==", x, zero), zero, x)
+    neg = ctx.b.select(ctx.b.fcmp_ordered("<", x, zero), minus, rest)
     return ctx.b.select(ctx.b.fcmp_ordered(">", x, ctx.const(x.type, 0.0)), one, neg)
 
 
