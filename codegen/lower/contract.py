@@ -259,22 +259,34 @@ def _gemm_paths(em, kernel) -> None:
             _overflow_safe(em, kernel, em.b.load(bad, typ=I1), after_fix=redo)
         return
     # one slice after another, each checked on its own: the rows of a slice
-    # are written by one thread only, whatever the thread count
+    # are written by one thread only, whatever the thread count.  A call that
+    # runs every slice (one thread) makes one gemm call of all rows instead:
+    # the slices would pack B once each.  The sums are the same either way
+    # (each element's terms in the same order), so results do not depend on
+    # the thread count.
     lo, hi = part if part is not None else (I64(0), I64(p.slices))
     b = em.b
-    for s in range(p.slices):
-        r0, r1 = s * p.rows, min((s + 1) * p.rows, g.M)
-        with b.if_then(b.and_(b.icmp_signed("<=", lo, I64(s)), b.icmp_signed(">", hi, I64(s)))):
-            b.store(ir.Constant(I1, 0), bad)
-            # rows r0.. of the called gemm: rows of its A (A's rows, or B's
-            # columns when swapped: g.rsa either way) and of its C
-            pa = _base(em, av, node.dtype, av.offset + (0 if p.swap else r0 * g.rsa))
-            pb = _base(em, bv, node.dtype, bv.offset + (r0 * g.rsa if p.swap else 0))
-            pc = _base(em, kernel.out, node.dtype, kernel.out.offset + r0 * g.rsc)
-            call(pa, pb, pc, I32(0), r1 - r0, r0, s)
-            redo = None if epilogue is None else (
-                lambda r0=r0, r1=r1: b.call(epilogue, [em.bases.args, I64(r0), I64(r1 - r0), I64(0), I64(g.N)]))
-            _overflow_safe(em, kernel, b.load(bad, typ=I1), rows=(p, r0, r1), after_fix=redo)
+
+    def rows(r0, r1, s):
+        b.store(ir.Constant(I1, 0), bad)
+        # rows r0.. of the called gemm: rows of its A (A's rows, or B's
+        # columns when swapped: g.rsa either way) and of its C
+        pa = _base(em, av, node.dtype, av.offset + (0 if p.swap else r0 * g.rsa))
+        pb = _base(em, bv, node.dtype, bv.offset + (r0 * g.rsa if p.swap else 0))
+        pc = _base(em, kernel.out, node.dtype, kernel.out.offset + r0 * g.rsc)
+        call(pa, pb, pc, I32(0), r1 - r0, r0, s)
+        redo = None if epilogue is None else (
+            lambda: b.call(epilogue, [em.bases.args, I64(r0), I64(r1 - r0), I64(0), I64(g.N)]))
+        _overflow_safe(em, kernel, b.load(bad, typ=I1), rows=(p, r0, r1), after_fix=redo)
+
+    every = b.and_(b.icmp_signed("==", lo, I64(0)), b.icmp_signed("==", hi, I64(p.slices)))
+    with b.if_else(every) as (whole, some):
+        with whole:
+            rows(0, g.M, 0)
+        with some:
+            for s in range(p.slices):
+                with b.if_then(b.and_(b.icmp_signed("<=", lo, I64(s)), b.icmp_signed(">", hi, I64(s)))):
+                    rows(s * p.rows, min((s + 1) * p.rows, g.M), s)
 
 
 def _base(em, view, dtype: str, offset: int):

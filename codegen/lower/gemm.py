@@ -16,11 +16,10 @@ C; see ``recheck_sums``), else 0.
 
 Epilogues: a non-zero ``epilogue`` is the number :meth:`Epilogues.add`
 gave a function ``f(ectx, r0, rn, c0, cn)``; gemm calls it for each block
-``C[r0:r0+rn, c0:c0+cn]`` as soon as that block is final (``r0`` counted
-from row ``-erow``: a call that computes rows of a larger product passes
-its first row) (the last block of
-K, one column panel of NR columns by up to MC rows, still in L1 cache), so
-elementwise work on the product (a layer's bias and activation) runs while
+``C[r0:r0+rn, c0:c0+cn]`` as soon as that block is final (the last block of
+K: up to MC rows by NC columns, still in cache; ``r0`` counted from row
+``-erow``: a call that computes rows of a larger product passes its first
+row), so elementwise work on the product (a layer's bias and activation) runs while
 its values are in cache instead of in a second pass over memory.  The
 numbers are resolved by a ``switch`` in one dispatch function per module
 and dtype (direct calls: no function pointers in the IR).
@@ -324,9 +323,11 @@ class _Gemm:
                             c = self._gep(C, self._add(self._mul(crow, rsc), self._mul(ccol, csc)))
                             self._micro(kc, ap, direct_a, rsa, csa, bp, ldb, c, rsc, csc, mr, nr, accumulate)
                         self._for(0, mc, bl.MR, over_ir)
-                        with b.if_then(final):  # this column panel of C is final and in L1: the epilogue
-                            b.call(self.dispatch, [epilogue, ectx, self._add(erow, ic), mc, self._add(jc, jr), nr])
                     self._for(0, nc, bl.NR, over_jr)
+                    # this block of C is final and in cache: the epilogue, over
+                    # whole rows of the block (long runs of the result's memory)
+                    with b.if_then(final):
+                        b.call(self.dispatch, [epilogue, ectx, self._add(erow, ic), mc, jc, nc])
                 self._for(0, M, bl.MC, over_ic)
             self._for(0, k_end, bl.KC, over_pc)
         self._for(0, N, bl.NC, over_jc)
