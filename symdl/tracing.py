@@ -102,7 +102,10 @@ class TraceContext:
         self.active = False
         # Python control flow that read traced values: (node, value seen).
         self.guards: list[tuple[Node, np.ndarray]] = self.root.guards if self.parent else []
-        self.gradients_allowed = True if self.parent is None else self.root.gradients_allowed
+        # dlgradient works inside dlfeval (run_traced sets it for its own
+        # context) and in what that context calls; a trace made outside any
+        # dlfeval (dlaccelerate called directly) does not allow it
+        self.gradients_allowed = True if self.parent is None else self.parent.gradients_allowed
         # A transform's own trace: nobody reads its values, so results made by
         # transforms need no interpretation (see transforms._wrap).
         self.lazy_values = False if self.parent is None else self.root.lazy_values
@@ -211,6 +214,7 @@ def run_traced(fun: Callable, args: tuple, kwargs: dict, wrap_input: Callable[[A
     from .tree import tree_map
     from .array import dlarray
     with calm_collector(), TraceContext() as ctx:
+        ctx.gradients_allowed = True   # an explicit dlfeval, even inside a trace that forbids dlgradient
         targs, tkwargs = tree_map(lambda a: wrap_input(a, ctx) if isinstance(a, dlarray) else a,
                                   (args, kwargs))
         out = fun(*targs, **tkwargs)

@@ -428,3 +428,20 @@ def test_symdl_numpy_array_nests_a_traced_vector_beside_a_list_as_numpy():
     a, g = dlfeval(f, dlarray(x0))
     np.testing.assert_array_equal(symdl.extractdata(a), np.asarray([x0, [1.0, 2.0]]))
     np.testing.assert_array_equal(symdl.extractdata(g), 2 * x0)
+
+
+def test_dlfeval_inside_an_accelerated_function_called_outside_dlfeval():
+    # the function's own dlfeval allows dlgradient inside it (MATLAB's too);
+    # dlgradient directly in an accelerated function called outside dlfeval
+    # stays an error
+    def inner(x):
+        y = symdl.sum(x * x * x)
+        return y, symdl.dlgradient(y, x)
+    acc = symdl.dlaccelerate(lambda x: symdl.dlfeval(inner, x))
+    for v in ([1.0, 2.0], [3.0, -4.0]):
+        y, g = acc(symdl.dlarray(v))
+        assert float(y) == sum(t ** 3 for t in v)
+        np.testing.assert_array_equal(symdl.extractdata(g), 3 * np.array(v) ** 2)
+    assert acc.hit_rate == 50
+    with pytest.raises(RuntimeError, match="dlgradient must be called inside a function evaluated with dlfeval"):
+        symdl.dlaccelerate(lambda x: symdl.dlgradient(symdl.sum(x * x), x))(symdl.dlarray([1.0]))

@@ -12,7 +12,7 @@ from ..array import dlarray
 from ..core import is_traced
 from ..ir import build as B
 from ..ir.node import Node
-from ..tracing import TraceContext, active_root, run_traced
+from ..tracing import TraceContext, active_root, current, run_traced
 from ..tree import tree_flatten, tree_map, tree_unflatten
 from .reverse import jvp, vjp
 from ..ir.shapes import dtype_name
@@ -61,8 +61,8 @@ def dlfeval(fun: Callable, *args: Any, **kwargs: Any) -> Any:
 
 
 def _check_y(y, where: str, name: str = "y") -> TraceContext:
-    root = active_root()
-    if root is None or not root.gradients_allowed:
+    root, here = active_root(), current()
+    if root is None or not here.gradients_allowed:
         raise RuntimeError(f"{where} must be called inside a function evaluated with dlfeval")
     if not isinstance(y, dlarray):
         raise ValueError(f"{where}: {name} must be a traced dlarray, got {type(y).__name__}")

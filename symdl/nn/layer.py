@@ -16,7 +16,7 @@ from ..autodiff.api import gradient_nodes
 from ..core import apply, is_traced
 from ..ir import build as B
 from ..ir.shapes import dtype_name
-from ..tracing import active_root
+from ..tracing import active_root, current
 from .. import functions as F
 
 __all__ = ["Layer"]
@@ -148,7 +148,7 @@ def custom_backward_call(layer: Layer, inputs: list, training: bool):
     Z = _evaluate(layer, inputs, training)
     primals = list(inputs) + [getattr(layer, n) for n in names]
     root = active_root()
-    if not any(is_traced(p) for p in primals) or not root.gradients_allowed:
+    if not any(is_traced(p) for p in primals) or not current().gradients_allowed:
         return Z          # nothing will be differentiated: no derivative construct to compute
     if not isinstance(Z, dlarray):
         raise TypeError(f"{layer.name or type(layer).__name__}: predict must return a dlarray, "
