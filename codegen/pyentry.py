@@ -36,6 +36,7 @@ __all__ = ["available", "arrays_available", "ScalarDispatcher", "ArrayDispatcher
 
 _API = ctypes.pythonapi
 _METH_FASTCALL = 0x0080
+_METH_KEYWORDS = 0x0002
 
 
 class _MethodDef(ctypes.Structure):
@@ -100,16 +101,23 @@ def slot_offset(obj, value) -> int | None:
 
 
 _DESCRIPTOR_DEFS: list = []  # method definitions and code of the descriptors made: alive for the process
+_TUPLE_SIZE = 16  # offset of a tuple's ob_size (PyVarObject), checked on a live tuple before use
 
 
-def forwarding_call(cls: type, path: tuple[int, ...]):
+def forwarding_call(cls: type, path: tuple[int, ...], keywords=None):
     """A ``__call__`` for ``cls`` in native code: it follows ``path`` (byte
     offsets of object pointers, starting at the instance) to a callable and
     calls it with the arguments, so an instance's call costs one C hop more
-    than calling that callable.  Returns a method descriptor of ``cls``
-    (None when this interpreter's layout is not one this module knows)."""
+    than calling that callable.  A call with keyword arguments goes to the
+    Python function ``keywords(self, *args, **kwargs)`` instead (with no
+    ``keywords``, such a call is CPython's TypeError).  Returns a method
+    descriptor of ``cls`` (None when this interpreter's layout is not one
+    this module knows)."""
     from . import llvm
     if _layout() is None or not path:
+        return None
+    probe = (1, 2, 3)
+    if keywords is not None and ctypes.c_ssize_t.from_address(id(probe) + _TUPLE_SIZE).value != len(probe):
         return None
     lines, obj = [], "%self"
     for k, offset in enumerate(path):
@@ -131,15 +139,34 @@ def forwarding_call(cls: type, path: tuple[int, ...]):
               f"  call void inttoptr (i64 {set_string} to ptr)(ptr inttoptr (i64 {error} to ptr), "
               f"ptr inttoptr (i64 {ctypes.addressof(message)} to ptr))",
               "  ret ptr null"]
-    text = "define ptr @forward(ptr %self, ptr %args, i64 %nargs) {\nentry:\n" + "\n".join(lines) + "\n}\n"
+    if keywords is None:
+        head = "define ptr @forward(ptr %self, ptr %args, i64 %nargs) {\nentry:\n"
+        flags = _METH_FASTCALL
+    else:
+        # keywords: [self, positional..., keyword values...] to the Python function
+        head = "\n".join([
+            "define ptr @forward(ptr %self, ptr %args, i64 %nargs, ptr %kwnames) {", "entry:",
+            "  %haskw = icmp ne ptr %kwnames, null", "  br i1 %haskw, label %keywords, label %plain", "keywords:",
+            f"  %szp = getelementptr i8, ptr %kwnames, i64 {_TUPLE_SIZE}", "  %nkw = load i64, ptr %szp",
+            "  %total = add i64 %nargs, %nkw", "  %slots = add i64 %total, 1",
+            "  %arr = alloca ptr, i64 %slots", "  store ptr %self, ptr %arr", "  br label %copy", "copy:",
+            "  %i = phi i64 [0, %keywords], [%inext, %copybody]", "  %more = icmp slt i64 %i, %total",
+            "  br i1 %more, label %copybody, label %callkw", "copybody:",
+            "  %src = getelementptr ptr, ptr %args, i64 %i", "  %v = load ptr, ptr %src",
+            "  %inext = add i64 %i, 1", "  %dst = getelementptr ptr, ptr %arr, i64 %inext",
+            "  store ptr %v, ptr %dst", "  br label %copy", "callkw:", "  %npos = add i64 %nargs, 1",
+            f"  %rk = call ptr inttoptr (i64 {vectorcall} to ptr)(ptr inttoptr (i64 {id(keywords)} to ptr), "
+            "ptr %arr, i64 %npos, ptr %kwnames)", "  ret ptr %rk", "plain:", ""])
+        flags = _METH_FASTCALL | _METH_KEYWORDS
+    text = head + "\n".join(lines) + "\n}\n"
     target = llvm.host_target()
     lib = llvm.NativeLibrary(llvm.compile_object(llvm.optimize(text, target), target), target)
-    method = _MethodDef(b"__call__", lib.address("forward"), _METH_FASTCALL, None)
+    method = _MethodDef(b"__call__", lib.address("forward"), flags, None)
     new = _API.PyDescr_NewMethod
     new.restype = ctypes.py_object
     new.argtypes = [ctypes.py_object, ctypes.c_void_p]
     descriptor = new(cls, ctypes.addressof(method))
-    _DESCRIPTOR_DEFS.append((lib, method, message))
+    _DESCRIPTOR_DEFS.append((lib, method, message, keywords))
     return descriptor
 
 

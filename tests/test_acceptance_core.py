@@ -445,3 +445,34 @@ def test_dlfeval_inside_an_accelerated_function_called_outside_dlfeval():
     assert acc.hit_rate == 50
     with pytest.raises(RuntimeError, match="dlgradient must be called inside a function evaluated with dlfeval"):
         symdl.dlaccelerate(lambda x: symdl.dlgradient(symdl.sum(x * x), x))(symdl.dlarray([1.0]))
+
+
+def test_transforms_take_keyword_arguments_as_jax_does():
+    # bound by the function's signature and passed by position: inputs like any
+    # other, differentiated only where argnums points; both the Python call and
+    # the native forwarding __call__ (made once an all-float dispatcher exists)
+    def f(x, scale=1.0, shift=0.0):
+        return symdl.sum(x * x) * scale + shift
+    x = np.array([1.0, 2.0])
+    for _ in range(2):
+        g = symdl.grad(f)
+        np.testing.assert_array_equal(g(x, scale=3.0), 6 * x)
+        np.testing.assert_array_equal(g(x, shift=1.0, scale=2.0), 4 * x)
+        value, grad = symdl.value_and_grad(f)(x, scale=2.0, shift=0.5)
+        assert float(value) == 2 * np.sum(x * x) + 0.5
+        np.testing.assert_array_equal(grad, 4 * x)
+        # hvp's trailing v stays positional
+        h = symdl.hvp(lambda x, s=1.0: symdl.sum(x ** 3) * s)
+        np.testing.assert_array_equal(h(x, np.array([1.0, 0.0]), s=2.0), [12.0 * x[0], 0.0])
+        # a differentiated argument given by keyword
+        np.testing.assert_array_equal(symdl.grad(lambda a, b: a * b, argnums=1)(2.0, b=3.0), 2.0)
+        for _ in range(2):                 # an all-float signature twice: native dispatch and forwarding
+            symdl.grad(lambda t: t * t)(1.0)
+    assert not isinstance(type(g).__call__, types.FunctionType)   # the native forwarding __call__ ran above
+
+    def kw_only(x, *, scale=1.0):
+        return symdl.sum(x) * scale
+    with pytest.raises(TypeError, match=r"grad: keyword-only arguments \(scale\) are not supported"):
+        symdl.grad(kw_only)(x, scale=2.0)
+    with pytest.raises(TypeError, match="grad: got an unexpected keyword argument 'nope'"):
+        symdl.grad(f)(x, nope=2.0)

@@ -681,8 +681,11 @@ def calls_through_entry(cls: type) -> type:
     :class:`SignatureCache`'s current entry).  In Python at first; once any
     native dispatcher exists, by a native ``__call__`` (one C hop), so a
     transform's cached all-float call stays about a tenth of a microsecond.
-    The class needs a ``_cache`` slot."""
-    def __call__(self, *args):
+    The class needs a ``_cache`` slot, and a ``_call_keywords(*args,
+    **kwargs)`` method for calls with keyword arguments."""
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            return self._call_keywords(*args, **kwargs)
         return self._cache.entry(*args)
     __call__.__doc__ = "Call the transformed function (compiled, cached per input signature)."
     cls.__call__ = __call__
@@ -704,6 +707,6 @@ def _enable_forwarding() -> None:
         inner = pyentry.slot_offset(holder, marker)
         if outer is None or inner is None:
             continue
-        descriptor = pyentry.forwarding_call(cls, (outer, inner))
+        descriptor = pyentry.forwarding_call(cls, (outer, inner), keywords=getattr(cls, "_call_keywords", None))
         if descriptor is not None:
             cls.__call__ = descriptor

@@ -6,6 +6,7 @@ simplification (docs/ieee.md)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -100,6 +101,8 @@ class _Transform(CacheAttributes):
     """
 
     __slots__ = ("_cache", "__dict__", "__weakref__")
+    #: Arguments of a call after the transformed function's own (hvp's v).
+    _trailing = 0
 
     def __init__(self, traced: Callable, name: str, doc_fun: Callable, ieee: bool = False,
                  recipe: tuple | None = None):
@@ -140,6 +143,30 @@ class _Transform(CacheAttributes):
             return call_in_trace(cache, args, leaves, treedef, self.ieee)
         with ieee_semantics(self.ieee):
             return cache.call(args, {}, leaves, treedef, traced=True)
+
+    def _call_keywords(self, *args: Any, **kwargs: Any) -> Any:
+        """A call with keyword arguments (as JAX allows): they are bound to
+        the function's parameters by its signature and passed by position,
+        so they are inputs like any other argument (differentiated only if
+        ``argnums`` names their position)."""
+        fun = self.__wrapped__
+        try:
+            sig = inspect.signature(fun)
+        except (TypeError, ValueError):
+            raise TypeError(f"{self.__name__}: keyword arguments {sorted(kwargs)} need a function whose "
+                            "signature Python can read; pass them by position") from None
+        cut = len(args) - self._trailing
+        head, tail = args[:cut], args[cut:]
+        try:
+            bound = sig.bind(*head, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{self.__name__}: {err}") from None
+        bound.apply_defaults()
+        named = [k for k in bound.kwargs if k in kwargs]
+        if named:
+            raise TypeError(f"{self.__name__}: keyword-only arguments ({', '.join(named)}) are not supported; "
+                            "make them positional or bind them with functools.partial")
+        return self(*bound.args, *tail)
 
     def __repr__(self) -> str:
         return f"<symdl {self.__name__} of {getattr(self.__wrapped__, '__name__', self.__wrapped__)}>"
@@ -373,7 +400,9 @@ def hvp(fun: Callable, argnums: int = 0, *, ieee: bool = False) -> _Transform:
                 k += 1
             out.append(_wrap(B.fill(0.0, x) if hv is None else hv))
         return tree_unflatten(x_def, out)
-    return _Transform(traced, "hvp", fun, ieee, (hvp, (fun, argnums), {"ieee": ieee}))
+    made = _Transform(traced, "hvp", fun, ieee, (hvp, (fun, argnums), {"ieee": ieee}))
+    made._trailing = 1  # v
+    return made
 
 
 def _check_elementwise(x: Node, y: Node) -> None:
