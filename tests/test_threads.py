@@ -502,3 +502,28 @@ def test_exported_library_with_a_split_product(tmp_path):
     ref = 1 / (1 + np.exp(-(a @ b)))
     np.testing.assert_allclose(outs[0], ref, rtol=1e-12, atol=1e-13)
     assert all(np.array_equal(outs[0], o) for o in outs)
+
+
+def test_concurrent_python_threads_calling_a_split_product(generated_gemm):
+    # each call has a workspace of its own, so the slices' scratch panels of
+    # two calls never meet
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
+    f = symdl.compile(lambda x, y: symdl.relu(x @ y) + 1.0, a, b)
+    assert parallel.RUNTIME_SYMBOL in f.llvm_ir
+    inputs = [(rng.standard_normal((300, 200)), rng.standard_normal((200, 250))) for _ in range(4)]
+    wrong = []
+
+    def work(k):
+        x, y = inputs[k]
+        want = np.maximum(x @ y, 0) + 1.0
+        for _ in range(10):
+            if not np.allclose(np.asarray(f(x, y)), want, rtol=1e-12, atol=1e-12):
+                wrong.append(k)
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert wrong == []
