@@ -287,12 +287,7 @@ class Emitter:
         members, flat = set(kernel.members), self._is_flat(kernel)
 
         def element(r, c):
-            idx = index(self.b, r, c, flat)
-            values = Values(self, members, flat)
-            for m in kernel.members:
-                values.get(m, idx)
-            for m, view in kernel.stores:
-                self.store(values.get(m, idx), view.flat() if flat else view, idx, m.dtype)
+            self._loop_body(kernel, members, flat, index(self.b, r, c, flat))
 
         r1, c1 = self.b.add(r0, rn), self.b.add(c0, cn)
         if columns_outer:
@@ -421,11 +416,7 @@ class Emitter:
         outer, self.outer_range = self.outer_range, None  # this thread's part of axis 0 (or the flat index)
 
         def body(idx, inside_last=False):
-            values = Values(self, members, flat, inside_last)
-            for n in kernel.members:
-                values.get(n, idx)
-            for n, view in kernel.stores:
-                self.store(values.get(n, idx), view.flat() if flat else view, idx, n.dtype)
+            self._loop_body(kernel, members, flat, idx, inside_last)
 
         if flat:
             size = 1
@@ -453,6 +444,14 @@ class Emitter:
             self.loop_nest(shape[:-1], lambda head: rows(head, outer))
         else:
             self.loop_nest(shape[:-1], rows, outer)
+
+    def _loop_body(self, kernel: LoopKernel, members: set, flat: bool, idx: list, inside_last=False) -> None:
+        """One element of a loop kernel: its members at ``idx``, and its stores."""
+        values = Values(self, members, flat, inside_last)
+        for n in kernel.members:
+            values.get(n, idx)
+        for n, view in kernel.stores:
+            self.store(values.get(n, idx), view.flat() if flat else view, idx, n.dtype)
 
     def _clip(self, a: int, b_: int, part: tuple) -> tuple:
         """[a, b_) intersected with the run-time range ``part`` (maybe empty)."""

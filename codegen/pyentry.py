@@ -155,6 +155,7 @@ def forwarding_call(cls: type, path: tuple[int, ...], keywords=None):
             "  %src = getelementptr ptr, ptr %args, i64 %i", "  %v = load ptr, ptr %src",
             "  %inext = add i64 %i, 1", "  %dst = getelementptr ptr, ptr %arr, i64 %inext",
             "  store ptr %v, ptr %dst", "  br label %copy", "callkw:", "  %npos = add i64 %nargs, 1",
+            # (an address, not a key: ``keywords`` is kept alive in _DESCRIPTOR_DEFS with the code)
             f"  %rk = call ptr inttoptr (i64 {vectorcall} to ptr)(ptr inttoptr (i64 {id(keywords)} to ptr), "
             "ptr %arr, i64 %npos, ptr %kwnames)", "  ret ptr %rk", "plain:", ""])
         flags = _METH_FASTCALL | _METH_KEYWORDS

@@ -15,6 +15,7 @@ interpreter (the oracle) for each set of input values.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -246,3 +247,23 @@ def assert_compiled_matches_interpreter(inputs, outputs, value_sets, rtol: float
         for k, (g, e) in enumerate(zip(got, expected)):
             assert_same(g, e, rtol, atol, f"{what} output {k} ({outputs[k].op}{list(outputs[k].shape)})")
     return entry
+
+
+def run_in_threads(work: Callable, args: Sequence) -> None:
+    """``work(a)`` for every ``a`` of ``args``, each on a Python thread of
+    its own, all at once; the first exception a worker raised is raised here
+    (so workers may simply assert)."""
+    errors: list[BaseException] = []
+
+    def guarded(a):
+        try:
+            work(a)
+        except BaseException as err:  # noqa: BLE001 (raised again below)
+            errors.append(err)
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -14,7 +14,6 @@ path would have answered from the wrong trace.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from symdl.compiler.dispatch import SignatureCache
 from symdl.compiler.fastcall import make_matcher
 from symdl.compiler.trace import is_dlarray_leaf
 from symdl.tree import register_container, tree_flatten
+from tests.helpers import run_in_threads
 
 
 @pytest.fixture
@@ -312,26 +312,17 @@ def test_tolerance_check_mode_skips_the_fast_path(full_path):
 
 def test_threads_with_their_own_values_and_signatures():
     acc = symdl.dlaccelerate(lambda p, s: {"y": p["x"] * s, "n": symdl.sum(p["x"])})
-    errors = []
 
     def worker(seed):
         r = np.random.default_rng(seed)
         shape = (3,) if seed % 2 else (2, 2)
-        try:
-            for _ in range(200):
-                x = r.standard_normal(shape)
-                s = float(seed % 3 + 1)
-                out = symdl.dlfeval(acc, {"x": dlarray(x)}, s)
-                np.testing.assert_allclose(extractdata(out["y"]), x * s, rtol=1e-15)
-                np.testing.assert_allclose(float(out["n"]), x.sum(), rtol=1e-12)
-        except Exception as err:  # noqa: BLE001 (reported below)
-            errors.append(err)
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+        for _ in range(200):
+            x = r.standard_normal(shape)
+            s = float(seed % 3 + 1)
+            out = symdl.dlfeval(acc, {"x": dlarray(x)}, s)
+            np.testing.assert_allclose(extractdata(out["y"]), x * s, rtol=1e-15)
+            np.testing.assert_allclose(float(out["n"]), x.sum(), rtol=1e-12)
+    run_in_threads(worker, range(4))
 
 
 def test_accelerated_call_outside_dlfeval(full_path):

@@ -25,6 +25,7 @@ import pytest
 
 import symdl
 from codegen import parallel
+from tests.helpers import run_in_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 CC = shutil.which("cc")
@@ -513,17 +514,10 @@ def test_concurrent_python_threads_calling_a_split_product(generated_gemm):
     f = symdl.compile(lambda x, y: symdl.relu(x @ y) + 1.0, a, b)
     assert parallel.RUNTIME_SYMBOL in f.llvm_ir
     inputs = [(rng.standard_normal((300, 200)), rng.standard_normal((200, 250))) for _ in range(4)]
-    wrong = []
 
     def work(k):
         x, y = inputs[k]
         want = np.maximum(x @ y, 0) + 1.0
         for _ in range(10):
-            if not np.allclose(np.asarray(f(x, y)), want, rtol=1e-12, atol=1e-12):
-                wrong.append(k)
-    workers = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    assert wrong == []
+            np.testing.assert_allclose(np.asarray(f(x, y)), want, rtol=1e-12, atol=1e-12, err_msg=f"thread {k}")
+    run_in_threads(work, range(4))

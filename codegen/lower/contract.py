@@ -97,13 +97,21 @@ def _collapse(axes: list) -> tuple[list, tuple]:
     return axes[:k], (n, *st)
 
 
+def _free_axes(node) -> tuple[list[int], list[int]]:
+    """The axes of A and of B that are neither contracted nor batch, in
+    order (the result's axes after the batch ones)."""
+    a, b = node.inputs
+    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
+    return ([i for i in range(a.ndim) if i not in ca and i not in ba],
+            [i for i in range(b.ndim) if i not in cb and i not in bb])
+
+
 def classify(node, av, bv, out) -> MatmulShape:
     """The matrix-multiply form of ``node`` with operands in views ``av``,
     ``bv`` and its result in ``out`` (see :class:`MatmulShape`)."""
     a, b = node.inputs
     (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
-    free_b = [i for i in range(b.ndim) if i not in cb and i not in bb]
+    free_a, free_b = _free_axes(node)
     nb, nfa = len(ba), len(free_a)
     sa, sb, sc = av.strides, bv.strides, out.strides
     outer = [(a.shape[x], sa[x], sb[y], sc[k]) for k, (x, y) in enumerate(zip(ba, bb)) if a.shape[x] != 1]
@@ -124,10 +132,9 @@ def classify(node, av, bv, out) -> MatmulShape:
 def _sizes(node) -> tuple[int, int, int]:
     """(M, N, K) of a product before any collapse or swap."""
     a, b = node.inputs
-    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-    m = _prod(a.shape[i] for i in range(a.ndim) if i not in ca and i not in ba)
-    n = _prod(b.shape[i] for i in range(b.ndim) if i not in cb and i not in bb)
-    return m, n, _prod(a.shape[i] for i in ca)
+    free_a, free_b = _free_axes(node)
+    return (_prod(a.shape[i] for i in free_a), _prod(b.shape[i] for i in free_b),
+            _prod(a.shape[i] for i in node.attr("contract")[0]))
 
 
 def _scratch_slot(node) -> tuple[int, int]:
@@ -157,8 +164,9 @@ def _prod(xs) -> int:
 
 
 def _dot_general(em, kernel) -> None:
-    if _generated(em, kernel) is not None:
-        _gemm_paths(em, kernel)
+    plan = _plan_gemm(em, kernel)
+    if plan is not None:
+        _gemm_paths(em, kernel, plan)
         return
     _other_paths(em, kernel)
     if kernel.node.size:
@@ -221,13 +229,12 @@ def _split(em, kernel) -> int | None:
     return plan.slices if plan is not None and plan.slices > 1 else None
 
 
-def _gemm_paths(em, kernel) -> None:
+def _gemm_paths(em, kernel, p: _GemmPlan) -> None:
     """The product through the generated gemm: one call per entry of the
     loops outside the multiply, or (a large product split among threads)
     one call per row slice this thread runs.  The gemm reports whether a
     sum it stored is not finite; only then the overflow rule runs."""
     node = kernel.node
-    p = _plan_gemm(em, kernel)
     g = p.g
     slot, panel_a = _scratch_slot(node)
     epilogue, which, ectx = None, I32(0), ir.Constant(ir.PointerType(), None)
@@ -314,10 +321,8 @@ def _result_index(node, M: int, N: int, swap: bool):
     in one call (its free axes of A collapsed into M, those of B into N, in
     C order; batch axes of extent 1), with rows and columns swapped when the
     gemm computed ``C.T``."""
-    a, bnode = node.inputs
-    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-    free_a = [a.shape[i] for i in range(a.ndim) if i not in ca and i not in ba]
-    free_b = [bnode.shape[i] for i in range(bnode.ndim) if i not in cb and i not in bb]
+    nb = len(node.attr("batch")[0])
+    free_a, free_b = ([x.shape[i] for i in axes] for x, axes in zip(node.inputs, _free_axes(node)))
 
     def unflatten(b, i, dims):
         """C-order indices of flat position ``i`` (< prod(dims)) in ``dims``."""
@@ -336,7 +341,7 @@ def _result_index(node, M: int, N: int, swap: bool):
         m, n = (c, r) if swap else (r, c)
         if flat:
             return [b.add(b.mul(m, I64(N), flags=["nsw"]), n, flags=["nsw"])]
-        return [I64(0)] * len(ba) + unflatten(b, m, free_a) + unflatten(b, n, free_b)
+        return [I64(0)] * nb + unflatten(b, m, free_a) + unflatten(b, n, free_b)
     return index
 
 
@@ -380,8 +385,7 @@ def _operand_indices(node):
     the contraction: output element ``out_idx``, contracted position ``c_idx``."""
     a, bnode = node.inputs
     (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
-    free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
+    free_a, free_b = _free_axes(node)
     nb, nfa = len(ba), len(free_a)
 
     def indices(out_idx, c_idx):
@@ -447,9 +451,8 @@ def _loop_nest(em, kernel) -> None:
     node = kernel.node
     a, bnode = node.inputs
     av, bv = em.plan.location[a], em.plan.location[bnode]
-    (ca, cb), (ba, bb) = node.attr("contract"), node.attr("batch")
-    free_a = [i for i in range(a.ndim) if i not in ca and i not in ba]
-    free_b = [i for i in range(bnode.ndim) if i not in cb and i not in bb]
+    ca, ba = node.attr("contract")[0], node.attr("batch")[0]
+    free_a, free_b = _free_axes(node)
     nb, nfa = len(ba), len(free_a)
     ty = llvm_type(node.dtype)
     b = em.b

@@ -112,12 +112,12 @@ def count_orders(results: list[Node | None], passed: set[Node]) -> list[Node | N
                              f"not available (exact up to order {m.attr('limit')}); this is derivative "
                              f"{m.attr('level') + 1}")
     marks = set(marks)
-    new: dict[Node, Node] = {}
-    for node in toposort([r for r in results if r is not None]):
-        ins = tuple(new.get(i, i) for i in node.inputs)
-        if node in marks:
-            new[node] = B.emit("order_limit", ins, level=node.attr("level") + 1, limit=node.attr("limit"),
-                               what=node.attr("what"))
-        elif ins != node.inputs:
-            new[node] = B.emit(node.op, ins, **dict(node.attrs))
-    return [None if r is None else new.get(r, r) for r in results]
+
+    def up(node, ins):
+        if node not in marks:
+            return None
+        return B.emit("order_limit", ins, level=node.attr("level") + 1, limit=node.attr("limit"),
+                      what=node.attr("what"))
+    present = [r for r in results if r is not None]
+    done = dict(zip(present, B.substitute(present, {}, replace=up)))
+    return [None if r is None else done[r] for r in results]

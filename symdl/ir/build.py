@@ -302,16 +302,21 @@ def take_add(g: Node, idx: Node, axis: int, size: int) -> Node:
     return emit("take_add", (g, idx), axis=int(axis), size=int(size))
 
 
-def substitute(outputs: Sequence[Node], mapping: dict[Node, Node]) -> list[Node]:
+def substitute(outputs: Sequence[Node], mapping: dict[Node, Node], replace=None) -> list[Node]:
     """``outputs`` with nodes replaced per ``mapping`` (same shapes), rebuilt
-    in canonical form."""
+    in canonical form.  ``replace(node, new_inputs)``, when given, may
+    return the replacement of a node from its rebuilt inputs (None: rebuild
+    it as it is)."""
     from .rewrite import toposort
     new = dict(mapping)
     for node in toposort(outputs):
         if node in new or not node.inputs:
             continue
         ins = tuple(new.get(i, i) for i in node.inputs)
-        if ins != node.inputs:
+        made = None if replace is None else replace(node, ins)
+        if made is not None:
+            new[node] = made
+        elif ins != node.inputs:
             new[node] = emit(node.op, ins, **dict(node.attrs))
     return [new.get(o, o) for o in outputs]
 
