@@ -43,6 +43,7 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
         if out in relevant:
             pending.setdefault(out, []).append(cot)
     done: dict[Node, Node] = {}
+    marks: list[Node] = []   # order_limit marks the derivative passed through
     for node in reversed(order):
         contribs = pending.pop(node, None)
         if not contribs:
@@ -59,6 +60,8 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
         prim = PRIMITIVES.get(node.op) or primitive(node.op)
         if not prim.differentiable:
             continue
+        if node.op == "order_limit":
+            marks.append(node)
         rule = prim.vjp
         if rule is None:
             raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
@@ -72,7 +75,7 @@ def vjp(outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Sequence[Node]
                 pending[inp] = [cot]
             else:
                 contribs.append(cot)
-    return count_orders([done.get(x) for x in wrt], relevant)
+    return count_orders([done.get(x) for x in wrt], marks)
 
 
 def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) -> list[Node | None]:
@@ -80,6 +83,7 @@ def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) 
     order = toposort(outputs)
     relevant = _depends(order, wrt)
     tangent: dict[Node, Node | None] = dict(zip(wrt, tangents))
+    marks: list[Node] = []
     for node in order:
         if node in tangent or node not in relevant:
             continue
@@ -91,19 +95,20 @@ def jvp(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node]) 
         if rule is None:
             raise NoDerivativeRule(f"the op {node.op!r} has no derivative rule")
         t = rule(node, [tangent.get(i) for i in node.inputs])
+        if node.op == "order_limit" and t is not None:
+            marks.append(node)
         if t is not None and t.shape != node.shape:
             t = B.broadcast_to(t, node.shape)
         tangent[node] = t
-    return count_orders([tangent.get(o) for o in outputs], relevant)
+    return count_orders([tangent.get(o) for o in outputs], marks)
 
 
-def count_orders(results: list[Node | None], passed: set[Node]) -> list[Node | None]:
-    """``results`` of a derivative that passed through the nodes ``passed``,
-    with every ``order_limit`` mark among them one level up in the results'
-    graph (the nodes the derivative did not pass through keep theirs).  A
-    mark that would go beyond its limit is a ValueError naming what it marks:
-    that derivative would not be exact."""
-    marks = [n for n in passed if n.op == "order_limit"]
+def count_orders(results: list[Node | None], marks: list[Node]) -> list[Node | None]:
+    """``results`` of a derivative that passed through the ``order_limit``
+    nodes ``marks``, with those marks one level up in the results' graph
+    (marks the derivative did not pass through keep theirs).  A mark that
+    would go beyond its limit is a ValueError naming what it marks: that
+    derivative would not be exact."""
     if not marks:
         return results
     for m in marks:
